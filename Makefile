@@ -1,0 +1,59 @@
+# Neural Network Visualizer: every set-up step is a target; `make serve` and
+# `make test` do all of it on a fresh machine.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PORT   ?= 8000
+
+.PHONY: help venv build site serve test bench dist screenshot clean distclean
+
+help:
+	@echo "make serve   build the site (runtime vendored) and serve it on http://127.0.0.1:$(PORT)"
+	@echo "make test    set everything up and run the whole test suite"
+	@echo "make build   retrain the network and re-export site/model and site/data (needs TensorFlow)"
+	@echo "make site    assemble site/ (vendored runtime, app modules, pre-rendered first view)"
+	@echo "make bench   run the benchmark (prints a table, writes bench-results/)"
+	@echo "make dist    write the offline USB-stick bundle into dist/"
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+build: venv
+	$(PY) export_weights.py $(EXPORT_ARGS)
+	$(MAKE) site
+
+site: venv node_modules/.installed
+	$(PY) tools/build_site.py
+
+serve: site
+	$(PY) tools/serve.py --root site --port $(PORT)
+
+test: site
+	bash tools/ensure_browser.sh
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: site
+	bash tools/ensure_browser.sh
+	$(PY) tools/bench.py $(BENCH_ARGS)
+
+dist: site
+	$(PY) tools/make_dist.py
+
+screenshot: site
+	bash tools/ensure_browser.sh
+	$(PY) tools/screenshot.py
+
+clean:
+	rm -rf site/vendor site/app site/pyscript.toml dist bench-results .pytest_cache
+	find . -name __pycache__ -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV) node_modules .cache
