@@ -1,0 +1,449 @@
+"""The numbers behind the "look inside" features; the page only draws them.
+
+Pure numpy + stdlib. This module runs unchanged in CPython (pytest) and in
+the browser (Pyodide): it never imports anything from the browser, and it
+does not even import ``network.py`` -- it works on any object shaped like
+``network.Network`` (``.layers`` of ``Layer(name, activation, weights (in,
+units), bias, ...)``, ``.normalize()``, ``.forward(x, knocked_out=...)``)
+and ``network.TestSet`` (``.images`` (n, 28, 28) uint8, ``.labels`` (n,)).
+That keeps it independent of how the page lays its modules out.
+
+Vocabulary used throughout:
+
+* a *unit* is addressed by ``(layer_name, index)``;
+* the *input* of a layer is what feeds it: the normalised pixels (784
+  values) for the first layer, the previous layer's activations otherwise
+  (after any knock-out, exactly as ``network.forward`` returns them);
+* a *knock-out* is a mapping ``layer name -> sorted list of unit indices``
+  whose activations are forced to zero (see :func:`normalize_knockout`).
+  Only hidden layers can be knocked out.
+
+Whole-test-set results (every layer's activations for the 10,000 test
+digits, predictions, confusion matrices) are computed once per knock-out set
+and kept in a small cache (:class:`TestsetCache`, found with
+:func:`cache_for`). Cached arrays are read-only; copy them before editing.
+If a network's weights are edited in place, call :func:`clear_caches`.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+
+KnockOut = dict  # layer name -> sorted list of unit indices (see normalize_knockout)
+
+#: what top_exciting / unit_values rank by
+SCORES = ("pre_activation", "activation")
+
+
+# ---------------------------------------------------------------------------
+# addressing layers and units
+
+
+def _layer_position(network, layer_name: str) -> int:
+    for i, layer in enumerate(network.layers):
+        if layer.name == layer_name:
+            return i
+    names = [layer.name for layer in network.layers]
+    raise ValueError(f"unknown layer {layer_name!r}; the layers are {names}")
+
+
+def _unit_index(layer, index, what: str = "unit") -> int:
+    """``index`` as an int, or a ValueError saying why it is not a unit of ``layer``."""
+    if isinstance(index, (bool, np.bool_)) or not isinstance(index, (int, np.integer)):
+        raise ValueError(f"{what} index {index!r} of layer {layer.name!r} is not an integer")
+    i = int(index)
+    if not 0 <= i < layer.units:
+        raise ValueError(
+            f"{what} index {i} is out of range: layer {layer.name!r} has units 0..{layer.units - 1}"
+        )
+    return i
+
+
+def _unit(network, layer_name: str, index):
+    """(position of the layer, the Layer, the unit index), all checked."""
+    pos = _layer_position(network, layer_name)
+    layer = network.layers[pos]
+    return pos, layer, _unit_index(layer, index)
+
+
+def _layer_vector(layer, values, what: str) -> np.ndarray:
+    v = np.asarray(values)
+    fan_in = layer.weights.shape[0]
+    if v.size != fan_in:
+        raise ValueError(
+            f"{what} for layer {layer.name!r} has {v.size} values; the layer takes {fan_in}"
+        )
+    return v.reshape(fan_in)
+
+
+# ---------------------------------------------------------------------------
+# 1. incoming weights
+
+
+def incoming_weights(network, layer_name: str, index: int) -> np.ndarray:
+    """The unit's incoming weights, shape (fan_in,) float32 (a copy).
+
+    For ``hidden_1`` that is 784 values, one a pixel: reshape to
+    ``network.image_shape`` (or use :func:`weight_image`) to draw them.
+    """
+    _, layer, i = _unit(network, layer_name, index)
+    return np.array(layer.weights[:, i], dtype=np.float32)
+
+
+def neuron_bias(network, layer_name: str, index: int) -> float:
+    """The unit's bias."""
+    _, layer, i = _unit(network, layer_name, index)
+    return float(layer.bias[i])
+
+
+def weight_image(network, index: int) -> np.ndarray:
+    """A first-layer unit's incoming weights as an image (28, 28) float32."""
+    first = network.layers[0]
+    return incoming_weights(network, first.name, index).reshape(tuple(network.image_shape))
+
+
+def symmetric_limit(values: np.ndarray) -> float:
+    """max |value| (1.0 if all are zero): the range of a diverging colour scale centred on 0."""
+    m = float(np.max(np.abs(values))) if np.size(values) else 0.0
+    return m if m > 0 else 1.0
+
+
+# ---------------------------------------------------------------------------
+# 2. contributions and 6. connections (one input)
+
+
+def layer_input(network, layer_name: str, x: np.ndarray, activations: Sequence[np.ndarray]) -> np.ndarray:
+    """What feeds ``layer_name`` for one input.
+
+    ``x`` is the normalised input (784,) and ``activations`` the list
+    ``network.forward(x, knocked_out=...)`` returned for it; the result is
+    ``x`` for the first layer, the previous layer's activations otherwise.
+    """
+    pos = _layer_position(network, layer_name)
+    return np.asarray(x if pos == 0 else activations[pos - 1])
+
+
+def contributions(network, layer_name: str, index: int, input_activations: np.ndarray):
+    """How each input pushes one unit: ``(per_input, bias, pre_activation)``.
+
+    ``per_input[k] = input_activations[k] * weight[k]`` (float64, shape
+    (fan_in,); for ``hidden_1`` reshapeable to 28x28), and
+    ``pre_activation = per_input.sum() + bias``: the unit's net input, which
+    matches the network's own float32 pre-activation to ~1e-5.
+    ``input_activations`` is the layer's input (see :func:`layer_input`).
+    """
+    _, layer, i = _unit(network, layer_name, index)
+    a = _layer_vector(layer, input_activations, "input_activations").astype(np.float64)
+    per_input = a * layer.weights[:, i].astype(np.float64)
+    bias = float(layer.bias[i])
+    return per_input, bias, float(per_input.sum() + bias)
+
+
+def ranked_contributions(values: np.ndarray, top: int | None = None):
+    """``(indices, values)`` of a 1-D array, largest magnitude first (ties: lower index first).
+
+    ``top`` keeps only that many. Used for the contributions bar chart:
+    ``ranked_contributions(contributions(...)[0], top=10)``.
+    """
+    v = np.asarray(values).reshape(-1)
+    if top is not None and top < 0:
+        raise ValueError(f"top must be >= 0, got {top}")
+    order = np.lexsort((np.arange(v.size), -np.abs(v)))
+    if top is not None:
+        order = order[:top]
+    return order, v[order]
+
+
+
+def connection_strengths(network, input_activations: np.ndarray, layer_name: str) -> np.ndarray:
+    """The signal on every connection into ``layer_name``: (fan_in, units) float32.
+
+    ``strengths[k, j] = input_activations[k] * W[k, j]``, so column ``j``
+    is :func:`contributions` of unit ``j``. ``input_activations`` is the
+    layer's input (see :func:`layer_input`).
+    """
+    layer = network.layers[_layer_position(network, layer_name)]
+    a = _layer_vector(layer, input_activations, "input_activations").astype(np.float32)
+    return a[:, None] * layer.weights
+
+
+def strongest_connections(strengths: np.ndarray, top: int = 100):
+    """``(rows, cols, values)`` of the ``top`` connections by magnitude, strongest first.
+
+    For drawing only the connections that matter (784x32 lines are too
+    many). Ties go to the lower flat index (row-major).
+    """
+    s = np.asarray(strengths)
+    if s.ndim != 2:
+        raise ValueError(f"strengths must be a (fan_in, units) matrix, got shape {s.shape}")
+    flat, _ = _top_k(np.abs(s).reshape(-1), top)
+    rows, cols = np.unravel_index(flat, s.shape)
+    return rows, cols, s[rows, cols]
+
+
+# ---------------------------------------------------------------------------
+# 4. knock-outs
+
+
+def knockable_layers(network) -> list[str]:
+    """Names of the layers whose units can be knocked out (every hidden layer)."""
+    return [layer.name for layer in network.layers[:-1]]
+
+
+def normalize_knockout(network, knocked_out: Mapping[str, Iterable[int]] | None) -> KnockOut:
+    """Check a knock-out and put it in its one canonical form.
+
+    Returns ``{layer name: sorted unique unit indices}`` in layer order, with
+    no empty entries (so "no knock-out" is ``{}``). Raises ValueError for an
+    unknown layer, the output layer, or an index that is not an integer in
+    range.
+    """
+    if knocked_out is None:
+        return {}
+    if not isinstance(knocked_out, Mapping):
+        raise ValueError(f"a knock-out maps layer names to unit indices, got {type(knocked_out).__name__}")
+    hidden = knockable_layers(network)
+    out: KnockOut = {}
+    for name, units in knocked_out.items():
+        pos = _layer_position(network, name)
+        if name not in hidden:
+            raise ValueError(
+                f"only hidden layers can be knocked out ({hidden}); {name!r} is the output layer"
+            )
+        if isinstance(units, (str, bytes)) or not isinstance(units, Iterable):
+            raise ValueError(f"knock-out of layer {name!r} must be a list of unit indices, got {units!r}")
+        layer = network.layers[pos]
+        idx = sorted({_unit_index(layer, u, "knocked-out unit") for u in units})
+        if idx:
+            out[name] = idx
+    return {name: out[name] for name in hidden if name in out}
+
+
+def knockout_key(network, knocked_out) -> tuple:
+    """A hashable form of a knock-out (for caches): ``((layer, (i, j, ...)), ...)``."""
+    return tuple((name, tuple(idx)) for name, idx in normalize_knockout(network, knocked_out).items())
+
+
+def is_knocked_out(network, knocked_out, layer_name: str, index: int) -> bool:
+    """Whether that unit is in the knock-out."""
+    _, _, i = _unit(network, layer_name, index)
+    return i in normalize_knockout(network, knocked_out).get(layer_name, ())
+
+
+def toggle_unit(network, knocked_out, layer_name: str, index: int) -> KnockOut:
+    """A new knock-out with that unit flipped (knocked out <-> working); the old one is untouched."""
+    ko = normalize_knockout(network, knocked_out)
+    _, _, i = _unit(network, layer_name, index)
+    return normalize_knockout(network, {**ko, layer_name: set(ko.get(layer_name, ())) ^ {i}})
+
+
+# ---------------------------------------------------------------------------
+# the test-set cache
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False
+    return a
+
+
+class TestsetCache:
+    """Whole-test-set results for one (network, testset), per knock-out set.
+
+    The normalised test images are made once. For each knock-out set (at
+    most ``max_entries`` kept, least recently used dropped; "no knock-out"
+    is never dropped) it keeps every layer's activations (from
+    ``network.forward``), the predictions and the confusion matrix;
+    pre-activations are made on first use. All returned arrays are
+    read-only.
+    """
+
+    __test__ = False  # not a pytest test class, despite the name
+
+    def __init__(self, network, testset, max_entries: int = 8):
+        self.network = network
+        self.testset = testset
+        self.max_entries = max(1, int(max_entries))
+        self._inputs: np.ndarray | None = None
+        self._labels: np.ndarray | None = None
+        self._entries: OrderedDict[tuple, dict] = OrderedDict()
+
+    # -- inputs
+    @property
+    def inputs(self) -> np.ndarray:
+        """The normalised test images (n, 784) float32."""
+        if self._inputs is None:
+            self._inputs = _readonly(np.ascontiguousarray(self.network.normalize(self.testset.images)))
+        return self._inputs
+
+    @property
+    def labels(self) -> np.ndarray:
+        """The true labels as (n,) intp."""
+        if self._labels is None:
+            labels = np.asarray(self.testset.labels).astype(np.intp)
+            classes = self.network.layers[-1].units
+            if labels.size and not (labels.min() >= 0 and labels.max() < classes):
+                raise ValueError(f"test labels must be in 0..{classes - 1}")
+            self._labels = _readonly(labels)
+        return self._labels
+
+    # -- per knock-out
+    def _entry(self, knocked_out) -> dict:
+        key = knockout_key(self.network, knocked_out)
+        entry = self._entries.get(key)
+        if entry is not None:
+            self._entries.move_to_end(key)
+            return entry
+        ko = {name: list(idx) for name, idx in key}
+        acts = self.network.forward(self.inputs, knocked_out=ko or None)
+        entry = {"activations": tuple(_readonly(np.asarray(a)) for a in acts), "pre": {}}
+        self._entries[key] = entry
+        while len(self._entries) > self.max_entries:
+            oldest = next(k for k in self._entries if k != ())
+            del self._entries[oldest]
+        return entry
+
+    def activations(self, knocked_out=None) -> tuple:
+        """Every layer's activations for all test digits: one (n, units) float32 array a layer."""
+        return self._entry(knocked_out)["activations"]
+
+    def pre_activations(self, layer_name: str, knocked_out=None) -> np.ndarray:
+        """One layer's pre-activations (net inputs) for all test digits, (n, units) float32."""
+        pos = _layer_position(self.network, layer_name)
+        entry = self._entry(knocked_out)
+        z = entry["pre"].get(pos)
+        if z is None:
+            layer = self.network.layers[pos]
+            prev = self.inputs if pos == 0 else entry["activations"][pos - 1]
+            z = entry["pre"][pos] = _readonly(np.asarray(layer.pre_activation(prev), dtype=np.float32))
+        return z
+
+    def predictions(self, knocked_out=None) -> np.ndarray:
+        """The predicted class of every test digit, (n,) intp."""
+        entry = self._entry(knocked_out)
+        if "pred" not in entry:
+            entry["pred"] = _readonly(entry["activations"][-1].argmax(axis=1).astype(np.intp))
+        return entry["pred"]
+
+    def confusion(self, knocked_out=None) -> np.ndarray:
+        """The (classes, classes) confusion matrix: rows true label, columns prediction."""
+        entry = self._entry(knocked_out)
+        if "cm" not in entry:
+            classes = self.network.layers[-1].units
+            flat = np.bincount(self.labels * classes + self.predictions(knocked_out), minlength=classes * classes)
+            entry["cm"] = _readonly(flat.reshape(classes, classes).astype(np.int64))
+        return entry["cm"]
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+_CACHES: list[TestsetCache] = []  # most recent last; a page has one network, keep two at most
+_MAX_CACHES = 2
+
+
+def cache_for(network, testset) -> TestsetCache:
+    """The cache of this very (network, testset) pair (made on first use)."""
+    for cache in _CACHES:
+        if cache.network is network and cache.testset is testset:
+            _CACHES.remove(cache)
+            _CACHES.append(cache)
+            return cache
+    cache = TestsetCache(network, testset)
+    _CACHES.append(cache)
+    del _CACHES[:-_MAX_CACHES]
+    return cache
+
+
+def clear_caches() -> None:
+    """Forget every cached result (call after editing a network's weights in place)."""
+    _CACHES.clear()
+
+
+def testset_activations(network, testset, knocked_out=None) -> tuple:
+    """Every layer's activations for all test digits under a knock-out (cached, read-only)."""
+    return cache_for(network, testset).activations(knocked_out)
+
+
+# ---------------------------------------------------------------------------
+# 3. the test digits that excite a unit most
+
+
+def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """``(indices, values)`` of the k highest scores, highest first; ties go to the lower index."""
+    n = scores.shape[0]
+    if k < 0:
+        raise ValueError(f"the number of items asked for must be >= 0, got {k}")
+    k = min(int(k), n)
+    if k == 0:
+        return np.empty(0, dtype=np.intp), scores[:0]
+    kth = scores[np.argpartition(-scores, k - 1)[k - 1]]  # the k-th highest value
+    above = np.flatnonzero(scores > kth)
+    tied = np.flatnonzero(scores == kth)[: k - above.size]
+    chosen = np.concatenate([above, tied])
+    chosen = chosen[np.lexsort((chosen, -scores[chosen]))]
+    return chosen, scores[chosen]
+
+
+def unit_values(network, testset, layer_name: str, index: int, knocked_out=None, by: str = "pre_activation") -> np.ndarray:
+    """One unit's value for every test digit, (n,) float32 (a fresh array).
+
+    ``by="pre_activation"`` (the unit's net input) or ``"activation"``
+    (after sigmoid / softmax; a knocked-out unit's activation is all 0).
+    """
+    if by not in SCORES:
+        raise ValueError(f"by must be one of {SCORES}, got {by!r}")
+    _, _, i = _unit(network, layer_name, index)
+    cache = cache_for(network, testset)
+    if by == "activation":
+        table = cache.activations(knocked_out)[_layer_position(network, layer_name)]
+    else:
+        table = cache.pre_activations(layer_name, knocked_out)
+    return np.ascontiguousarray(table[:, i])
+
+
+def top_exciting(network, testset, layer_name: str, index: int, k: int = 9, knocked_out=None, by: str = "pre_activation") -> np.ndarray:
+    """Indices of the ``k`` test digits that excite the unit most, most exciting first.
+
+    Ranked by pre-activation (the unit's net input) by default. For the
+    sigmoid hidden units this is the same order as by activation (sigmoid
+    is increasing), but it still separates the many digits whose float32
+    activation saturates at exactly 1.0. For output units it ranks by the
+    class's own evidence (logit) rather than by softmax probability, which
+    also depends on the other nine classes. ``by="activation"`` ranks by
+    activation / probability instead. Ties go to the lower test index.
+    The knock-out changes the inputs of later layers; a knocked-out unit
+    itself still ranks by its (unchanged) net input.
+    """
+    chosen, _ = _top_k(unit_values(network, testset, layer_name, index, knocked_out, by), k)
+    return chosen
+
+
+# ---------------------------------------------------------------------------
+# 5. confusion matrix
+
+
+def confusion_matrix(network, testset, knocked_out=None) -> np.ndarray:
+    """(10, 10) int64 counts of test digits: row = true label, column = predicted (cached, read-only)."""
+    return cache_for(network, testset).confusion(knocked_out)
+
+
+def accuracy(cm: np.ndarray) -> float:
+    """Fraction on the diagonal of a confusion matrix."""
+    cm = np.asarray(cm)
+    total = int(cm.sum())
+    if total == 0:
+        raise ValueError("the confusion matrix is empty")
+    return float(np.trace(cm)) / total
+
+
+def cell_members(network, testset, true: int, predicted: int, knocked_out=None) -> np.ndarray:
+    """Ascending indices of the test digits with that true label and that prediction."""
+    classes = network.layers[-1].units
+    for what, c in (("true", true), ("predicted", predicted)):
+        if isinstance(c, (bool, np.bool_)) or not isinstance(c, (int, np.integer)) or not 0 <= c < classes:
+            raise ValueError(f"{what} class must be an integer in 0..{classes - 1}, got {c!r}")
+    cache = cache_for(network, testset)
+    return np.flatnonzero((cache.labels == true) & (cache.predictions(knocked_out) == predicted))
