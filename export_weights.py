@@ -36,6 +36,13 @@ from pathlib import Path
 
 import numpy as np
 
+# Before TensorFlow is imported anywhere: quiet logs, deterministic kernels, and
+# no oneDNN (its kernels depend on the CPU's instruction set, so weights would
+# differ from machine to machine).
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ["TF_DETERMINISTIC_OPS"] = "1"
+os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"
+
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
@@ -55,7 +62,7 @@ INPUT_SIZE = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]
 # x = pixel * scale + offset, pixel a uint8 grey level with 0 = background.
 NORMALIZATION = {"scale": 1.0 / 255.0, "offset": 0.0, "formula": "x = pixel / 255"}
 
-DEFAULTS = {"epochs": 20, "batch_size": 128, "seed": 42}
+DEFAULTS = {"epochs": 30, "batch_size": 128, "seed": 42}
 THREADS = 1  # a fixed thread count is part of bit-identical training
 
 
@@ -180,8 +187,6 @@ def load_mnist(data: Path | None, cache: Path):
 
 
 def configure_tensorflow(seed: int):
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ["TF_DETERMINISTIC_OPS"] = "1"
     import tensorflow as tf
     import keras
 
@@ -190,6 +195,22 @@ def configure_tensorflow(seed: int):
     tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(seed)
     return tf, keras
+
+
+def EpochLog(epochs: int, keras):
+    """One line per epoch: progress that reads well in a terminal and in a CI log."""
+    import time
+
+    class _EpochLog(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t0 = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            log(f"epoch {epoch + 1}/{epochs}: loss {logs.get('loss', float('nan')):.4f}, "
+                f"accuracy {logs.get('accuracy', float('nan')):.2%} ({time.perf_counter() - self.t0:.1f} s)")
+
+    return _EpochLog()
 
 
 def build_model(keras):
@@ -329,6 +350,17 @@ def swap_in(stage: Path, out: Path) -> None:
         raise UserError(f"--out {out}: could not swap the new export in ({exc}); the previous export is unchanged") from None
 
 
+def export(out: Path, arrays, test, training: dict) -> dict:
+    """Stage the export in a temporary folder inside ``out``, then swap it in."""
+    with tempfile.TemporaryDirectory(dir=out, prefix=".export-") as tmp:
+        try:
+            manifest = write_export(Path(tmp), arrays, test, training)
+        except nw.ExportError as exc:
+            raise UserError(f"the new export failed its own check ({exc}); the previous export is unchanged") from None
+        swap_in(Path(tmp), out)
+    return manifest
+
+
 def check_out_dir(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: exists and is not a folder")
@@ -393,7 +425,8 @@ def run(args) -> dict:
     else:
         model = build_model(keras)
         log(f"training: {args.epochs} epochs, batch size {args.batch_size}, seed {args.seed}, {THREADS} thread(s)")
-        model.fit(xtr, y_train, epochs=args.epochs, batch_size=args.batch_size, verbose=2, shuffle=True)
+        model.fit(xtr, y_train, epochs=args.epochs, batch_size=args.batch_size, verbose=0, shuffle=True,
+                  callbacks=[EpochLog(args.epochs, keras)])
         training = {"source": "trained by export_weights.py", "epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed}
         if args.save_model:
             model.save(args.save_model)
@@ -413,9 +446,7 @@ def run(args) -> dict:
         }
     )
     arrays = [(l.get_weights()[0], l.get_weights()[1], l.activation.__name__) for l in dense]
-    with tempfile.TemporaryDirectory(dir=out, prefix=".export-") as tmp:
-        manifest = write_export(Path(tmp), arrays, (x_test, y_test), training)
-        swap_in(Path(tmp), out)
+    manifest = export(out, arrays, (x_test, y_test), training)
     accuracy = manifest["training"]["test_accuracy"]
     log(f"test accuracy: {accuracy:.2%} (numpy, exported weights); Keras says {keras_accuracy:.2%}")
     log(f"exported to {out / 'model'} and {out / 'data'}")

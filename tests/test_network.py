@@ -1,0 +1,195 @@
+"""The pure-numpy core: loading an export, its checks, and the forward pass."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import SITE
+from pyscript_app import network as nw
+
+
+def plain_forward(manifest, model_dir, x):
+    """An independent reference: read the .npy files with np.load and write the maths out."""
+    a = x.astype(np.float64)
+    out = []
+    for spec in manifest["layers"]:
+        w = np.load(model_dir / spec["weights"]["file"]).astype(np.float64)
+        b = np.load(model_dir / spec["bias"]["file"]).astype(np.float64)
+        z = a @ w + b
+        if spec["activation"] == "sigmoid":
+            a = 1.0 / (1.0 + np.exp(-z))
+        else:
+            e = np.exp(z - z.max(axis=1, keepdims=True))
+            a = e / e.sum(axis=1, keepdims=True)
+        out.append(a)
+    return out
+
+
+def test_forward_matches_plain_numpy_reference(network, testset, manifest):
+    x = testset.images[:2000].reshape(2000, -1).astype(np.float64) / 255.0
+    expected = plain_forward(manifest, SITE / "model", x)
+    got = network.forward(network.normalize(testset.images[:2000]))
+    assert [g.shape for g in got] == [(2000, 32), (2000, 32), (2000, 10)]
+    for g, e in zip(got, expected):
+        assert g.dtype == np.float32
+        np.testing.assert_allclose(g, e, atol=1e-5)  # float32 vs float64
+
+
+def test_single_sample_and_batch_agree(network, testset):
+    batch = network.forward(network.normalize(testset.images[:5]))
+    for i in range(5):
+        one = network.forward(network.normalize(testset.images[i]))
+        for b, o in zip(batch, one):
+            assert o.shape == b.shape[1:]
+            np.testing.assert_allclose(o, b[i], atol=1e-6)
+
+
+def test_softmax_rows_sum_to_one_and_sigmoid_in_range(network, testset):
+    acts = network.forward(network.normalize(testset.images))
+    np.testing.assert_allclose(acts[-1].sum(axis=1), 1.0, atol=1e-5)
+    for a in acts[:-1]:
+        assert a.min() >= 0.0 and a.max() <= 1.0
+
+
+def test_sigmoid_is_stable_for_extreme_inputs():
+    z = np.array([-1000.0, -30.0, 0.0, 30.0, 1000.0], dtype=np.float32)
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        s = nw.sigmoid(z)
+    np.testing.assert_allclose(s, [0.0, 1 / (1 + np.exp(30.0)), 0.5, 1 / (1 + np.exp(-30.0)), 1.0], rtol=1e-6)
+
+
+def test_normalisation_is_the_manifests(network, manifest):
+    pixels = np.arange(784, dtype=np.uint8).reshape(28, 28)
+    x = network.normalize(pixels)
+    assert x.shape == (784,) and x.dtype == np.float32
+    scale = manifest["input"]["normalization"]["scale"]
+    np.testing.assert_allclose(x, pixels.reshape(-1) * scale, rtol=1e-6)
+    assert x.max() <= 1.0 and x.min() >= 0.0
+
+
+def test_layers_come_from_the_manifest(network, manifest):
+    assert [l.name for l in network.layers] == [s["name"] for s in manifest["layers"]]
+    assert [l.units for l in network.layers] == [32, 32, 10]
+    assert [l.activation for l in network.layers] == ["sigmoid", "sigmoid", "softmax"]
+    assert network.class_labels == [str(i) for i in range(10)]
+
+
+def test_testset_is_the_full_mnist_test_set(testset):
+    assert testset.images.shape == (10000, 28, 28) and testset.images.dtype == np.uint8
+    # The official MNIST test set has these label counts.
+    assert np.bincount(testset.labels).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+
+def test_manifest_accuracy_is_what_the_weights_give(network, testset, manifest):
+    pred = network.predict(network.normalize(testset.images))
+    assert (pred == testset.labels).mean() == pytest.approx(manifest["training"]["test_accuracy"], abs=1e-6)
+    assert manifest["training"]["test_accuracy"] >= 0.96
+
+
+# --- broken exports give clear errors --------------------------------------------------
+
+
+@pytest.fixture
+def export_copy(tmp_path):
+    shutil.copytree(SITE / "model", tmp_path / "model")
+    shutil.copytree(SITE / "data", tmp_path / "data")
+    return tmp_path / "model"
+
+
+def _rewrite_manifest(model_dir, change):
+    path = model_dir / "manifest.json"
+    m = json.loads(path.read_text())
+    change(m)
+    path.write_text(json.dumps(m))
+
+
+def test_missing_weight_file_is_named(export_copy):
+    (export_copy / "hidden_2_weights.npy").unlink()
+    with pytest.raises(nw.ExportError, match=r"hidden_2_weights\.npy is missing"):
+        nw.read_export_dir(export_copy)
+
+
+def test_corrupt_weight_file_fails_its_checksum(export_copy):
+    path = export_copy / "hidden_1_weights.npy"
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(nw.ExportError, match=r"hidden_1_weights\.npy is corrupt: its sha256"):
+        nw.read_export_dir(export_copy)
+
+
+def _replace_array(model_dir, name, array):
+    buf = io.BytesIO()
+    np.save(buf, array)
+    (model_dir / name).write_bytes(buf.getvalue())
+
+    def fix(m):
+        for layer in m["layers"]:
+            for part in ("weights", "bias"):
+                if layer[part]["file"] == name:
+                    layer[part]["sha256"] = nw.sha256(buf.getvalue())
+
+    _rewrite_manifest(model_dir, fix)
+
+
+def test_wrong_shape_is_reported(export_copy):
+    _replace_array(export_copy, "output_bias.npy", np.zeros(11, np.float32))
+    with pytest.raises(nw.ExportError, match=r"output_bias\.npy has shape \(11,\), the manifest says \(10,\)"):
+        nw.read_export_dir(export_copy)
+
+
+def test_wrong_dtype_is_reported(export_copy):
+    _replace_array(export_copy, "output_bias.npy", np.zeros(10, np.float64))
+    with pytest.raises(nw.ExportError, match=r"output_bias\.npy has dtype float64"):
+        nw.read_export_dir(export_copy)
+
+
+def test_non_finite_weights_are_refused(export_copy):
+    w = np.load(export_copy / "hidden_2_bias.npy")
+    w[3] = np.nan
+    _replace_array(export_copy, "hidden_2_bias.npy", w)
+    with pytest.raises(nw.ExportError, match=r"hidden_2_bias\.npy contains NaN"):
+        nw.read_export_dir(export_copy)
+
+
+def test_not_an_npy_file(export_copy):
+    _replace_array(export_copy, "output_bias.npy", np.zeros(10, np.float32))
+    (export_copy / "output_bias.npy").write_bytes(b"<html>404</html>")
+
+    def fix(m):
+        m["layers"][2]["bias"]["sha256"] = nw.sha256(b"<html>404</html>")
+
+    _rewrite_manifest(export_copy, fix)
+    with pytest.raises(nw.ExportError, match=r"output_bias\.npy is not a readable \.npy file"):
+        nw.read_export_dir(export_copy)
+
+
+def test_corrupt_testset_is_named(export_copy):
+    (export_copy.parent / "data" / "mnist_test.npz").write_bytes(b"junk")
+    with pytest.raises(nw.ExportError, match=r"mnist_test\.npz is corrupt"):
+        nw.read_export_dir(export_copy)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("{not json", "not valid JSON"),
+        ('{"format": "something else"}', "not an nn-visualizer export"),
+        ('{"format": "nn-visualizer-export", "format_version": 99}', "format_version 99"),
+    ],
+)
+def test_bad_manifest(text, message):
+    with pytest.raises(nw.ExportError, match=message):
+        nw.parse_manifest(text)
+
+
+def test_unknown_activation_is_refused(manifest):
+    m = json.loads(json.dumps(manifest))
+    m["layers"][0]["activation"] = "swish"
+    with pytest.raises(nw.ExportError, match="unknown activation 'swish'"):
+        nw.parse_manifest(json.dumps(m))
