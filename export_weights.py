@@ -274,9 +274,9 @@ def save_testset(path: Path, images: np.ndarray, labels: np.ndarray) -> str:
     return nw.sha256(data)
 
 
-def grid_for(units: int) -> list[int]:
-    """(columns, rows) for drawing a layer: 32 units as a 16x2 grid, up to 10 in one row."""
-    return [units, 1] if units <= 10 else [(units + 1) // 2, 2]
+def grid_for(units: int) -> dict:
+    """How the page lays a layer out: 32 units as a 16x2 grid (16 rows, 2 columns), up to 10 in one column."""
+    return {"rows": units, "columns": 1} if units <= 10 else {"rows": (units + 1) // 2, "columns": 2}
 
 
 def write_export(stage: Path, arrays: list[tuple[np.ndarray, np.ndarray, str]], test, training: dict) -> dict:

@@ -80,7 +80,7 @@ class Layer:
     activation: str
     weights: np.ndarray  # (inputs, units) float32
     bias: np.ndarray  # (units,) float32
-    grid: tuple[int, int]  # how the page lays the units out (columns, rows)
+    grid: dict  # how the page lays the units out: {"rows": r, "columns": c}
     labels: list[str] | None = None  # names of the units (output classes)
 
     @property
@@ -259,7 +259,7 @@ def build_network(manifest: dict, files: Mapping[str, bytes]) -> Network:
                 activation=spec["activation"],
                 weights=weights,
                 bias=bias,
-                grid=tuple(spec.get("grid", (spec["units"], 1))),  # type: ignore[arg-type]
+                grid=dict(spec.get("grid") or {"rows": spec["units"], "columns": 1}),
                 labels=spec.get("labels"),
             )
         )
