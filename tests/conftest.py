@@ -33,3 +33,128 @@ def testset(export):
 @pytest.fixture(scope="session")
 def manifest(network):
     return network.manifest
+
+
+# --- the browser ------------------------------------------------------------------------
+
+import os  # noqa: E402
+import shutil  # noqa: E402
+import threading  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "tools"))
+import serve  # noqa: E402
+
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+READY_TIMEOUT_MS = 90_000
+
+
+def chromium_executable() -> str | None:
+    """$NNV_CHROMIUM, else the system Chromium, else None (Playwright's own build)."""
+    if os.environ.get("NNV_CHROMIUM"):
+        return os.environ["NNV_CHROMIUM"]
+    for path in ("/usr/bin/chromium", "/usr/bin/chromium-browser"):
+        if os.path.exists(path):
+            return path
+    return None
+
+
+class Server:
+    """tools/serve.py's server on a free port, in a thread."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.httpd = serve.make_server(root, port=0)
+        self.url = serve.url_of(self.httpd)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture(scope="session")
+def playwright_instance():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_instance):
+    exe = chromium_executable()
+    b = playwright_instance.chromium.launch(executable_path=exe, args=CHROMIUM_FLAGS if exe else None)
+    yield b
+    b.close()
+
+
+@dataclass
+class Watched:
+    """A page with every outside request aborted and recorded, and its errors collected."""
+
+    page: object
+    base: str
+    outside: list = field(default_factory=list)
+    errors: list = field(default_factory=list)  # uncaught exceptions and console errors
+
+    def goto(self, path: str = "", wait_ready: bool = True):
+        """Open the page; unless told not to, wait until it is ready or failed and return that state."""
+        self.page.goto(self.base + path)
+        return self.wait_settled() if wait_ready else None
+
+    def wait_settled(self):
+        self.page.wait_for_function(
+            "document.getElementById('status').dataset.state !== 'loading'", timeout=READY_TIMEOUT_MS
+        )
+        return self.page.get_attribute("#status", "data-state")
+
+
+def watch(context, base: str) -> Watched:
+    page = context.new_page()
+    w = Watched(page, base)
+
+    def route(r):
+        if r.request.url.startswith(base) or r.request.url.startswith("data:"):
+            r.continue_()
+        else:
+            w.outside.append(r.request.url)
+            r.abort()
+
+    context.route("**/*", route)
+    page.on("pageerror", lambda e: w.errors.append(f"pageerror: {e}"))
+    page.on("console", lambda m: m.type == "error" and w.errors.append(f"console: {m.text}"))
+    return w
+
+
+@pytest.fixture(scope="session")
+def site_server():
+    s = Server(SITE)
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="session")
+def app(browser, site_server):
+    """One loaded page shared by many tests (a cold load costs seconds)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    w = watch(context, site_server.url)
+    state = w.goto("")
+    assert state == "ready", w.page.inner_text("#status")
+    yield w
+    context.close()
+
+
+def site_copy(tmp_path: Path) -> Path:
+    """A copy of site/ to break on purpose (the vendored runtime is linked, not copied)."""
+    copy = tmp_path / "site"
+    shutil.copytree(SITE, copy, ignore=shutil.ignore_patterns("vendor"))
+    for part in ("pyscript", "pyodide"):
+        (copy / "vendor" / part).mkdir(parents=True)
+        for f in (SITE / "vendor" / part).iterdir():
+            (copy / "vendor" / part / f.name).symlink_to(f)
+    return copy

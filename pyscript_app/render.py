@@ -1,0 +1,221 @@
+"""What to draw: HTML fragments for the input, every layer, and the output.
+
+Pure Python + numpy, no browser imports. The page sets these strings as
+innerHTML; the build (tools/build_site.py) calls the very same functions to
+pre-render the first view into index.html, so the page shows a real digit
+with its real activations before Python has even started.
+
+Everything about the layers (names, titles, sizes, grid shape, class labels)
+comes from the network, i.e. from the manifest.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import struct
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .network import Layer, Network
+
+# Viridis at five stops: perceptually uniform and readable for colour-blind users.
+# Activation 0 is dark purple, 1 is bright yellow.
+SCALE_STOPS = ((0.0, (68, 1, 84)), (0.25, (59, 82, 139)), (0.5, (33, 145, 140)), (0.75, (94, 201, 98)), (1.0, (253, 231, 37)))
+
+
+@dataclass
+class View:
+    """One thing shown: an input image and every layer's activations for it."""
+
+    pixels: np.ndarray  # (28, 28) uint8, 0 = background
+    activations: list  # one array per layer
+    sample_index: int | None = None  # test digit index; None for a drawn digit
+    true_label: int | None = None
+    knocked_out: dict = field(default_factory=dict)  # layer name -> set of unit indices
+    selected: tuple | None = None  # (layer name, index) of the open neuron card
+
+    @property
+    def predicted(self) -> int:
+        return int(np.argmax(self.activations[-1]))
+
+
+def view_for_sample(network: Network, testset, index: int, knocked_out=None, selected=None) -> View:
+    pixels = testset.images[index]
+    acts = network.forward(network.normalize(pixels), knocked_out=knocked_out)
+    return View(pixels, acts, index, int(testset.labels[index]), dict(knocked_out or {}), selected)
+
+
+# ---------------------------------------------------------------------------
+# colours
+
+
+def colour(value: float) -> tuple[int, int, int]:
+    """The colour scale: value in [0, 1] -> RGB, linear between the viridis stops."""
+    v = min(max(float(value), 0.0), 1.0)
+    for (p0, c0), (p1, c1) in zip(SCALE_STOPS, SCALE_STOPS[1:]):
+        if v <= p1:
+            t = (v - p0) / (p1 - p0)
+            return tuple(round(a + (b - a) * t) for a, b in zip(c0, c1))  # type: ignore[return-value]
+    return SCALE_STOPS[-1][1]
+
+
+def hex_colour(value: float) -> str:
+    return "#%02x%02x%02x" % colour(value)
+
+
+def text_colour(value: float) -> str:
+    """Black on the light end of the scale, white on the dark end."""
+    r, g, b = colour(value)
+    return "#000" if (0.299 * r + 0.587 * g + 0.114 * b) > 140 else "#fff"
+
+
+def scale_gradient() -> str:
+    return "linear-gradient(to right, " + ", ".join(f"{hex_colour(p)} {p * 100:.0f}%" for p, _ in SCALE_STOPS) + ")"
+
+
+# ---------------------------------------------------------------------------
+# images
+
+
+def png_data_url(pixels: np.ndarray) -> str:
+    """A greyscale PNG of a uint8 image as a data: URL (stdlib zlib only)."""
+    img = np.ascontiguousarray(pixels, dtype=np.uint8)
+    h, w = img.shape
+    raw = b"".join(b"\x00" + img[y].tobytes() for y in range(h))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+    png += chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b"")
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def digit_image(pixels: np.ndarray, element_id: str = "", alt: str = "", attrs: str = "", cls: str = "digit") -> str:
+    """A 28x28 digit drawn white on black, scaled up with crisp pixels by CSS."""
+    ident = f' id="{element_id}"' if element_id else ""
+    return f'<img{ident} class="{cls}" src="{png_data_url(pixels)}" alt="{html.escape(alt)}"{attrs}>'
+
+
+# ---------------------------------------------------------------------------
+# layers
+
+
+def fmt(value: float) -> str:
+    """Full float precision (the float32 value exactly), for data- attributes."""
+    return repr(float(value))
+
+
+def neuron_label(layer: Layer, index: int, value: float) -> str:
+    if layer.labels:
+        return f"{layer.title}, digit {layer.labels[index]}: probability {value:.4f}"
+    return f"{layer.title}, neuron {index}: activation {value:.4f}"
+
+
+def neuron_attrs(layer: Layer, index: int, value: float, view: View) -> str:
+    dead = index in view.knocked_out.get(layer.name, ())
+    selected = view.selected == (layer.name, index)
+    label = neuron_label(layer, index, value) + (" (knocked out)" if dead else "")
+    extra = ' data-knocked-out="true"' if dead else ""
+    extra += ' aria-pressed="true"' if selected else ""
+    return (
+        f'class="neuron{" knocked-out" if dead else ""}{" selected" if selected else ""}" '
+        f'data-layer="{layer.name}" data-index="{index}" data-activation="{fmt(value)}"{extra} '
+        f'aria-label="{html.escape(label)}" title="{html.escape(label)}"'
+    )
+
+
+def hidden_layer(layer: Layer, acts: np.ndarray, view: View) -> str:
+    rows, cols = layer.grid["rows"], layer.grid["columns"]
+    cells = []
+    for i, a in enumerate(acts.tolist()):
+        style = f"background:{hex_colour(a)};color:{text_colour(a)}"
+        cells.append(f'<button type="button" {neuron_attrs(layer, i, a, view)} style="{style}"><span>{a:.2f}</span></button>')
+    return (
+        f'<section class="panel layer" id="layer-{layer.name}" aria-labelledby="title-{layer.name}">'
+        f'<h2 id="title-{layer.name}">{html.escape(layer.title)}</h2>'
+        f'<p class="sub">{layer.units} neurons &middot; {layer.activation} &middot; {rows}&times;{cols}</p>'
+        f'<div class="grid" style="--rows:{rows};--cols:{cols}">{"".join(cells)}</div></section>'
+    )
+
+
+def output_layer(layer: Layer, probs: np.ndarray, view: View) -> str:
+    best = int(np.argmax(probs))
+    rows = []
+    for i, p in enumerate(probs.tolist()):
+        label = layer.labels[i] if layer.labels else str(i)
+        cls = " best" if i == best else ""
+        rows.append(
+            f'<button type="button" {neuron_attrs(layer, i, p, view)}>'
+            f'<span class="digit-label{cls}">{html.escape(label)}</span>'
+            f'<span class="bar"><span style="width:{p * 100:.2f}%;background:{hex_colour(p)}"></span></span>'
+            f'<span class="prob">{p * 100:.1f}%</span></button>'
+        )
+    return (
+        f'<section class="panel layer output" id="layer-{layer.name}" aria-labelledby="title-{layer.name}">'
+        f'<h2 id="title-{layer.name}">{html.escape(layer.title)}</h2>'
+        f'<p class="sub">{layer.units} classes &middot; {layer.activation}</p>'
+        f'<div class="bars">{"".join(rows)}</div></section>'
+    )
+
+
+def input_panel(network: Network, view: View) -> str:
+    predicted = view.predicted
+    label_of = network.class_labels
+    if view.sample_index is not None:
+        caption = f"MNIST test digit #{view.sample_index}"
+        alt = f"Test digit number {view.sample_index}, labelled {view.true_label}"
+        image = digit_image(view.pixels, "input-image", alt, f' data-sample-index="{view.sample_index}"')
+    else:
+        caption = "Your drawing, as the network sees it"
+        alt = "Your drawing, preprocessed to 28 by 28 pixels"
+        image = digit_image(view.pixels, "input-image", alt, ' data-sample-index=""')
+    if view.true_label is None:
+        truth, verdict, vclass = '<span id="true-label" data-digit="">label: none (drawn)</span>', "", ""
+    else:
+        right = predicted == view.true_label
+        truth = f'<span id="true-label" data-digit="{view.true_label}">label <b>{label_of[view.true_label]}</b></span>'
+        verdict = "&#10003; right" if right else "&#10007; wrong"
+        vclass = "right" if right else "wrong"
+    confidence = float(view.activations[-1][predicted])
+    return (
+        '<section class="panel input" id="input-panel" aria-labelledby="title-input">'
+        f'<h2 id="title-input">Input</h2><p class="sub">{caption}</p>{image}'
+        f'<p class="verdict {vclass}" id="verdict"><span id="prediction" data-digit="{predicted}">'
+        f'predicted <b>{label_of[predicted]}</b> <small>({confidence:.0%})</small></span> {truth} '
+        f'<span class="mark">{verdict}</span></p></section>'
+    )
+
+
+def network_view(network: Network, view: View) -> str:
+    """The whole view: input, every layer left to right, output."""
+    parts = [input_panel(network, view)]
+    for layer, acts in zip(network.layers, view.activations):
+        parts.append(output_layer(layer, acts, view) if layer.labels else hidden_layer(layer, acts, view))
+    return "".join(parts)
+
+
+def legend() -> str:
+    return (
+        '<div class="legend" aria-label="Colour scale: activation 0 dark purple to 1 bright yellow">'
+        '<span>activation</span><span class="ramp" style="background:' + scale_gradient() + '"></span>'
+        '<span class="ticks"><span>0</span><span>0.5</span><span>1</span></span></div>'
+    )
+
+
+def model_facts(manifest: dict) -> str:
+    """A line about the model, straight from the manifest's training facts."""
+    t = manifest["training"]
+    sizes = " &rarr; ".join([str(manifest["input"]["size"])] + [f'{l["units"]} {l["activation"]}' for l in manifest["layers"]])
+    acc = t.get("test_accuracy")
+    bits = [sizes]
+    if acc is not None:
+        bits.append(f"test accuracy {acc:.2%} on {manifest['dataset']['count']:,} MNIST test digits")
+    if t.get("epochs"):
+        bits.append(f'trained {t["epochs"]} epochs, batch {t["batch_size"]}, seed {t["seed"]}')
+    if t.get("keras_version"):
+        bits.append(f'Keras {t["keras_version"]} / TensorFlow {t["tensorflow_version"]}')
+    return " &middot; ".join(bits)

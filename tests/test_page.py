@@ -1,0 +1,178 @@
+"""End to end: the real page in headless Chromium against the site served locally.
+
+One page load is shared (fixture ``app``); tests that must break the site use
+their own copy of it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from conftest import Server, site_copy, watch
+
+
+def shown(page):
+    """What the page shows: sample index, prediction, label and every neuron's activation."""
+    return page.evaluate(
+        """() => ({
+            sample: document.getElementById('input-image').dataset.sampleIndex,
+            predicted: document.getElementById('prediction').dataset.digit,
+            label: document.getElementById('true-label').dataset.digit,
+            neurons: [...document.querySelectorAll('.neuron')].map(n => [n.dataset.layer, +n.dataset.index, n.dataset.activation]),
+        })"""
+    )
+
+
+def check_matches_cpython(view, network, testset):
+    index = int(view["sample"])
+    expected = network.forward(network.normalize(testset.images[index]))
+    by_layer = {layer.name: acts for layer, acts in zip(network.layers, expected)}
+    seen = {name: [] for name in by_layer}
+    for name, i, value in view["neurons"]:
+        seen[name].append((i, float(value)))
+    for name, acts in by_layer.items():
+        values = [v for _, v in sorted(seen[name])]
+        assert [i for i, _ in sorted(seen[name])] == list(range(len(acts))), name
+        np.testing.assert_allclose(values, acts, atol=1e-6, err_msg=f"{name} of sample {index}")
+    assert int(view["predicted"]) == int(np.argmax(expected[-1]))
+    assert int(view["label"]) == int(testset.labels[index])
+
+
+def test_page_reaches_ready_without_errors(app):
+    assert app.page.get_attribute("#status", "data-state") == "ready"
+    assert app.page.is_enabled("#random-sample")
+    assert app.errors == []
+    assert app.outside == []
+
+
+def test_twenty_clicks_show_the_cpython_forward_pass(app, network, testset):
+    page = app.page
+    seen = set()
+    for _ in range(20):
+        before = page.get_attribute("#input-image", "data-sample-index")
+        page.click("#random-sample")
+        page.wait_for_function(f"document.getElementById('input-image').dataset.sampleIndex !== '{before}'")
+        view = shown(page)
+        check_matches_cpython(view, network, testset)
+        assert page.evaluate("location.hash") == f"#sample={view['sample']}"
+        seen.add(view["sample"])
+    assert len(seen) >= 15  # really random digits, not the same few
+    assert app.errors == [] and app.outside == []
+
+
+def test_right_or_wrong_is_marked(app, network, testset):
+    page = app.page
+    pred = network.predict(network.normalize(testset.images))
+    wrong = int(np.flatnonzero(pred != testset.labels)[0])
+    right = int(np.flatnonzero(pred == testset.labels)[0])
+    for index, mark in ((wrong, "wrong"), (right, "right")):
+        page.evaluate(f"location.hash = '#sample={index}'")
+        page.wait_for_function(f"document.getElementById('input-image').dataset.sampleIndex === '{index}'")
+        assert mark in page.inner_text("#verdict")
+        check_matches_cpython(shown(page), network, testset)
+
+
+def test_hash_addresses_a_sample_and_back_returns(app, network, testset):
+    page = app.page
+    app.goto("#sample=1234")
+    assert page.get_attribute("#input-image", "data-sample-index") == "1234"
+    check_matches_cpython(shown(page), network, testset)
+    page.click("#random-sample")
+    page.wait_for_function("document.getElementById('input-image').dataset.sampleIndex !== '1234'")
+    page.go_back()
+    page.wait_for_function("document.getElementById('input-image').dataset.sampleIndex === '1234'")
+    assert page.evaluate("location.hash") == "#sample=1234"
+    check_matches_cpython(shown(page), network, testset)
+
+
+def test_every_neuron_tells_its_exact_value(app):
+    page = app.page
+    neurons = page.query_selector_all(".neuron")
+    assert len(neurons) == 32 + 32 + 10
+    for n in neurons[:3] + neurons[-3:]:
+        value = float(n.get_attribute("data-activation"))
+        label = n.get_attribute("aria-label")
+        assert f"{value:.4f}" in label and label == n.get_attribute("title")
+    # focusable with the keyboard
+    neurons[0].focus()
+    assert page.evaluate("document.activeElement.classList.contains('neuron')")
+
+
+def test_legend_and_model_facts(app, manifest):
+    page = app.page
+    assert page.is_visible(".legend")
+    facts = page.inner_text("#facts")
+    assert f"{manifest['training']['test_accuracy']:.2%}" in facts
+
+
+def test_phone_layout_and_touch(browser, site_server, network, testset):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True)
+    w = watch(context, site_server.url)
+    try:
+        assert w.goto("#sample=7") == "ready"
+        page = w.page
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390  # nothing sticks out sideways
+        page.tap("#random-sample")
+        page.wait_for_function("document.getElementById('input-image').dataset.sampleIndex !== '7'")
+        check_matches_cpython(shown(page), network, testset)
+        boxes = [page.locator(f"#layer-{n}").bounding_box() for n in ("hidden_1", "hidden_2", "output")]
+        assert all(b["width"] <= 390 for b in boxes)
+        assert w.errors == [] and w.outside == []
+    finally:
+        context.close()
+
+
+# --- a broken site ends in a readable error -----------------------------------------------
+
+
+def load_broken(browser, root):
+    server = Server(root)
+    context = browser.new_context()
+    try:
+        w = watch(context, server.url)
+        w.goto("", wait_ready=False)
+        state = w.wait_settled()
+        return state, w.page.inner_text("#status-text"), w
+    finally:
+        context.close()
+        server.close()
+
+
+def test_corrupted_weight_file_is_named(browser, tmp_path):
+    root = site_copy(tmp_path)
+    path = root / "model" / "hidden_2_weights.npy"
+    data = bytearray(path.read_bytes())
+    data[200] ^= 0x55
+    path.write_bytes(bytes(data))
+    state, text, _ = load_broken(browser, root)
+    assert state == "error"
+    assert "hidden_2_weights.npy" in text and "corrupt" in text
+
+
+def test_missing_weight_file_is_named(browser, tmp_path):
+    root = site_copy(tmp_path)
+    (root / "model" / "output_bias.npy").unlink()
+    state, text, _ = load_broken(browser, root)
+    assert state == "error"
+    assert "output_bias.npy" in text and "404" in text
+
+
+def test_missing_test_set_is_named(browser, tmp_path):
+    root = site_copy(tmp_path)
+    (root / "data" / "mnist_test.npz").unlink()
+    state, text, _ = load_broken(browser, root)
+    assert state == "error" and "mnist_test.npz" in text
+
+
+@pytest.mark.parametrize("missing", ["pyodide/pyodide.asm.wasm", "pyodide/python_stdlib.zip", "pyscript/core.js"])
+def test_missing_runtime_file_is_reported(browser, tmp_path, missing):
+    root = site_copy(tmp_path)
+    (root / "vendor" / missing).unlink()
+    state, text, _ = load_broken(browser, root)
+    assert state == "error"
+    assert re.search(r"could not|failed", text, re.I), text
+    assert missing.split("/")[-1] in text

@@ -1,0 +1,174 @@
+"""pyscript_app.render and pyscript_app.state: what the page draws and its URL state."""
+
+from __future__ import annotations
+
+import base64
+import re
+import struct
+import zlib
+from html.parser import HTMLParser
+
+import numpy as np
+import pytest
+
+from conftest import SITE
+from pyscript_app import render, state
+
+
+class Elements(HTMLParser):
+    """Collect every element's tag and attributes (an independent reading of the HTML)."""
+
+    def __init__(self, text):
+        super().__init__()
+        self.items = []
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        self.items.append((tag, dict(attrs)))
+
+    def by_id(self, ident):
+        return next(a for t, a in self.items if a.get("id") == ident)
+
+    def neurons(self):
+        return [a for t, a in self.items if "neuron" in (a.get("class") or "").split()]
+
+
+def decode_png(url):
+    """Decode a greyscale 8-bit PNG data URL by hand."""
+    data = base64.b64decode(url.split(",", 1)[1])
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat, width, height = 8, b"", None, None
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
+        assert struct.unpack(">I", data[pos + 8 + length : pos + 12 + length])[0] == zlib.crc32(kind + body)
+        if kind == b"IHDR":
+            width, height, depth, colour_type = struct.unpack(">IIBB", body[:10])
+            assert (depth, colour_type) == (8, 0)
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + length
+    raw = zlib.decompress(idat)
+    rows = [raw[r * (width + 1) : (r + 1) * (width + 1)] for r in range(height)]
+    assert all(row[0] == 0 for row in rows)  # filter type None
+    return np.array([list(row[1:]) for row in rows], dtype=np.uint8)
+
+
+def test_png_round_trip(testset):
+    for i in (0, 1, 9999):
+        np.testing.assert_array_equal(decode_png(render.png_data_url(testset.images[i])), testset.images[i])
+
+
+def test_colour_scale_ends_and_is_monotonic_in_brightness():
+    assert render.hex_colour(0) == "#440154" and render.hex_colour(1) == "#fde725"
+    assert render.hex_colour(-3) == render.hex_colour(0) and render.hex_colour(7) == render.hex_colour(1)
+    lum = [sum(np.array(render.colour(v)) * (0.299, 0.587, 0.114)) for v in np.linspace(0, 1, 21)]
+    assert all(b >= a for a, b in zip(lum, lum[1:]))
+    assert render.text_colour(0) == "#fff" and render.text_colour(1) == "#000"
+
+
+def test_view_has_one_element_per_neuron_with_exact_values(network, testset):
+    view = render.view_for_sample(network, testset, 42)
+    doc = Elements(render.network_view(network, view))
+    neurons = doc.neurons()
+    assert [(n["data-layer"], int(n["data-index"])) for n in neurons] == [
+        (layer.name, i) for layer in network.layers for i in range(layer.units)
+    ]
+    expected = network.forward(network.normalize(testset.images[42]))
+    flat = np.concatenate(expected)
+    got = np.array([float(n["data-activation"]) for n in neurons])
+    np.testing.assert_array_equal(got.astype(np.float32), flat)  # exact, not rounded
+    img = doc.by_id("input-image")
+    assert img["data-sample-index"] == "42"
+    np.testing.assert_array_equal(decode_png(img["src"]), testset.images[42])
+    assert doc.by_id("prediction")["data-digit"] == str(int(np.argmax(expected[-1])))
+    assert doc.by_id("true-label")["data-digit"] == str(int(testset.labels[42]))
+
+
+def test_hidden_layers_are_16_by_2_grids_from_the_manifest(network, testset):
+    html = render.network_view(network, render.view_for_sample(network, testset, 0))
+    for layer in network.layers[:2]:
+        assert f'id="layer-{layer.name}"' in html
+        assert re.search(rf'id="layer-{layer.name}".*?--rows:16;--cols:2', html)
+    assert "Hidden layer 1" in html and "Output layer" in html
+
+
+def test_output_writes_probabilities_and_marks_the_best(network, testset):
+    view = render.view_for_sample(network, testset, 3)
+    html = render.output_layer(network.layers[-1], view.activations[-1], view)
+    for p in view.activations[-1]:
+        assert f"{p * 100:.1f}%" in html
+    assert html.count("digit-label best") == 1
+
+
+def test_wrong_prediction_is_marked_wrong(network, testset):
+    pred = network.predict(network.normalize(testset.images))
+    wrong = int(np.flatnonzero(pred != testset.labels)[0])
+    html = render.input_panel(network, render.view_for_sample(network, testset, wrong))
+    assert "wrong" in html and "verdict wrong" in html
+
+
+def test_drawn_digit_has_no_label(network, testset):
+    pixels = testset.images[5]
+    view = render.View(pixels, network.forward(network.normalize(pixels)))
+    doc = Elements(render.input_panel(network, view))
+    assert doc.by_id("true-label")["data-digit"] == ""
+    assert doc.by_id("input-image")["data-sample-index"] == ""
+
+
+def test_knocked_out_and_selected_neurons_are_marked(network, testset):
+    view = render.view_for_sample(network, testset, 0, knocked_out={"hidden_1": [3]}, selected=("hidden_2", 5))
+    doc = Elements(render.network_view(network, view))
+    dead = [n for n in doc.neurons() if n.get("data-knocked-out") == "true"]
+    assert [(n["data-layer"], n["data-index"]) for n in dead] == [("hidden_1", "3")]
+    assert float(dead[0]["data-activation"]) == 0.0
+    assert "knocked out" in dead[0]["aria-label"]
+    chosen = [n for n in doc.neurons() if n.get("aria-pressed") == "true"]
+    assert [(n["data-layer"], n["data-index"]) for n in chosen] == [("hidden_2", "5")]
+
+
+def test_model_facts_come_from_the_manifest(manifest):
+    text = render.model_facts(manifest)
+    assert f"{manifest['training']['test_accuracy']:.2%}" in text
+    assert "784" in text and "32 sigmoid" in text and "10 softmax" in text
+
+
+def test_prerendered_first_view_is_the_live_forward_pass(network, testset):
+    """site/index.html (written by `make site`) shows test digit 0 with its real activations."""
+    doc = Elements((SITE / "index.html").read_text())
+    assert doc.by_id("input-image")["data-sample-index"] == "0"
+    expected = np.concatenate(network.forward(network.normalize(testset.images[0])))
+    got = np.array([float(n["data-activation"]) for n in doc.neurons()], dtype=np.float32)
+    np.testing.assert_array_equal(got, expected)
+
+
+# --- URL state -----------------------------------------------------------------------------
+
+UNITS = {"hidden_1": 32, "hidden_2": 32, "output": 10}
+
+
+@pytest.mark.parametrize(
+    "s",
+    [
+        state.State(),
+        state.State(sample=5),
+        state.State(sample=9999, neuron=("hidden_1", 31), knocked_out={"hidden_1": [0, 3], "hidden_2": [7]}),
+        state.State(mode="draw", neuron=("output", 2)),
+    ],
+)
+def test_state_round_trips(s):
+    text = state.format(s)
+    assert state.parse(text, UNITS, 10000) == s
+
+
+def test_state_format_is_readable():
+    s = state.State(sample=12, neuron=("hidden_1", 3), knocked_out={"hidden_2": [9, 1]})
+    assert state.format(s) == "#sample=12&neuron=hidden_1:3&ko=hidden_2:1,9"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["#sample=abc", "#sample=-4", "#sample=10000", "#neuron=hidden_1:99", "#neuron=nolayer:1", "#ko=hidden_1:x,99", "#garbage", "#mode=fly"],
+)
+def test_bad_hash_values_are_dropped_not_fatal(text):
+    assert state.parse(text, UNITS, 10000) == state.State()
