@@ -83,12 +83,20 @@ class Layer:
     grid: dict  # how the page lays the units out: {"rows": r, "columns": c}
     labels: list[str] | None = None  # names of the units (output classes)
 
+    def __post_init__(self):
+        # The arithmetic runs in float64: float32 sums depend on the order the
+        # BLAS of each numpy build adds in (the browser's numpy and CPython's
+        # differ by up to ~2e-6), float64 ones agree to the last float32 bit.
+        self._w64 = self.weights.astype(np.float64)
+        self._b64 = self.bias.astype(np.float64)
+
     @property
     def units(self) -> int:
         return int(self.bias.shape[0])
 
     def pre_activation(self, x: np.ndarray) -> np.ndarray:
-        return x @ self.weights + self.bias
+        """Weighted input sums (float64) for input ``x`` (n, fan_in) or (fan_in,)."""
+        return np.asarray(x, dtype=np.float64) @ self._w64 + self._b64
 
     def activate(self, z: np.ndarray) -> np.ndarray:
         return ACTIVATION_FUNCTIONS[self.activation](z)
@@ -132,8 +140,8 @@ class Network:
     ) -> list[np.ndarray]:
         """Every layer's activations for already-normalised input ``x``.
 
-        ``x`` is (784,) or (n, 784) float32; the result has one array per
-        layer, shaped (units,) or (n, units) like the input.
+        ``x`` is (784,) or (n, 784) float32; the result has one float32 array
+        per layer, shaped (units,) or (n, units) like the input.
         ``knocked_out`` maps a layer name to the indices of units whose
         activation is forced to zero (a "knock-out"), before the next layer.
         """
@@ -145,7 +153,7 @@ class Network:
             raise ValueError(f"input has {a.shape[-1]} values, the network takes {self.input_size}")
         out = []
         for layer in self.layers:
-            a = layer.activate(layer.pre_activation(a)).astype(np.float32, copy=False)
+            a = layer.activate(layer.pre_activation(a)).astype(np.float32)
             dead = (knocked_out or {}).get(layer.name)
             if dead is not None and len(dead):  # type: ignore[arg-type]
                 a = a.copy()

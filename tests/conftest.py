@@ -43,23 +43,11 @@ import threading  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "tools"))
+import browser as chromium  # noqa: E402  (tools/browser.py)
+from browser import CHROMIUM_FLAGS, chromium_executable  # noqa: E402,F401  (re-exported for tests)
 import serve  # noqa: E402
 
-CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
 READY_TIMEOUT_MS = 90_000
-
-
-def chromium_executable() -> str | None:
-    """$NNV_CHROMIUM, else the system Chromium, else None (Playwright's own build)."""
-    if os.environ.get("NNV_CHROMIUM"):
-        return os.environ["NNV_CHROMIUM"]
-    for path in ("/usr/bin/chromium", "/usr/bin/chromium-browser"):
-        if os.path.exists(path):
-            return path
-    return None
 
 
 class Server:
@@ -87,8 +75,7 @@ def playwright_instance():
 
 @pytest.fixture(scope="session")
 def browser(playwright_instance):
-    exe = chromium_executable()
-    b = playwright_instance.chromium.launch(executable_path=exe, args=CHROMIUM_FLAGS if exe else None)
+    b = chromium.launch(playwright_instance)
     yield b
     b.close()
 

@@ -45,17 +45,22 @@ def plain(manifest_file):
 
 
 def plain_forward(x, weights, biases):
-    """[(pre-activation, activation) per layer]; sigmoid hidden layers, softmax output."""
+    """[(pre-activation, activation) per layer]; sigmoid hidden layers, softmax output.
+
+    Sums in float64 (exact to the last float32 bit whatever the BLAS), each
+    layer's activations rounded to float32 as the exported network shows them.
+    """
     out = []
     a = x
     for i, (W, b) in enumerate(zip(weights, biases)):
-        z = a @ W + b
+        z = a.astype(np.float64) @ W.astype(np.float64) + b.astype(np.float64)
         if i < len(weights) - 1:
             with np.errstate(over="ignore"):
                 a = 1.0 / (1.0 + np.exp(-z))
         else:
             e = np.exp(z - z.max(axis=1, keepdims=True))
             a = e / e.sum(axis=1, keepdims=True)
+        a = a.astype(np.float32)
         out.append((z, a))
     return out
 
