@@ -15,44 +15,56 @@ help:
 	@echo "make bench   run the benchmark (prints a table, writes bench-results/)"
 	@echo "make dist    write the offline USB-stick bundle into dist/"
 
-$(VENV)/.installed: requirements.txt
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+PIP := $(PY) -m pip install --quiet --disable-pip-version-check -c requirements.lock.txt
+
+# One venv, filled in layers: the site needs numpy only; tests add pytest and
+# Playwright; training (and the Keras parity tests) add TensorFlow.
+$(VENV)/.base: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) -r requirements.txt
 	touch $@
 
-venv: $(VENV)/.installed
+$(VENV)/.test: requirements-test.txt $(VENV)/.base
+	$(PIP) -r requirements-test.txt
+	touch $@
+
+$(VENV)/.train: requirements-train.txt $(VENV)/.base
+	$(PIP) -r requirements-train.txt
+	touch $@
+
+venv: $(VENV)/.base $(VENV)/.test $(VENV)/.train
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-build: venv
+build: $(VENV)/.train
 	$(PY) export_weights.py $(EXPORT_ARGS)
 	$(MAKE) site
 
-site: venv node_modules/.installed
+site: $(VENV)/.base node_modules/.installed
 	$(PY) tools/build_site.py
 
 serve: site
 	$(PY) tools/serve.py --root site --port $(PORT)
 
-test: site
+test: site $(VENV)/.test $(VENV)/.train
 	bash tools/ensure_browser.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-bench: site
+bench: site $(VENV)/.test
 	bash tools/ensure_browser.sh
 	$(PY) tools/bench.py $(BENCH_ARGS)
 
 dist: site
 	$(PY) tools/make_dist.py
 
-screenshot: site
+screenshot: site $(VENV)/.test
 	bash tools/ensure_browser.sh
 	$(PY) tools/screenshot.py
 
 clean:
-	rm -rf site/vendor site/app site/pyscript.toml dist bench-results .pytest_cache
+	rm -rf site/vendor site/app site/pyscript.toml site/index.html dist bench-results .pytest_cache
 	find . -name __pycache__ -prune -exec rm -rf {} +
 
 distclean: clean
