@@ -64,7 +64,7 @@ screenshot: site $(VENV)/.test
 	$(PY) tools/screenshot.py
 
 clean:
-	rm -rf site/vendor site/app site/pyscript.toml site/index.html dist bench-results .pytest_cache
+	rm -rf site/vendor site/app site/pyscript.toml site/index.html site/sw.js dist bench-results .pytest_cache
 	find . -name __pycache__ -prune -exec rm -rf {} +
 
 distclean: clean

@@ -92,6 +92,21 @@ def build(site: Path, vendor: bool = True) -> None:
     except nw.ExportError as exc:
         raise SystemExit(f"build_site: the export in {site / 'model'} is broken: {exc}") from None
     print(f"site: {len(modules)} app modules, pyscript.toml and index.html (first view: test digit {FIRST_SAMPLE}) written")
+    write_offline_copy(site)
+
+
+# --- offline: the service worker that caches this exact build (tools/precache.py) ---------
+
+
+def write_offline_copy(site: Path) -> None:
+    """site/sw.js, listing every file of the site as built; written last, after all of them."""
+    import precache
+
+    try:
+        manifest = precache.write_service_worker(site)
+    except precache.StaleSite as exc:
+        raise SystemExit(f"build_site: {exc}") from None
+    print(f"site: {precache.describe(site, manifest)}")
 
 
 def main(argv=None) -> int:

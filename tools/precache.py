@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+"""What a built site consists of, its build version, and the service worker that caches it.
+
+    python tools/precache.py --site site      # (re)write site/sw.js for the site as it is
+
+The files of the site are every file under site/ except leftovers that no page
+needs: source maps, Python caches, editor and OS droppings, dot-files and
+dot-folders (such as a half-finished ``.vendor-*``), and ``sw.js`` itself. The
+same list is what the service worker caches and what ``tools/make_dist.py``
+puts into the offline bundle.
+
+The build version (the one source of truth for "which build is this") is the
+first 16 hex digits of a sha256 over every file's path and sha256, plus the
+service-worker template. ``site/sw.js`` is written from
+``tools/sw.template.js`` with that version and the list of files, each with
+its Subresource-Integrity hash (``sha256-<base64>``), so the worker can refuse
+a file that is not byte for byte the one of its build.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "tools" / "sw.template.js"
+SERVICE_WORKER = "sw.js"
+MARKER = "{{BUILD}}"
+
+# Never part of the site, wherever they turn up.
+EXCLUDED_DIRS = {"__pycache__", "node_modules"}
+EXCLUDED_NAMES = {"Thumbs.db", "desktop.ini"}
+EXCLUDED_SUFFIXES = (".map", ".pyc", ".pyo", ".swp", ".tmp", "~")
+
+
+class StaleSite(Exception):
+    """site/ no longer matches the build recorded in its sw.js (the message says how)."""
+
+
+def _excluded(rel: Path) -> bool:
+    if any(part.startswith(".") or part in EXCLUDED_DIRS for part in rel.parts):
+        return True
+    return rel.name in EXCLUDED_NAMES or rel.name.endswith(EXCLUDED_SUFFIXES)
+
+
+def site_files(site: Path) -> list[str]:
+    """The site's files as sorted POSIX paths relative to ``site`` (symlinks followed)."""
+    site = Path(site)
+    files = []
+    for path in site.rglob("*"):
+        rel = path.relative_to(site)
+        if path.is_file() and not _excluded(rel):
+            files.append(rel.as_posix())
+    return sorted(f for f in files if f != SERVICE_WORKER)  # the worker is not a file it caches
+
+
+def integrity(path: Path) -> str:
+    """The Subresource-Integrity value of a file: ``sha256-<base64 digest>``."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return "sha256-" + base64.b64encode(digest.digest()).decode("ascii")
+
+
+def build_manifest(site: Path) -> dict:
+    """{"version": build id, "files": [[path, integrity], ...]} of the site as it is now."""
+    site = Path(site)
+    files = [[rel, integrity(site / rel)] for rel in site_files(site)]
+    if "index.html" not in {rel for rel, _ in files}:
+        raise StaleSite(f"{site} has no index.html: build the site first (make site)")
+    h = hashlib.sha256(TEMPLATE.read_bytes())
+    for rel, sri in files:
+        h.update(f"\n{rel}\0{sri}".encode())
+    return {"version": h.hexdigest()[:16], "files": files}
+
+
+def render_service_worker(manifest: dict) -> str:
+    template = TEMPLATE.read_text(encoding="utf-8")
+    if MARKER not in template:
+        raise SystemExit(f"precache: {TEMPLATE.name} lacks the {MARKER} marker")
+    return template.replace(MARKER, json.dumps(manifest, separators=(",", ":")))
+
+
+def write_service_worker(site: Path) -> dict:
+    """Write ``site/sw.js`` for the site as it is now; return its manifest."""
+    manifest = build_manifest(site)
+    (Path(site) / SERVICE_WORKER).write_text(render_service_worker(manifest), encoding="utf-8")
+    return manifest
+
+
+def read_service_worker(site: Path) -> dict:
+    """The manifest recorded in ``site/sw.js`` (StaleSite if there is none)."""
+    path = Path(site) / SERVICE_WORKER
+    if not path.is_file():
+        raise StaleSite(f"{path} is missing: build the site first (make site)")
+    match = re.search(r"^const BUILD = (\{.*\});$", path.read_text(encoding="utf-8"), re.MULTILINE)
+    if not match:
+        raise StaleSite(f"{path} was not written by tools/precache.py: rebuild the site (make site)")
+    return json.loads(match.group(1))
+
+
+def check_built(site: Path) -> dict:
+    """The recorded manifest, after checking that every file is still the one it names."""
+    recorded = read_service_worker(site)
+    current = build_manifest(site)
+    if current != recorded:
+        was, now = dict(recorded["files"]), dict(current["files"])
+        changed = sorted(p for p in was.keys() & now.keys() if was[p] != now[p])
+        parts = [f"{label}: {', '.join(names[:5])}{' …' if len(names) > 5 else ''}"
+                 for label, names in (("changed", changed), ("new", sorted(now.keys() - was.keys())),
+                                      ("gone", sorted(was.keys() - now.keys()))) if names]
+        raise StaleSite(f"{site} changed since it was built ({'; '.join(parts) or 'service-worker template'}): "
+                        "rebuild it (make site)")
+    return recorded
+
+
+def describe(site: Path, manifest: dict) -> str:
+    size = sum((Path(site) / rel).stat().st_size for rel, _ in manifest["files"])
+    return f"{SERVICE_WORKER}: build {manifest['version']}, {len(manifest['files'])} files, {size / 1e6:.1f} MB to cache"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--site", type=Path, default=ROOT / "site", help="the built site (default: site/)")
+    args = p.parse_args(argv)
+    try:
+        manifest = write_service_worker(args.site)
+    except StaleSite as exc:
+        print(f"precache: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"site: {describe(args.site, manifest)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+// The offline copy of the site: a service worker (the one thing only JavaScript can do here).
+// site/sw.js is written from tools/sw.template.js by tools/precache.py at every build; edit the template.
+//
+// One build, one cache ("nn-visualizer-<version>") holding every file of that build, each checked
+// against the sha256 the build recorded (fetch integrity), so a cache never holds files of two builds.
+// - install: fill this build's cache. A file that an older build's cache already holds with the same
+//   sha256 is copied from there; the others come from the network. If any file fails, the install
+//   fails and the browser tries again on a later visit; the old build keeps working meanwhile.
+// - activate: delete the caches of all other builds.
+// - fetch: a file of this build comes from its cache (from the network if the cache lost it);
+//   every other request goes to the network untouched.
+// - No skipWaiting on install: a new build waits until no page of the old one is open, or until
+//   the page asks for it (message "skip-waiting", sent when the user clicks "reload" in the
+//   page), and the page then reloads. No page ever runs on files of two builds.
+"use strict";
+
+const BUILD = {{BUILD}};
+const PREFIX = "nn-visualizer-";
+const CACHE = PREFIX + BUILD.version;
+const FILES = new Map(BUILD.files.map(([path, sri]) => [new URL(path, self.registration.scope).href, sri]));
+
+async function sha256(response) {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", await response.arrayBuffer()));
+  return "sha256-" + btoa(String.fromCharCode(...digest));
+}
+
+async function fromOlderBuild(url, sri) {
+  for (const name of await caches.keys()) {
+    if (!name.startsWith(PREFIX) || name === CACHE) continue;
+    const response = await (await caches.open(name)).match(url);
+    if (response && (await sha256(response.clone())) === sri) return response;
+  }
+  return null;
+}
+
+async function fill() {
+  const cache = await caches.open(CACHE);
+  await Promise.all([...FILES].map(async ([url, sri]) => {
+    if (await cache.match(url)) return; // checked and stored by an interrupted install of this same build
+    let response = await fromOlderBuild(url, sri);
+    if (!response) {
+      // "no-cache": revalidate instead of trusting the HTTP cache; integrity: exactly this build's bytes.
+      response = await fetch(url, { cache: "no-cache", integrity: sri });
+      if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+    }
+    await cache.put(url, response);
+  }));
+}
+
+self.addEventListener("install", (event) => event.waitUntil(fill()));
+
+self.addEventListener("activate", (event) => event.waitUntil((async () => {
+  const old = (await caches.keys()).filter((name) => name.startsWith(PREFIX) && name !== CACHE);
+  await Promise.all(old.map((name) => caches.delete(name)));
+})()));
+
+function fileOf(request) {
+  const url = new URL(request.url);
+  url.hash = "";
+  if (request.mode === "navigate") {
+    url.search = "";
+    if (url.pathname.endsWith("/")) url.pathname += "index.html";
+  }
+  return url.href;
+}
+
+self.addEventListener("fetch", (event) => {
+  if (event.request.method !== "GET") return;
+  const url = fileOf(event.request);
+  if (!FILES.has(url)) return;
+  event.respondWith((async () => {
+    const cached = await (await caches.open(CACHE)).match(url);
+    return cached || fetch(event.request);
+  })());
+});
+
+async function status() {
+  const stored = new Set();
+  if (await caches.has(CACHE)) {
+    for (const request of await (await caches.open(CACHE)).keys()) stored.add(request.url);
+  }
+  const cached = [...FILES.keys()].filter((url) => stored.has(url)).length;
+  return { version: BUILD.version, files: FILES.size, cached };
+}
+
+self.addEventListener("message", (event) => {
+  const type = event.data && event.data.type;
+  if (type === "skip-waiting") {
+    self.skipWaiting();
+  } else if (type === "status" && event.ports[0]) {
+    event.waitUntil(status().then((answer) => event.ports[0].postMessage(answer)));
+  }
+});
