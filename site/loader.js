@@ -56,10 +56,17 @@ new MutationObserver(rearm).observe(status, { attributes: true, childList: true,
 rearm();
 
 if (location.protocol === "file:") {
-  fail("This page was opened as a file (file://), where browsers do not allow it to start Python. " +
-       "Run the launcher that came with it (start.py, see README.txt) or `make serve`, then open the address it prints.");
+  fail("This page was opened as a file (file://), where browsers do not let it start Python. " +
+       "Start it with the launcher next to the site folder instead: double-click start.command (macOS), " +
+       "start.bat (Windows) or start.sh (Linux), or run `python3 start.py`; it opens the page in your browser " +
+       "(README.txt says more). From the source code: `make serve`.");
 } else {
   import("./vendor/pyscript/core.js").catch((error) => {
     fail(`Could not load PyScript (vendor/pyscript/core.js): ${error.message}`);
   });
+}
+
+// --- offline copy (service worker), over http(s) only: see offline.js ---
+if (location.protocol !== "file:" && "serviceWorker" in navigator) {
+  import("./offline.js").catch((error) => console.warn(`nn-visualizer: offline support did not load: ${error.message}`));
 }
