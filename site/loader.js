@@ -56,10 +56,8 @@ new MutationObserver(rearm).observe(status, { attributes: true, childList: true,
 rearm();
 
 if (location.protocol === "file:") {
-  fail("This page was opened as a file (file://), where browsers do not let it start Python. " +
-       "Start it with the launcher next to the site folder instead: double-click start.command (macOS), " +
-       "start.bat (Windows) or start.sh (Linux), or run `python3 start.py`; it opens the page in your browser " +
-       "(README.txt says more). From the source code: `make serve`.");
+  // Not reached in practice: browsers refuse module scripts from file://, so file-check.js
+  // (a plain script) tells the user to start the page with the launcher instead.
 } else {
   import("./vendor/pyscript/core.js").catch((error) => {
     fail(`Could not load PyScript (vendor/pyscript/core.js): ${error.message}`);
