@@ -109,6 +109,14 @@ def url_of(server: ThreadingHTTPServer) -> str:
     return f"http://{host}:{port}/"
 
 
+def serve_until_interrupted(server: ThreadingHTTPServer) -> None:
+    """Serve until Ctrl-C, then say "Stopped." (no traceback)."""
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("Stopped.", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Serve the built site on this computer (stop with Ctrl-C).",
@@ -140,10 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     shown = args.root.rstrip("/\\") + "/"
     with server:
         print(f"Serving {shown} at {url_of(server)}  (Ctrl-C stops)", flush=True)
-        try:
-            server.serve_forever()
-        except KeyboardInterrupt:
-            print("Stopped.", flush=True)
+        serve_until_interrupted(server)
     return 0
 
 

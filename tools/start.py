@@ -92,10 +92,7 @@ def main(argv=None):
               flush=True)
         if not no_browser:
             threading.Thread(target=open_browser, args=(url,), daemon=True).start()
-        try:
-            server.serve_forever()
-        except KeyboardInterrupt:
-            print("Stopped.", flush=True)
+        serve.serve_until_interrupted(server)
     return 0
 
 
