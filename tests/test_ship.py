@@ -427,6 +427,11 @@ def test_build_version_follows_the_content_and_a_stale_site_is_named(tmp_path):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "index.html" in result.stderr and "make site" in result.stderr
     assert "Traceback" not in result.stderr
+    newer = precache.write_service_worker(site)["version"]
+    result = subprocess.run([sys.executable, str(MAKE_DIST), "--site", str(site), "--out", str(tmp_path / "d")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    assert [z.name for z in (tmp_path / "d").iterdir()] == [f"nn-visualizer-{newer}.zip"]  # the older one is gone
 
 
 def test_service_worker_is_valid_javascript():

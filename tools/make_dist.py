@@ -18,7 +18,8 @@ folder, ``nn-visualizer-<version>/``, with
 
 The zip is deterministic: sorted entries, fixed timestamps ($SOURCE_DATE_EPOCH,
 else 1980-01-01), fixed permissions, so the same site gives the same bytes. A
-site that changed since it was built is refused (run `make site`).
+site that changed since it was built is refused (run `make site`). Older bundles in the
+output folder are removed.
 """
 
 from __future__ import annotations
@@ -93,6 +94,9 @@ def make_dist(site: Path, out: Path) -> tuple[Path, dict]:
     out.mkdir(parents=True, exist_ok=True)
     target = out / f"{NAME}-{manifest['version']}.zip"
     write_zip(target, bundle_entries(site, manifest["version"], files))
+    for older in out.glob(f"{NAME}-*.zip"):  # one bundle in dist/: the current one
+        if older != target:
+            older.unlink()
     return target, manifest
 
 
