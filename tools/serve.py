@@ -69,6 +69,9 @@ class SiteRequestHandler(SimpleHTTPRequestHandler):
 
 class SiteServer(ThreadingHTTPServer):
     daemon_threads = True
+    # On Windows SO_REUSEADDR lets a second server bind a port that is in use (and a busy
+    # port would go unnoticed); there a closed port is free again at once without it.
+    allow_reuse_address = sys.platform != "win32"
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind looks up the host's FQDN, which can stall
