@@ -254,6 +254,16 @@ def test_launcher_refuses_a_folder_without_the_page(bundle, tmp_path):
     assert result.stderr.count("\n") == 1 and "index.html" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_start_py_can_tell_an_old_python_what_it_needs(bundle):
+    """start.py parses as old Python 3 syntax, so an old interpreter reaches its version check."""
+    import ast
+
+    source = (bundle[1] / "start.py").read_text()
+    ast.parse(source, feature_version=(3, 4))
+    check = source.index("if sys.version_info < MINIMUM:")
+    assert check < source.index("import serve") and "3.7" in source[check:check + 200]
+
+
 @pytest.mark.parametrize("helper", ["start.sh", "start.command"])
 def test_helpers_say_plainly_when_python_3_is_missing(bundle, tmp_path, helper):
     _, top = bundle
