@@ -445,3 +445,27 @@ def test_speed(network, testset):
     assert first < 0.5, first
     assert cached < 0.005, cached
     assert top < 0.1, top
+
+
+# ---------------------------------------------------------------------------
+# the cache shares layers between knock-outs, and stays exact
+
+
+def test_cache_reuses_layers_and_equals_the_forward_pass_bit_for_bit(network, testset):
+    """Whatever order knock-outs are asked in, each equals network.forward exactly."""
+    cache = explain.TestsetCache(network, testset)
+    x = network.normalize(testset.images)
+    kos = [{"hidden_2": [4]}, {}, {"hidden_1": [3]}, {"hidden_1": [3], "hidden_2": [4, 7]}, {"hidden_1": [0, 31]}]
+    for ko in kos:
+        expected = network.forward(x, knocked_out=ko)
+        for got, want in zip(cache.activations(ko), expected):
+            np.testing.assert_array_equal(got, want)
+        for layer, want in zip(network.layers, [x] + expected[:-1]):
+            z = cache.pre_activations(layer.name, ko)
+            np.testing.assert_array_equal(z, layer.pre_activation(want))
+    # the first layer's net input does not depend on any knock-out: one array for all
+    first = {id(cache.pre_activations("hidden_1", ko)) for ko in kos}
+    assert len(first) == 1
+    # a knock-out in the second layer shares the first layer's activations with "none"
+    assert cache.activations({"hidden_2": [4]})[0] is cache.activations({})[0]
+    assert cache.activations({"hidden_1": [3]})[0] is not cache.activations({})[0]
