@@ -39,7 +39,7 @@ TOP_DIGITS = 9  # test digits shown on a card
 TOP_CONTRIBUTIONS = 10  # contributions listed before "n more"
 CELL_CAP = 100  # thumbnails shown for one confusion-matrix cell
 TOP_INPUT_LINES = 100  # input pixel -> hidden layer 1 lines drawn (of 25,088)
-LINE_FLOOR = 0.01  # lines weaker than this fraction of their stage's strongest are not drawn
+LINE_FLOOR = 0.03  # lines weaker than this fraction of their stage's strongest are not drawn
 
 
 # ---------------------------------------------------------------------------
@@ -334,7 +334,7 @@ def _lines(strengths: np.ndarray, rows, cols, src_points, dst_points, src_layer:
         (x1, y1), (x2, y2) = src_points[k], dst_points[j]
         out.append(
             f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" class="{"pos" if s > 0 else "neg"}" '
-            f'stroke-width="{0.4 + 3.6 * m:.2f}" stroke-opacity="{0.12 + 0.78 * m:.2f}" '
+            f'stroke-width="{0.3 + 3.7 * m:.2f}" stroke-opacity="{0.08 + 0.87 * m:.2f}" '
             f'data-from="{src_layer}:{k}" data-to="{dst_layer}:{j}" data-strength="{render.fmt(s)}"></line>'
         )
     return out
