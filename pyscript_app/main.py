@@ -319,7 +319,10 @@ class Inside:
         neuron = target.closest("#view .neuron")
         if neuron is not None:
             key = (neuron.dataset.layer, int(neuron.dataset.index))
-            if self.page.current_state().neuron == key:
+            if event.shiftKey and key[0] in self.explain.knockable_layers(self.network):  # Shift+click: knock out
+                ko = self.explain.toggle_unit(self.network, self.page.current_state().knocked_out, *key)
+                self.go(knocked_out=ko)
+            elif self.page.current_state().neuron == key:
                 self.go(neuron=None)
             else:
                 self.focus_card = True

@@ -258,7 +258,7 @@ def neuron_card(network: Network, testset, view: render.View, layer_name: str, i
         parts.append(
             f'<button type="button" class="secondary ko-toggle" id="knockout-toggle" data-action="knockout" '
             f'data-layer="{layer_name}" data-index="{index}" data-focus-key="knockout-toggle" aria-pressed="{pressed}">'
-            f'{text}</button>'
+            f'{text}</button><p class="note tip">Tip: Shift+click a neuron knocks it out (or back in) without opening its card.</p>'
         )
     if pos == 0:
         shape = tuple(network.image_shape)

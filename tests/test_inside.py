@@ -163,6 +163,13 @@ def test_knockout_changes_the_output_as_numpy_says_and_reset_restores(inside, pl
     np.testing.assert_allclose(shown_layer(page, "output"), before, atol=1e-6)
     assert "ko=" not in page.evaluate("location.hash")
     assert page.is_hidden("#reset-network")
+    # Shift+click knocks a neuron out (and back in) without opening its card
+    page.click(neuron("hidden_2", unit), modifiers=["Shift"])
+    page.wait_for_selector(neuron("hidden_2", unit) + '[data-knocked-out="true"]')
+    np.testing.assert_allclose(shown_layer(page, "output"), after, atol=1e-6)
+    card_for(inside, "hidden_1", 0)  # the open card stays as it was
+    page.click(neuron("hidden_2", unit), modifiers=["Shift"])
+    page.wait_for_function("!document.querySelector('#view [data-knocked-out]')")
     page.keyboard.press("Escape")
     page.wait_for_selector("#neuron-card", state="detached")
 
