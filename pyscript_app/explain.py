@@ -36,7 +36,7 @@ import numpy as np
 KnockOut = dict  # layer name -> sorted list of unit indices (see normalize_knockout)
 
 #: test digits per block in the first layer's pass over the test set (see TestsetCache)
-CHUNK = 500
+CHUNK = 250
 
 #: what top_exciting / unit_values rank by
 SCORES = ("pre_activation", "activation")
@@ -273,6 +273,8 @@ class TestsetCache:
         self._inputs: np.ndarray | None = None
         self._labels: np.ndarray | None = None
         self._entries: OrderedDict[tuple, dict] = OrderedDict()
+        self._z1: np.ndarray | None = None  # the first layer's net input (see first_layer_blocks)
+        self._z1_done = 0
 
     # -- inputs
     @property
@@ -358,24 +360,45 @@ class TestsetCache:
         return {"activations": tuple(acts), "pre": pre}
 
     def _first_layer_net_input(self) -> np.ndarray:
-        """The first layer's net input for every test digit, (n, units) float32.
+        """The first layer's net input for every test digit, (n, units) float32 (read-only).
 
-        The one expensive step (10,000 x 784 x 32). It runs on blocks of
-        CHUNK digits, normalised block by block: in the browser's numpy
-        (no BLAS) one 10,000-row product costs 3 to 6 times as much as the
-        same work in blocks, and no 31 MB float copy of the images is made.
+        The one expensive step (10,000 x 784 x 32), the same for every
+        knock-out. It runs on blocks of CHUNK digits, normalised block by
+        block: in the browser's numpy (no BLAS) one 10,000-row product
+        costs 3 to 6 times as much as the same work in blocks, and no 31 MB
+        float copy of the images is made. Finishes what
+        :meth:`first_layer_blocks` started, if anything.
         """
-        for entry in self._entries.values():  # any knock-out's will do: none acts before layer 1
-            if 0 in entry["pre"]:
-                return entry["pre"][0]
-        first = self.network.layers[0]
+        for _ in self.first_layer_blocks():
+            pass
+        return self._z1
+
+    def first_layer_blocks(self):
+        """Compute the first layer's net input one block at a time; yields the digits done so far.
+
+        For warming the cache in idle time: the page runs one step when the
+        browser has nothing else to do, so that the first confusion matrix
+        or first-layer card later costs only the small layers. Stopping and
+        calling again resumes where it was.
+        """
         images = np.asarray(self.testset.images)
         n = images.shape[0]
-        z = np.empty((n, first.units), dtype=np.float32)
-        for start in range(0, n, CHUNK):
+        first = self.network.layers[0]
+        if self._z1 is None:
+            self._z1, self._z1_done = np.empty((n, first.units), dtype=np.float32), 0
+        while self._z1 is not None and self._z1_done < n:  # (None: cleared meanwhile)
+            start = self._z1_done
             block = self.network.normalize(images[start : start + CHUNK].reshape(-1, self.network.input_size))
-            z[start : start + CHUNK] = first.pre_activation(block)
-        return z
+            self._z1[start : start + CHUNK] = first.pre_activation(block)
+            self._z1_done = min(start + CHUNK, n)
+            yield self._z1_done
+        if self._z1 is not None:
+            _readonly(self._z1)
+
+    @property
+    def first_layer_ready(self) -> bool:
+        """Whether the first layer's pass over the test set is done."""
+        return self._z1 is not None and self._z1_done >= self._z1.shape[0]
 
     def is_cached(self, knocked_out=None) -> bool:
         """Whether the results for that knock-out are already computed (nothing is computed here)."""
@@ -417,6 +440,7 @@ class TestsetCache:
 
     def clear(self) -> None:
         self._entries.clear()
+        self._z1, self._z1_done = None, 0
 
 
 _CACHES: list[TestsetCache] = []  # most recent last; a page has one network, keep two at most
