@@ -28,6 +28,7 @@ If a network's weights are edited in place, call :func:`clear_caches`.
 
 from __future__ import annotations
 
+import sys
 from collections import OrderedDict
 from typing import Iterable, Mapping, Sequence
 
@@ -35,8 +36,10 @@ import numpy as np
 
 KnockOut = dict  # layer name -> sorted list of unit indices (see normalize_knockout)
 
-#: test digits per block in the first layer's pass over the test set (see TestsetCache)
-CHUNK = 250
+#: test digits per block in the first layer's pass over the test set (see TestsetCache):
+#: small blocks suit the browser's BLAS-less numpy (and keep idle-time warming steps
+#: short); elsewhere a multithreaded BLAS does better with fewer, larger products.
+CHUNK = 250 if sys.platform == "emscripten" else 2500
 
 #: what top_exciting / unit_values rank by
 SCORES = ("pre_activation", "activation")
@@ -317,9 +320,8 @@ class TestsetCache:
         the expensive first layer (10,000 x 784 x 32) is computed once for
         all knock-outs, and knocking a unit out re-runs only the small layers
         after it. The steps are those of ``network.forward`` (net input,
-        activation as float32, knocked-out units set to 0); only the first
-        layer runs in blocks of digits (which may change the last bit where
-        a BLAS picks another kernel for another matrix size).
+        activations rounded to float32, knocked-out units set to 0); only
+        the first layer runs in blocks of digits.
         """
         ko = dict(key)
         position = {layer.name: i for i, layer in enumerate(self.network.layers)}
@@ -346,8 +348,8 @@ class TestsetCache:
                 else:
                     if z is None:
                         z = self._first_layer_net_input() if pos == 0 else layer.pre_activation(a)
-                        z = _readonly(np.asarray(z, dtype=np.float32))
-                    out = layer.activate(z).astype(np.float32, copy=False)
+                        z = _readonly(np.asarray(z))
+                    out = layer.activate(z).astype(np.float32)
                 dead = ko.get(layer.name)
                 if dead:
                     out = out.copy()
@@ -360,7 +362,7 @@ class TestsetCache:
         return {"activations": tuple(acts), "pre": pre}
 
     def _first_layer_net_input(self) -> np.ndarray:
-        """The first layer's net input for every test digit, (n, units) float32 (read-only).
+        """The first layer's net input for every test digit, (n, units) float64 (read-only).
 
         The one expensive step (10,000 x 784 x 32), the same for every
         knock-out. It runs on blocks of CHUNK digits, normalised block by
@@ -385,7 +387,7 @@ class TestsetCache:
         n = images.shape[0]
         first = self.network.layers[0]
         if self._z1 is None:
-            self._z1, self._z1_done = np.empty((n, first.units), dtype=np.float32), 0
+            self._z1, self._z1_done = np.empty((n, first.units), dtype=np.float64), 0
         while self._z1 is not None and self._z1_done < n:  # (None: cleared meanwhile)
             start = self._z1_done
             block = self.network.normalize(images[start : start + CHUNK].reshape(-1, self.network.input_size))
@@ -409,7 +411,7 @@ class TestsetCache:
         return self._entry(knocked_out)["activations"]
 
     def pre_activations(self, layer_name: str, knocked_out=None) -> np.ndarray:
-        """One layer's pre-activations (net inputs) for all test digits, (n, units) float32."""
+        """One layer's pre-activations (net inputs) for all test digits, (n, units), as Layer.pre_activation gives them."""
         pos = _layer_position(self.network, layer_name)
         entry = self._entry(knocked_out)
         z = entry["pre"].get(pos)
@@ -418,7 +420,7 @@ class TestsetCache:
             if pos == 0:
                 z = self._first_layer_net_input()
             else:
-                z = np.asarray(layer.pre_activation(entry["activations"][pos - 1]), dtype=np.float32)
+                z = np.asarray(layer.pre_activation(entry["activations"][pos - 1]))
             z = entry["pre"][pos] = _readonly(z)
         return z
 
@@ -491,7 +493,7 @@ def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
 
 
 def unit_values(network, testset, layer_name: str, index: int, knocked_out=None, by: str = "pre_activation") -> np.ndarray:
-    """One unit's value for every test digit, (n,) float32 (a fresh array).
+    """One unit's value for every test digit, (n,) (a fresh array: float64 net inputs, float32 activations).
 
     ``by="pre_activation"`` (the unit's net input) or ``"activation"``
     (after sigmoid / softmax; a knocked-out unit's activation is all 0).
