@@ -6,6 +6,7 @@ innerHTML and attributes, and listens for events.
 """
 
 import asyncio
+import json
 import time
 
 import js
@@ -53,6 +54,7 @@ class Page:
         self.units = {layer.name: layer.units for layer in network.layers}
         self.rng = __import__("numpy").random.default_rng()
         self.shown = None
+        self.inside = None  # Inside (look-inside views), set by start()
 
     def current_state(self):
         return self.state_mod.parse(str(window.location.hash), self.units, len(self.testset))
@@ -74,6 +76,8 @@ class Page:
             if again:
                 again.focus()
         el("view").dataset.updateMs = f"{(time.perf_counter() - t0) * 1000:.3f}"
+        if self.inside is not None:
+            self.inside.update(state, view)
 
     def random_sample(self, *_):
         current = self.current_state().sample
@@ -104,15 +108,308 @@ async def start():
     testset = nw.build_testset(manifest, await data_task)
 
     page = Page(nw, render, state, network, testset)
+    page.inside = Inside(page)  # look inside (issue 5)
     page.show()
     window.addEventListener("hashchange", create_proxy(page.show))
     button = el("random-sample")
     button.addEventListener("click", create_proxy(page.random_sample))
     button.disabled = False
     el("facts").innerHTML = render.model_facts(manifest)
+    page.inside.wire()
     document.body.dataset.ready = "true"
     set_status("ready", "Ready: click a button, or any neuron.")
     return page
+
+
+# ===========================================================================
+# Look inside (issue 5): neuron cards, connections, knock-outs, error explorer.
+# All numbers come from explain.py and all markup from render_inside.py; this
+# only reads the state / element positions, sets innerHTML and listens.
+
+
+def _js_object(**options):
+    """A plain JS object (a Python dict would arrive as a Map)."""
+    return js.JSON.parse(json.dumps(options))
+
+
+def _rerender(container, markup):
+    """Replace a container's content, keeping focus on the element with the same data-focus-key."""
+    active = document.activeElement
+    key = active.getAttribute("data-focus-key") if active is not None and container.contains(active) else None
+    container.innerHTML = markup
+    if key:
+        again = container.querySelector(f'[data-focus-key="{key}"]')
+        if again is not None:
+            again.focus()
+
+
+class Inside:
+    def __init__(self, page):
+        from pyscript_app import explain, render_inside
+
+        self.page, self.explain, self.ri = page, explain, render_inside
+        self.network, self.testset = page.network, page.testset
+        self.state = self.view = None
+        self.connections = False
+        self.errors_open = False
+        self.cell = None  # (true, predicted) of the selected confusion-matrix cell
+        self.errors_drawn = None  # (knock-out key, cell) the explorer shows
+        self.focus_card = False  # move focus into the card when it is next drawn
+        self.card_key = None  # (layer, index) of the open card
+        self.hovered = None
+
+    # -- state: everything shareable goes through the URL hash
+    def go(self, **changes):
+        state = self.page.current_state().with_(**changes)
+        window.location.hash = self.page.state_mod.format(state)  # the hashchange listener draws it
+
+    def wire(self):
+        document.addEventListener("click", create_proxy(self.on_click))
+        document.addEventListener("keydown", create_proxy(self.on_keydown))
+        view = el("view")
+        view.addEventListener("pointerover", create_proxy(self.on_hover))
+        view.addEventListener("pointerout", create_proxy(self.on_unhover))
+        view.addEventListener("focusin", create_proxy(self.on_hover))
+        view.addEventListener("focusout", create_proxy(self.on_unhover))
+        window.addEventListener("resize", create_proxy(lambda *_: self.connections and self.draw_connections()))
+        for ident in ("connections-toggle", "errors-toggle"):
+            el(ident).disabled = False
+        self.warm_up()
+
+    def warm_up(self):
+        """Run the first layer over the 10,000 test digits in idle time, one block a step.
+
+        That pass is what a first confusion matrix or first-layer card
+        would otherwise wait for (explain.TestsetCache.first_layer_blocks).
+        #inside gets data-warm="done" and data-warm-ms (Python time of the
+        steps) when it is over.
+        """
+        steps = self.explain.cache_for(self.network, self.testset).first_layer_blocks()
+        box, spent = el("inside"), [0.0]
+
+        def step(*_):
+            t0 = time.perf_counter()
+            done = next(steps, None)
+            spent[0] += time.perf_counter() - t0
+            if done is None:
+                box.dataset.warmMs = f"{spent[0] * 1000:.3f}"
+                box.dataset.warm = "done"
+            else:
+                schedule()
+
+        proxy = create_proxy(step)
+
+        def schedule():
+            if hasattr(window, "requestIdleCallback"):
+                window.requestIdleCallback(proxy, _js_object(timeout=1000))
+            else:
+                window.setTimeout(proxy, 20)
+
+        window.setTimeout(create_proxy(lambda *_: schedule()), 300)
+
+    # -- drawing, after every view update
+    def update(self, state, view):
+        t0 = time.perf_counter()
+        self.state, self.view = state, view
+        self.draw_card()
+        self.draw_knockouts()
+        if self.connections:
+            self.draw_connections()
+        if self.errors_open:
+            self.draw_errors()
+        el("inside").dataset.updateMs = f"{(time.perf_counter() - t0) * 1000:.3f}"
+
+    def draw_card(self):
+        slot = el("card-slot")
+        neuron = self.state.neuron
+        if neuron is None:
+            if self.card_key is not None:
+                had_focus = slot.contains(document.activeElement)
+                slot.innerHTML = ""
+                closed, self.card_key = self.card_key, None
+                if had_focus:  # back to the neuron the card belonged to
+                    self.focus_neuron(closed)
+            return
+        _rerender(slot, self.ri.neuron_card(self.network, self.testset, self.view, *neuron))
+        self.card_key = neuron
+        if self.focus_card:
+            self.focus_card = False
+            el("neuron-card").focus()  # and into view
+
+    def focus_neuron(self, key):
+        target = document.querySelector(f'#view .neuron[data-layer="{key[0]}"][data-index="{key[1]}"]')
+        if target is not None:
+            target.focus()
+
+    def draw_knockouts(self):
+        summary = self.ri.knockout_summary(self.network, self.state.knocked_out)
+        el("ko-summary").textContent = summary
+        reset = el("reset-network")
+        reset.hidden = not summary
+        reset.disabled = not summary
+
+    def draw_connections(self):
+        view = el("view")
+        old = el("connections")
+        if old is not None:
+            old.remove()
+        if not self.connections:
+            return
+        origin = view.getBoundingClientRect()
+        dx, dy = view.scrollLeft - origin.left, view.scrollTop - origin.top
+
+        def box(node):
+            r = node.getBoundingClientRect()
+            return (r.left + dx, r.top + dy, r.width, r.height)
+
+        boxes = {}
+        for node in view.querySelectorAll(".neuron"):
+            boxes.setdefault(node.dataset.layer, {})[int(node.dataset.index)] = box(node)
+        boxes = {name: [b[i] for i in sorted(b)] for name, b in boxes.items()}
+        image = el("input-image")
+        svg = self.ri.connections_svg(
+            self.network, self.view, boxes, (view.scrollWidth, view.scrollHeight), box(image) if image else None
+        )
+        view.insertAdjacentHTML("beforeend", svg)
+        if self.hovered:
+            self.highlight(self.hovered)
+
+    def draw_errors(self, force=False):
+        ko = self.state.knocked_out
+        key = (self.explain.knockout_key(self.network, ko), self.cell)
+        current = self.view.sample_index
+        if key == self.errors_drawn and not force:
+            for thumb in el("error-explorer").querySelectorAll(".cthumb"):
+                if thumb.dataset.sample == str(current):
+                    thumb.setAttribute("aria-current", "true")
+                else:
+                    thumb.removeAttribute("aria-current")
+            return
+        cache = self.explain.cache_for(self.network, self.testset)
+        cached = cache.is_cached(ko)
+        t0 = time.perf_counter()
+        cm = self.explain.confusion_matrix(self.network, self.testset, ko)
+        ms = (time.perf_counter() - t0) * 1000
+        full = self.explain.confusion_matrix(self.network, self.testset)
+        box = el("error-explorer")
+        _rerender(box, self.ri.error_explorer(self.network, self.testset, cm, full, ko, ms, self.cell, current))
+        el("confusion-matrix").dataset.cached = "true" if cached else "false"
+        box.dataset.renderMs = f"{(time.perf_counter() - t0) * 1000:.3f}"  # matrix + markup + DOM
+        self.errors_drawn = key
+
+    def toggle_errors(self, open_=None):
+        self.errors_open = (not self.errors_open) if open_ is None else open_
+        box, button = el("error-explorer"), el("errors-toggle")
+        box.hidden = not self.errors_open
+        button.setAttribute("aria-expanded", "true" if self.errors_open else "false")
+        if self.errors_open:
+            self.draw_errors(force=True)
+            el("errors-title").focus()
+        else:
+            button.focus()
+
+    def toggle_connections(self):
+        self.connections = not self.connections
+        el("connections-toggle").setAttribute("aria-pressed", "true" if self.connections else "false")
+        el("view").classList.toggle("with-connections", self.connections)
+        el("connections-legend").hidden = not self.connections
+        self.draw_connections()
+
+    # -- hovering a neuron highlights its own connections
+    def highlight(self, key):
+        svg = el("connections")
+        if svg is None:
+            return
+        for line in svg.querySelectorAll("line.hi"):
+            line.classList.remove("hi")
+        svg.classList.toggle("hovering", bool(key))
+        if key:
+            for line in svg.querySelectorAll(f'line[data-from="{key}"], line[data-to="{key}"]'):
+                line.classList.add("hi")
+
+    def on_hover(self, event):
+        neuron = event.target.closest(".neuron") if event.target.closest else None
+        key = f"{neuron.dataset.layer}:{neuron.dataset.index}" if neuron is not None else None
+        if key != self.hovered:
+            self.hovered = key
+            if self.connections:
+                self.highlight(key)
+
+    def on_unhover(self, event):
+        related = event.relatedTarget
+        if related is not None and related.closest and related.closest(".neuron") is not None:
+            return  # moving straight onto another neuron: its pointerover follows
+        self.hovered = None
+        if self.connections:
+            self.highlight(None)
+
+    # -- events
+    def on_click(self, event):
+        target = event.target
+        if not target.closest:
+            return
+        neuron = target.closest("#view .neuron")
+        if neuron is not None:
+            key = (neuron.dataset.layer, int(neuron.dataset.index))
+            if event.shiftKey and key[0] in self.explain.knockable_layers(self.network):  # Shift+click: knock out
+                ko = self.explain.toggle_unit(self.network, self.page.current_state().knocked_out, *key)
+                self.go(knocked_out=ko)
+            elif self.page.current_state().neuron == key:
+                self.go(neuron=None)
+            else:
+                self.focus_card = True
+                self.go(neuron=key)
+            return
+        action = target.closest("[data-action]")
+        if action is None:
+            return
+        kind, data = action.dataset.action, action.dataset
+        if kind == "close-card":
+            self.go(neuron=None)
+        elif kind == "open-neuron":
+            self.focus_card = True
+            self.go(neuron=(data.layer, int(data.index)))
+        elif kind == "knockout":
+            ko = self.explain.toggle_unit(self.network, self.page.current_state().knocked_out, data.layer, int(data.index))
+            self.go(knocked_out=ko)
+        elif kind == "reset":
+            self.go(knocked_out={})
+            el("reset-network").blur()
+        elif kind == "sample":
+            self.go(sample=int(data.sample))
+            if action.classList.contains("cthumb"):
+                el("input-panel").scrollIntoView(_js_object(block="nearest", behavior="smooth"))
+        elif kind == "cell":
+            self.cell = (int(data.true), int(data.predicted))
+            self.draw_errors()
+        elif kind == "connections":
+            self.toggle_connections()
+        elif kind == "errors":
+            self.toggle_errors()
+        elif kind == "close-errors":
+            self.toggle_errors(False)
+
+    def on_keydown(self, event):
+        key = event.key
+        if key == "Escape":
+            if el("error-explorer").contains(document.activeElement) and self.errors_open:
+                self.toggle_errors(False)
+            elif self.page.current_state().neuron is not None:
+                self.go(neuron=None)
+            return
+        cell = event.target.closest(".cell") if event.target.closest else None
+        moves = {"ArrowUp": (-1, 0), "ArrowDown": (1, 0), "ArrowLeft": (0, -1), "ArrowRight": (0, 1)}
+        if cell is not None and key in moves:
+            n = len(self.network.class_labels)
+            dt, dp = moves[key]
+            t = min(max(int(cell.dataset.true) + dt, 0), n - 1)
+            p = min(max(int(cell.dataset.predicted) + dp, 0), n - 1)
+            nxt = document.querySelector(f'#confusion-matrix .cell[data-true="{t}"][data-predicted="{p}"]')
+            if nxt is not None:
+                event.preventDefault()
+                cell.tabIndex = -1
+                nxt.tabIndex = 0
+                nxt.focus()
 
 
 def _join(base, relative):

@@ -445,3 +445,49 @@ def test_speed(network, testset):
     assert first < 0.5, first
     assert cached < 0.005, cached
     assert top < 0.1, top
+
+
+# ---------------------------------------------------------------------------
+# the cache shares layers between knock-outs, and stays exact
+
+
+def test_cache_reuses_layers_and_equals_the_forward_pass(network, testset):
+    """Whatever order knock-outs are asked in, each equals network.forward (and predicts the same)."""
+    cache = explain.TestsetCache(network, testset)
+    x = network.normalize(testset.images)
+    kos = [{"hidden_2": [4]}, {}, {"hidden_1": [3]}, {"hidden_1": [3], "hidden_2": [4, 7]}, {"hidden_1": [0, 31]}]
+    for ko in kos:
+        expected = network.forward(x, knocked_out=ko)
+        for got, want in zip(cache.activations(ko), expected):
+            np.testing.assert_allclose(got, want, atol=TOL, rtol=0)
+        np.testing.assert_array_equal(cache.predictions(ko), expected[-1].argmax(axis=1))
+        for layer, want in zip(network.layers, [x] + expected[:-1]):
+            z = cache.pre_activations(layer.name, ko)
+            np.testing.assert_allclose(z, layer.pre_activation(want), atol=1e-5, rtol=0)
+    # the first layer's net input does not depend on any knock-out: one array for all
+    first = {id(cache.pre_activations("hidden_1", ko)) for ko in kos}
+    assert len(first) == 1
+    # a knock-out in the second layer shares the first layer's activations with "none"
+    assert cache.activations({"hidden_2": [4]})[0] is cache.activations({})[0]
+    assert cache.activations({"hidden_1": [3]})[0] is not cache.activations({})[0]
+
+
+def test_first_layer_can_be_warmed_block_by_block(network, testset, plain, reference):
+    cache = explain.TestsetCache(network, testset)
+    assert not cache.first_layer_ready
+    steps = cache.first_layer_blocks()
+    done = [next(steps) for _ in range(3)]
+    assert done == [explain.CHUNK, 2 * explain.CHUNK, 3 * explain.CHUNK] and not cache.first_layer_ready
+    # asking for results now finishes the pass (the half-used generator is simply dropped)
+    cm = cache.confusion()
+    assert cache.first_layer_ready
+    np.testing.assert_array_equal(cm, plain_confusion(plain["labels"], reference[-1][1].argmax(axis=1)))
+    np.testing.assert_allclose(cache.pre_activations("hidden_1"), reference[0][0], atol=1e-5, rtol=0)
+    assert list(cache.first_layer_blocks()) == []  # nothing left to do
+    # a fresh cache warmed to the end gives the same numbers
+    other = explain.TestsetCache(network, testset)
+    counts = list(other.first_layer_blocks())
+    assert counts[-1] == len(testset) and counts == sorted(counts)
+    np.testing.assert_array_equal(other.pre_activations("hidden_1"), cache.pre_activations("hidden_1"))
+    with pytest.raises(ValueError):
+        other.pre_activations("hidden_1")[0, 0] = 1.0  # read-only

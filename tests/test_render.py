@@ -34,7 +34,7 @@ class Elements(HTMLParser):
 
 
 def decode_png(url):
-    """Decode a greyscale 8-bit PNG data URL by hand."""
+    """Decode an 8-bit greyscale (h, w) or RGB (h, w, 3) PNG data URL by hand."""
     data = base64.b64decode(url.split(",", 1)[1])
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     pos, idat, width, height = 8, b"", None, None
@@ -44,14 +44,17 @@ def decode_png(url):
         assert struct.unpack(">I", data[pos + 8 + length : pos + 12 + length])[0] == zlib.crc32(kind + body)
         if kind == b"IHDR":
             width, height, depth, colour_type = struct.unpack(">IIBB", body[:10])
-            assert (depth, colour_type) == (8, 0)
+            assert depth == 8 and colour_type in (0, 2)
+            channels = 3 if colour_type == 2 else 1
         elif kind == b"IDAT":
             idat += body
         pos += 12 + length
     raw = zlib.decompress(idat)
-    rows = [raw[r * (width + 1) : (r + 1) * (width + 1)] for r in range(height)]
+    stride = width * channels + 1
+    rows = [raw[r * stride : (r + 1) * stride] for r in range(height)]
     assert all(row[0] == 0 for row in rows)  # filter type None
-    return np.array([list(row[1:]) for row in rows], dtype=np.uint8)
+    image = np.array([list(row[1:]) for row in rows], dtype=np.uint8)
+    return image.reshape(height, width, 3) if channels == 3 else image
 
 
 def test_png_round_trip(testset):

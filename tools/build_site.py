@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 
 from pyscript_app import network as nw  # noqa: E402
 from pyscript_app import render  # noqa: E402
+from pyscript_app import render_inside  # noqa: E402
 
 TEMPLATE = ROOT / "tools" / "index.template.html"
 APP_PACKAGE = "pyscript_app"
@@ -70,6 +71,7 @@ def render_index(site: Path) -> str:
         ("{{VIEW}}", render.network_view(network, view)),
         ("{{LEGEND}}", render.legend()),
         ("{{FACTS}}", render.model_facts(network.manifest)),
+        ("{{CONNECTIONS_LEGEND}}", render_inside.connections_legend()),  # look inside (issue 5)
     ):
         if marker not in page:
             raise SystemExit(f"build_site: {TEMPLATE.name} lacks the {marker} marker")

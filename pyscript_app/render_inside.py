@@ -1,0 +1,507 @@
+"""What the "look inside" views draw: neuron cards, connection lines, knock-outs, the error explorer.
+
+Pure Python + numpy, no browser imports, like render.py (whose helpers it
+uses). Every number comes from explain.py; this module only turns numbers
+into HTML / SVG strings, which main.py sets as innerHTML. The page reads
+element positions (it alone can) and hands them to :func:`connections_svg`.
+
+Colours: activations use render.py's viridis; weights and contributions,
+which have a sign, use a diverging scale (ColorBrewer RdBu: blue negative,
+near-white zero, red positive; readable with the common colour-vision
+deficiencies), always centred on 0 and symmetric (explain.symmetric_limit).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+
+import numpy as np
+
+from . import explain, render
+from .network import Network
+
+# ColorBrewer RdBu, 7 classes (blue = negative, red = positive).
+DIVERGING_STOPS = (
+    (-1.0, (33, 102, 172)),
+    (-2 / 3, (103, 169, 207)),
+    (-1 / 3, (209, 229, 240)),
+    (0.0, (247, 247, 247)),
+    (1 / 3, (253, 219, 199)),
+    (2 / 3, (239, 138, 98)),
+    (1.0, (178, 24, 43)),
+)
+# Lines on the dark page: the lighter ends of the same scale stay readable.
+LINE_POSITIVE = "#ef8a62"
+LINE_NEGATIVE = "#67a9cf"
+
+TOP_DIGITS = 9  # test digits shown on a card
+TOP_CONTRIBUTIONS = 10  # contributions listed before "n more"
+CELL_CAP = 100  # thumbnails shown for one confusion-matrix cell
+TOP_INPUT_LINES = 100  # input pixel -> hidden layer 1 lines drawn (of 25,088)
+LINE_FLOOR = 0.03  # lines weaker than this fraction of their stage's strongest are not drawn
+
+
+# ---------------------------------------------------------------------------
+# the diverging scale
+
+
+def diverging_rgb(values, limit: float) -> np.ndarray:
+    """Values in [-limit, limit] -> uint8 RGB, shape ``values.shape + (3,)`` (clipped outside)."""
+    if not limit > 0:
+        raise ValueError(f"the limit of a diverging scale must be > 0, got {limit!r}")
+    t = np.clip(np.asarray(values, dtype=np.float64) / float(limit), -1.0, 1.0)
+    stops = np.array([p for p, _ in DIVERGING_STOPS])
+    rgb = np.array([c for _, c in DIVERGING_STOPS], dtype=np.float64)
+    channels = [np.interp(t, stops, rgb[:, k]) for k in range(3)]
+    return np.rint(np.stack(channels, axis=-1)).astype(np.uint8)
+
+
+def diverging_hex(value: float, limit: float) -> str:
+    return "#%02x%02x%02x" % tuple(int(c) for c in diverging_rgb(value, limit))
+
+
+def diverging_gradient() -> str:
+    """The scale as a CSS gradient, left = -limit, right = +limit."""
+    return "linear-gradient(to right, " + ", ".join(
+        "#%02x%02x%02x %.1f%%" % (*c, (p + 1) * 50) for p, c in DIVERGING_STOPS
+    ) + ")"
+
+
+def signed(value: float, digits: int = 2) -> str:
+    """+1.23 / −1.23 (a real minus sign), 0 as 0.00."""
+    text = f"{abs(value):.{digits}f}"
+    if float(text) == 0:
+        return text
+    return ("+" if value > 0 else "\u2212") + text
+
+
+def diverging_legend(limit: float, what: str) -> str:
+    """A small key: the gradient with its ends and 0 marked."""
+    label = f"{what}: blue negative down to {signed(-limit)}, white 0, red positive up to {signed(limit)}"
+    return (
+        f'<div class="dlegend" role="img" aria-label="{html.escape(label)}">'
+        f'<span class="ramp" style="background:{diverging_gradient()}"></span>'
+        f'<span class="ticks"><span>{signed(-limit)}</span><span>0</span><span>{signed(limit)}</span></span></div>'
+    )
+
+
+def values_json(values) -> str:
+    """Full-precision JSON list (each float32 value exactly, as Python's repr)."""
+    return json.dumps([float(v) for v in np.asarray(values).reshape(-1)])
+
+
+def diverging_image(values, shape, limit: float, element_id: str, alt: str, data_name: str) -> str:
+    """A diverging-colour image of ``values`` (reshaped to ``shape``); the values go in ``data-<data_name>``."""
+    rgb = diverging_rgb(np.asarray(values).reshape(shape), limit)
+    return (
+        f'<img id="{element_id}" class="wimg" src="{render.png_data_url(rgb)}" alt="{html.escape(alt)}" '
+        f'data-{data_name}="{html.escape(values_json(values))}" data-limit="{render.fmt(limit)}">'
+    )
+
+
+# ---------------------------------------------------------------------------
+# naming units
+
+
+def unit_name(network: Network, layer_name: str, index: int) -> str:
+    """'Hidden layer 1 · neuron 3' / 'Output layer · digit 7'."""
+    layer = network.layer(layer_name)
+    if layer.labels:
+        return f"{layer.title} \u00b7 digit {layer.labels[index]}"
+    return f"{layer.title} \u00b7 neuron {index}"
+
+
+def _position(network: Network, layer_name: str) -> int:
+    return [layer.name for layer in network.layers].index(layer_name)
+
+
+def _source_name(network: Network, pos: int) -> str:
+    return "the input pixels" if pos == 0 else network.layers[pos - 1].title
+
+
+# ---------------------------------------------------------------------------
+# the neuron card
+
+
+def _fact(label: str, value: float, ident: str = "", text: str | None = None) -> str:
+    attr = f' id="{ident}"' if ident else ""
+    shown = text if text is not None else f"{value:.4f}"
+    return f'<div><dt>{label}</dt><dd{attr} data-value="{render.fmt(value)}">{shown}</dd></div>'
+
+
+def _thumb(testset, i: int, action_label: str, current: int | None, cls: str = "thumb") -> str:
+    now = ' aria-current="true"' if current == i else ""
+    alt = f"test digit {i}, labelled {int(testset.labels[i])}"
+    return (
+        f'<button type="button" class="{cls}" data-action="sample" data-sample="{i}" data-focus-key="{cls}-{i}"{now} '
+        f'aria-label="{html.escape(action_label.format(i=i, label=int(testset.labels[i])))}" title="#{i}">'
+        f'<img src="{render.png_data_url(testset.images[i])}" alt="{html.escape(alt)}"></button>'
+    )
+
+
+def top_digits_html(network: Network, testset, layer_name: str, index: int, knocked_out, current: int | None) -> str:
+    top = explain.top_exciting(network, testset, layer_name, index, k=TOP_DIGITS, knocked_out=knocked_out)
+    thumbs = "".join(_thumb(testset, int(i), "Show test digit {i} (labelled {label})", current) for i in top)
+    return (
+        '<h3>Test digits that excite it most</h3>'
+        f'<div class="top-digits" id="card-top" data-samples="{",".join(str(int(i)) for i in top)}">{thumbs}</div>'
+        '<p class="note">Ranked by net input over all 10,000 test digits. Click one to look at it.</p>'
+    )
+
+
+DEAD_CLASS = ' class="dead"'
+
+
+def weight_bars(weights, limit: float, source_title: str, knocked_sources=()) -> str:
+    """An SVG bar chart of a neuron's incoming weights, centred on 0, one bar a source neuron."""
+    w = np.asarray(weights, dtype=np.float64).reshape(-1)
+    n = w.size
+    width, height, mid = 320, 96, 48
+    bar = width / n
+    rects = []
+    for k, v in enumerate(w.tolist()):
+        h = abs(v) / limit * (mid - 4)
+        y = mid - h if v > 0 else mid
+        dead = " (knocked out)" if k in knocked_sources else ""
+        rects.append(
+            f'<rect x="{k * bar + 1:.1f}" y="{y:.1f}" width="{bar - 2:.1f}" height="{max(h, 0.5):.1f}" '
+            f'fill="{diverging_hex(v, limit)}"{DEAD_CLASS if dead else ""}>'
+            f"<title>from {html.escape(source_title)} neuron {k}{dead}: weight {signed(v, 3)}</title></rect>"
+        )
+    label = f"{n} incoming weights from {source_title}, from {signed(w.min(), 3)} to {signed(w.max(), 3)}"
+    return (
+        f'<svg id="card-weights" class="wbars" viewBox="0 0 {width} {height}" preserveAspectRatio="none" role="img" '
+        f'aria-label="{html.escape(label)}" data-weights="{html.escape(values_json(weights))}">'
+        f'<line x1="0" y1="{mid}" x2="{width}" y2="{mid}" class="axis"></line>{"".join(rects)}</svg>'
+    )
+
+
+def _contribution_row(network: Network, source_pos: int, k: int, act: float, weight: float, value: float, scale: float, dead: bool) -> str:
+    source = network.layers[source_pos]
+    name = f"{source.title} neuron {k}"
+    detail = "knocked out" if dead else f"{act:.2f} \u00d7 {signed(weight)}"
+    label = f"{name}: activation {act:.4f} \u00d7 weight {signed(weight, 4)} = {signed(value, 4)}{' (knocked out)' if dead else ''}. Open its card."
+    width = min(abs(value) / scale, 1.0) * 50 if scale > 0 else 0.0
+    side = "pos" if value > 0 else "neg"
+    return (
+        f'<li><button type="button" class="contrib{" dead" if dead else ""}" data-action="open-neuron" '
+        f'data-layer="{source.name}" data-index="{k}" data-value="{render.fmt(value)}" data-focus-key="contrib-{k}" '
+        f'aria-label="{html.escape(label)}">'
+        f'<span class="src">#{k}</span><span class="cbar"><span class="{side}" style="width:{width:.1f}%"></span></span>'
+        f'<span class="cval">{signed(value)}</span><span class="cdetail">{detail}</span></button></li>'
+    )
+
+
+def contributions_html(network: Network, layer_name: str, index: int, inputs, knocked_out) -> str:
+    """The per-input contributions (activation x weight) for this digit, strongest first."""
+    pos = _position(network, layer_name)
+    per_input, bias, z = explain.contributions(network, layer_name, index, inputs)
+    weights = explain.incoming_weights(network, layer_name, index)
+    order, values = explain.ranked_contributions(per_input)
+    scale = float(np.max(np.abs(per_input))) if per_input.size else 0.0
+    dead = set(knocked_out.get(network.layers[pos - 1].name, ())) if pos > 0 else set()
+    rows = [
+        _contribution_row(network, pos - 1, int(k), float(inputs[k]), float(weights[k]), float(v), scale, int(k) in dead)
+        for k, v in zip(order.tolist(), values.tolist())
+    ]
+    head, rest = rows[:TOP_CONTRIBUTIONS], rows[TOP_CONTRIBUTIONS:]
+    more = (
+        f'<details class="more"><summary>{len(rest)} smaller ones (together {signed(float(per_input[order[TOP_CONTRIBUTIONS:]].sum()))})</summary>'
+        f'<ol class="contribs" start="{TOP_CONTRIBUTIONS + 1}">{"".join(rest)}</ol></details>'
+        if rest
+        else ""
+    )
+    return (
+        f'<h3>What this digit sends in: activation \u00d7 weight</h3>'
+        f'<ol class="contribs" id="card-contributions" data-contributions="{html.escape(values_json(per_input))}">{"".join(head)}</ol>{more}'
+        f'<p class="sum">sum {signed(float(per_input.sum()))} + bias {signed(bias)} = net input <b>{signed(z)}</b></p>'
+    )
+
+
+def neuron_card(network: Network, testset, view: render.View, layer_name: str, index: int) -> str:
+    """The card of one neuron for what the view shows (its input, its knock-outs)."""
+    pos = _position(network, layer_name)
+    layer = network.layers[pos]
+    x = network.normalize(view.pixels)
+    inputs = explain.layer_input(network, layer_name, x, view.activations)
+    per_input, bias, z = explain.contributions(network, layer_name, index, inputs)
+    weights = explain.incoming_weights(network, layer_name, index)
+    activation = float(view.activations[pos][index])
+    knocked = index in view.knocked_out.get(layer_name, ())
+    hidden = layer_name in explain.knockable_layers(network)
+    current = view.sample_index
+
+    what = "probability" if layer.labels else "activation"
+    facts = [_fact(what, activation, "card-activation")]
+    facts.append(_fact("net input", z, "card-net-input", signed(z, 4)))
+    facts.append(_fact("bias", bias, "card-bias", signed(bias, 4)))
+    parts = [
+        f'<section id="neuron-card" class="panel card" data-layer="{layer_name}" data-index="{index}" '
+        f'tabindex="-1" role="region" aria-labelledby="card-title">',
+        '<div class="card-head">'
+        f'<h2 id="card-title" aria-label="{html.escape(unit_name(network, layer_name, index))}">'
+        f'<span class="kicker">{html.escape(layer.title)}</span>'
+        f'{f"Digit {html.escape(layer.labels[index])}" if layer.labels else f"Neuron {index}"}</h2>'
+        '<button type="button" class="icon" id="card-close" data-action="close-card" data-focus-key="card-close" '
+        'aria-label="Close the neuron card (Escape)" title="Close (Escape)">&times;</button></div>',
+    ]
+    if layer.labels:
+        parts.append(f'<p class="stands">This neuron stands for the digit <b>{html.escape(layer.labels[index])}</b>.</p>')
+    parts.append(f'<dl class="facts">{"".join(facts)}</dl>')
+    if knocked:
+        would = float(layer.activate(np.array([z], dtype=np.float32))[0])
+        parts.append(f'<p class="ko-note">Knocked out: its output is forced to 0 (it would be {would:.4f}).</p>')
+    if hidden:
+        pressed = "true" if knocked else "false"
+        text = "Bring it back" if knocked else "Knock it out"
+        parts.append(
+            f'<button type="button" class="secondary ko-toggle" id="knockout-toggle" data-action="knockout" '
+            f'data-layer="{layer_name}" data-index="{index}" data-focus-key="knockout-toggle" aria-pressed="{pressed}">'
+            f'{text}</button><p class="note tip">Tip: Shift+click a neuron knocks it out (or back in) without opening its card.</p>'
+        )
+    if pos == 0:
+        shape = tuple(network.image_shape)
+        wl, cl = explain.symmetric_limit(weights), explain.symmetric_limit(per_input)
+        parts.append(
+            '<div class="card-images">'
+            '<figure>' + diverging_image(weights, shape, wl, "card-weights",
+                                         f"The {weights.size} incoming weights of this neuron as a 28 by 28 image: red pixels excite it, blue ones inhibit it", "weights")
+            + '<figcaption>Incoming weights: what it looks for</figcaption>' + diverging_legend(wl, "weight") + '</figure>'
+            '<figure>' + diverging_image(per_input, shape, cl, "card-pixel-contributions",
+                                         "This digit's pixels times the weights: where the digit excites (red) or inhibits (blue) this neuron", "contributions")
+            + f'<figcaption>This digit &times; weights (sum {signed(float(per_input.sum()))})</figcaption>' + diverging_legend(cl, "pixel times weight") + '</figure>'
+            '</div>'
+            f'<p class="sum">pixels &times; weights {signed(float(per_input.sum()))} + bias {signed(bias)} = net input <b>{signed(z)}</b> '
+            f'&rarr; {layer.activation} &rarr; {activation:.4f}</p>'
+        )
+    else:
+        source_pos = pos - 1
+        limit = explain.symmetric_limit(weights)
+        dead_sources = set(view.knocked_out.get(network.layers[source_pos].name, ()))
+        parts.append(
+            '<figure class="bars-figure">' + weight_bars(weights, limit, _source_name(network, pos), dead_sources)
+            + f'<figcaption>Incoming weights from {html.escape(_source_name(network, pos))}, neurons 0&ndash;{weights.size - 1}</figcaption>'
+            + diverging_legend(limit, "weight") + '</figure>'
+        )
+        parts.append(contributions_html(network, layer_name, index, inputs, view.knocked_out))
+    parts.append(top_digits_html(network, testset, layer_name, index, view.knocked_out, current))
+    parts.append("</section>")
+    return "".join(parts)
+
+
+# ---------------------------------------------------------------------------
+# knock-outs
+
+
+def knockout_summary(network: Network, knocked_out) -> str:
+    """'Knocked out: Hidden layer 1 #3, #9' (empty when nothing is)."""
+    ko = explain.normalize_knockout(network, knocked_out)
+    if not ko:
+        return ""
+    groups = [f"{network.layer(name).title} " + ", ".join(f"#{i}" for i in idx) for name, idx in ko.items()]
+    count = sum(len(idx) for idx in ko.values())
+    return f"{count} knocked out: " + "; ".join(groups)
+
+
+# ---------------------------------------------------------------------------
+# connections
+
+
+Box = tuple  # (x, y, width, height) relative to the view's top-left corner
+
+
+def _anchor(box: Box, side: str) -> tuple[float, float]:
+    x, y, w, h = box
+    return {
+        "right": (x + w, y + h / 2), "left": (x, y + h / 2),
+        "bottom": (x + w / 2, y + h), "top": (x + w / 2, y), "centre": (x + w / 2, y + h / 2),
+    }[side]
+
+
+def _sides(src: list, dst: list) -> tuple[str, str]:
+    """Left-to-right layers join right edge to left edge; stacked ones (a phone) bottom to top."""
+    src_right = max(x + w for x, _, w, _ in src)
+    dst_left = min(x for x, _, _, _ in dst)
+    return ("right", "left") if dst_left >= src_right - 1 else ("bottom", "top")
+
+
+def _lines(strengths: np.ndarray, rows, cols, src_points, dst_points, src_layer: str, dst_layer: str, peak: float) -> list[str]:
+    out = []
+    for k, j in zip(rows, cols):
+        s = float(strengths[k, j])
+        m = abs(s) / peak
+        (x1, y1), (x2, y2) = src_points[k], dst_points[j]
+        out.append(
+            f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" class="{"pos" if s > 0 else "neg"}" '
+            f'stroke-width="{0.3 + 3.7 * m:.2f}" stroke-opacity="{0.08 + 0.87 * m:.2f}" '
+            f'data-from="{src_layer}:{k}" data-to="{dst_layer}:{j}" data-strength="{render.fmt(s)}"></line>'
+        )
+    return out
+
+
+def connections_svg(network: Network, view: render.View, boxes: dict, size: tuple, input_box: Box | None = None) -> str:
+    """The connection lines over the view, for what it shows.
+
+    ``boxes`` maps each layer name to its neurons' boxes (index order) and
+    ``size`` is the drawing's (width, height), all in the view's own
+    coordinates (the page measures them). Each line is one connection
+    ``source -> target``: colour = sign and thickness / opacity = size of
+    ``source activation x weight`` (explain.connection_strengths), scaled to
+    the strongest line of its stage. Lines weaker than LINE_FLOOR of that are
+    left out (nothing visible flows there; a knocked-out source sends 0).
+    With ``input_box`` (the input image's box), the TOP_INPUT_LINES strongest
+    of the 25,088 pixel connections into the first layer are drawn too.
+    """
+    x = network.normalize(view.pixels)
+    parts = []
+    for pos, layer in enumerate(network.layers):
+        inputs = explain.layer_input(network, layer.name, x, view.activations)
+        strengths = explain.connection_strengths(network, inputs, layer.name)
+        peak = float(np.max(np.abs(strengths))) if strengths.size else 0.0
+        if peak == 0 or layer.name not in boxes:
+            continue
+        dst = boxes[layer.name]
+        if pos == 0:
+            if input_box is None:
+                continue
+            rows, cols, _ = explain.strongest_connections(strengths, TOP_INPUT_LINES)
+            h, w = network.image_shape
+            ix, iy, iw, ih = input_box
+            src_points = {int(k): (ix + (k % w + 0.5) * iw / w, iy + (k // w + 0.5) * ih / h) for k in rows.tolist()}
+            _, dst_side = _sides([input_box], dst)
+            src_layer = "input"
+        else:
+            src = boxes.get(network.layers[pos - 1].name)
+            if src is None:
+                continue
+            rows, cols = np.nonzero(np.abs(strengths) >= LINE_FLOOR * peak)
+            order = np.argsort(np.abs(strengths[rows, cols]), kind="stable")  # strongest drawn last, on top
+            rows, cols = rows[order], cols[order]
+            src_side, dst_side = _sides(src, dst)
+            src_points = [_anchor(b, src_side) for b in src]
+            src_layer = network.layers[pos - 1].name
+        dst_points = [_anchor(b, dst_side) for b in dst]
+        if pos == 0:
+            rows, cols = rows[::-1], cols[::-1]  # strongest last
+        parts.append(f'<g data-stage="{layer.name}">')
+        parts += _lines(strengths, rows.tolist(), cols.tolist(), src_points, dst_points, src_layer, layer.name, peak)
+        parts.append("</g>")
+    width, height = size
+    return (
+        f'<svg class="connections" id="connections" width="{width:.0f}" height="{height:.0f}" '
+        f'viewBox="0 0 {width:.0f} {height:.0f}" aria-hidden="true" focusable="false">{"".join(parts)}</svg>'
+    )
+
+
+def connections_legend() -> str:
+    return (
+        '<span class="conn-key" id="connections-legend" hidden>'
+        f'<span class="swatch" style="background:{LINE_POSITIVE}"></span>excites '
+        f'<span class="swatch" style="background:{LINE_NEGATIVE}"></span>inhibits '
+        '&middot; thickness: |activation &times; weight| &middot; hover a neuron for its own</span>'
+    )
+
+
+# ---------------------------------------------------------------------------
+# the error explorer
+
+
+def accuracy_html(network: Network, cm: np.ndarray, full_cm: np.ndarray, knocked_out) -> str:
+    """Overall accuracy (exact in data-value) and, under a knock-out, the change from the full network."""
+    acc = explain.accuracy(cm)
+    total = int(cm.sum())
+    text = (
+        f'<p class="acc">Accuracy <b id="accuracy" data-value="{render.fmt(acc)}">{acc:.2%}</b> '
+        f'<span class="muted">{int(np.trace(cm)):,} of {total:,} test digits right</span></p>'
+    )
+    summary = knockout_summary(network, knocked_out)
+    if summary:
+        full = explain.accuracy(full_cm)
+        delta = (acc - full) * 100
+        text += (
+            f'<p class="acc-delta" id="accuracy-change" data-value="{render.fmt(acc - full)}">'
+            f'{html.escape(summary)}. The full network: {full:.2%} '
+            f'(<b class="{"worse" if delta < 0 else "better"}">{signed(delta)} points</b>).</p>'
+        )
+    return text
+
+
+def confusion_html(network: Network, cm: np.ndarray, selected: tuple | None = None, compute_ms: float | None = None) -> str:
+    """The confusion matrix as a table of focusable cells (rows = true digit, columns = predicted)."""
+    labels = network.class_labels
+    n = len(labels)
+    cm = np.asarray(cm)
+    off = cm.copy()
+    np.fill_diagonal(off, 0)
+    off_peak = max(int(off.max()), 1)
+    focus = selected if selected is not None else (0, 0)
+    head = "".join(f'<th scope="col">{html.escape(l)}</th>' for l in labels)
+    rows = []
+    for t in range(n):
+        row_total = max(int(cm[t].sum()), 1)
+        cells = []
+        for p in range(n):
+            c = int(cm[t, p])
+            if t == p:
+                kind, strength = "diag", c / row_total
+            else:
+                kind, strength = ("off" if c else "zero"), (c / off_peak) ** 0.5
+            name = f"true {labels[t]}, predicted {labels[p]}: {c} digit{'' if c == 1 else 's'}"
+            pressed = "true" if selected == (t, p) else "false"
+            if c >= 1000:
+                kind += " big"
+            cells.append(
+                f'<td><button type="button" class="cell {kind}" data-action="cell" data-true="{t}" data-predicted="{p}" '
+                f'data-count="{c}" data-focus-key="cell-{t}-{p}" aria-label="{name}" title="{name}" aria-pressed="{pressed}" '
+                f'tabindex="{0 if focus == (t, p) else -1}" style="--s:{strength:.3f}">{c if c else "&middot;"}</button></td>'
+            )
+        rows.append(f'<tr><th scope="row">{html.escape(labels[t])}</th>{"".join(cells)}</tr>')
+    ms = f' data-compute-ms="{compute_ms:.3f}"' if compute_ms is not None else ""
+    return (
+        f'<table id="confusion-matrix" class="cm"{ms}>'
+        '<caption>Rows: the true digit. Columns: what the network predicted. '
+        'Arrow keys move between cells; Enter shows the digits.</caption>'
+        f'<thead><tr><th scope="col"><span class="corner">true&darr; pred&rarr;</span></th>{head}</tr></thead>'
+        f'<tbody>{"".join(rows)}</tbody></table>'
+    )
+
+
+def cell_digits_html(network: Network, testset, true: int, predicted: int, members, current: int | None, cap: int = CELL_CAP) -> str:
+    """The test digits of one matrix cell as thumbnails (at most ``cap``), each loads that digit."""
+    labels = network.class_labels
+    members = np.asarray(members).reshape(-1)
+    count = members.size
+    shown = members[:cap]
+    kind = "right" if true == predicted else "wrong"
+    title = f"True {labels[true]}, predicted {labels[predicted]}: {count:,} digit{'' if count == 1 else 's'}"
+    note = f'<p class="note" id="cell-note">Showing {shown.size} of {count:,}.</p>' if count > shown.size else ""
+    thumbs = "".join(
+        _thumb(testset, int(i), f"Show test digit {{i}} (true {labels[true]}, predicted {labels[predicted]})", current, "cthumb")
+        for i in shown.tolist()
+    )
+    body = f'<div class="thumbs">{thumbs}</div>' if count else '<p class="note">No test digit falls in this cell.</p>'
+    return (
+        f'<div id="cell-digits" class="{kind}" data-true="{true}" data-predicted="{predicted}" data-count="{count}">'
+        f'<h3>{html.escape(title)}</h3>{note}{body}</div>'
+    )
+
+
+def error_explorer(network: Network, testset, cm, full_cm, knocked_out, compute_ms: float | None,
+                   selected: tuple | None, current: int | None) -> str:
+    """The whole explorer: accuracy, the matrix, and the digits of the selected cell."""
+    parts = [
+        '<div class="card-head"><h2 id="errors-title" tabindex="-1">Error explorer</h2>'
+        '<button type="button" class="icon" data-action="close-errors" data-focus-key="close-errors" '
+        'aria-label="Close the error explorer" title="Close">&times;</button></div>',
+        f'<p class="sub">All {len(testset):,} MNIST test digits, run through the network in your browser just now'
+        f'{" with the knock-outs" if explain.normalize_knockout(network, knocked_out) else ""}.</p>',
+        accuracy_html(network, cm, full_cm, knocked_out),
+        confusion_html(network, cm, selected, compute_ms),
+    ]
+    if selected is not None:
+        members = explain.cell_members(network, testset, selected[0], selected[1], knocked_out)
+        parts.append(cell_digits_html(network, testset, selected[0], selected[1], members, current))
+    else:
+        parts.append('<p class="note" id="cell-digits-hint">Click a cell to see its digits; the red ones are mistakes.</p>')
+    return "".join(parts)
