@@ -207,8 +207,8 @@ def network_view(network: Network, view: View) -> str:
 def legend() -> str:
     return (
         '<div class="legend" aria-label="Colour scale: activation 0 dark purple to 1 bright yellow">'
-        '<span>activation</span><span class="ramp" style="background:' + scale_gradient() + '"></span>'
-        '<span class="ticks"><span>0</span><span>0.5</span><span>1</span></span></div>'
+        '<span>activation</span><span class="scale"><span class="ramp" style="background:' + scale_gradient() + '"></span>'
+        '<span class="ticks"><span>0</span><span>0.5</span><span>1</span></span></span></div>'
     )
 
 
