@@ -223,6 +223,8 @@ def model_facts(manifest: dict) -> str:
         bits.append(f"test accuracy {acc:.2%} on {manifest['dataset']['count']:,} MNIST test digits")
     if t.get("epochs"):
         bits.append(f'trained {t["epochs"]} epochs, batch {t["batch_size"]}, seed {t["seed"]}')
+    if t.get("augmentation"):
+        bits.append(f'plus {t["augmentation"]["copies"]} drawing-like varied copies of the training digits')
     if t.get("keras_version"):
         bits.append(f'Keras {t["keras_version"]} / TensorFlow {t["tensorflow_version"]}')
     return " &middot; ".join(bits)

@@ -112,3 +112,10 @@ def test_empty_pad_is_a_draw_a_digit_state_not_a_prediction(network):
     assert html.count("<span></span>") == sum(l.units for l in network.layers if not l.labels)
     empty = render.inspector(np.zeros((280, 280, 4), np.uint8), None)
     assert 'id="model-input"' not in empty and "Nothing drawn yet" in empty
+
+
+def test_model_facts_mention_augmentation_only_when_trained_with_it(manifest):
+    plain = {**manifest, "training": {**manifest["training"], "augmentation": None}}
+    assert "varied" not in render.model_facts(plain)
+    augmented = {**manifest, "training": {**manifest["training"], "augmentation": {"copies": 2}}}
+    assert "plus 2 drawing-like varied copies" in render.model_facts(augmented)
