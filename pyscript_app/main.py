@@ -231,11 +231,9 @@ class Pad:
         state = state or page.current_state()
         pad = self.read()
         pre = self.preprocess(pad)
-        if pre is None:
-            el("view").innerHTML = render.empty_drawing_view(page.network)
-        else:
-            view = render.view_for_drawing(page.network, pre.centred, state.knocked_out, state.neuron)
-            el("view").innerHTML = render.network_view(page.network, view)
+        view = None if pre is None else render.view_for_drawing(page.network, pre.centred, state.knocked_out, state.neuron)
+        el("view").innerHTML = render.empty_drawing_view(page.network) if view is None else render.network_view(page.network, view)
+        el("pad-reading").innerHTML = render.pad_reading(page.network, view)
         el("inspector").innerHTML = render.inspector(pad, pre, page.network.normalization)
         el("draw-panel").dataset.empty = "true" if pre is None else "false"
         updated(t0)

@@ -354,3 +354,11 @@ def empty_drawing_view(network: Network) -> str:
             f'<h2 id="title-{layer.name}">{html.escape(layer.title)}</h2><p class="sub">{sub}</p>{body}</section>'
         )
     return "".join(parts)
+
+
+def pad_reading(network: Network, view: View | None) -> str:
+    """The network's reading, short, for beside the pad (on a phone the output layer is a scroll away)."""
+    if view is None:
+        return ""
+    best = view.predicted
+    return f'reads <b>{html.escape(network.class_labels[best])}</b> <small>{float(view.activations[-1][best]):.0%}</small>'

@@ -96,8 +96,9 @@ def is_empty(page):
             ink: (() => { const c = document.getElementById('draw-pad');
                           return c.getContext('2d').getImageData(0, 0, c.width, c.height).data.some((v, i) => i % 4 === 3 && v > 0); })(),
             panel: document.getElementById('draw-panel').dataset.empty,
+            reading: document.getElementById('pad-reading').textContent,
         })"""
-    ) == {"prediction": "", "label": "", "neurons": 0, "modelInput": False, "ink": False, "panel": "true"}
+    ) == {"prediction": "", "label": "", "neurons": 0, "modelInput": False, "ink": False, "panel": "true", "reading": ""}
 
 
 def test_empty_pad_asks_for_a_digit(pad):
@@ -117,6 +118,7 @@ def test_mouse_drawn_digit_is_preprocessed_and_read_like_cpython(pad, network, d
     draw(page, TEMPLATES[digit][0])
     predicted = check_drawing_matches_cpython(page, network)
     assert predicted == digit  # a clearly drawn digit is read right
+    assert page.inner_text("#pad-reading").startswith(f"reads {digit}")  # and said beside the pad
     assert page.get_attribute("#draw-panel", "data-empty") == "false"
 
 

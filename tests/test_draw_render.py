@@ -119,3 +119,11 @@ def test_model_facts_mention_augmentation_only_when_trained_with_it(manifest):
     assert "varied" not in render.model_facts(plain)
     augmented = {**manifest, "training": {**manifest["training"], "augmentation": {"copies": 2}}}
     assert "plus 2 drawing-like varied copies" in render.model_facts(augmented)
+
+
+def test_pad_reading_names_the_predicted_digit(network, drawn_seven):
+    _, pre = drawn_seven
+    view = render.view_for_drawing(network, pre.centred)
+    probs = plain_forward(network, pre.centred)[-1]
+    assert render.pad_reading(network, view) == f"reads <b>{int(np.argmax(probs))}</b> <small>{probs.max():.0%}</small>"
+    assert render.pad_reading(network, None) == ""
