@@ -124,6 +124,7 @@ class Pad:
         options = to_js({"willReadFrequently": True}, dict_converter=js.Object.fromEntries)
         self.ctx = self.canvas.getContext("2d", options)
         self.last = None  # the stroke's last point (pad pixels), None between strokes
+        self.screen_box = (0.0, 0.0, 1.0, 1.0)  # the pad's left, top and pad pixels per CSS pixel, at stroke start
         self.dirty = self.frame_pending = False
         self.proxies = []
         for target, kind, handler in (
@@ -157,15 +158,17 @@ class Pad:
 
     # --- strokes
     def point(self, event):
-        rect = self.canvas.getBoundingClientRect()
-        return ((event.clientX - rect.left) * self.canvas.width / rect.width,
-                (event.clientY - rect.top) * self.canvas.height / rect.height)
+        """The event's position in pad pixels (the pad's place on screen is read once per stroke)."""
+        left, top, sx, sy = self.screen_box
+        return (event.clientX - left) * sx, (event.clientY - top) * sy
 
     def down(self, event):
         if event.pointerType == "mouse" and event.button != 0:
             return
         event.preventDefault()
         self.canvas.setPointerCapture(event.pointerId)
+        rect = self.canvas.getBoundingClientRect()
+        self.screen_box = (rect.left, rect.top, self.canvas.width / rect.width, self.canvas.height / rect.height)
         ctx, (x, y) = self.ctx, self.point(event)
         ctx.fillStyle = ctx.strokeStyle = "#fff"
         ctx.lineWidth = self.canvas.width * self.BRUSH
