@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .network import Layer, Network
+from .preprocess import BOX, CENTRE, FIELD, area_resample
 
 # Viridis at five stops: perceptually uniform and readable for colour-blind users.
 # Activation 0 is dark purple, 1 is bright yellow.
@@ -254,8 +255,6 @@ def pad_thumbnail(pre, pad_shape: tuple[int, int], size: int = THUMB) -> tuple[n
     about as much as the crop, not the whole pad. Returns the thumbnail and
     the crop's pixel box in it (top, left, bottom, right; bottom/right exclusive).
     """
-    from .preprocess import area_resample
-
     h, w = pad_shape[:2]
     top, left, bottom, right = pre.bbox
     scale = min(1.0, size / max(h, w))
@@ -289,8 +288,6 @@ def inspector(pad: np.ndarray, pre, normalization: dict | None = None) -> str:
     ``pad`` is what the page read from the canvas ((H, W, 4) RGBA or (H, W) ink),
     ``pre`` what :func:`preprocess.preprocess` made of it (``None``: an empty pad).
     """
-    from .preprocess import CENTRE, FIELD
-
     if pre is None:
         return (
             '<p class="inspector-empty" id="inspector-empty">Nothing drawn yet. Draw a digit: '
@@ -306,7 +303,7 @@ def inspector(pad: np.ndarray, pre, normalization: dict | None = None) -> str:
         f"The {FIELD}x{FIELD} image the network receives: grey levels 0..255 (0 = background), "
         f"listed in data-pixels; the network then normalises them ({formula})."
     )
-    dot = f'<span class="mark com" style="top:{100 * (com_r + 0.5) / 20:.2f}%;left:{100 * (com_c + 0.5) / 20:.2f}%"></span>'
+    dot = f'<span class="mark com" style="top:{100 * (com_r + 0.5) / BOX:.2f}%;left:{100 * (com_c + 0.5) / BOX:.2f}%"></span>'
     cross = f'<span class="mark centre" style="top:{100 * (CENTRE + 0.5) / FIELD:.2f}%;left:{100 * (CENTRE + 0.5) / FIELD:.2f}%"></span>'
     steps = [
         _step(1, "pad", digit_image(thumb, alt="the pad, scaled down", cls="step-img smooth"),
