@@ -240,6 +240,8 @@ class Pad:
         el("inspector").innerHTML = render.inspector(pad, pre, page.network.normalization)
         el("draw-panel").dataset.empty = "true" if pre is None else "false"
         updated(t0)
+        if view is not None and page.inside is not None:  # the neuron card etc. follow the drawing too
+            page.inside.update(state, view)
 
 
 async def start():

@@ -41,6 +41,7 @@ def to_screen(page, x, y):
 
 def draw(page, strokes, steps=4):
     """Draw the strokes (pad units 0..1) with the mouse, button down along each polyline."""
+    page.locator("#draw-pad").scroll_into_view_if_needed()
     for stroke in strokes:
         page.mouse.move(*to_screen(page, *stroke[0]))
         page.mouse.down()
@@ -158,6 +159,7 @@ def test_clear_button_and_shortcuts_empty_the_pad(pad):
 def test_touch_stroke_draws(pad, network):
     page = pad.page
     clear(page)
+    page.locator("#draw-pad").scroll_into_view_if_needed()
     cdp = page.context.new_cdp_session(page)
     scroll = page.evaluate("window.scrollY")
     for stroke in TEMPLATES[7][0]:
@@ -186,6 +188,25 @@ def test_knock_outs_apply_to_a_drawing(pad, network):
     np.testing.assert_allclose(got, expected, atol=1e-6)
     page.evaluate("location.hash = '#mode=draw'")
     page.wait_for_selector('.neuron[data-layer="hidden_1"][data-index="3"]:not([data-knocked-out])')
+
+
+def test_a_neuron_card_explains_the_drawn_digit(pad, network):
+    page = pad.page
+    clear(page)
+    draw(page, TEMPLATES[0][0])
+    page.click('#view .neuron[data-layer="hidden_1"][data-index="5"]')
+    page.wait_for_selector('#neuron-card[data-layer="hidden_1"][data-index="5"]')
+    x = network.normalize(model_input(page)).astype(np.float64)
+    layer = network.layers[0]
+    z = x @ layer.weights[:, 5].astype(np.float64) + float(layer.bias[5])  # the net input, by hand
+    assert float(page.get_attribute("#card-net-input", "data-value")) == pytest.approx(z, abs=1e-5)
+    shown_value = page.get_attribute('#view .neuron[data-layer="hidden_1"][data-index="5"]', "data-activation")
+    assert page.get_attribute("#card-activation", "data-value") == shown_value
+    draw(page, [[(0.15, 0.5), (0.85, 0.5)]])  # a bar across: the open card follows the drawing
+    now = page.get_attribute('#view .neuron[data-layer="hidden_1"][data-index="5"]', "data-activation")
+    assert now != shown_value and page.get_attribute("#card-activation", "data-value") == now
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#neuron-card", state="detached")
 
 
 def test_switching_between_drawing_and_test_digits(pad, network, testset):
