@@ -56,6 +56,14 @@ def clear(page):
     settle(page)
 
 
+def draw_anew(pad, strokes):
+    """Clear the shared page's pad and draw the strokes on it; the page."""
+    page = pad.page
+    clear(page)
+    draw(page, strokes)
+    return page
+
+
 def pad_pixels(page):
     """The canvas's own RGBA pixels, read back from the page."""
     w, h, data = page.evaluate(
@@ -114,9 +122,7 @@ def test_empty_pad_asks_for_a_digit(pad):
 
 @pytest.mark.parametrize("digit", [0, 1, 2, 3, 4, 7])
 def test_mouse_drawn_digit_is_preprocessed_and_read_like_cpython(pad, network, digit):
-    page = pad.page
-    clear(page)
-    draw(page, TEMPLATES[digit][0])
+    page = draw_anew(pad, TEMPLATES[digit][0])
     predicted = check_drawing_matches_cpython(page, network)
     assert predicted == digit  # a clearly drawn digit is read right
     assert page.inner_text("#pad-reading").startswith(f"reads {digit}")  # and said beside the pad
@@ -177,9 +183,7 @@ def test_touch_stroke_draws(pad, network):
 
 
 def test_knock_outs_apply_to_a_drawing(pad, network):
-    page = pad.page
-    clear(page)
-    draw(page, TEMPLATES[4][0])
+    page = draw_anew(pad, TEMPLATES[4][0])
     page.evaluate("location.hash = '#mode=draw&ko=hidden_1:0,1,2,3,4,5,6,7'")
     page.wait_for_selector('.neuron[data-layer="hidden_1"][data-index="3"][data-knocked-out="true"]')
     pixels = model_input(page)
@@ -191,9 +195,7 @@ def test_knock_outs_apply_to_a_drawing(pad, network):
 
 
 def test_a_neuron_card_explains_the_drawn_digit(pad, network):
-    page = pad.page
-    clear(page)
-    draw(page, TEMPLATES[0][0])
+    page = draw_anew(pad, TEMPLATES[0][0])
     page.click('#view .neuron[data-layer="hidden_1"][data-index="5"]')
     page.wait_for_selector('#neuron-card[data-layer="hidden_1"][data-index="5"]')
     x = network.normalize(model_input(page)).astype(np.float64)
@@ -210,9 +212,7 @@ def test_a_neuron_card_explains_the_drawn_digit(pad, network):
 
 
 def test_switching_between_drawing_and_test_digits(pad, network, testset):
-    page = pad.page
-    clear(page)
-    draw(page, TEMPLATES[3][0])
+    page = draw_anew(pad, TEMPLATES[3][0])
     drawn = model_input(page)
     assert "mode=draw" in page.evaluate("location.hash")
     page.click("#random-sample")  # back to the test digits
