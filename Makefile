@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 8000
+# How the committed model was trained (`make build` reproduces it; EXPORT_ARGS= trains on MNIST alone)
+EXPORT_ARGS ?= --augment
 
 .PHONY: help venv build site serve test bench dist screenshot clean distclean
 

