@@ -2,8 +2,9 @@
 """Take the README's screenshots from the real page (what `make screenshot` runs).
 
 Serves site/ locally, opens it in headless Chromium, waits until Python is
-ready, shows a test digit and writes docs/screenshot.png (laptop) and
-docs/screenshot-phone.png (phone).
+ready, shows a test digit and writes docs/screenshot.png (laptop),
+docs/screenshot-phone.png (phone) and docs/screenshot-draw.png (a digit drawn
+on the pad with mouse events).
 """
 
 from __future__ import annotations
@@ -20,6 +21,27 @@ import browser  # noqa: E402
 import serve  # noqa: E402
 
 SHOTS = (("screenshot.png", {"width": 1280, "height": 860}, False), ("screenshot-phone.png", {"width": 390, "height": 844}, True))
+
+
+# A "2" as a polyline, in fractions of the pad (drawn with real mouse events).
+TWO = ((0.3, 0.25), (0.5, 0.15), (0.7, 0.25), (0.65, 0.45), (0.35, 0.85), (0.75, 0.85))
+
+
+def draw_shot(b, base: str, path: Path) -> None:
+    page = b.new_page(viewport={"width": 1280, "height": 860}, device_scale_factor=1)
+    page.goto(base + "#mode=draw")
+    page.wait_for_function("document.getElementById('status').dataset.state === 'ready'", timeout=90_000)
+    box = page.locator("#draw-pad").bounding_box()
+    at = lambda p: (box["x"] + p[0] * box["width"], box["y"] + p[1] * box["height"])  # noqa: E731
+    page.mouse.move(*at(TWO[0]))
+    page.mouse.down()
+    for point in TWO[1:]:
+        page.mouse.move(*at(point), steps=8)
+    page.mouse.up()
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(path), full_page=True)
+    print(f"wrote {path}")
+    page.close()
 
 
 def main(argv=None) -> int:
@@ -49,6 +71,7 @@ def main(argv=None) -> int:
                 page.screenshot(path=str(args.out / name), full_page=not mobile)
                 print(f"wrote {args.out / name}")
                 page.close()
+            draw_shot(b, serve.url_of(httpd), args.out / "screenshot-draw.png")
             b.close()
     finally:
         httpd.shutdown()
