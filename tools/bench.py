@@ -1,0 +1,547 @@
+#!/usr/bin/env python3
+"""Benchmark the page in headless Chromium (what `make bench` runs).
+
+    python tools/bench.py [--rounds 5] [--clicks 200] [--json PATH]
+
+Serves site/ locally (tools/serve.py on a free port) and, each round:
+- loads the page COLD in a fresh browser profile: first contentful paint, the
+  moment the pre-rendered view (a real digit with its real activations) is on
+  screen, and the moment ``#status`` says ready; bytes and requests that
+  reached the server;
+- closes the browser and opens the SAME profile again for a WARM load (second
+  visit: HTTP cache, and the service worker when the page has one);
+- loads the REFERENCE page cold: a page generated into a temporary folder that
+  only starts the same vendored Pyodide and imports numpy (the floor of this
+  stack). Ours and the reference alternate, so drift hits both alike;
+- on the warm page, clicks "Get random prediction" many times, timed inside
+  the page; then draws a stroke on the drawing pad and opens the confusion
+  matrix when the page has those features.
+
+Prints a table (median, min, max), the targets with pass/fail, and writes
+JSON to bench-results/bench-<date>.json (and to --json PATH if given).
+Timed numbers only ever live here: the tests assert behaviour, not speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import functools
+import json
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+sys.path.insert(0, str(ROOT / "tests"))
+
+import serve  # noqa: E402
+from conftest import CHROMIUM_FLAGS, chromium_executable  # noqa: E402 (one place for the browser choice)
+
+READY_TIMEOUT_MS = 120_000
+VIEWPORT = {"width": 1280, "height": 900}
+IDLE_SECONDS = 1.0  # the network counts as settled after this long without a request
+
+# Recorded in every page from its first instant (times are performance.now(): ms since navigation).
+MARKS_JS = """
+(() => {
+  const marks = (window.__bench = {});
+  const check = () => {
+    if (!('viewDom' in marks) && document.querySelector('#view .neuron[data-activation]')
+        && document.getElementById('input-image')) {
+      marks.viewDom = performance.now();
+      requestAnimationFrame(() => setTimeout(() => { marks.view = performance.now(); }, 0));
+    }
+    const status = document.getElementById('status');
+    const state = status && status.dataset.state;
+    if (state && state !== 'loading' && !(state in marks)) marks[state] = performance.now();
+  };
+  new MutationObserver(check).observe(document, {
+    subtree: true, childList: true, attributes: true, attributeFilter: ['data-state'] });
+})();
+"""
+
+# Clicks the button n times; each time waits for the new sample in the DOM.
+# dom: click -> new #input-image in the DOM (Python handler, hash change, re-render);
+# layout: + style and layout of the new view (forced); frame: + the next animation frame.
+CLICKS_JS = """
+async (n) => {
+  const button = document.getElementById('random-sample');
+  const view = document.getElementById('view');
+  const out = [];
+  for (let i = 0; i < n; i++) {
+    const before = document.getElementById('input-image').dataset.sampleIndex;
+    let observer;
+    const updated = new Promise((resolve) => {
+      observer = new MutationObserver(() => {
+        const now = document.getElementById('input-image');
+        if (now && now.dataset.sampleIndex !== before) resolve(performance.now());
+      });
+      observer.observe(view, { subtree: true, childList: true, attributes: true,
+                               attributeFilter: ['data-sample-index'] });
+    });
+    const t0 = performance.now();
+    button.click();
+    const dom = await updated;
+    observer.disconnect();
+    void document.body.offsetHeight;  // style + layout of the new view, now
+    const layout = performance.now();
+    const frame = await new Promise((r) => requestAnimationFrame(() => r(performance.now())));
+    out.push({ dom: dom - t0, layout: layout - t0, frame: frame - t0,
+               py: parseFloat(view.dataset.updateMs) });
+    await new Promise((r) => setTimeout(r, 0));
+  }
+  return out;
+}
+"""
+
+# Draws strokes across the pad for `ms` and counts how often the view was updated meanwhile.
+DRAW_JS = """
+async (ms) => {
+  const pad = document.querySelector('canvas#draw-pad');
+  const view = document.getElementById('view');
+  let updates = 0;
+  const observer = new MutationObserver((records) => {
+    for (const r of records) if (r.attributeName === 'data-update-ms') updates++;
+  });
+  observer.observe(view, { attributes: true, attributeFilter: ['data-update-ms'] });
+  const box = pad.getBoundingClientRect();
+  const at = (t) => ({ x: box.left + box.width * (0.2 + 0.6 * ((t / 400) % 1)),
+                       y: box.top + box.height * (0.5 + 0.3 * Math.sin(t / 60)) });
+  const fire = (type, p, buttons) => pad.dispatchEvent(new PointerEvent(type, {
+    bubbles: true, cancelable: true, pointerId: 1, pointerType: 'mouse', isPrimary: true,
+    clientX: p.x, clientY: p.y, buttons, button: 0 }));
+  const t0 = performance.now();
+  fire('pointerdown', at(0), 1);
+  let t;
+  while ((t = performance.now() - t0) < ms) {
+    fire('pointermove', at(t), 1);
+    await new Promise((r) => requestAnimationFrame(r));
+  }
+  fire('pointerup', at(t), 0);
+  await new Promise((r) => setTimeout(r, 300));
+  observer.disconnect();
+  return { updates, seconds: t / 1000 };
+}
+"""
+
+REFERENCE_HTML = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Reference: Pyodide + numpy</title></head>
+<body><p id="status" data-state="loading">loading</p>
+<script type="module">
+// The floor of this stack: start the vendored Pyodide, load numpy, import it. Nothing else.
+import { loadPyodide } from "./vendor/pyodide/pyodide.mjs";
+const status = document.getElementById("status");
+try {
+  const pyodide = await loadPyodide({ indexURL: "./vendor/pyodide/" });
+  await pyodide.loadPackage("numpy");
+  pyodide.runPython("import numpy");
+  status.textContent = "ready";
+  status.dataset.state = "ready";
+} catch (error) {
+  status.textContent = String(error);
+  status.dataset.state = "error";
+}
+</script></body></html>
+"""
+
+TARGETS = (  # (key, label, test on the summary, how it is shown)
+    ("first_view", "first view < 0.5 s", lambda s: s["cold.view_ms"]["median"] < 500),
+    ("cold_vs_reference", "cold ready <= 1.15 x reference", lambda s: s["ratio.cold_over_reference"]["median"] <= 1.15),
+    ("warm_vs_cold", "warm ready <= 0.5 x cold", lambda s: s["ratio.warm_over_cold"]["median"] <= 0.5),
+    ("click_p95", "click p95 <= 16 ms", lambda s: s["click.layout_ms"]["p95"] <= 16),
+    ("cold_bytes", "cold transfer < 18 MB", lambda s: s["cold.bytes"]["median"] < 18e6),
+    ("cold_requests", "cold requests < 30", lambda s: s["cold.requests"]["median"] < 30),
+)
+
+
+# --- the server, with a count of what reached it ------------------------------------------
+
+
+class Traffic:
+    """Every response the server sent: (path, status, body bytes, time)."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.log: list[tuple[str, int, int, float]] = []
+
+    def record(self, path: str, status: int, size: int) -> None:
+        with self.lock:
+            self.log.append((path, status, size, time.monotonic()))
+
+    def mark(self) -> int:
+        with self.lock:
+            return len(self.log)
+
+    def since(self, mark: int) -> list:
+        with self.lock:
+            return self.log[mark:]
+
+    def wait_idle(self, seconds: float = IDLE_SECONDS, limit: float = 15.0) -> None:
+        """Return once no request has come for `seconds` (or after `limit`)."""
+        end = time.monotonic() + limit
+        while time.monotonic() < end:
+            with self.lock:
+                last = self.log[-1][3] if self.log else 0.0
+            if time.monotonic() - last >= seconds:
+                return
+            time.sleep(0.1)
+
+
+class CountingServer:
+    """tools/serve.py's server for `root` on a free port, recording every response."""
+
+    def __init__(self, root: Path, traffic: Traffic):
+        self.httpd = serve.make_server(root, port=0)
+        handler = self.httpd.RequestHandlerClass  # functools.partial(handler class, directory=...)
+
+        class Counting(handler.func):
+            def send_response(self, code, message=None):
+                self._bench = [code, 0]
+                super().send_response(code, message)
+
+            def send_header(self, keyword, value):
+                if keyword.lower() == "content-length" and hasattr(self, "_bench"):
+                    self._bench[1] = int(value)
+                super().send_header(keyword, value)
+
+            def end_headers(self):
+                super().end_headers()
+                if hasattr(self, "_bench"):
+                    traffic.record(self.path.split("?")[0], *self._bench)
+
+        self.httpd.RequestHandlerClass = functools.partial(Counting, *handler.args, **handler.keywords)
+        self.url = serve.url_of(self.httpd)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def reference_site(site: Path, folder: Path) -> Path:
+    """A folder with only the reference page and a link to the site's vendored runtime."""
+    (folder / "index.html").write_text(REFERENCE_HTML)
+    (folder / "vendor").symlink_to((site / "vendor").resolve(), target_is_directory=True)
+    return folder
+
+
+# --- one browser session -----------------------------------------------------------------
+
+
+class Browser:
+    """A Chromium with its own profile folder, reopened on the same profile for a warm visit."""
+
+    def __init__(self, playwright, profile: Path):
+        self.playwright, self.profile = playwright, profile
+        self.context = None
+
+    def open(self):
+        exe = chromium_executable()
+        self.context = self.playwright.chromium.launch_persistent_context(
+            str(self.profile), executable_path=exe, args=CHROMIUM_FLAGS if exe else None,
+            headless=True, viewport=VIEWPORT)
+        self.context.add_init_script(MARKS_JS)
+        page = self.context.pages[0] if self.context.pages else self.context.new_page()
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.errors = errors
+        return page
+
+    def close(self):
+        if self.context is not None:
+            self.context.close()
+            self.context = None
+
+
+def load(page, url: str, traffic: Traffic) -> dict:
+    """Navigate, wait for ready, let the network settle; the page's timings and the traffic."""
+    mark = traffic.mark()
+    page.goto(url)
+    page.wait_for_function("window.__bench && ('ready' in __bench || 'error' in __bench)",
+                           timeout=READY_TIMEOUT_MS)
+    marks = page.evaluate("window.__bench")
+    if "error" in marks:
+        raise SystemExit(f"bench: {url} failed to start: {page.inner_text('#status')}")
+    at_ready = traffic.since(mark)
+    wait_service_worker(page)
+    traffic.wait_idle()
+    sent = traffic.since(mark)
+    paint = page.evaluate(
+        "Object.fromEntries(performance.getEntriesByType('paint').map(e => [e.name, e.startTime]))")
+    return {
+        "ready_ms": marks["ready"],
+        "fcp_ms": paint.get("first-contentful-paint"),
+        # the view is on screen at the first paint after it entered the DOM
+        "view_ms": max(paint.get("first-contentful-paint") or 0, marks.get("view") or 0) or None,
+        "requests": len(sent),
+        "bytes": sum(size for _, _, size, _ in sent),
+        "requests_until_ready": len(at_ready),
+        "bytes_until_ready": sum(size for _, _, size, _ in at_ready),
+        "files": [[path, status, size] for path, status, size, _ in sent],
+        "service_worker": page.evaluate("!!(navigator.serviceWorker && navigator.serviceWorker.controller)"),
+    }
+
+
+def wait_service_worker(page) -> None:
+    """If the page registered a service worker, wait (bounded) until it is active."""
+    page.evaluate("""async () => {
+        if (!navigator.serviceWorker) return;
+        const regs = await navigator.serviceWorker.getRegistrations();
+        if (!regs.length) return;
+        await Promise.race([navigator.serviceWorker.ready, new Promise(r => setTimeout(r, 15000))]);
+    }""")
+
+
+def measure_clicks(page, n: int) -> list[dict]:
+    return page.evaluate(CLICKS_JS, n) if n > 0 else []
+
+
+def measure_drawing(page, seconds: float) -> dict | None:
+    if not page.query_selector("canvas#draw-pad"):
+        return None
+    page.locator("canvas#draw-pad").scroll_into_view_if_needed()
+    result = page.evaluate(DRAW_JS, seconds * 1000)
+    return {"updates_per_s": result["updates"] / result["seconds"], **result}
+
+
+ERROR_EXPLORER_BUTTONS = "#error-explorer, #show-errors, button[data-action='errors'], #open-error-explorer"
+
+
+def measure_confusion(page) -> dict | None:
+    """Open the error explorer (if the page has it) and time the confusion matrix."""
+    if not page.query_selector("#confusion-matrix") and not page.query_selector(ERROR_EXPLORER_BUTTONS):
+        return None
+    t0 = page.evaluate("performance.now()")
+    button = page.query_selector(ERROR_EXPLORER_BUTTONS)
+    if button:
+        button.click()
+    page.wait_for_selector("#confusion-matrix[data-compute-ms]", state="attached", timeout=60_000)
+    t1 = page.evaluate("performance.now()")
+    compute = float(page.get_attribute("#confusion-matrix", "data-compute-ms"))
+    return {"compute_ms": compute, "wall_ms": t1 - t0}
+
+
+def run_ours(playwright, url: str, traffic: Traffic, clicks: int, draw_seconds: float) -> dict:
+    with tempfile.TemporaryDirectory(prefix="nnv-bench-") as tmp:
+        browser = Browser(playwright, Path(tmp))
+        try:
+            page = browser.open()
+            user_agent = page.evaluate("navigator.userAgent")
+            cold = load(page, url, traffic)
+            browser.close()
+            page = browser.open()  # the same profile: a second visit
+            warm = load(page, url, traffic)
+            out = {"cold": cold, "warm": warm, "user_agent": user_agent,
+                   "clicks": measure_clicks(page, clicks),
+                   "drawing": measure_drawing(page, draw_seconds),
+                   "confusion": measure_confusion(page)}
+            if page.errors:
+                raise SystemExit(f"bench: the page raised errors: {page.errors[:3]}")
+            return out
+        finally:
+            browser.close()
+
+
+def run_reference(playwright, url: str, traffic: Traffic) -> dict:
+    with tempfile.TemporaryDirectory(prefix="nnv-bench-ref-") as tmp:
+        browser = Browser(playwright, Path(tmp))
+        try:
+            return load(browser.open(), url, traffic)
+        finally:
+            browser.close()
+
+
+# --- statistics and the report -------------------------------------------------------------
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of a non-empty list."""
+    ordered = sorted(values)
+    rank = max(1, -(-len(ordered) * q // 100))  # ceil
+    return ordered[int(rank) - 1]
+
+
+def stats(values: list[float]) -> dict:
+    values = [v for v in values if v is not None]
+    if not values:
+        return {"n": 0}
+    return {"n": len(values), "median": statistics.median(values), "min": min(values), "max": max(values),
+            "p95": percentile(values, 95), "values": values}
+
+
+def summarise(rounds: list[dict]) -> dict:
+    s = {}
+    for phase in ("cold", "warm"):
+        for key in ("fcp_ms", "view_ms", "ready_ms", "bytes", "requests", "bytes_until_ready",
+                    "requests_until_ready"):
+            s[f"{phase}.{key}"] = stats([r["ours"][phase][key] for r in rounds])
+    s["reference.ready_ms"] = stats([r["reference"]["ready_ms"] for r in rounds])
+    s["ratio.cold_over_reference"] = stats(
+        [r["ours"]["cold"]["ready_ms"] / r["reference"]["ready_ms"] for r in rounds])
+    s["ratio.warm_over_cold"] = stats([r["ours"]["warm"]["ready_ms"] / r["ours"]["cold"]["ready_ms"] for r in rounds])
+    clicks = [c for r in rounds for c in r["ours"]["clicks"]]
+    for key in ("dom", "layout", "frame", "py"):
+        s[f"click.{key}_ms"] = stats([c[key] for c in clicks])
+    drawing = [r["ours"]["drawing"] for r in rounds if r["ours"]["drawing"]]
+    s["drawing.updates_per_s"] = stats([d["updates_per_s"] for d in drawing])
+    confusion = [r["ours"]["confusion"] for r in rounds if r["ours"]["confusion"]]
+    s["confusion.compute_ms"] = stats([c["compute_ms"] for c in confusion])
+    s["confusion.wall_ms"] = stats([c["wall_ms"] for c in confusion])
+    return s
+
+
+ROWS = (  # (summary key, label, unit)
+    ("cold.fcp_ms", "cold: first contentful paint", "ms"),
+    ("cold.view_ms", "cold: pre-rendered view on screen", "ms"),
+    ("cold.ready_ms", "cold: status ready", "ms"),
+    ("reference.ready_ms", "reference (Pyodide + numpy): done", "ms"),
+    ("ratio.cold_over_reference", "ratio cold / reference (pairs)", "x"),
+    ("warm.view_ms", "warm: pre-rendered view on screen", "ms"),
+    ("warm.ready_ms", "warm: status ready", "ms"),
+    ("ratio.warm_over_cold", "ratio warm / cold", "x"),
+    ("click.dom_ms", "click -> new activations in the DOM", "ms"),
+    ("click.layout_ms", "click -> DOM updated and laid out", "ms"),
+    ("click.frame_ms", "click -> next animation frame", "ms"),
+    ("click.py_ms", "click: Python update (data-update-ms)", "ms"),
+    ("drawing.updates_per_s", "drawing: view updates per second", "/s"),
+    ("confusion.compute_ms", "confusion matrix: Python compute", "ms"),
+    ("confusion.wall_ms", "confusion matrix: click -> shown", "ms"),
+    ("cold.bytes", "cold: bytes transferred", "MB"),
+    ("cold.requests", "cold: requests", ""),
+    ("warm.bytes", "warm: bytes transferred", "MB"),
+    ("warm.requests", "warm: requests", ""),
+)
+
+
+def fmt(value: float, unit: str) -> str:
+    if unit == "MB":
+        return f"{value / 1e6:.2f}"
+    if unit == "x":
+        return f"{value:.2f}"
+    if unit == "":
+        return f"{value:.0f}"
+    return f"{value:.1f}"
+
+
+def report(summary: dict, rounds: int, clicks: int) -> str:
+    lines = [f"{'metric':44} {'median':>9} {'min':>9} {'max':>9} {'p95':>9}  unit"]
+    for key, label, unit in ROWS:
+        st = summary.get(key, {"n": 0})
+        if not st["n"]:
+            why = "n/a (feature not present)" if key.split(".")[0] in ("drawing", "confusion") else "n/a"
+            lines.append(f"{label:44} {why}")
+            continue
+        cells = " ".join(f"{fmt(st[k], unit):>9}" for k in ("median", "min", "max", "p95"))
+        lines.append(f"{label:44} {cells}  {unit}")
+    lines.append("")
+    lines.append(f"targets ({rounds} rounds, {clicks} clicks a round; ratios are medians of per-round pairs):")
+    for _, label, test in TARGETS:
+        lines.append(f"  [{verdict(test, summary)}] {label}")
+    return "\n".join(lines)
+
+
+def verdict(test, summary: dict) -> str:
+    try:
+        return "PASS" if test(summary) else "FAIL"
+    except KeyError:  # a metric that was not measured (e.g. --clicks 0)
+        return "n/a"
+
+
+def machine() -> dict:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = None
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        pass
+    return {"nproc": os.cpu_count(), "load_average": os.getloadavg(), "cpu": cpu, "memory_gib": round(memory / 2**30, 1) if memory else None,
+            "platform": platform.platform(), "python": platform.python_version()}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--rounds", type=int, default=5, help="rounds (cold+warm+reference each; default 5)")
+    p.add_argument("--clicks", type=int, default=200, help="clicks timed per round (default 200)")
+    p.add_argument("--draw-seconds", type=float, default=3.0, help="length of the drawn stroke (default 3 s)")
+    p.add_argument("--site", type=Path, default=ROOT / "site", help="the built site (default: site/)")
+    p.add_argument("--json", type=Path, help="also write the JSON results here")
+    p.add_argument("--label", default="", help="a note stored in the JSON (e.g. what was changed)")
+    args = p.parse_args(argv)
+    if args.rounds < 1:
+        p.error("--rounds must be at least 1")
+    if not (args.site / "index.html").exists() or not (args.site / "vendor").is_dir():
+        p.error(f"{args.site} is not a built site (run `make site` first)")
+
+    from playwright.sync_api import sync_playwright
+
+    load_at_start = os.getloadavg()
+    traffic = Traffic()
+    ours = CountingServer(args.site, traffic)
+    tmp = Path(tempfile.mkdtemp(prefix="nnv-bench-site-"))
+    reference = CountingServer(reference_site(args.site, tmp), traffic)
+    rounds = []
+    try:
+        with sync_playwright() as pw:
+            for i in range(args.rounds):
+                result = {}
+                order = ("ours", "reference") if i % 2 == 0 else ("reference", "ours")
+                for which in order:
+                    if which == "ours":
+                        result["ours"] = run_ours(pw, ours.url, traffic, args.clicks, args.draw_seconds)
+                    else:
+                        result["reference"] = run_reference(pw, reference.url, traffic)
+                rounds.append(result)
+                print(f"round {i + 1}/{args.rounds}: cold ready {result['ours']['cold']['ready_ms']:.0f} ms, "
+                      f"reference {result['reference']['ready_ms']:.0f} ms, "
+                      f"warm ready {result['ours']['warm']['ready_ms']:.0f} ms", flush=True)
+    finally:
+        ours.close()
+        reference.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    summary = summarise(rounds)
+    print()
+    print(report(summary, args.rounds, args.clicks))
+    info = machine()
+    info["browser"] = rounds[0]["ours"]["user_agent"]
+    info["load_average_start"] = load_at_start
+    when = dt.datetime.now()
+    doc = {
+        "date": when.isoformat(timespec="seconds"),
+        "command": "python tools/bench.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "label": args.label,
+        "machine": info,
+        "rounds": args.rounds,
+        "clicks_per_round": args.clicks,
+        "summary": {k: {kk: vv for kk, vv in v.items() if kk != "values"} for k, v in summary.items()},
+        "targets": {key: {"label": label, "result": verdict(test, summary)} for key, label, test in TARGETS},
+        "raw": rounds,
+    }
+    out = ROOT / "bench-results" / f"bench-{when:%Y%m%d-%H%M%S}.json"
+    out.parent.mkdir(exist_ok=True)
+    text = json.dumps(doc, indent=1)
+    out.write_text(text)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(text)
+    print(f"\nwritten: {out}" + (f" and {args.json}" if args.json else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
