@@ -3,7 +3,8 @@
 
 1. Vendor the browser runtime (PyScript, Pyodide, wheels) into site/vendor.
 2. Copy the app's Python (pyscript_app/*.py) into site/app/pyscript_app, and
-   write site/pyscript.toml listing those files for PyScript.
+   bundle it as site/app/pyscript_app.zip, the one file PyScript fetches (its
+   configuration is written inline into index.html).
 3. Render site/index.html from tools/index.template.html, with the first view
    (test digit 0 and its real activations) pre-rendered by the same
    pyscript_app.render code the page runs, so something real shows at once.
@@ -15,6 +16,8 @@ Only site/model and site/data (the export) and the hand-written site files
 from __future__ import annotations
 
 import argparse
+import html
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -49,18 +52,18 @@ def copy_app(site: Path) -> list[str]:
     return names
 
 
-def pyscript_toml(modules: list[str]) -> str:
-    files = "\n".join(f'"./app/{APP_PACKAGE}/{m}" = "./{APP_PACKAGE}/{m}"' for m in modules)
-    return (
-        "# Written by tools/build_site.py: do not edit.\n"
-        'name = "Neural Network Visualizer"\n'
-        'interpreter = "./vendor/pyodide/pyodide.mjs"\n'
-        "# numpy is loaded by the app itself (pyodide.loadPackage, from the vendored lock\n"
-        "# file), so the page can report that stage and skip micropip.\n"
-        "packages = []\n"
-        "plugins = [\"!error\"]\n\n"
-        f"[files]\n{files}\n"
-    )
+def pyscript_config() -> dict:
+    """PyScript's configuration, written inline into index.html (no config file to fetch and parse)."""
+    return {
+        "name": "Neural Network Visualizer",
+        "interpreter": "./vendor/pyodide/pyodide.mjs",
+        # No "packages" key at all: numpy is loaded by the app itself (pyodide.loadPackage,
+        # from the vendored lock file), so the page can report that stage. Even an empty
+        # `packages = []` makes PyScript load micropip + packaging on a first visit.
+        "plugins": [f"!{name}" for name in UNUSED_PLUGINS],
+        # The app's Python as one archive, unpacked into the working directory.
+        "files": {f"./{APP_BUNDLE}": "./*"},
+    }
 
 
 def render_index(site: Path) -> str:
@@ -72,11 +75,94 @@ def render_index(site: Path) -> str:
         ("{{LEGEND}}", render.legend()),
         ("{{FACTS}}", render.model_facts(network.manifest)),
         ("{{CONNECTIONS_LEGEND}}", render_inside.connections_legend()),  # look inside (issue 5)
+        (PRELOAD_MARKER, preload_links(site, network.manifest)),  # start-up speed (issue 7)
+        ("{{PYSCRIPT_CONFIG}}", attribute_json(pyscript_config())),
+        (MPY_CONFIG_MARKER, mpy_config()),
     ):
         if marker not in page:
             raise SystemExit(f"build_site: {TEMPLATE.name} lacks the {marker} marker")
         page = page.replace(marker, content)
     return page
+
+
+# --- start-up speed (issue 7): one archive for the app, no unused plugins, preload hints ----
+
+APP_BUNDLE = f"app/{APP_PACKAGE}.zip"
+# PyScript 0.6.66 imports each of its plugins (one request each) unless the config
+# says "!name"; the page uses none of them ("error" is replaced by loader.js).
+UNUSED_PLUGINS = ("error", "codemirror", "deprecations-manager", "donkey", "py-editor", "py-game", "py-terminal")
+PRELOAD_MARKER = "<!-- {{PRELOAD}} -->"
+MPY_CONFIG_MARKER = "<!-- {{MPY_CONFIG}} -->"
+PYODIDE = "vendor/pyodide"
+
+
+def attribute_json(value) -> str:
+    """JSON for a single-quoted HTML attribute."""
+    return html.escape(json.dumps(value, separators=(",", ":")), quote=False).replace("'", "&#x27;")
+
+
+def mpy_config() -> str:
+    """PyScript reads a config for each script type it knows; MicroPython's, absent, would
+    import every plugin (5 more requests) although the page has no MicroPython script."""
+    config = json.dumps({"plugins": [f"!{name}" for name in UNUSED_PLUGINS]}, separators=(",", ":"))
+    return f"<mpy-config hidden>{html.escape(config, quote=False)}</mpy-config>"
+
+
+def write_app_bundle(site: Path) -> Path:
+    """site/app/pyscript_app.zip: exactly pyscript_app/*.py, byte-for-byte reproducible."""
+    import zipfile
+
+    target = site / APP_BUNDLE
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as bundle:
+        for module in app_modules():
+            info = zipfile.ZipInfo(f"{APP_PACKAGE}/{module.name}", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            bundle.writestr(info, module.read_bytes())
+    return target
+
+
+def preloads(site: Path, manifest: dict) -> list[tuple[str, str, str]]:
+    """(rel, href, extra attributes) for everything the start-up fetches, in the order it is needed.
+
+    Started from the HTML head, the downloads run in parallel with the runtime's own
+    start instead of one after the other. Each hint must match the later request
+    (destination and CORS mode: fetch() is "cors"), or the browser downloads the file
+    twice. The numpy wheel's hint carries no integrity attribute (Chromium ignores it on
+    as="fetch" and warns): pyodide.loadPackage's own fetch still checks the lock file's
+    sha256 on the preloaded bytes.
+    """
+    lock = json.loads((site / PYODIDE / "pyodide-lock.json").read_text())
+    numpy = lock["packages"]["numpy"]
+    links = [
+        ("modulepreload", "vendor/pyscript/core.js", ""),
+        *[("modulepreload", f"vendor/pyscript/{chunk.name}", "")  # core.js's one static import
+          for chunk in sorted((site / "vendor" / "pyscript").glob("core-*.js"))],
+        ("modulepreload", f"{PYODIDE}/pyodide.mjs", ""),
+        ("modulepreload", f"{PYODIDE}/pyodide.asm.js", ""),
+        ("preload", f"{PYODIDE}/pyodide.asm.wasm", ' as="fetch" crossorigin'),
+        ("preload", f"{PYODIDE}/python_stdlib.zip", ' as="fetch" crossorigin'),
+        ("preload", f"{PYODIDE}/pyodide-lock.json", ' as="fetch" crossorigin'),
+        ("preload", APP_BUNDLE, ' as="fetch" crossorigin'),
+        ("preload", f"app/{APP_PACKAGE}/main.py", ' as="fetch" crossorigin'),
+        ("preload", f"{PYODIDE}/{numpy['file_name']}", ' as="fetch" crossorigin'),
+        ("preload", "model/" + nw.MANIFEST_NAME, ' as="fetch" crossorigin'),
+    ]
+    links += [("preload", "model/" + name, ' as="fetch" crossorigin') for name in nw.model_files(manifest)]
+    links += [("preload", posix_join("model", name), ' as="fetch" crossorigin') for name in nw.dataset_files(manifest)]
+    return links
+
+
+def posix_join(base: str, relative: str) -> str:
+    """model + ../data/x.npz -> data/x.npz (a URL path relative to the page)."""
+    import posixpath
+
+    return posixpath.normpath(posixpath.join(base, relative))
+
+
+def preload_links(site: Path, manifest: dict) -> str:
+    return "\n".join(f'<link rel="{rel}" href="./{href}"{extra}>' for rel, href, extra in preloads(site, manifest))
 
 
 def build(site: Path, vendor: bool = True) -> None:
@@ -88,12 +174,13 @@ def build(site: Path, vendor: bool = True) -> None:
         except vendor_runtime.VendorError as exc:
             raise SystemExit(f"build_site: {exc}") from None
     modules = copy_app(site)
-    (site / "pyscript.toml").write_text(pyscript_toml(modules))
+    write_app_bundle(site)
+    (site / "pyscript.toml").unlink(missing_ok=True)  # the config is inline in index.html now
     try:
         (site / "index.html").write_text(render_index(site))
     except nw.ExportError as exc:
         raise SystemExit(f"build_site: the export in {site / 'model'} is broken: {exc}") from None
-    print(f"site: {len(modules)} app modules, pyscript.toml and index.html (first view: test digit {FIRST_SAMPLE}) written")
+    print(f"site: {len(modules)} app modules, {APP_BUNDLE} and index.html (first view: test digit {FIRST_SAMPLE}) written")
     write_offline_copy(site)
 
 
