@@ -40,10 +40,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
-sys.path.insert(0, str(ROOT / "tests"))
 
 import serve  # noqa: E402
-from conftest import CHROMIUM_FLAGS, chromium_executable  # noqa: E402 (one place for the browser choice)
+from browser import CHROMIUM_FLAGS, chromium_executable  # noqa: E402 (the tests' choice of Chromium)
 
 READY_TIMEOUT_MS = 120_000
 VIEWPORT = {"width": 1280, "height": 900}
@@ -102,33 +101,33 @@ async (n) => {
 }
 """
 
-# Draws strokes across the pad for `ms` and counts how often the view was updated meanwhile.
-DRAW_JS = """
-async (ms) => {
-  const pad = document.querySelector('canvas#draw-pad');
+# Counts updates of the view (each one writes #view[data-update-ms]) until stop() is called.
+COUNT_UPDATES_JS = """
+() => {
   const view = document.getElementById('view');
   let updates = 0;
-  const observer = new MutationObserver((records) => {
-    for (const r of records) if (r.attributeName === 'data-update-ms') updates++;
-  });
+  const observer = new MutationObserver((records) => { updates += records.length; });
   observer.observe(view, { attributes: true, attributeFilter: ['data-update-ms'] });
-  const box = pad.getBoundingClientRect();
-  const at = (t) => ({ x: box.left + box.width * (0.2 + 0.6 * ((t / 400) % 1)),
-                       y: box.top + box.height * (0.5 + 0.3 * Math.sin(t / 60)) });
-  const fire = (type, p, buttons) => pad.dispatchEvent(new PointerEvent(type, {
-    bubbles: true, cancelable: true, pointerId: 1, pointerType: 'mouse', isPrimary: true,
-    clientX: p.x, clientY: p.y, buttons, button: 0 }));
+  window.__benchUpdates = { stop: () => { observer.disconnect(); return updates; } };
+}
+"""
+
+# Clicks the error explorer's button; click -> a new #confusion-matrix[data-compute-ms] in the DOM.
+CONFUSION_JS = """
+async (selector) => {
+  const matrix = () => document.querySelector('#confusion-matrix[data-compute-ms]');
+  const before = matrix();
+  let observer;
+  const shown = new Promise((resolve) => {
+    observer = new MutationObserver(() => { if (matrix() && matrix() !== before) resolve(performance.now()); });
+    observer.observe(document.body, { subtree: true, childList: true, attributes: true,
+                                      attributeFilter: ['data-compute-ms'] });
+  });
   const t0 = performance.now();
-  fire('pointerdown', at(0), 1);
-  let t;
-  while ((t = performance.now() - t0) < ms) {
-    fire('pointermove', at(t), 1);
-    await new Promise((r) => requestAnimationFrame(r));
-  }
-  fire('pointerup', at(t), 0);
-  await new Promise((r) => setTimeout(r, 300));
+  document.querySelector(selector).click();
+  const t1 = await shown;
   observer.disconnect();
-  return { updates, seconds: t / 1000 };
+  return { wall_ms: t1 - t0, compute_ms: parseFloat(matrix().dataset.computeMs) };
 }
 """
 
@@ -236,6 +235,42 @@ def reference_site(site: Path, folder: Path) -> Path:
 # --- one browser session -----------------------------------------------------------------
 
 
+def cpu_seconds(profile: Path) -> float | None:
+    """CPU time (user + system) used so far by the Chromium running on `profile` and all its
+    child processes (renderer, GPU, network...), from /proc; None where there is no /proc.
+
+    On a machine shared with other work, wall-clock times stretch with the load; the CPU
+    time a start-up costs barely does, so it is the steadier way to compare two variants.
+    """
+    proc = Path("/proc")
+    if not (proc / "self" / "stat").exists():
+        return None
+    marker = f"--user-data-dir={profile}".encode()
+    parents, ticks, roots = {}, {}, []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            fields = stat[stat.rindex(")") + 2:].split()
+            pid = int(entry.name)
+            parents[pid] = int(fields[1])
+            ticks[pid] = int(fields[11]) + int(fields[12])  # utime + stime
+            if marker in (entry / "cmdline").read_bytes():
+                roots.append(pid)
+        except (OSError, ValueError, IndexError):
+            continue  # a process that ended meanwhile
+    mine = set(roots)
+    grew = True
+    while grew:
+        grew = False
+        for pid, parent in parents.items():
+            if parent in mine and pid not in mine:
+                mine.add(pid)
+                grew = True
+    return sum(ticks.get(pid, 0) for pid in mine) / os.sysconf("SC_CLK_TCK") if mine else None
+
+
 class Browser:
     """A Chromium with its own profile folder, reopened on the same profile for a warm visit."""
 
@@ -261,12 +296,14 @@ class Browser:
             self.context = None
 
 
-def load(page, url: str, traffic: Traffic) -> dict:
+def load(page, url: str, traffic: Traffic, profile: Path | None = None) -> dict:
     """Navigate, wait for ready, let the network settle; the page's timings and the traffic."""
     mark = traffic.mark()
+    cpu_before = cpu_seconds(profile) if profile else None
     page.goto(url)
     page.wait_for_function("window.__bench && ('ready' in __bench || 'error' in __bench)",
                            timeout=READY_TIMEOUT_MS)
+    cpu_after = cpu_seconds(profile) if profile else None
     marks = page.evaluate("window.__bench")
     if "error" in marks:
         raise SystemExit(f"bench: {url} failed to start: {page.inner_text('#status')}")
@@ -278,6 +315,7 @@ def load(page, url: str, traffic: Traffic) -> dict:
         "Object.fromEntries(performance.getEntriesByType('paint').map(e => [e.name, e.startTime]))")
     return {
         "ready_ms": marks["ready"],
+        "cpu_s": cpu_after - cpu_before if cpu_before is not None and cpu_after is not None else None,
         "fcp_ms": paint.get("first-contentful-paint"),
         # the view is on screen at the first paint after it entered the DOM
         "view_ms": max(paint.get("first-contentful-paint") or 0, marks.get("view") or 0) or None,
@@ -305,28 +343,45 @@ def measure_clicks(page, n: int) -> list[dict]:
 
 
 def measure_drawing(page, seconds: float) -> dict | None:
+    """Draw with the mouse (real input events) on the pad for `seconds`; view updates per second."""
     if not page.query_selector("canvas#draw-pad"):
         return None
+    if not page.is_visible("canvas#draw-pad"):
+        page.evaluate("location.hash = 'mode=draw'")
+        page.wait_for_selector("canvas#draw-pad", state="visible", timeout=10_000)
     page.locator("canvas#draw-pad").scroll_into_view_if_needed()
-    result = page.evaluate(DRAW_JS, seconds * 1000)
-    return {"updates_per_s": result["updates"] / result["seconds"], **result}
+    box = page.locator("canvas#draw-pad").bounding_box()
+
+    def at(i: int) -> tuple[float, float]:  # a zig-zag over the middle of the pad
+        phase = (i % 40) / 40
+        return (box["x"] + box["width"] * (0.25 + 0.5 * phase),
+                box["y"] + box["height"] * (0.3 + 0.4 * ((i // 40) % 2 + (-1) ** (i // 40) * phase)))
+
+    page.evaluate(COUNT_UPDATES_JS)
+    t0 = time.perf_counter()
+    page.mouse.move(*at(0))
+    page.mouse.down()
+    i = 0
+    while time.perf_counter() - t0 < seconds:
+        i += 1
+        page.mouse.move(*at(i))
+    page.mouse.up()
+    elapsed = time.perf_counter() - t0
+    time.sleep(0.3)  # the last frame's update
+    updates = page.evaluate("window.__benchUpdates.stop()")
+    return {"updates_per_s": updates / elapsed, "updates": updates, "seconds": elapsed, "moves": i}
 
 
-ERROR_EXPLORER_BUTTONS = "#error-explorer, #show-errors, button[data-action='errors'], #open-error-explorer"
+ERROR_EXPLORER_BUTTONS = "#errors-toggle, button[data-action='errors']"
 
 
 def measure_confusion(page) -> dict | None:
-    """Open the error explorer (if the page has it) and time the confusion matrix."""
-    if not page.query_selector("#confusion-matrix") and not page.query_selector(ERROR_EXPLORER_BUTTONS):
-        return None
-    t0 = page.evaluate("performance.now()")
+    """Open the error explorer (if the page has it); time to the confusion matrix, inside the page."""
     button = page.query_selector(ERROR_EXPLORER_BUTTONS)
-    if button:
-        button.click()
-    page.wait_for_selector("#confusion-matrix[data-compute-ms]", state="attached", timeout=60_000)
-    t1 = page.evaluate("performance.now()")
-    compute = float(page.get_attribute("#confusion-matrix", "data-compute-ms"))
-    return {"compute_ms": compute, "wall_ms": t1 - t0}
+    if not button:
+        return None
+    page.wait_for_selector(f"{ERROR_EXPLORER_BUTTONS.split(',')[0]}:not([disabled])", timeout=60_000)
+    return page.evaluate(CONFUSION_JS, ERROR_EXPLORER_BUTTONS)
 
 
 def run_ours(playwright, url: str, traffic: Traffic, clicks: int, draw_seconds: float) -> dict:
@@ -335,10 +390,10 @@ def run_ours(playwright, url: str, traffic: Traffic, clicks: int, draw_seconds: 
         try:
             page = browser.open()
             user_agent = page.evaluate("navigator.userAgent")
-            cold = load(page, url, traffic)
+            cold = load(page, url, traffic, browser.profile)
             browser.close()
             page = browser.open()  # the same profile: a second visit
-            warm = load(page, url, traffic)
+            warm = load(page, url, traffic, browser.profile)
             out = {"cold": cold, "warm": warm, "user_agent": user_agent,
                    "clicks": measure_clicks(page, clicks),
                    "drawing": measure_drawing(page, draw_seconds),
@@ -354,7 +409,7 @@ def run_reference(playwright, url: str, traffic: Traffic) -> dict:
     with tempfile.TemporaryDirectory(prefix="nnv-bench-ref-") as tmp:
         browser = Browser(playwright, Path(tmp))
         try:
-            return load(browser.open(), url, traffic)
+            return load(browser.open(), url, traffic, browser.profile)
         finally:
             browser.close()
 
@@ -380,10 +435,14 @@ def stats(values: list[float]) -> dict:
 def summarise(rounds: list[dict]) -> dict:
     s = {}
     for phase in ("cold", "warm"):
-        for key in ("fcp_ms", "view_ms", "ready_ms", "bytes", "requests", "bytes_until_ready",
+        for key in ("fcp_ms", "view_ms", "ready_ms", "cpu_s", "bytes", "requests", "bytes_until_ready",
                     "requests_until_ready"):
             s[f"{phase}.{key}"] = stats([r["ours"][phase][key] for r in rounds])
     s["reference.ready_ms"] = stats([r["reference"]["ready_ms"] for r in rounds])
+    s["reference.cpu_s"] = stats([r["reference"]["cpu_s"] for r in rounds])
+    if all(r["reference"]["cpu_s"] and r["ours"]["cold"]["cpu_s"] for r in rounds):
+        s["ratio.cold_cpu_over_reference"] = stats(
+            [r["ours"]["cold"]["cpu_s"] / r["reference"]["cpu_s"] for r in rounds])
     s["ratio.cold_over_reference"] = stats(
         [r["ours"]["cold"]["ready_ms"] / r["reference"]["ready_ms"] for r in rounds])
     s["ratio.warm_over_cold"] = stats([r["ours"]["warm"]["ready_ms"] / r["ours"]["cold"]["ready_ms"] for r in rounds])
@@ -404,8 +463,12 @@ ROWS = (  # (summary key, label, unit)
     ("cold.ready_ms", "cold: status ready", "ms"),
     ("reference.ready_ms", "reference (Pyodide + numpy): done", "ms"),
     ("ratio.cold_over_reference", "ratio cold / reference (pairs)", "x"),
+    ("cold.cpu_s", "cold: CPU time to ready (all processes)", "s"),
+    ("reference.cpu_s", "reference: CPU time to done", "s"),
+    ("ratio.cold_cpu_over_reference", "ratio of CPU times cold / reference", "x"),
     ("warm.view_ms", "warm: pre-rendered view on screen", "ms"),
     ("warm.ready_ms", "warm: status ready", "ms"),
+    ("warm.cpu_s", "warm: CPU time to ready", "s"),
     ("ratio.warm_over_cold", "ratio warm / cold", "x"),
     ("click.dom_ms", "click -> new activations in the DOM", "ms"),
     ("click.layout_ms", "click -> DOM updated and laid out", "ms"),
@@ -424,7 +487,7 @@ ROWS = (  # (summary key, label, unit)
 def fmt(value: float, unit: str) -> str:
     if unit == "MB":
         return f"{value / 1e6:.2f}"
-    if unit == "x":
+    if unit in ("x", "s"):
         return f"{value:.2f}"
     if unit == "":
         return f"{value:.0f}"
@@ -445,6 +508,52 @@ def report(summary: dict, rounds: int, clicks: int) -> str:
     lines.append(f"targets ({rounds} rounds, {clicks} clicks a round; ratios are medians of per-round pairs):")
     for _, label, test in TARGETS:
         lines.append(f"  [{verdict(test, summary)}] {label}")
+    return "\n".join(lines)
+
+
+def brief(summary: dict) -> dict:
+    """The summary without the raw value lists (they are in "raw")."""
+    return {k: {kk: vv for kk, vv in v.items() if kk != "values"} for k, v in summary.items()}
+
+
+def paired(rounds: list[dict], theirs: list[dict]) -> dict:
+    """Per-round ratios ours / theirs (same round, so the same machine load)."""
+    out = {}
+    for phase in ("cold", "warm"):
+        for key in ("ready_ms", "cpu_s"):
+            pairs = [(r["ours"][phase][key], t["ours"][phase][key]) for r, t in zip(rounds, theirs)]
+            out[f"{phase}.{key}"] = stats([a / b for a, b in pairs if a is not None and b])
+    return out
+
+
+COMPARED = (  # (summary key, label, unit) shown side by side for --compare
+    ("cold.view_ms", "cold: pre-rendered view on screen", "ms"),
+    ("cold.ready_ms", "cold: status ready", "ms"),
+    ("cold.cpu_s", "cold: CPU time to ready", "s"),
+    ("ratio.cold_over_reference", "cold / its reference (pairs)", "x"),
+    ("ratio.cold_cpu_over_reference", "cold CPU / its reference CPU", "x"),
+    ("warm.ready_ms", "warm: status ready", "ms"),
+    ("warm.cpu_s", "warm: CPU time to ready", "s"),
+    ("ratio.warm_over_cold", "warm / cold", "x"),
+    ("click.layout_ms", "click -> laid out (p95 in the last column)", "ms"),
+    ("cold.bytes", "cold: bytes transferred", "MB"),
+    ("cold.requests", "cold: requests", ""),
+)
+
+
+def comparison(site: Path, other: Path, ours: dict, theirs: dict) -> str:
+    lines = [f"compared with {other} (medians; the same rounds):",
+             f"{'metric':44} {'this':>9} {'other':>9} {'ratio':>7}"]
+    for key, label, unit in COMPARED:
+        a, b = ours.get(key, {"n": 0}), theirs["summary"].get(key, {"n": 0})
+        if not a["n"] or not b["n"]:
+            continue
+        stat = "p95" if key.startswith("click") else "median"
+        ratio = a[stat] / b[stat] if b[stat] else float("nan")
+        lines.append(f"{label:44} {fmt(a[stat], unit):>9} {fmt(b[stat], unit):>9} {ratio:>7.2f}")
+    for key, st in theirs["paired"].items():
+        if st["n"]:
+            lines.append(f"{'paired ratio ' + key + ' (this / other)':44} {st['median']:>27.2f}")
     return "\n".join(lines)
 
 
@@ -481,42 +590,60 @@ def main(argv=None) -> int:
     p.add_argument("--site", type=Path, default=ROOT / "site", help="the built site (default: site/)")
     p.add_argument("--json", type=Path, help="also write the JSON results here")
     p.add_argument("--label", default="", help="a note stored in the JSON (e.g. what was changed)")
+    p.add_argument("--compare", type=Path, action="append", default=[], metavar="SITE",
+                   help="another built site (e.g. before a change) measured in the same rounds, "
+                        "with its own reference page; repeatable")
     args = p.parse_args(argv)
     if args.rounds < 1:
         p.error("--rounds must be at least 1")
-    if not (args.site / "index.html").exists() or not (args.site / "vendor").is_dir():
-        p.error(f"{args.site} is not a built site (run `make site` first)")
+    for site in (args.site, *args.compare):
+        if not (site / "index.html").exists() or not (site / "vendor").is_dir():
+            p.error(f"{site} is not a built site (run `make site` first)")
 
     from playwright.sync_api import sync_playwright
 
     load_at_start = os.getloadavg()
     traffic = Traffic()
-    ours = CountingServer(args.site, traffic)
-    tmp = Path(tempfile.mkdtemp(prefix="nnv-bench-site-"))
-    reference = CountingServer(reference_site(args.site, tmp), traffic)
+    sites = [args.site, *args.compare]
+    servers, tmps = [], []
     rounds = []
     try:
+        for site in sites:
+            tmps.append(Path(tempfile.mkdtemp(prefix="nnv-bench-site-")))
+            servers.append((CountingServer(site, traffic), CountingServer(reference_site(site, tmps[-1]), traffic)))
         with sync_playwright() as pw:
             for i in range(args.rounds):
-                result = {}
-                order = ("ours", "reference") if i % 2 == 0 else ("reference", "ours")
-                for which in order:
+                runs = [(k, which) for k in range(len(sites)) for which in ("ours", "reference")]
+                if i % 2:
+                    runs.reverse()  # alternate the order, so drift hits every variant alike
+                results = [{} for _ in sites]
+                for k, which in runs:
+                    ours, reference = servers[k]
                     if which == "ours":
-                        result["ours"] = run_ours(pw, ours.url, traffic, args.clicks, args.draw_seconds)
+                        results[k]["ours"] = run_ours(pw, ours.url, traffic, args.clicks, args.draw_seconds)
                     else:
-                        result["reference"] = run_reference(pw, reference.url, traffic)
+                        results[k]["reference"] = run_reference(pw, reference.url, traffic)
+                result = {**results[0], "compare": {str(site): r for site, r in zip(args.compare, results[1:])}}
                 rounds.append(result)
-                print(f"round {i + 1}/{args.rounds}: cold ready {result['ours']['cold']['ready_ms']:.0f} ms, "
-                      f"reference {result['reference']['ready_ms']:.0f} ms, "
-                      f"warm ready {result['ours']['warm']['ready_ms']:.0f} ms", flush=True)
+                print(f"round {i + 1}/{args.rounds}: " + "; ".join(
+                    f"{site}: cold ready {r['ours']['cold']['ready_ms']:.0f} ms, reference {r['reference']['ready_ms']:.0f} ms, "
+                    f"warm ready {r['ours']['warm']['ready_ms']:.0f} ms" for site, r in zip(sites, results)), flush=True)
     finally:
-        ours.close()
-        reference.close()
-        shutil.rmtree(tmp, ignore_errors=True)
+        for ours, reference in servers:
+            ours.close()
+            reference.close()
+        for tmp in tmps:
+            shutil.rmtree(tmp, ignore_errors=True)
 
     summary = summarise(rounds)
     print()
     print(report(summary, args.rounds, args.clicks))
+    compared = {}
+    for site in args.compare:
+        theirs = [r["compare"][str(site)] for r in rounds]
+        compared[str(site)] = {"summary": summarise(theirs), "paired": paired(rounds, theirs)}
+        print()
+        print(comparison(args.site, site, summary, compared[str(site)]))
     info = machine()
     info["browser"] = rounds[0]["ours"]["user_agent"]
     info["load_average_start"] = load_at_start
@@ -528,7 +655,8 @@ def main(argv=None) -> int:
         "machine": info,
         "rounds": args.rounds,
         "clicks_per_round": args.clicks,
-        "summary": {k: {kk: vv for kk, vv in v.items() if kk != "values"} for k, v in summary.items()},
+        "summary": brief(summary),
+        "compare": {site: {"summary": brief(c["summary"]), "paired": brief(c["paired"])} for site, c in compared.items()},
         "targets": {key: {"label": label, "result": verdict(test, summary)} for key, label, test in TARGETS},
         "raw": rounds,
     }
