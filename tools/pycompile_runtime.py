@@ -1,0 +1,191 @@
+#!/usr/bin/env python3
+"""Compile the vendored runtime's Python to bytecode once, at build time (issue 7).
+
+    python tools/pycompile_runtime.py --site site
+
+Pyodide's standard library (``python_stdlib.zip``) and its numpy wheel hold
+``.py`` sources only, so every page start compiled a few hundred modules to
+bytecode before running them: measured, about a third of a cold start's CPU time
+and half of a warm one's. This replaces, inside ``site/vendor/pyodide``, each
+``.py`` of those two archives by the ``.pyc`` that the very same interpreter
+makes of it (the vendored Pyodide, run under Node), so the browser only loads
+bytecode:
+
+- compiled by CPython 3.12 in wasm itself, so the magic number always matches;
+- unchecked hash-based ``.pyc`` files in place of the sources (``json/decoder.pyc``
+  beside where ``json/decoder.py`` was), which zipimport and the sourceless file
+  loader import without a source to compare against;
+- compiled as the browser's interpreter would compile them itself (same optimize
+  level 0: docstrings and asserts kept), only without the column tables that
+  put ``^^^^`` under the failing expression in tracebacks (``PYTHONNODEBUGRANGES``):
+  bytecode is bigger than the source it replaces, and those tables are a third of
+  it. Tracebacks still name the file and line, without the source text. (``-OO``
+  would be smaller still, but numpy then fails to import: it attaches docstrings
+  unless the *interpreter* runs with -OO, which PyScript cannot ask Pyodide for);
+- the archive comment records that and how it was compiled, so a compiled archive
+  is never compiled again; results are cached in ``.cache/pyc/`` by the sha256 of
+  the input, so a rebuild costs a copy, not a Node run;
+- ``pyodide-lock.json``'s sha256 of the numpy wheel becomes the compiled wheel's,
+  so ``pyodide.loadPackage`` still checks every byte it loads. The wheel that went
+  in was the one vendor_runtime.py verified against the official lock file.
+
+The app's own modules (site/app) stay sources: they are small and their
+tracebacks should show the code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OPTIMIZE = 0  # see the module docstring: 2 (-OO) breaks numpy's import
+MARK = f"nn-visualizer: .py compiled to .pyc by tools/pycompile_runtime.py (optimize={OPTIMIZE}, no debug ranges)"
+LOCK_NAME = "pyodide-lock.json"
+NODE_TIMEOUT = 600
+
+# Run by Node: boots the vendored Pyodide and rewrites each archive.
+# argv: the pyodide folder (a path ending in /), then {"python", "optimize", "mark", "jobs": [[in, out, prefix]]}.
+COMPILER_JS = r"""
+const [indexURL, taskJSON] = process.argv.slice(2);
+const task = JSON.parse(taskJSON);
+const { pathToFileURL } = await import("node:url");
+const { loadPyodide } = await import(pathToFileURL(indexURL + "pyodide.mjs").href);
+const fs = await import("node:fs");
+const pyodide = await loadPyodide({ indexURL, env: { PYTHONNODEBUGRANGES: "1" } });
+pyodide.globals.set("OPTIMIZE", task.optimize);
+pyodide.globals.set("MARK", task.mark);
+for (const [input, output, prefix] of task.jobs) {
+  pyodide.FS.writeFile("/tmp/in.zip", fs.readFileSync(input));
+  pyodide.globals.set("PREFIX", prefix);
+  pyodide.runPython(task.python);
+  fs.writeFileSync(output, pyodide.FS.readFile("/tmp/out.zip"));
+}
+"""
+
+COMPILER_PY = r"""
+import importlib.util
+import zipfile
+from importlib._bootstrap_external import _code_to_hash_pyc
+
+with zipfile.ZipFile("/tmp/in.zip") as src, zipfile.ZipFile("/tmp/out.zip", "w") as out:
+    for info in src.infolist():
+        data = src.read(info)
+        name = info.filename
+        if name.endswith(".py"):
+            code = compile(data, PREFIX + name, "exec", dont_inherit=True, optimize=OPTIMIZE)
+            data = bytes(_code_to_hash_pyc(code, importlib.util.source_hash(data), checked=False))
+            name += "c"
+        item = zipfile.ZipInfo(name, date_time=info.date_time)
+        item.external_attr = info.external_attr
+        item.compress_type = zipfile.ZIP_DEFLATED
+        out.writestr(item, data)
+    out.comment = MARK.encode()
+"""
+
+
+class CompileError(Exception):
+    """A failure to report as one line."""
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def is_compiled(path: Path) -> bool:
+    with zipfile.ZipFile(path) as z:
+        return z.comment == MARK.encode()
+
+
+def targets(pyodide_dir: Path) -> list[tuple[Path, str]]:
+    """(archive, the folder its files land in inside the browser's file system)."""
+    lock = json.loads((pyodide_dir / LOCK_NAME).read_text())
+    major, minor = lock["info"]["python"].split(".")[:2]
+    return [
+        (pyodide_dir / "python_stdlib.zip", f"/lib/python{major}{minor}.zip/"),
+        (pyodide_dir / lock["packages"]["numpy"]["file_name"], f"/lib/python{major}.{minor}/site-packages/"),
+    ]
+
+
+def _run_node(pyodide_dir: Path, jobs: list[list[str]], node: str) -> None:
+    task = json.dumps({"python": COMPILER_PY, "optimize": OPTIMIZE, "mark": MARK, "jobs": jobs})
+    with tempfile.TemporaryDirectory(prefix="pycompile-") as tmp:
+        runner = Path(tmp) / "compile.mjs"
+        runner.write_text(COMPILER_JS)
+        index_url = str(pyodide_dir.resolve()) + "/"
+        try:
+            done = subprocess.run([node, str(runner), index_url, task], capture_output=True,
+                                  text=True, timeout=NODE_TIMEOUT)
+        except FileNotFoundError:
+            raise CompileError(f"`{node}` was not found: Node.js is needed to build the site (as for npm ci)") from None
+        except subprocess.TimeoutExpired:
+            raise CompileError(f"compiling the runtime's Python took over {NODE_TIMEOUT} s") from None
+        if done.returncode != 0:
+            tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
+            raise CompileError("compiling the runtime's Python failed: " + " | ".join(tail))
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """Put `data` at `path` as a new file (never writing through a link into its target)."""
+    part = path.with_name(path.name + ".part")
+    part.write_bytes(data)
+    part.replace(path)
+
+
+def compile_runtime(pyodide_dir: Path, cache_dir: Path, node: str = "node", log=print) -> list[Path]:
+    """Compile the stdlib zip and the numpy wheel in ``pyodide_dir`` (see the module docstring).
+
+    Returns the archives that changed. Raises CompileError (and leaves the folder as it
+    was) on any failure.
+    """
+    pyodide_dir, cache_dir = Path(pyodide_dir), Path(cache_dir)
+    say = log or (lambda line: None)
+    todo = [(path, prefix) for path, prefix in targets(pyodide_dir) if not is_compiled(path)]
+    if not todo:
+        return []
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    cached = {path: cache_dir / f"{sha256_bytes(path.read_bytes())}-o{OPTIMIZE}.zip" for path, _ in todo}
+    jobs = [[str(path), str(cached[path]) + ".part", prefix] for path, prefix in todo if not cached[path].exists()]
+    if jobs:
+        say(f"pycompile: compiling {', '.join(Path(j[0]).name for j in jobs)} to bytecode (Node + the vendored Pyodide)")
+        _run_node(pyodide_dir, jobs, node)
+        for job in jobs:
+            part = Path(job[1])
+            if not is_compiled(part):
+                raise CompileError(f"{part.name} came out unmarked: the compiler did not run to the end")
+            part.replace(part.with_suffix(""))  # .zip.part -> .zip: the cache holds whole results only
+    lock_path = pyodide_dir / LOCK_NAME
+    lock = json.loads(lock_path.read_text())
+    numpy = lock["packages"]["numpy"]
+    for path, _ in todo:
+        before = path.stat().st_size
+        _replace(path, cached[path].read_bytes())
+        if path.name == numpy["file_name"]:
+            numpy["sha256"] = sha256_bytes(path.read_bytes())
+        say(f"pycompile: {path.name}: {before / 1e6:.2f} MB of sources -> {path.stat().st_size / 1e6:.2f} MB of bytecode")
+    _replace(lock_path, json.dumps(lock, separators=(",", ":")).encode())
+    return [path for path, _ in todo]
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--site", type=Path, default=ROOT / "site", help="the site folder (default: site/)")
+    p.add_argument("--cache", type=Path, default=ROOT / ".cache" / "pyc", help="where compiled archives are kept")
+    p.add_argument("--node", default="node", help="the Node.js executable (default: node)")
+    args = p.parse_args(argv)
+    try:
+        compile_runtime(args.site / "vendor" / "pyodide", args.cache, args.node)
+    except CompileError as exc:
+        print(f"pycompile: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
