@@ -3,9 +3,9 @@
 
 1. Vendor the browser runtime (PyScript, Pyodide, wheels) into site/vendor, and
    compile its standard library and numpy to bytecode (tools/pycompile_runtime.py).
-2. Copy the app's Python (pyscript_app/*.py) into site/app/pyscript_app, and
-   bundle it as site/app/pyscript_app.zip, the one file PyScript fetches (its
-   configuration is written inline into index.html).
+2. Bundle the app's Python (pyscript_app/*.py) as site/app/pyscript_app.zip,
+   the one file PyScript fetches (its configuration is written inline into
+   index.html), and copy main.py, the page's <script src>, beside it.
 3. Render site/index.html from tools/index.template.html, with the first view
    (test digit 0 and its real activations) pre-rendered by the same
    pyscript_app.render code the page runs, so something real shows at once.
@@ -41,16 +41,18 @@ def app_modules() -> list[Path]:
 
 
 def copy_app(site: Path) -> list[str]:
-    """site/app/pyscript_app/*.py, exactly the modules of pyscript_app/ (stale ones removed)."""
+    """site/app/pyscript_app/main.py, the script the page runs (stale files removed).
+
+    The whole package, main.py included, reaches the browser as one archive
+    (APP_BUNDLE); only main.py is also needed as a file, as the <script src>.
+    Returns the names of all the app's modules (what the archive holds).
+    """
     target = site / "app" / APP_PACKAGE
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
-    names = []
-    for module in app_modules():
-        shutil.copy2(module, target / module.name)
-        names.append(module.name)
-    return names
+    shutil.copy2(ROOT / APP_PACKAGE / "main.py", target / "main.py")
+    return [module.name for module in app_modules()]
 
 
 def pyscript_config() -> dict:
