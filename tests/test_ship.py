@@ -99,7 +99,7 @@ def test_zip_holds_the_built_site_and_the_launcher_only(bundle):
     junk = [n for n in inside if re.search(r"\.map$|__pycache__|\.pyc$|(^|/)\.|(^|/)tests?/|(^|/)test_[^/]*\.py$"
                                            r"|template|node_modules|\.cache|\.partial$", n)]
     assert junk == []
-    for required in ("index.html", "sw.js", "loader.js", "offline.js", "pyscript.toml", "vendor/pyscript/core.js",
+    for required in ("index.html", "sw.js", "loader.js", "offline.js", "app/pyscript_app.zip", "vendor/pyscript/core.js",
                      "vendor/pyodide/pyodide.asm.wasm", "vendor/pyodide/python_stdlib.zip",
                      "model/manifest.json", "data/mnist_test.npz", "app/pyscript_app/main.py"):
         assert required in site_names
@@ -473,7 +473,7 @@ def test_csp_meta_comes_first_and_allows_only_the_own_origin():
     allowed = {"'self'", "'none'", "'wasm-unsafe-eval'", "'unsafe-eval'", "'unsafe-inline'", "data:", "blob:"}
     assert {s for sources in policy.values() for s in sources} <= allowed  # no host, no scheme, no *
     assert [d for d, s in policy.items() if "data:" in s] == ["img-src"]
-    assert [d for d, s in policy.items() if "blob:" in s] == ["connect-src"]
+    assert [d for d, s in policy.items() if "blob:" in s] == []  # PyScript's package cache is not used
     assert [d for d, s in policy.items() if "'unsafe-inline'" in s] == ["style-src"]
     assert policy["style-src-elem"] == ["'self'"]  # inline <style> elements stay blocked
     assert "'wasm-unsafe-eval'" in policy["script-src"]
@@ -483,7 +483,6 @@ def test_csp_meta_comes_first_and_allows_only_the_own_origin():
     ("script-src", "'unsafe-eval'", "vendor/pyscript/"),  # PyScript 0.6.66 compiles its hooks with Function()
     ("style-src", "'unsafe-inline'", ""),                  # the activation colours are style attributes
     ("img-src", "data:", ""),                              # the digit is a PNG data: URL
-    ("connect-src", "blob:", ""),                          # PyScript's cached lock file, from the 2nd visit on
 ])
 def test_each_exception_in_the_csp_is_needed(browser, tmp_path, directive, source, why):
     """Take one source out of the policy: the page then runs into exactly that directive."""
