@@ -24,6 +24,8 @@ def el(element_id):
 
 def set_status(state, text, stage=None):
     status = el("status")
+    if status.dataset.state == "error":
+        return  # the first error stays: loader.js may already have named a file that failed to load
     status.dataset.state = state
     if stage is not None:
         status.dataset.stage = stage
