@@ -154,8 +154,10 @@ def preloads(site: Path, manifest: dict) -> list[tuple[str, str, str]]:
     to 3 s more CPU on every warm start). Its download starts within the first ~0.5 s
     anyway, and is not what a cold start waits for.
     """
-    lock = json.loads((site / PYODIDE / "pyodide-lock.json").read_text())
-    numpy = lock["packages"]["numpy"]
+    lock_path = site / PYODIDE / "pyodide-lock.json"
+    if not lock_path.is_file():
+        raise SystemExit(f"build_site: {lock_path} is missing: vendor the runtime first (make site, without --no-vendor)")
+    numpy = json.loads(lock_path.read_text())["packages"]["numpy"]
     links = [
         ("modulepreload", "vendor/pyscript/core.js", ""),
         *[("modulepreload", f"vendor/pyscript/{chunk.name}", "")  # core.js's one static import
