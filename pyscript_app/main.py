@@ -92,7 +92,8 @@ class Page:
         while index == current:
             index = int(self.rng.integers(len(self.testset)))
         state = self.current_state().with_(sample=index, mode="sample")
-        window.location.hash = self.state_mod.format(state)  # the hashchange listener draws it
+        window.location.hash = self.state_mod.format(state)
+        self.show()  # now, in the click's task; the hashchange that follows finds it shown
 
 
 def updated(t0):

@@ -12,6 +12,7 @@ comes from the network, i.e. from the manifest.
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import math
 import struct
@@ -74,6 +75,20 @@ def text_colour(value: float) -> str:
     return "#000" if (0.299 * r + 0.587 * g + 0.114 * b) > 140 else "#fff"
 
 
+LEVELS = 1023  # colour steps for the cells: finer than a screen can show
+
+
+@functools.lru_cache(maxsize=None)
+def _level_colours(level: int) -> tuple[str, str]:
+    v = level / LEVELS
+    return hex_colour(v), text_colour(v)
+
+
+def cell_colours(value: float) -> tuple[str, str]:
+    """(background, text colour) for an activation; cached per colour step (the click path)."""
+    return _level_colours(round(min(max(value, 0.0), 1.0) * LEVELS))
+
+
 def scale_gradient() -> str:
     return "linear-gradient(to right, " + ", ".join(f"{hex_colour(p)} {p * 100:.0f}%" for p, _ in SCALE_STOPS) + ")"
 
@@ -126,13 +141,13 @@ def neuron_label(layer: Layer, index: int, value: float) -> str:
 def neuron_attrs(layer: Layer, index: int, value: float, view: View) -> str:
     dead = index in view.knocked_out.get(layer.name, ())
     selected = view.selected == (layer.name, index)
-    label = neuron_label(layer, index, value) + (" (knocked out)" if dead else "")
+    label = html.escape(neuron_label(layer, index, value) + (" (knocked out)" if dead else ""))
     extra = ' data-knocked-out="true"' if dead else ""
     extra += ' aria-pressed="true"' if selected else ""
     return (
         f'class="neuron{" knocked-out" if dead else ""}{" selected" if selected else ""}" '
         f'data-layer="{layer.name}" data-index="{index}" data-activation="{fmt(value)}"{extra} '
-        f'aria-label="{html.escape(label)}" title="{html.escape(label)}"'
+        f'aria-label="{label}" title="{label}"'
     )
 
 
@@ -140,7 +155,8 @@ def hidden_layer(layer: Layer, acts: np.ndarray, view: View) -> str:
     rows, cols = layer.grid["rows"], layer.grid["columns"]
     cells = []
     for i, a in enumerate(acts.tolist()):
-        style = f"background:{hex_colour(a)};color:{text_colour(a)}"
+        background, text = cell_colours(a)
+        style = f"background:{background};color:{text}"
         cells.append(f'<button type="button" {neuron_attrs(layer, i, a, view)} style="{style}"><span>{a:.2f}</span></button>')
     return (
         f'<section class="panel layer" id="layer-{layer.name}" aria-labelledby="title-{layer.name}">'
@@ -159,7 +175,7 @@ def output_layer(layer: Layer, probs: np.ndarray, view: View) -> str:
         rows.append(
             f'<button type="button" {neuron_attrs(layer, i, p, view)}>'
             f'<span class="digit-label{cls}">{html.escape(label)}</span>'
-            f'<span class="bar"><span style="width:{p * 100:.2f}%;background:{hex_colour(p)}"></span></span>'
+            f'<span class="bar"><span style="width:{p * 100:.2f}%;background:{cell_colours(p)[0]}"></span></span>'
             f'<span class="prob">{p * 100:.1f}%</span></button>'
         )
     return (
