@@ -257,11 +257,10 @@ async def start():
     from pyscript_app import render, state
 
     set_status("loading", "Loading the model and the test digits…", "model")
-    manifest = nw.parse_manifest(await fetch_bytes("model/" + nw.MANIFEST_NAME))
-    model_names = nw.model_files(manifest)
-    data_name = nw.dataset_files(manifest)[0]
-    data_task = asyncio.ensure_future(fetch_bytes(_join("model/", data_name)))
-    blobs = await asyncio.gather(*[fetch_bytes("model/" + f) for f in model_names])
+    manifest = nw.parse_manifest(await fetch_bytes(_join("model/", nw.MANIFEST_NAME)))
+    model_names = nw.model_files(manifest)  # paths relative to the manifest's folder, like the data's
+    data_task = asyncio.ensure_future(fetch_bytes(_join("model/", nw.dataset_files(manifest)[0])))
+    blobs = await asyncio.gather(*[fetch_bytes(_join("model/", f)) for f in model_names])
     network = nw.build_network(manifest, dict(zip(model_names, blobs)))
     set_status("loading", "Loading the 10,000 MNIST test digits…", "data")
     testset = nw.build_testset(manifest, await data_task)
