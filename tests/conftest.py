@@ -37,6 +37,7 @@ def manifest(network):
 
 # --- the browser ------------------------------------------------------------------------
 
+import functools  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
 import threading  # noqa: E402
@@ -56,6 +57,15 @@ class Server:
     def __init__(self, root: Path):
         self.root = root
         self.httpd = serve.make_server(root, port=0)
+        self.requests = []  # (path, HTTP status) of every request answered, in order
+        requests, handler = self.requests, self.httpd.RequestHandlerClass  # functools.partial(class, ...)
+
+        class Recording(handler.func):
+            def log_request(self, code="-", size="-"):
+                requests.append((self.path.split("?")[0], int(code)))
+                super().log_request(code, size)
+
+        self.httpd.RequestHandlerClass = functools.partial(Recording, *handler.args, **handler.keywords)
         self.url = serve.url_of(self.httpd)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
@@ -101,18 +111,28 @@ class Watched:
         return self.page.get_attribute("#status", "data-state")
 
 
-def watch(context, base: str) -> Watched:
+def watch(context, base: str, intercept: bool = True) -> Watched:
+    """A new page of `context` whose errors and requests outside `base` are recorded.
+
+    intercept=True aborts outside requests (routing); Playwright then bypasses the browser's
+    HTTP cache. intercept=False only records them and leaves the HTTP cache working."""
     page = context.new_page()
     w = Watched(page, base)
 
+    def inside(url: str) -> bool:
+        return url.startswith(base) or url.startswith("data:")
+
     def route(r):
-        if r.request.url.startswith(base) or r.request.url.startswith("data:"):
+        if inside(r.request.url):
             r.continue_()
         else:
             w.outside.append(r.request.url)
             r.abort()
 
-    context.route("**/*", route)
+    if intercept:
+        context.route("**/*", route)
+    else:
+        context.on("request", lambda r: inside(r.url) or w.outside.append(r.url))
     page.on("pageerror", lambda e: w.errors.append(f"pageerror: {e}"))
     page.on("console", lambda m: m.type == "error" and w.errors.append(f"console: {m.text}"))
     return w

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import READY_TIMEOUT_MS, ROOT, SITE, Server, site_copy, watch
+from conftest import READY_TIMEOUT_MS, ROOT, SITE, Server, chromium, site_copy, watch
 
 sys.path.insert(0, str(ROOT / "tools"))
 import precache  # noqa: E402
@@ -304,6 +304,27 @@ def test_opening_index_html_as_a_file_says_to_use_the_launcher(bundle, browser):
 def wait_offline_ready(page) -> str:
     page.wait_for_selector("#offline-ready:not([hidden])", timeout=READY_TIMEOUT_MS)
     return page.get_attribute("#offline-ready", "data-version")
+
+
+def test_the_first_visit_downloads_each_file_once_offline_copy_included(playwright_instance, tmp_path):
+    """The service worker stores what the page has just downloaded (from the HTTP cache, checked
+    against the build's sha256) instead of asking the server for every file a second time.
+    A profile on disk, as a user's browser has (an in-memory cache may not keep the 10 MB wasm)."""
+    server = Server(SITE)
+    context = chromium.launch_persistent(playwright_instance, tmp_path / "profile")
+    try:
+        w = watch(context, server.url, intercept=False)  # routing would switch the HTTP cache off
+        assert w.goto("") == "ready"
+        assert wait_offline_ready(w.page) == precache.read_service_worker(SITE)["version"]
+        paths = [path for path, _ in server.requests]
+        assert sorted({p for p in paths if paths.count(p) > 1}) == []
+        assert all(status == 200 for _, status in server.requests), server.requests
+        cached = {"/" + rel for rel in precache.site_files(SITE)}
+        assert cached <= set(paths) | {"/index.html"}  # the offline copy holds every file, each downloaded once
+        assert w.errors == [] and w.outside == []
+    finally:
+        context.close()
+        server.close()
 
 
 def test_second_visit_works_offline_with_no_csp_violation(browser, network, testset):

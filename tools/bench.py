@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 
 import serve  # noqa: E402
-from browser import CHROMIUM_FLAGS, chromium_executable  # noqa: E402 (the tests' choice of Chromium)
+from browser import launch_persistent  # noqa: E402 (the tests' choice of Chromium)
 
 READY_TIMEOUT_MS = 120_000
 VIEWPORT = {"width": 1280, "height": 900}
@@ -281,10 +281,7 @@ class Browser:
         self.context = None
 
     def open(self):
-        exe = chromium_executable()
-        self.context = self.playwright.chromium.launch_persistent_context(
-            str(self.profile), executable_path=exe, args=CHROMIUM_FLAGS if exe else None,
-            headless=True, viewport=VIEWPORT)
+        self.context = launch_persistent(self.playwright, self.profile, viewport=VIEWPORT)
         self.context.add_init_script(MARKS_JS)
         page = self.context.pages[0] if self.context.pages else self.context.new_page()
         errors = []

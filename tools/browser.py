@@ -27,3 +27,10 @@ def launch(playwright, **kwargs):
     """Launch Chromium headless with the flags that work on a machine without outside network."""
     exe = chromium_executable()
     return playwright.chromium.launch(executable_path=exe, args=CHROMIUM_FLAGS, **kwargs)
+
+
+def launch_persistent(playwright, profile, **kwargs):
+    """The same, on a profile folder of its own (a disk HTTP cache, kept between launches)."""
+    exe = chromium_executable()
+    return playwright.chromium.launch_persistent_context(
+        str(profile), executable_path=exe, args=CHROMIUM_FLAGS if exe else None, headless=True, **kwargs)

@@ -4,7 +4,8 @@
 // One build, one cache ("nn-visualizer-<version>") holding every file of that build, each checked
 // against the sha256 the build recorded (fetch integrity), so a cache never holds files of two builds.
 // - install: fill this build's cache. A file that an older build's cache already holds with the same
-//   sha256 is copied from there; the others come from the network. If any file fails, the install
+//   sha256 is copied from there; the others from the HTTP cache (what the page just loaded), else
+//   the network. If any file fails, the install
 //   fails and the browser tries again on a later visit; the old build keeps working meanwhile.
 // - activate: delete the caches of all other builds.
 // - fetch: a file of this build comes from its cache (from the network if the cache lost it);
@@ -33,16 +34,26 @@ async function fromOlderBuild(url, sri) {
   return null;
 }
 
+// Exactly this build's bytes (integrity). The page has just downloaded most files: take them from
+// the HTTP cache ("force-cache": no second download, no request at all). A cached copy that is not
+// this build's (integrity fails) or not a success is fetched again, revalidated ("no-cache").
+async function download(url, sri) {
+  try {
+    const response = await fetch(url, { cache: "force-cache", integrity: sri });
+    if (response.ok) return response;
+  } catch {
+    // not this build's bytes in the HTTP cache: fetch again below
+  }
+  const response = await fetch(url, { cache: "no-cache", integrity: sri });
+  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+  return response;
+}
+
 async function fill() {
   const cache = await caches.open(CACHE);
   await Promise.all([...FILES].map(async ([url, sri]) => {
     if (await cache.match(url)) return; // checked and stored by an interrupted install of this same build
-    let response = await fromOlderBuild(url, sri);
-    if (!response) {
-      // "no-cache": revalidate instead of trusting the HTTP cache; integrity: exactly this build's bytes.
-      response = await fetch(url, { cache: "no-cache", integrity: sri });
-      if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
-    }
+    const response = (await fromOlderBuild(url, sri)) || (await download(url, sri));
     await cache.put(url, response);
   }));
 }
