@@ -168,7 +168,7 @@ def test_missing_test_set_is_named(browser, tmp_path):
     assert state == "error" and "mnist_test.npz" in text
 
 
-@pytest.mark.parametrize("missing", ["pyodide/pyodide.asm.wasm", "pyodide/python_stdlib.zip", "pyscript/core.js"])
+@pytest.mark.parametrize("missing", ["pyodide/pyodide.asm.wasm", "pyodide/python_stdlib.zip", "pyodide/pyodide.mjs", "pyscript/core.js"])
 def test_missing_runtime_file_is_reported(browser, tmp_path, missing):
     root = site_copy(tmp_path)
     (root / "vendor" / missing).unlink()
