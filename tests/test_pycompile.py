@@ -2,8 +2,9 @@
 
 Whether that bytecode runs right is what the page tests show (numpy loads in the
 browser and the page matches the CPython forward pass); here: that nothing was
-added, lost or left as source, that the lock file lets loadPackage check the
-compiled wheel, and that a rebuild reuses the cache.
+added, lost (beyond what tools/trim_runtime.py leaves out) or left as source, that
+the lock file lets loadPackage check the compiled wheel, and that a rebuild reuses
+the cache.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from conftest import ROOT, SITE
 sys.path.insert(0, str(ROOT / "tools"))
 
 import pycompile_runtime  # noqa: E402
+import trim_runtime  # noqa: E402
 
 VENDOR = SITE / "vendor" / "pyodide"
 NPM = ROOT / "node_modules" / "pyodide"
@@ -33,12 +35,17 @@ def sha256(path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def check_compiled(original: zipfile.ZipFile, compiled: zipfile.ZipFile) -> int:
-    """Every .py became a .pyc of CPython 3.12 (unchecked hash-based), everything else is untouched."""
+def check_compiled(original: zipfile.ZipFile, compiled: zipfile.ZipFile, kind: str) -> int:
+    """Every .py became a .pyc of CPython 3.12 (unchecked hash-based), everything else is untouched,
+    except the members trim_runtime leaves out, which are gone."""
     names = set(compiled.namelist())
+    left_out = set(trim_runtime.left_out(kind, original.namelist()))
+    assert left_out  # the rule matched something: the lists still fit this runtime
     n = 0
     for info in original.infolist():
-        if info.filename.endswith(".py"):
+        if info.filename in left_out:
+            assert info.filename not in names and info.filename + "c" not in names
+        elif info.filename.endswith(".py"):
             assert info.filename not in names
             pyc = compiled.read(info.filename + "c")
             assert pyc[:4] == MAGIC_312, info.filename
@@ -46,14 +53,14 @@ def check_compiled(original: zipfile.ZipFile, compiled: zipfile.ZipFile) -> int:
             n += 1
         else:
             assert compiled.read(info.filename) == original.read(info), info.filename
-    assert len(names) == len(original.namelist())
+    assert len(names) == len(original.namelist()) - len(left_out)
     assert compiled.comment.decode() == pycompile_runtime.MARK
     return n
 
 
 def test_the_standard_library_is_bytecode_of_pyodides_own():
     with zipfile.ZipFile(NPM / "python_stdlib.zip") as original, zipfile.ZipFile(VENDOR / "python_stdlib.zip") as compiled:
-        assert check_compiled(original, compiled) > 400
+        assert check_compiled(original, compiled, "stdlib") > 250
 
 
 def test_the_numpy_wheel_is_bytecode_of_the_verified_one_and_the_lock_checks_it():
@@ -64,19 +71,21 @@ def test_the_numpy_wheel_is_bytecode_of_the_verified_one_and_the_lock_checks_it(
     assert sha256(source) == entry["sha256"]  # the input is the official wheel
     served = VENDOR / entry["file_name"]
     with zipfile.ZipFile(source) as original, zipfile.ZipFile(served) as compiled:
-        assert check_compiled(original, compiled) > 100
+        assert check_compiled(original, compiled, "numpy") > 100
     lock = json.loads((VENDOR / "pyodide-lock.json").read_text())
     assert lock["packages"]["numpy"]["sha256"] == sha256(served)  # what pyodide.loadPackage checks
     lock["packages"]["numpy"]["sha256"] = entry["sha256"]
-    assert lock == OFFICIAL_LOCK  # nothing else in the lock file changed
+    assert lock == trim_runtime.trim_lock(OFFICIAL_LOCK)  # nothing else in the (shipped part of the) lock file changed
 
 
 def pristine_runtime(tmp_path):
-    """A copy of the runtime as vendored before compiling (the npm files and the official wheel)."""
+    """A copy of the runtime as vendored before compiling (the npm files, the lock file listing
+    numpy only, and the official wheel)."""
     folder = tmp_path / "pyodide"
     folder.mkdir()
-    for name in ("pyodide.mjs", "pyodide.asm.js", "pyodide.asm.wasm", "python_stdlib.zip", "pyodide-lock.json"):
+    for name in ("pyodide.mjs", "pyodide.asm.js", "pyodide.asm.wasm", "python_stdlib.zip"):
         (folder / name).symlink_to(NPM / name)
+    (folder / "pyodide-lock.json").write_bytes(trim_runtime.lock_bytes(trim_runtime.trim_lock(OFFICIAL_LOCK)))
     wheel = WHEELS / OFFICIAL_LOCK["packages"]["numpy"]["file_name"]
     if not wheel.exists():
         pytest.skip("the wheel cache holds no numpy wheel (make site fills it)")
@@ -100,6 +109,7 @@ def test_a_rebuild_takes_the_compiled_archives_from_the_cache(tmp_path):
     assert sorted(p.name for p in changed) == sorted(["python_stdlib.zip", OFFICIAL_LOCK["packages"]["numpy"]["file_name"]])
     for p in changed:
         assert sha256(p) == sha256(VENDOR / p.name)
+    assert sha256(folder / "pyodide-lock.json") == sha256(VENDOR / "pyodide-lock.json")
     assert not any("compiling" in line for line in lines)
 
 

