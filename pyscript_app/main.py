@@ -75,13 +75,7 @@ class Page:
             return
         self.shown = key
         view = self.render.view_for_sample(self.network, self.testset, index, state.knocked_out, state.neuron)
-        focused = document.activeElement
-        refocus = (focused.dataset.layer, focused.dataset.index) if focused and focused.classList.contains("neuron") else None
-        el("view").innerHTML = self.render.network_view(self.network, view)
-        if refocus:
-            again = document.querySelector(f'.neuron[data-layer="{refocus[0]}"][data-index="{refocus[1]}"]')
-            if again:
-                again.focus()
+        draw_view(self.render, self.network, view)
         updated(t0)
         if self.inside is not None:
             self.inside.update(state, view)
@@ -94,6 +88,21 @@ class Page:
         state = self.current_state().with_(sample=index, mode="sample")
         window.location.hash = self.state_mod.format(state)
         self.show()  # now, in the click's task; the hashchange that follows finds it shown
+
+
+def draw_view(render, network, view):
+    """Show ``view`` in #view: in place when #view shows a view of the same shape (one call
+    into the page, site/patch.js), else by rendering it whole (keeping a neuron's focus)."""
+    box, apply_patch = el("view"), getattr(window, "nnvApplyPatch", None)
+    if apply_patch is not None and apply_patch(box, render.view_patch(network, view)):
+        return
+    focused = document.activeElement
+    refocus = (focused.dataset.layer, focused.dataset.index) if focused and focused.classList.contains("neuron") else None
+    box.innerHTML = render.network_view(network, view)
+    if refocus:
+        again = document.querySelector(f'.neuron[data-layer="{refocus[0]}"][data-index="{refocus[1]}"]')
+        if again:
+            again.focus()
 
 
 def updated(t0):
@@ -238,7 +247,10 @@ class Pad:
         pad = self.read()
         pre = self.preprocess(pad)
         view = None if pre is None else render.view_for_drawing(page.network, pre.centred, state.knocked_out, state.neuron)
-        el("view").innerHTML = render.empty_drawing_view(page.network) if view is None else render.network_view(page.network, view)
+        if view is None:
+            el("view").innerHTML = render.empty_drawing_view(page.network)
+        else:
+            draw_view(render, page.network, view)
         el("pad-reading").innerHTML = render.pad_reading(page.network, view)
         el("inspector").innerHTML = render.inspector(pad, pre, page.network.normalization)
         el("draw-panel").dataset.empty = "true" if pre is None else "false"
