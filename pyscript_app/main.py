@@ -59,13 +59,26 @@ class Page:
         self.shown = None
         self.inside = None  # Inside (look-inside views), set by start()
         self.pad = None  # the drawing pad (Pad), wired once the page runs
+        self.url_pending = None  # a URL (hash) shown but not yet written: see random_sample
+        self.write_url_proxy = create_proxy(self.write_url)
+        self.after_frame = create_proxy(lambda *_: window.setTimeout(self.write_url_proxy, 0))
 
     def current_state(self):
+        self.write_url()  # a URL still to be written is the state
         return self.state_mod.parse(str(window.location.hash), self.units, len(self.testset))
 
-    def show(self, *_):
+    def write_url(self, *_):
+        if self.url_pending is not None:
+            url, self.url_pending = self.url_pending, None
+            window.history.pushState(None, "", url)  # a new history entry (Back returns), no hashchange
+
+    def on_hashchange(self, *_):
+        self.url_pending = None  # the URL moved on (Back, a link, a typed hash): it says what to show
+        self.show()
+
+    def show(self, *_, state=None):
         t0 = time.perf_counter()
-        state = self.current_state()
+        state = self.current_state() if state is None else state
         if self.pad is not None and self.pad.follow(state):  # draw mode: the pad shows the view
             self.shown = None
             return
@@ -81,13 +94,16 @@ class Page:
             self.inside.update(state, view)
 
     def random_sample(self, *_):
-        current = self.current_state().sample
-        index = current
-        while index == current:
+        state = self.current_state()
+        index = state.sample
+        while index == state.sample:
             index = int(self.rng.integers(len(self.testset)))
-        state = self.current_state().with_(sample=index, mode="sample")
-        window.location.hash = self.state_mod.format(state)
-        self.show()  # now, in the click's task; the hashchange that follows finds it shown
+        state = state.with_(sample=index, mode="sample")
+        self.show(state=state)
+        # The URL follows right after the new view is painted: changing it costs about 2 ms
+        # (10 and more on a busy machine; a round trip to the browser's main process).
+        self.url_pending = self.state_mod.format(state)
+        window.requestAnimationFrame(self.after_frame)
 
 
 def draw_view(render, network, view):
@@ -281,7 +297,7 @@ async def start():
     page.inside = Inside(page)  # look inside (issue 5)
     page.pad = Pad(page)
     page.show()
-    window.addEventListener("hashchange", create_proxy(page.show))
+    window.addEventListener("hashchange", create_proxy(page.on_hashchange))
     button = el("random-sample")
     button.addEventListener("click", create_proxy(page.random_sample))
     button.disabled = False

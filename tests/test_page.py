@@ -59,7 +59,7 @@ def test_twenty_clicks_show_the_cpython_forward_pass(app, network, testset):
         page.wait_for_function(f"document.getElementById('input-image').dataset.sampleIndex !== '{before}'")
         view = shown(page)
         check_matches_cpython(view, network, testset)
-        assert page.evaluate("location.hash") == f"#sample={view['sample']}"
+        page.wait_for_function(f"location.hash === '#sample={view['sample']}'")  # the URL follows the paint
         seen.add(view["sample"])
     assert len(seen) >= 15  # really random digits, not the same few
     assert app.errors == [] and app.outside == []
@@ -124,6 +124,7 @@ def test_hash_addresses_a_sample_and_back_returns(app, network, testset):
     check_matches_cpython(shown(page), network, testset)
     page.click("#random-sample")
     page.wait_for_function("document.getElementById('input-image').dataset.sampleIndex !== '1234'")
+    page.wait_for_function("location.hash !== '#sample=1234'")  # the new history entry follows the paint
     page.go_back()
     page.wait_for_function("document.getElementById('input-image').dataset.sampleIndex === '1234'")
     assert page.evaluate("location.hash") == "#sample=1234"
