@@ -12,7 +12,7 @@ import time
 
 import js
 import pyodide_js
-from pyodide.ffi import create_proxy
+from pyodide.ffi import create_proxy, to_js
 from pyscript import document, window
 
 STAGES = ("runtime", "numpy", "model", "data")
@@ -110,7 +110,7 @@ def draw_view(render, network, view):
     """Show ``view`` in #view: in place when #view shows a view of the same shape (one call
     into the page, site/patch.js), else by rendering it whole (keeping a neuron's focus)."""
     box, apply_patch = el("view"), getattr(window, "nnvApplyPatch", None)
-    if apply_patch is not None and apply_patch(box, render.view_patch(network, view)):
+    if apply_patch is not None and apply_patch(box, to_js(render.view_patch(network, view).encode())):
         return
     focused = document.activeElement
     refocus = (focused.dataset.layer, focused.dataset.index) if focused and focused.classList.contains("neuron") else None
@@ -143,7 +143,6 @@ class Pad:
 
     def __init__(self, page):
         import numpy as np
-        from pyodide.ffi import to_js
 
         from pyscript_app.preprocess import preprocess
 

@@ -3,13 +3,14 @@
 // proxies): a few hundred setAttribute calls one by one are slower than re-parsing the whole
 // view, so they are made here, in one go. Generic on purpose: what is drawn is Python's.
 //
-// json: [[selector, html] or [selector, rows], ...]. An html string replaces the one element
-// the selector matches (outerHTML). rows are every element the selector matches, in document
-// order: [tag, number of child elements, {attribute: value} (all of them), text or null].
+// json, a string or its UTF-8 bytes (Pyodide hands a Python str over one character at a time,
+// bytes in one copy): [[selector, html] or [selector, rows], ...]. An html string replaces the
+// one element the selector matches (outerHTML). rows are every element the selector matches, in
+// document order: [tag, number of child elements, {attribute: value} (all of them), text or null].
 // Nothing is written unless every element is there with that tag and child count; then it
 // returns false, and the caller renders the whole view instead.
 globalThis.nnvApplyPatch = (root, json) => {
-  const ops = JSON.parse(json);
+  const ops = JSON.parse(typeof json === "string" ? json : new TextDecoder().decode(json));
   const found = ops.map(([selector]) => root.querySelectorAll(selector));
   const fits = ops.every(([, what], k) => (typeof what === "string" ? found[k].length === 1
     : found[k].length === what.length
