@@ -100,8 +100,8 @@ class Page:
             index = int(self.rng.integers(len(self.testset)))
         state = state.with_(sample=index, mode="sample")
         self.show(state=state)
-        # The URL follows right after the new view is painted: changing it costs about 2 ms
-        # (10 and more on a busy machine; a round trip to the browser's main process).
+        # The URL follows right after the new view is painted: changing it costs about 2 ms in
+        # Chromium (10 and more on a busy machine), in its same-document navigation.
         self.url_pending = self.state_mod.format(state)
         window.requestAnimationFrame(self.after_frame)
 
