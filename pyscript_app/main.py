@@ -12,7 +12,7 @@ import time
 
 import js
 import pyodide_js
-from pyodide.ffi import create_proxy
+from pyodide.ffi import create_proxy, to_js
 from pyscript import document, window
 
 STAGES = ("runtime", "numpy", "model", "data")
@@ -59,13 +59,26 @@ class Page:
         self.shown = None
         self.inside = None  # Inside (look-inside views), set by start()
         self.pad = None  # the drawing pad (Pad), wired once the page runs
+        self.url_pending = None  # a URL (hash) shown but not yet written: see random_sample
+        self.write_url_proxy = create_proxy(self.write_url)
+        self.after_frame = create_proxy(lambda *_: window.setTimeout(self.write_url_proxy, 0))
 
     def current_state(self):
+        self.write_url()  # a URL still to be written is the state
         return self.state_mod.parse(str(window.location.hash), self.units, len(self.testset))
 
-    def show(self, *_):
+    def write_url(self, *_):
+        if self.url_pending is not None:
+            url, self.url_pending = self.url_pending, None
+            window.history.pushState(None, "", url)  # a new history entry (Back returns), no hashchange
+
+    def on_hashchange(self, *_):
+        self.url_pending = None  # the URL moved on (Back, a link, a typed hash): it says what to show
+        self.show()
+
+    def show(self, *_, state=None):
         t0 = time.perf_counter()
-        state = self.current_state()
+        state = self.current_state() if state is None else state
         if self.pad is not None and self.pad.follow(state):  # draw mode: the pad shows the view
             self.shown = None
             return
@@ -75,25 +88,37 @@ class Page:
             return
         self.shown = key
         view = self.render.view_for_sample(self.network, self.testset, index, state.knocked_out, state.neuron)
-        focused = document.activeElement
-        refocus = (focused.dataset.layer, focused.dataset.index) if focused and focused.classList.contains("neuron") else None
-        el("view").innerHTML = self.render.network_view(self.network, view)
-        if refocus:
-            again = document.querySelector(f'.neuron[data-layer="{refocus[0]}"][data-index="{refocus[1]}"]')
-            if again:
-                again.focus()
+        draw_view(self.render, self.network, view)
         updated(t0)
         if self.inside is not None:
             self.inside.update(state, view)
 
     def random_sample(self, *_):
-        current = self.current_state().sample
-        index = current
-        while index == current:
+        state = self.current_state()
+        index = state.sample
+        while index == state.sample:
             index = int(self.rng.integers(len(self.testset)))
-        state = self.current_state().with_(sample=index, mode="sample")
-        window.location.hash = self.state_mod.format(state)
-        self.show()  # now, in the click's task; the hashchange that follows finds it shown
+        state = state.with_(sample=index, mode="sample")
+        self.show(state=state)
+        # The URL follows right after the new view is painted: changing it costs about 2 ms in
+        # Chromium (10 and more on a busy machine), in its same-document navigation.
+        self.url_pending = self.state_mod.format(state)
+        window.requestAnimationFrame(self.after_frame)
+
+
+def draw_view(render, network, view):
+    """Show ``view`` in #view: in place when #view shows a view of the same shape (one call
+    into the page, site/patch.js), else by rendering it whole (keeping a neuron's focus)."""
+    box, apply_patch = el("view"), getattr(window, "nnvApplyPatch", None)
+    if apply_patch is not None and apply_patch(box, to_js(render.view_patch(network, view).encode())):
+        return
+    focused = document.activeElement
+    refocus = (focused.dataset.layer, focused.dataset.index) if focused and focused.classList.contains("neuron") else None
+    box.innerHTML = render.network_view(network, view)
+    if refocus:
+        again = document.querySelector(f'.neuron[data-layer="{refocus[0]}"][data-index="{refocus[1]}"]')
+        if again:
+            again.focus()
 
 
 def updated(t0):
@@ -118,7 +143,6 @@ class Pad:
 
     def __init__(self, page):
         import numpy as np
-        from pyodide.ffi import to_js
 
         from pyscript_app.preprocess import preprocess
 
@@ -238,7 +262,10 @@ class Pad:
         pad = self.read()
         pre = self.preprocess(pad)
         view = None if pre is None else render.view_for_drawing(page.network, pre.centred, state.knocked_out, state.neuron)
-        el("view").innerHTML = render.empty_drawing_view(page.network) if view is None else render.network_view(page.network, view)
+        if view is None:
+            el("view").innerHTML = render.empty_drawing_view(page.network)
+        else:
+            draw_view(render, page.network, view)
         el("pad-reading").innerHTML = render.pad_reading(page.network, view)
         el("inspector").innerHTML = render.inspector(pad, pre, page.network.normalization)
         el("draw-panel").dataset.empty = "true" if pre is None else "false"
@@ -269,7 +296,7 @@ async def start():
     page.inside = Inside(page)  # look inside (issue 5)
     page.pad = Pad(page)
     page.show()
-    window.addEventListener("hashchange", create_proxy(page.show))
+    window.addEventListener("hashchange", create_proxy(page.on_hashchange))
     button = el("random-sample")
     button.addEventListener("click", create_proxy(page.random_sample))
     button.disabled = False

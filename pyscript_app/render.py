@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import functools
 import html
+import json
 import math
 import struct
 import zlib
@@ -138,51 +139,88 @@ def neuron_label(layer: Layer, index: int, value: float) -> str:
     return f"{layer.title}, neuron {index}: activation {value:.4f}"
 
 
-def neuron_attrs(layer: Layer, index: int, value: float, view: View) -> str:
+def neuron_attrs(layer: Layer, index: int, value: float, view: View) -> dict[str, str]:
     dead = index in view.knocked_out.get(layer.name, ())
     selected = view.selected == (layer.name, index)
-    label = html.escape(neuron_label(layer, index, value) + (" (knocked out)" if dead else ""))
-    extra = ' data-knocked-out="true"' if dead else ""
-    extra += ' aria-pressed="true"' if selected else ""
-    return (
-        f'class="neuron{" knocked-out" if dead else ""}{" selected" if selected else ""}" '
-        f'data-layer="{layer.name}" data-index="{index}" data-activation="{fmt(value)}"{extra} '
-        f'aria-label="{label}" title="{label}"'
-    )
+    label = neuron_label(layer, index, value) + (" (knocked out)" if dead else "")
+    attrs = {
+        "type": "button",
+        "class": f'neuron{" knocked-out" if dead else ""}{" selected" if selected else ""}',
+        "data-layer": layer.name, "data-index": str(index), "data-activation": fmt(value),
+    }
+    if dead:
+        attrs["data-knocked-out"] = "true"
+    if selected:
+        attrs["aria-pressed"] = "true"
+    attrs["aria-label"] = attrs["title"] = label
+    return attrs
+
+
+# A neuron is a small element tree, (tag, attributes, text or child elements). The same trees
+# give the HTML (markup: the pre-rendered first view, a whole re-render) and the in-place update
+# of a view already on the page (view_patch), so both always draw the same.
+
+
+def markup(element: tuple) -> str:
+    tag, attrs, content = element
+    inner = html.escape(content, quote=False) if isinstance(content, str) else "".join(map(markup, content))
+    return "<" + tag + "".join(f' {k}="{html.escape(v)}"' for k, v in attrs.items()) + f">{inner}</{tag}>"
+
+
+def flatten(elements, rows: list | None = None) -> list:
+    """Every element of the trees in document order: [tag, child element count, attributes, text or None]."""
+    rows = [] if rows is None else rows
+    for tag, attrs, content in elements:
+        text = isinstance(content, str)
+        rows.append([tag, 0 if text else len(content), attrs, content if text else None])
+        if not text:
+            flatten(content, rows)
+    return rows
+
+
+def hidden_neurons(layer: Layer, acts: np.ndarray, view: View) -> list:
+    cells = []
+    for i, a in enumerate(acts.tolist()):
+        background, text = cell_colours(a)
+        attrs = neuron_attrs(layer, i, a, view)
+        attrs["style"] = f"background:{background};color:{text}"
+        cells.append(("button", attrs, (("span", {}, f"{a:.2f}"),)))
+    return cells
+
+
+def output_neurons(layer: Layer, probs: np.ndarray, view: View) -> list:
+    best = int(np.argmax(probs))
+    rows = []
+    for i, p in enumerate(probs.tolist()):
+        rows.append(("button", neuron_attrs(layer, i, p, view), (
+            ("span", {"class": "digit-label best" if i == best else "digit-label"}, layer.labels[i] if layer.labels else str(i)),
+            ("span", {"class": "bar"}, (("span", {"style": f"width:{p * 100:.2f}%;background:{cell_colours(p)[0]}"}, ""),)),
+            ("span", {"class": "prob"}, f"{p * 100:.1f}%"),
+        )))
+    return rows
+
+
+def neurons(layer: Layer, acts: np.ndarray, view: View) -> tuple[str, list]:
+    """(class of the layer's neuron container, the neuron trees): bars for a layer with class labels, else a grid."""
+    return ("bars", output_neurons(layer, acts, view)) if layer.labels else ("grid", hidden_neurons(layer, acts, view))
 
 
 def hidden_layer(layer: Layer, acts: np.ndarray, view: View) -> str:
     rows, cols = layer.grid["rows"], layer.grid["columns"]
-    cells = []
-    for i, a in enumerate(acts.tolist()):
-        background, text = cell_colours(a)
-        style = f"background:{background};color:{text}"
-        cells.append(f'<button type="button" {neuron_attrs(layer, i, a, view)} style="{style}"><span>{a:.2f}</span></button>')
     return (
         f'<section class="panel layer" id="layer-{layer.name}" aria-labelledby="title-{layer.name}">'
         f'<h2 id="title-{layer.name}">{html.escape(layer.title)}</h2>'
         f'<p class="sub">{layer.units} neurons &middot; {layer.activation} &middot; {rows}&times;{cols}</p>'
-        f'<div class="grid" style="--rows:{rows};--cols:{cols}">{"".join(cells)}</div></section>'
+        f'<div class="grid" style="--rows:{rows};--cols:{cols}">{"".join(map(markup, hidden_neurons(layer, acts, view)))}</div></section>'
     )
 
 
 def output_layer(layer: Layer, probs: np.ndarray, view: View) -> str:
-    best = int(np.argmax(probs))
-    rows = []
-    for i, p in enumerate(probs.tolist()):
-        label = layer.labels[i] if layer.labels else str(i)
-        cls = " best" if i == best else ""
-        rows.append(
-            f'<button type="button" {neuron_attrs(layer, i, p, view)}>'
-            f'<span class="digit-label{cls}">{html.escape(label)}</span>'
-            f'<span class="bar"><span style="width:{p * 100:.2f}%;background:{cell_colours(p)[0]}"></span></span>'
-            f'<span class="prob">{p * 100:.1f}%</span></button>'
-        )
     return (
         f'<section class="panel layer output" id="layer-{layer.name}" aria-labelledby="title-{layer.name}">'
         f'<h2 id="title-{layer.name}">{html.escape(layer.title)}</h2>'
         f'<p class="sub">{layer.units} classes &middot; {layer.activation}</p>'
-        f'<div class="bars">{"".join(rows)}</div></section>'
+        f'<div class="bars">{"".join(map(markup, output_neurons(layer, probs, view)))}</div></section>'
     )
 
 
@@ -220,6 +258,22 @@ def network_view(network: Network, view: View) -> str:
     for layer, acts in zip(network.layers, view.activations):
         parts.append(output_layer(layer, acts, view) if layer.labels else hidden_layer(layer, acts, view))
     return "".join(parts)
+
+
+def view_patch(network: Network, view: View) -> str:
+    """The same view as :func:`network_view`, as an update of a view already on the page.
+
+    JSON for the page's ``nnvApplyPatch`` (site/patch.js), one call instead of a few hundred
+    (each call from Python into the page costs): the input panel is replaced, and every
+    element of each layer's neurons gets the attributes and text of its tree above, so nothing
+    of the previous view stays. It applies only to a view of the same shape (the page checks
+    every element's tag and child count first, and otherwise re-renders).
+    """
+    ops = [["#input-panel", input_panel(network, view)]]
+    for layer, acts in zip(network.layers, view.activations):
+        container, trees = neurons(layer, acts, view)
+        ops.append([f"#layer-{layer.name} > .{container} *", flatten(trees)])
+    return json.dumps(ops, separators=(",", ":"), check_circular=False)  # trees, no cycles: a little quicker
 
 
 def legend() -> str:

@@ -220,7 +220,7 @@ def test_switching_between_drawing_and_test_digits(pad, network, testset):
     assert page.is_hidden("#draw-panel")
     view = shown(page)
     check_matches_cpython(view, network, testset)
-    assert page.evaluate("location.hash") == f"#sample={view['sample']}"
+    page.wait_for_function(f"location.hash === '#sample={view['sample']}'")  # the URL follows the paint
     page.click("#draw-toggle")  # and to the pad again: the drawing is still there
     page.wait_for_selector("#model-input")
     assert "mode=draw" in page.evaluate("location.hash") and page.is_visible("#draw-pad")

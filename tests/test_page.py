@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import Server, site_copy, watch
+from pyscript_app import render
 
 
 def shown(page):
@@ -58,9 +59,49 @@ def test_twenty_clicks_show_the_cpython_forward_pass(app, network, testset):
         page.wait_for_function(f"document.getElementById('input-image').dataset.sampleIndex !== '{before}'")
         view = shown(page)
         check_matches_cpython(view, network, testset)
-        assert page.evaluate("location.hash") == f"#sample={view['sample']}"
+        page.wait_for_function(f"location.hash === '#sample={view['sample']}'")  # the URL follows the paint
         seen.add(view["sample"])
     assert len(seen) >= 15  # really random digits, not the same few
+    assert app.errors == [] and app.outside == []
+
+
+# The page's view against a fresh parse of what CPython's render.network_view draws: node for node.
+SAME_AS_RENDERED = """(markup) => {
+  const fresh = document.createElement('template');
+  fresh.innerHTML = markup;
+  const live = [...document.querySelectorAll('#view > section')], want = [...fresh.content.children];
+  if (live.length !== want.length) return `${live.length} panels shown, ${want.length} rendered`;
+  return live.filter((node, i) => !node.isEqualNode(want[i])).map((node) => node.id).join(' ');
+}"""
+
+
+def test_view_updated_in_place_is_exactly_the_cpython_render(app, network, testset):
+    """Clicks, then knock-outs and a selected neuron that come and go: the view, updated in place
+    (the same elements throughout), is each time what render.network_view draws for the state shown,
+    every attribute (data-activation, colours, aria-label, title) and text; nothing stale stays."""
+    page = app.page
+
+    def check(index, knocked_out=None, selected=None):
+        view = render.view_for_sample(network, testset, index, knocked_out, selected)
+        assert page.evaluate(SAME_AS_RENDERED, render.network_view(network, view)) == "", f"sample {index}"
+
+    def go(hash_text, ready):
+        page.evaluate(f"location.hash = {json.dumps(hash_text)}")
+        page.wait_for_function(ready)
+
+    go("#sample=0", "document.getElementById('input-image').dataset.sampleIndex === '0'")
+    check(0)
+    page.evaluate("document.querySelector('#view .neuron').probe = 'kept'")  # an element that stays (in place)
+    for _ in range(12):
+        before = page.get_attribute("#input-image", "data-sample-index")
+        page.click("#random-sample")
+        page.wait_for_function(f"document.getElementById('input-image').dataset.sampleIndex !== '{before}'")
+        check(int(page.get_attribute("#input-image", "data-sample-index")))
+    go("#sample=77&neuron=hidden_1:5&ko=hidden_1:5;hidden_2:1,9", "document.querySelectorAll('[data-knocked-out]').length === 3")
+    check(77, {"hidden_1": [5], "hidden_2": [1, 9]}, ("hidden_1", 5))
+    go("#sample=78", "document.getElementById('input-image').dataset.sampleIndex === '78'")
+    check(78)
+    assert page.evaluate("document.querySelector('#view .neuron').probe") == "kept"
     assert app.errors == [] and app.outside == []
 
 
@@ -83,6 +124,7 @@ def test_hash_addresses_a_sample_and_back_returns(app, network, testset):
     check_matches_cpython(shown(page), network, testset)
     page.click("#random-sample")
     page.wait_for_function("document.getElementById('input-image').dataset.sampleIndex !== '1234'")
+    page.wait_for_function("location.hash !== '#sample=1234'")  # the new history entry follows the paint
     page.go_back()
     page.wait_for_function("document.getElementById('input-image').dataset.sampleIndex === '1234'")
     assert page.evaluate("location.hash") == "#sample=1234"

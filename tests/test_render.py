@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import re
 import struct
 import zlib
@@ -143,6 +144,35 @@ def test_prerendered_first_view_is_the_live_forward_pass(network, testset):
     expected = np.concatenate(network.forward(network.normalize(testset.images[0])))
     got = np.array([float(n["data-activation"]) for n in doc.neurons()], dtype=np.float32)
     np.testing.assert_array_equal(got, expected)
+
+
+def test_prerendered_first_view_is_what_the_live_code_renders(network, testset):
+    """index.html's view is render.network_view of test digit 0, byte for byte (the page then updates it in place)."""
+    assert render.network_view(network, render.view_for_sample(network, testset, 0)) in (SITE / "index.html").read_text()
+
+
+def test_view_patch_describes_every_neuron_element_of_the_whole_render(network, testset):
+    """The in-place update writes, for each layer, exactly the elements (tags, child counts, all
+    attributes, text) that network_view draws inside the layer's grid or bars, in document order."""
+    view = render.view_for_sample(network, testset, 77, knocked_out={"hidden_1": [5]}, selected=("output", 3))
+    whole = render.network_view(network, view)
+    (panel_selector, panel), *layers = json.loads(render.view_patch(network, view))
+    assert panel_selector == "#input-panel" and panel == render.input_panel(network, view) and panel in whole
+    assert len(layers) == len(network.layers)
+    for (selector, rows), layer in zip(layers, network.layers):
+        container = "bars" if layer.labels else "grid"
+        assert selector == f"#layer-{layer.name} > .{container} *"
+        inner = re.search(rf'id="layer-{layer.name}".*?<div class="{container}"[^>]*>(.*?)</div></section>', whole).group(1)
+        assert [(tag, attrs) for tag, _, attrs, _ in rows] == Elements(inner).items
+        assert "".join(text or "" for *_, text in rows) == re.sub(r"<[^>]+>", "", inner)
+    neurons = [attrs for _, rows in layers for _, _, attrs, _ in rows if "neuron" in attrs.get("class", "").split()]
+    assert neurons == Elements(whole).neurons()  # every attribute, data-activation and aria-label included
+
+
+def test_markup_escapes_attribute_values_and_text():
+    tree = ("button", {"aria-label": 'a "b" & <c>'}, (("span", {}, "<1 & 2>"),))
+    assert render.markup(tree) == '<button aria-label="a &quot;b&quot; &amp; &lt;c&gt;"><span>&lt;1 &amp; 2&gt;</span></button>'
+    assert render.flatten([tree]) == [["button", 1, {"aria-label": 'a "b" & <c>'}, None], ["span", 0, {}, "<1 & 2>"]]
 
 
 # --- URL state -----------------------------------------------------------------------------
