@@ -55,24 +55,12 @@ const rearm = () => {
 new MutationObserver(rearm).observe(status, { attributes: true, childList: true, subtree: true });
 rearm();
 
-// A module that fails to load names itself only in resource timing (its import() error
-// names the importing module): name the first failed file if there is one.
-function failedFile() {
-  const entry = performance.getEntriesByType("resource").find((e) => e.responseStatus >= 400);
-  return entry && `${new URL(entry.name).pathname} (HTTP ${entry.responseStatus})`;
-}
-
 if (location.protocol === "file:") {
   // Not reached in practice: browsers refuse module scripts from file://, so file-check.js
   // (a plain script) tells the user to start the page with the launcher instead.
 } else {
-  // The runtime first (runtime.mjs starts Pyodide at once), PyScript beside it.
-  import("./runtime.mjs").then(
-    ({ started }) => started.catch((error) => fail(`The Python runtime could not start: ${error.message || error}`)),
-    (error) => fail(`Could not load the Python runtime: ${failedFile() || error.message}`),
-  );
   import("./vendor/pyscript/core.js").catch((error) => {
-    fail(`Could not load PyScript: ${failedFile() || "vendor/pyscript/core.js"} (${error.message})`);
+    fail(`Could not load PyScript (vendor/pyscript/core.js): ${error.message}`);
   });
 }
 

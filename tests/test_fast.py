@@ -87,7 +87,7 @@ def test_pyscript_config_is_inline_and_skips_micropip_and_plugins(page):
     (script,) = page.py_scripts
     config = json.loads(script["config"])  # JSON in the attribute: no config file, no TOML parser
     assert "packages" not in config  # even `packages = []` makes PyScript load micropip
-    assert config["interpreter"] == "./runtime.mjs"  # starts the vendored Pyodide early (site/runtime.mjs)
+    assert config["interpreter"] == "./vendor/pyodide/pyodide.mjs"
     plugins = pyscript_plugins()
     assert {"error", "py-terminal", "py-editor"} <= plugins  # the source was read right
     assert {f"!{p}" for p in plugins} <= set(config["plugins"])
@@ -154,21 +154,6 @@ def test_a_corrupted_numpy_wheel_is_refused_although_preloaded(browser, tmp_path
     wheel.write_bytes(bytes(data))
     state, text, _, _ = cold_load(browser, root)
     assert state == "error" and "numpy" in text, text
-
-
-def test_the_runtime_started_early_is_the_one_pyscript_runs(app):
-    """site/runtime.mjs starts Pyodide before PyScript asks for it; PyScript must get that very
-    instance (with the app and numpy imported into it) and its stdout must still reach the console."""
-    imported = app.page.evaluate("""async () => {
-        const { started } = await import("./runtime.mjs");
-        const pyodide = await started;
-        return pyodide.runPython(
-            "import sys; [m for m in ('numpy', 'pyscript', 'pyscript_app.network') if m in sys.modules]").toJs();
-    }""")
-    assert imported == ["numpy", "pyscript", "pyscript_app.network"]
-    with app.page.expect_console_message(lambda m: m.text == "printed by Python") as message:
-        app.page.evaluate("""async () => (await (await import("./runtime.mjs")).started).runPython("print('printed by Python')")""")
-    assert message.value.type == "log"
 
 
 def test_build_writes_the_same_bundle_twice(tmp_path):

@@ -59,9 +59,7 @@ def pyscript_config() -> dict:
     """PyScript's configuration, written inline into index.html (no config file to fetch and parse)."""
     return {
         "name": "Neural Network Visualizer",
-        # site/runtime.mjs: starts the vendored Pyodide at once (loader.js imports it first
-        # thing) and hands that same instance to PyScript.
-        "interpreter": "./runtime.mjs",
+        "interpreter": "./vendor/pyodide/pyodide.mjs",
         # No "packages" key at all: numpy is loaded by the app itself (pyodide.loadPackage,
         # from the vendored lock file), so the page can report that stage. Even an empty
         # `packages = []` makes PyScript load micropip + packaging on a first visit.
@@ -161,7 +159,6 @@ def preloads(site: Path, manifest: dict) -> list[tuple[str, str, str]]:
         raise SystemExit(f"build_site: {lock_path} is missing: vendor the runtime first (make site, without --no-vendor)")
     numpy = json.loads(lock_path.read_text())["packages"]["numpy"]
     links = [
-        ("modulepreload", "runtime.mjs", ""),
         ("modulepreload", "vendor/pyscript/core.js", ""),
         *[("modulepreload", f"vendor/pyscript/{chunk.name}", "")  # core.js's one static import
           for chunk in sorted((site / "vendor" / "pyscript").glob("core-*.js"))],
