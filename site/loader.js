@@ -59,7 +59,24 @@ if (location.protocol === "file:") {
   // Not reached in practice: browsers refuse module scripts from file://, so file-check.js
   // (a plain script) tells the user to start the page with the launcher instead.
 } else {
-  import("./vendor/pyscript/core.js").catch((error) => {
+  import("./vendor/pyscript/core.js").then(({ hooks }) => {
+    // A Python exception that escapes the page's script (at import time, say) goes to PyScript's
+    // stderr, and PyScript's error plugin, which would print it into the page, is off. Keep the
+    // last one, so that if PyScript is done and the page never became ready, the status names it.
+    let lastError = "";
+    hooks.main.onReady.add((pyScript) => {
+      const { stderr } = pyScript.io;
+      pyScript.io.stderr = (error, ...rest) => {
+        lastError = String((error && error.message) || error);
+        return stderr(error, ...rest);
+      };
+    });
+    addEventListener("py:all-done", () => {
+      if (status.dataset.state !== "loading") return;
+      const last = lastError.trim().split("\n").pop();
+      fail(`The page's Python code stopped before it was ready: ${last || "see the browser's console"}`);
+    });
+  }, (error) => {
     fail(`Could not load PyScript (vendor/pyscript/core.js): ${error.message}`);
   });
 }

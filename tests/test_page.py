@@ -218,3 +218,13 @@ def test_missing_runtime_file_is_reported(browser, tmp_path, missing):
     assert state == "error"
     assert re.search(r"could not|failed", text, re.I), text
     assert missing.split("/")[-1] in text
+
+
+def test_a_python_error_before_ready_is_shown_not_an_endless_spinner(browser, tmp_path):
+    """An exception that escapes main.py (here at import time) ends the loading with its message."""
+    root = site_copy(tmp_path)
+    script = root / "app" / "pyscript_app" / "main.py"  # the page's <script src>: what PyScript runs
+    script.write_text(script.read_text().replace("import asyncio\n", "import asyncio\nimport no_such_module_here\n", 1))
+    state, text, _ = load_broken(browser, root)
+    assert state == "error"
+    assert "ModuleNotFoundError" in text and "no_such_module_here" in text, text
