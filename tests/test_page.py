@@ -12,7 +12,7 @@ import re
 import numpy as np
 import pytest
 
-from conftest import Server, site_copy, watch
+from conftest import READY_TIMEOUT_MS, Server, site_copy, watch
 from pyscript_app import render
 
 
@@ -73,6 +73,23 @@ SAME_AS_RENDERED = """(markup) => {
   if (live.length !== want.length) return `${live.length} panels shown, ${want.length} rendered`;
   return live.filter((node, i) => !node.isEqualNode(want[i])).map((node) => node.id).join(' ');
 }"""
+
+
+def test_warming_the_click_path_changes_nothing_on_screen(browser, site_server, network, testset):
+    """In idle time after start-up the page runs the click path a few times (Page.warm_up_clicks):
+    afterwards the view is still exactly the render of the digit shown, the URL and history as they were."""
+    context = browser.new_context()
+    try:
+        w = watch(context, site_server.url)
+        assert w.goto("#sample=42") == "ready"
+        history = w.page.evaluate("history.length")
+        w.page.wait_for_selector("#view[data-warm='done']", state="attached", timeout=READY_TIMEOUT_MS)
+        view = render.view_for_sample(network, testset, 42)
+        assert w.page.evaluate(SAME_AS_RENDERED, render.network_view(network, view)) == ""
+        assert w.page.evaluate("[location.hash, history.length]") == ["#sample=42", history]
+        assert w.errors == [] and w.outside == []
+    finally:
+        context.close()
 
 
 def test_view_updated_in_place_is_exactly_the_cpython_render(app, network, testset):
