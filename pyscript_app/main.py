@@ -107,7 +107,6 @@ class Page:
         self.url_pending = self.state_mod.format(state)
         window.requestAnimationFrame(self.after_frame)
 
-
     CLICK_WARM_UP_ROUNDS = 30
 
     def warm_up_clicks(self):
@@ -346,6 +345,9 @@ async def start():
     page.inside.wire()
     document.body.dataset.ready = "true"
     set_status("ready", "Ready: click a button, or any neuron.")
+    # In idle time: the click path first (clicks are what a visitor does first), then the first layer.
+    window.setTimeout(create_proxy(lambda *_: in_idle_time(
+        page.warm_up_clicks(), then=lambda: in_idle_time(page.inside.warm_up()))), 300)
     return page
 
 
@@ -403,11 +405,10 @@ class Inside:
         window.addEventListener("resize", create_proxy(lambda *_: self.connections and self.draw_connections()))
         for ident in ("connections-toggle", "errors-toggle"):
             el(ident).disabled = False
-        self.warm_up()
 
     def warm_up(self):
-        """Run the click path (Page.warm_up_clicks), then the first layer over the 10,000 test
-        digits, in idle time, one block a step.
+        """Run the first layer over the 10,000 test digits, one block a step (start() runs
+        the steps in idle time, after Page.warm_up_clicks).
 
         That pass is what a first confusion matrix or first-layer card
         would otherwise wait for (explain.TestsetCache.first_layer_blocks).
@@ -415,24 +416,17 @@ class Inside:
         steps) when it is over.
         """
         blocks = self.explain.cache_for(self.network, self.testset).first_layer_blocks()
-        box, spent = el("inside"), [0.0]
-
-        def timed():
-            while True:
-                t0 = time.perf_counter()
-                done = next(blocks, None)
-                spent[0] += time.perf_counter() - t0
-                if done is None:
-                    return
-                yield
-
-        def finish():
-            box.dataset.warmMs = f"{spent[0] * 1000:.3f}"
-            box.dataset.warm = "done"
-
-        # the click path first (clicks are what a visitor does first), then the first layer
-        window.setTimeout(create_proxy(lambda *_: in_idle_time(
-            self.page.warm_up_clicks(), then=lambda: in_idle_time(timed(), then=finish))), 300)
+        spent = 0.0
+        while True:
+            t0 = time.perf_counter()
+            done = next(blocks, None)
+            spent += time.perf_counter() - t0
+            if done is None:
+                break
+            yield
+        box = el("inside")
+        box.dataset.warmMs = f"{spent * 1000:.3f}"
+        box.dataset.warm = "done"
 
     # -- drawing, after every view update
     def update(self, state, view):
