@@ -59,7 +59,7 @@ def test_twenty_clicks_show_the_cpython_forward_pass(app, network, testset):
         page.wait_for_function(f"document.getElementById('input-image').dataset.sampleIndex !== '{before}'")
         view = shown(page)
         check_matches_cpython(view, network, testset)
-        page.wait_for_function(f"location.hash === '#sample={view['sample']}'")  # the URL follows the paint
+        page.wait_for_function(f"location.hash === '#sample={view['sample']}'")  # the URL follows the click
         seen.add(view["sample"])
     assert len(seen) >= 15  # really random digits, not the same few
     assert app.errors == [] and app.outside == []
@@ -141,10 +141,34 @@ def test_hash_addresses_a_sample_and_back_returns(app, network, testset):
     check_matches_cpython(shown(page), network, testset)
     page.click("#random-sample")
     page.wait_for_function("document.getElementById('input-image').dataset.sampleIndex !== '1234'")
-    page.wait_for_function("location.hash !== '#sample=1234'")  # the new history entry follows the paint
+    page.wait_for_function("location.hash !== '#sample=1234'")  # the new history entry follows the clicks
     page.go_back()
     page.wait_for_function("document.getElementById('input-image').dataset.sampleIndex === '1234'")
     assert page.evaluate("location.hash") == "#sample=1234"
+    check_matches_cpython(shown(page), network, testset)
+
+
+def test_a_quick_run_of_clicks_is_one_step_back(app, network, testset):
+    """Each click shows its digit at once; the URL follows when the clicking pauses, as one new
+    history entry, so Back returns to the digit shown before the run."""
+    page = app.page
+    app.goto("#sample=321")
+    history = page.evaluate("history.length")
+    seen, hash_during = page.evaluate("""() => {
+      const button = document.getElementById('random-sample'), seen = [];
+      for (let i = 0; i < 5; i++) {
+        button.click();
+        seen.push(document.getElementById('input-image').dataset.sampleIndex);
+      }
+      return [seen, location.hash];
+    }""")
+    assert len(set(seen)) == 5 and "321" not in seen  # every click a new digit, shown at once
+    assert hash_during == "#sample=321"  # no history entry in the middle of the run
+    check_matches_cpython(shown(page), network, testset)
+    page.wait_for_function(f"location.hash === '#sample={seen[-1]}'")
+    assert page.evaluate("history.length") == history + 1
+    page.go_back()
+    page.wait_for_function("document.getElementById('input-image').dataset.sampleIndex === '321'")
     check_matches_cpython(shown(page), network, testset)
 
 
