@@ -152,7 +152,7 @@ def neuron_attrs(layer: Layer, index: int, value: float, view: View) -> dict[str
         attrs["data-knocked-out"] = "true"
     if selected:
         attrs["aria-pressed"] = "true"
-    attrs["aria-label"] = attrs["title"] = label
+    attrs["aria-label"] = label  # also the tooltip (style.css shows it on hover and focus): no title, no second tooltip
     return attrs
 
 
