@@ -107,16 +107,14 @@ class Page:
         state = state.with_(sample=index, mode="sample")
         self.show(state=state)
         # The URL (a new history entry) follows once the clicking pauses. Chromium's same-document
-        # navigation costs about 2 ms and slows the next click or two (measured: click p95 +2 to
-        # 3 ms when the URL followed every paint). A quick run of clicks is then one Back step,
-        # like typing is one undo step. Anything that reads the state writes it first.
+        # navigation, after every paint, slowed the next click (measured: click p95 17.5 ms, 10.4
+        # without it; docs/benchmarks.md). A quick run of clicks is then one Back step, like
+        # typing is one undo step. Anything that reads the state writes it first.
         self.url_pending = self.state_mod.format(state)
-        if self.url_timer is not None:
-            window.clearTimeout(self.url_timer)
+        window.clearTimeout(self.url_timer)  # (None, before the first click: no timer, no-op)
         self.url_timer = window.setTimeout(self.write_url_proxy, self.URL_DELAY_MS)
 
     URL_DELAY_MS = 300
-
     CLICK_WARM_UP_ROUNDS = 30
 
     def warm_up_clicks(self):
