@@ -22,11 +22,11 @@ from typing import Callable, Mapping
 
 import numpy as np
 
+from pyscript_app import activations as act
+
 FORMAT = "nn-visualizer-export"
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
-
-ACTIVATIONS = ("sigmoid", "softmax", "relu", "tanh", "linear")
 
 
 class ExportError(ValueError):
@@ -37,36 +37,11 @@ class ExportError(ValueError):
     """
 
 
-# ---------------------------------------------------------------------------
-# activations
+# activations: see activations.py (function, derivative, range of each)
 
-
-def sigmoid(z: np.ndarray) -> np.ndarray:
-    # exp(-|z|) never overflows; both branches agree with 1 / (1 + exp(-z)).
-    e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(z.dtype, copy=False)
-
-
-def softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
-
-
-def relu(z: np.ndarray) -> np.ndarray:
-    return np.maximum(z, 0)
-
-
-def linear(z: np.ndarray) -> np.ndarray:
-    return z
-
-
-ACTIVATION_FUNCTIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "sigmoid": sigmoid,
-    "softmax": softmax,
-    "relu": relu,
-    "tanh": np.tanh,
-    "linear": linear,
-}
+sigmoid, softmax, relu, linear = act.sigmoid, act.softmax, act.relu, act.linear
+ACTIVATION_FUNCTIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {n: a.function for n, a in act.REGISTRY.items()}
+ACTIVATIONS = tuple(act.REGISTRY)
 
 
 # ---------------------------------------------------------------------------
