@@ -1,4 +1,4 @@
-"""pyscript_app.render and pyscript_app.state: what the page draws and its URL state."""
+"""pyscript_app.render: what the page draws."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import SITE
-from pyscript_app import render, state
+from pyscript_app import render
 
 
 class Elements(HTMLParser):
@@ -173,35 +173,3 @@ def test_markup_escapes_attribute_values_and_text():
     tree = ("button", {"aria-label": 'a "b" & <c>'}, (("span", {}, "<1 & 2>"),))
     assert render.markup(tree) == '<button aria-label="a &quot;b&quot; &amp; &lt;c&gt;"><span>&lt;1 &amp; 2&gt;</span></button>'
     assert render.flatten([tree]) == [["button", 1, {"aria-label": 'a "b" & <c>'}, None], ["span", 0, {}, "<1 & 2>"]]
-
-
-# --- URL state -----------------------------------------------------------------------------
-
-UNITS = {"hidden_1": 32, "hidden_2": 32, "output": 10}
-
-
-@pytest.mark.parametrize(
-    "s",
-    [
-        state.State(),
-        state.State(sample=5),
-        state.State(sample=9999, neuron=("hidden_1", 31), knocked_out={"hidden_1": [0, 3], "hidden_2": [7]}),
-        state.State(mode="draw", neuron=("output", 2)),
-    ],
-)
-def test_state_round_trips(s):
-    text = state.format(s)
-    assert state.parse(text, UNITS, 10000) == s
-
-
-def test_state_format_is_readable():
-    s = state.State(sample=12, neuron=("hidden_1", 3), knocked_out={"hidden_2": [9, 1]})
-    assert state.format(s) == "#sample=12&neuron=hidden_1:3&ko=hidden_2:1,9"
-
-
-@pytest.mark.parametrize(
-    "text",
-    ["#sample=abc", "#sample=-4", "#sample=10000", "#neuron=hidden_1:99", "#neuron=nolayer:1", "#ko=hidden_1:x,99", "#garbage", "#mode=fly"],
-)
-def test_bad_hash_values_are_dropped_not_fatal(text):
-    assert state.parse(text, UNITS, 10000) == state.State()
