@@ -5,8 +5,10 @@ innerHTML; the build (tools/build_site.py) calls the very same functions to
 pre-render the first view into index.html, so the page shows a real digit
 with its real activations before Python has even started.
 
-Everything about the layers (names, titles, sizes, grid shape, class labels)
-comes from the network, i.e. from the manifest.
+Everything about the layers (names, titles, sizes, activations, class
+labels) comes from the network, i.e. from the manifest; each layer's grid is
+derived from its width (:func:`grid_for`) and its colour scale from its
+activation's range (:func:`scale_for`).
 """
 
 from __future__ import annotations
@@ -22,12 +24,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import activations as act
 from .network import Layer, Network
 from .preprocess import BOX, CENTRE, FIELD, area_resample
 
 # Viridis at five stops: perceptually uniform and readable for colour-blind users.
-# Activation 0 is dark purple, 1 is bright yellow.
+# The scale's low end is dark purple, its high end bright yellow.
 SCALE_STOPS = ((0.0, (68, 1, 84)), (0.25, (59, 82, 139)), (0.5, (33, 145, 140)), (0.75, (94, 201, 98)), (1.0, (253, 231, 37)))
+# ColorBrewer RdBu, 7 classes (blue = negative, near-white 0, red = positive), at positions 0..1:
+# for values with a sign centred on 0 (tanh and linear activations, weights, contributions).
+DIVERGING_STOPS = (
+    (0.0, (33, 102, 172)), (1 / 6, (103, 169, 207)), (1 / 3, (209, 229, 240)), (0.5, (247, 247, 247)),
+    (2 / 3, (253, 219, 199)), (5 / 6, (239, 138, 98)), (1.0, (178, 24, 43)),
+)
 
 
 @dataclass
@@ -56,42 +65,119 @@ def view_for_sample(network: Network, testset, index: int, knocked_out=None, sel
 # colours
 
 
-def colour(value: float) -> tuple[int, int, int]:
-    """The colour scale: value in [0, 1] -> RGB, linear between the viridis stops."""
+def colour(value: float, stops=SCALE_STOPS) -> tuple[int, int, int]:
+    """A colour scale: value in [0, 1] -> RGB, linear between the stops (viridis by default)."""
     v = min(max(float(value), 0.0), 1.0)
-    for (p0, c0), (p1, c1) in zip(SCALE_STOPS, SCALE_STOPS[1:]):
+    for (p0, c0), (p1, c1) in zip(stops, stops[1:]):
         if v <= p1:
             t = (v - p0) / (p1 - p0)
             return tuple(round(a + (b - a) * t) for a, b in zip(c0, c1))  # type: ignore[return-value]
-    return SCALE_STOPS[-1][1]
+    return stops[-1][1]
 
 
-def hex_colour(value: float) -> str:
-    return "#%02x%02x%02x" % colour(value)
+def hex_colour(value: float, stops=SCALE_STOPS) -> str:
+    return "#%02x%02x%02x" % colour(value, stops)
 
 
-def text_colour(value: float) -> str:
-    """Black on the light end of the scale, white on the dark end."""
-    r, g, b = colour(value)
+def text_colour(value: float, stops=SCALE_STOPS) -> str:
+    """Black on a light colour of the scale, white on a dark one."""
+    r, g, b = colour(value, stops)
     return "#000" if (0.299 * r + 0.587 * g + 0.114 * b) > 140 else "#fff"
 
 
 LEVELS = 1023  # colour steps for the cells: finer than a screen can show
 
 
+@dataclass(frozen=True)
+class Scale:
+    """How a layer's activations become colours: ``low`` .. ``high`` onto viridis or the diverging scale."""
+
+    kind: str  # "viridis" or "diverging" (centred on 0)
+    low: float
+    high: float
+    source: str = ""  # where the ends come from: "range" of the activation, or its test-set 99th percentile
+
+    @property
+    def stops(self):
+        return DIVERGING_STOPS if self.kind == "diverging" else SCALE_STOPS
+
+    def position(self, value: float) -> float:
+        return min(max((float(value) - self.low) / (self.high - self.low), 0.0), 1.0)
+
+
+VIRIDIS_01 = Scale("viridis", 0.0, 1.0, "range")
+
+
+def scale_for(layer: Layer) -> Scale:
+    """The colour scale of a layer: its activation's range, or (unbounded) the layer's stated top.
+
+    [0, 1] activations (sigmoid, the output's softmax) use viridis on [0, 1];
+    symmetric ones (tanh) the diverging scale on [-1, 1]; relu viridis on
+    [0, p99] and linear the diverging scale on [-p99, p99], with p99 the
+    layer's activation_stats (from the export, or computed over the test set
+    by explain.fill_activation_stats). Values beyond the top get the top colour.
+    """
+    a = act.get(layer.activation)
+    if a.bounded:
+        return Scale("diverging" if a.symmetric else "viridis", float(a.low), float(a.high), "range")  # type: ignore[arg-type]
+    stats = layer.stats or {}
+    top = float(stats.get("p99") or 0.0) or float(stats.get("max") or 0.0)
+    top = top if top > 0 else 1.0
+    source = "p99" if stats else "default"
+    if a.low is not None:
+        return Scale("viridis", float(a.low), float(a.low) + top, source)
+    return Scale("diverging", -top, top, source)
+
+
 @functools.lru_cache(maxsize=None)
-def _level_colours(level: int) -> tuple[str, str]:
-    v = level / LEVELS
-    return hex_colour(v), text_colour(v)
+def _level_colours(level: int, diverging: bool = False) -> tuple[str, str]:
+    v, stops = level / LEVELS, (DIVERGING_STOPS if diverging else SCALE_STOPS)
+    return hex_colour(v, stops), text_colour(v, stops)
 
 
-def cell_colours(value: float) -> tuple[str, str]:
-    """(background, text colour) for an activation; cached per colour step (the click path)."""
-    return _level_colours(round(min(max(value, 0.0), 1.0) * LEVELS))
+def cell_colours(value: float, scale: Scale = VIRIDIS_01) -> tuple[str, str]:
+    """(background, text colour) for an activation on a scale; cached per colour step (the click path)."""
+    return _level_colours(round(scale.position(value) * LEVELS), scale.kind == "diverging")
 
 
-def scale_gradient() -> str:
-    return "linear-gradient(to right, " + ", ".join(f"{hex_colour(p)} {p * 100:.0f}%" for p, _ in SCALE_STOPS) + ")"
+def scale_gradient(stops=SCALE_STOPS) -> str:
+    return "linear-gradient(to right, " + ", ".join(f"{hex_colour(p, stops)} {p * 100:.0f}%" for p, _ in stops) + ")"
+
+
+# ---------------------------------------------------------------------------
+# grids: a layer's units laid out from its width alone
+
+TEXT_CELL = 26  # px: a cell that shows its value
+ROWS = 16  # rows of a layer up to 128 units (32 units: 16x2)
+
+
+@dataclass(frozen=True)
+class Grid:
+    rows: int
+    columns: int
+    cell: int  # px, the cell's height (its width follows the column)
+    text: bool  # whether the cells show their value
+
+
+def grid_for(units: int) -> Grid:
+    """Rows x columns for a layer of ``units`` (filled column by column).
+
+    Up to 16 units: one column. Up to 64: 16 rows (32 units: 16x2), cells
+    that show their value. Up to 128: 16 rows of smaller cells; up to 512:
+    32 rows of small cells (16 columns at most). At most about 470 px high
+    and 230 px wide, so four hidden layers fit beside the input and the
+    output on a 1400 px screen; a phone lays each grid out transposed.
+    """
+    n = max(int(units), 1)
+    if n <= ROWS:
+        return Grid(n, 1, TEXT_CELL, True)
+    if n <= 4 * ROWS:
+        rows = math.ceil(n / 2) if n <= 2 * ROWS else ROWS
+        return Grid(rows, math.ceil(n / rows), TEXT_CELL, True)
+    if n <= 8 * ROWS:
+        return Grid(ROWS, math.ceil(n / ROWS), 18, False)
+    rows = 2 * ROWS
+    return Grid(rows, math.ceil(n / rows), 11, False)
 
 
 # ---------------------------------------------------------------------------
@@ -134,7 +220,7 @@ def fmt(value: float) -> str:
 
 
 def neuron_label(layer: Layer, index: int, value: float) -> str:
-    if layer.labels:
+    if layer.is_output:
         return f"{layer.title}, digit {layer.labels[index]}: probability {value:.4f}"
     return f"{layer.title}, neuron {index}: activation {value:.4f}"
 
@@ -178,13 +264,23 @@ def flatten(elements, rows: list | None = None) -> list:
     return rows
 
 
+def short(value: float) -> str:
+    """A value in at most 4 characters for inside a cell: 0.52, -0.5, 12.3, 140."""
+    a = abs(value)
+    if a < 9.995:
+        return f"{value:.2f}" if value >= 0 else f"{value:.1f}"
+    return f"{value:.1f}" if a < 99.95 else f"{value:.0f}"
+
+
 def hidden_neurons(layer: Layer, acts: np.ndarray, view: View) -> list:
+    scale = scale_for(layer)
+    text = grid_for(layer.units).text
     cells = []
     for i, a in enumerate(acts.tolist()):
-        background, text = cell_colours(a)
+        background, ink = cell_colours(a, scale)
         attrs = neuron_attrs(layer, i, a, view)
-        attrs["style"] = f"background:{background};color:{text}"
-        cells.append(("button", attrs, (("span", {}, f"{a:.2f}"),)))
+        attrs["style"] = f"background:{background};color:{ink}"
+        cells.append(("button", attrs, (("span", {}, short(a) if text else ""),)))
     return cells
 
 
@@ -193,7 +289,7 @@ def output_neurons(layer: Layer, probs: np.ndarray, view: View) -> list:
     rows = []
     for i, p in enumerate(probs.tolist()):
         rows.append(("button", neuron_attrs(layer, i, p, view), (
-            ("span", {"class": "digit-label best" if i == best else "digit-label"}, layer.labels[i] if layer.labels else str(i)),
+            ("span", {"class": "digit-label best" if i == best else "digit-label"}, layer.labels[i]),
             ("span", {"class": "bar"}, (("span", {"style": f"width:{p * 100:.2f}%;background:{cell_colours(p)[0]}"}, ""),)),
             ("span", {"class": "prob"}, f"{p * 100:.1f}%"),
         )))
@@ -202,16 +298,21 @@ def output_neurons(layer: Layer, probs: np.ndarray, view: View) -> list:
 
 def neurons(layer: Layer, acts: np.ndarray, view: View) -> tuple[str, list]:
     """(class of the layer's neuron container, the neuron trees): bars for a layer with class labels, else a grid."""
-    return ("bars", output_neurons(layer, acts, view)) if layer.labels else ("grid", hidden_neurons(layer, acts, view))
+    return ("bars", output_neurons(layer, acts, view)) if layer.is_output else ("grid", hidden_neurons(layer, acts, view))
+
+
+def grid_attrs(layer: Layer) -> str:
+    g = grid_for(layer.units)
+    return f'class="grid{"" if g.text else " dense"}" style="--rows:{g.rows};--cols:{g.columns};--cell:{g.cell}px"'
 
 
 def hidden_layer(layer: Layer, acts: np.ndarray, view: View) -> str:
-    rows, cols = layer.grid["rows"], layer.grid["columns"]
+    g = grid_for(layer.units)
     return (
-        f'<section class="panel layer" id="layer-{layer.name}" aria-labelledby="title-{layer.name}">'
+        f'<section class="panel layer" id="layer-{layer.name}" aria-labelledby="title-{layer.name}" data-units="{layer.units}">'
         f'<h2 id="title-{layer.name}">{html.escape(layer.title)}</h2>'
-        f'<p class="sub">{layer.units} neurons &middot; {layer.activation} &middot; {rows}&times;{cols}</p>'
-        f'<div class="grid" style="--rows:{rows};--cols:{cols}">{"".join(map(markup, hidden_neurons(layer, acts, view)))}</div></section>'
+        f'<p class="sub">{layer.units} neurons &middot; {html.escape(layer.activation)} &middot; {g.rows}&times;{g.columns}</p>'
+        f'<div {grid_attrs(layer)}>{"".join(map(markup, hidden_neurons(layer, acts, view)))}</div></section>'
     )
 
 
@@ -219,7 +320,7 @@ def output_layer(layer: Layer, probs: np.ndarray, view: View) -> str:
     return (
         f'<section class="panel layer output" id="layer-{layer.name}" aria-labelledby="title-{layer.name}">'
         f'<h2 id="title-{layer.name}">{html.escape(layer.title)}</h2>'
-        f'<p class="sub">{layer.units} classes &middot; {layer.activation}</p>'
+        f'<p class="sub">{layer.units} classes &middot; {html.escape(layer.activation)}</p>'
         f'<div class="bars">{"".join(map(markup, output_neurons(layer, probs, view)))}</div></section>'
     )
 
@@ -256,7 +357,7 @@ def network_view(network: Network, view: View) -> str:
     """The whole view: input, every layer left to right, output."""
     parts = [input_panel(network, view)]
     for layer, acts in zip(network.layers, view.activations):
-        parts.append(output_layer(layer, acts, view) if layer.labels else hidden_layer(layer, acts, view))
+        parts.append(output_layer(layer, acts, view) if layer.is_output else hidden_layer(layer, acts, view))
     return "".join(parts)
 
 
@@ -276,28 +377,54 @@ def view_patch(network: Network, view: View) -> str:
     return json.dumps(ops, separators=(",", ":"), check_circular=False)  # trees, no cycles: a little quicker
 
 
-def legend() -> str:
+def tick(value: float) -> str:
+    return f"{value:g}" if abs(value) >= 0.01 or value == 0 else f"{value:.2g}"
+
+
+def scale_key(layer: Layer) -> str:
+    """One layer's colour key: its name, the ramp in use and the values at its ends and middle."""
+    sc = scale_for(layer)
+    mid = (sc.low + sc.high) / 2
+    low, high = tick(sc.low), tick(sc.high)
+    where = {"p99": " (top: 99th percentile over the test set)", "default": ""}.get(sc.source, "")
+    colours = "blue to white to red" if sc.kind == "diverging" else "dark purple to bright yellow"
+    label = f"{layer.title} ({layer.activation}): {low} to {high}, {colours}{where}"
     return (
-        '<div class="legend" aria-label="Colour scale: activation 0 dark purple to 1 bright yellow">'
-        '<span>activation</span><span class="scale"><span class="ramp" style="background:' + scale_gradient() + '"></span>'
-        '<span class="ticks"><span>0</span><span>0.5</span><span>1</span></span></span></div>'
+        f'<span class="scale-key" data-layer="{layer.name}" data-scale="{sc.kind}" data-low="{fmt(sc.low)}" '
+        f'data-high="{fmt(sc.high)}" role="img" aria-label="{html.escape(label)}">'
+        f'<span class="scale-name">{html.escape(layer.title)} &middot; {html.escape(layer.activation)}</span>'
+        f'<span class="scale"><span class="ramp" style="background:{scale_gradient(sc.stops)}"></span>'
+        f'<span class="ticks"><span>{low}</span><span>{tick(mid)}</span><span>{high}{"+" if sc.source != "range" else ""}</span></span></span></span>'
+    )
+
+
+def legend(network: Network) -> str:
+    """The colour keys of every hidden layer (each its own scale) and of the output's probabilities."""
+    keys = "".join(scale_key(layer) for layer in network.hidden_layers)
+    return f'<div class="legend" id="legend"><span>activation</span>{keys}</div>'
+
+
+def model_shape(manifest: dict) -> str:
+    """784 &rarr; 32 sigmoid &rarr; ... &rarr; 10 softmax."""
+    return " &rarr; ".join(
+        [str(manifest["input"]["size"])] + [f'{l["units"]} {html.escape(str(l["activation"]))}' for l in manifest["layers"]]
     )
 
 
 def model_facts(manifest: dict) -> str:
     """A line about the model, straight from the manifest's training facts."""
-    t = manifest["training"]
-    sizes = " &rarr; ".join([str(manifest["input"]["size"])] + [f'{l["units"]} {l["activation"]}' for l in manifest["layers"]])
+    t = manifest.get("training") or {}
     acc = t.get("test_accuracy")
-    bits = [sizes]
+    bits = [model_shape(manifest)]
     if acc is not None:
-        bits.append(f"test accuracy {acc:.2%} on {manifest['dataset']['count']:,} MNIST test digits")
+        count = (manifest.get("dataset") or {}).get("count")
+        bits.append(f"test accuracy {acc:.2%}" + (f" on {count:,} test digits" if count else ""))
     if t.get("epochs"):
-        bits.append(f'trained {t["epochs"]} epochs, batch {t["batch_size"]}, seed {t["seed"]}')
-    if t.get("augmentation"):
+        bits.append(html.escape(f'trained {t["epochs"]} epochs, batch {t.get("batch_size", "?")}, seed {t.get("seed", "?")}'))
+    if isinstance(t.get("augmentation"), dict) and t["augmentation"].get("copies"):
         bits.append(f'plus {t["augmentation"]["copies"]} drawing-like varied copies of the training digits')
     if t.get("keras_version"):
-        bits.append(f'Keras {t["keras_version"]} / TensorFlow {t["tensorflow_version"]}')
+        bits.append(html.escape(f'Keras {t["keras_version"]} / TensorFlow {t.get("tensorflow_version", "?")}'))
     return " &middot; ".join(bits)
 
 
@@ -405,7 +532,7 @@ def empty_drawing_view(network: Network) -> str:
         '<span id="true-label" data-digit=""></span></p></section>'
     ]
     for layer in network.layers:
-        if layer.labels:
+        if layer.is_output:
             cells = "".join(
                 f'<span class="idle-row"><span class="digit-label">{html.escape(label)}</span><span class="bar"></span>'
                 '<span class="prob">&ndash;</span></span>'
@@ -413,9 +540,8 @@ def empty_drawing_view(network: Network) -> str:
             )
             body, sub = f'<div class="bars idle">{cells}</div>', f"{layer.units} classes &middot; {layer.activation}"
         else:
-            rows, cols = layer.grid["rows"], layer.grid["columns"]
-            body = f'<div class="grid idle" style="--rows:{rows};--cols:{cols}">{"<span></span>" * layer.units}</div>'
-            sub = f"{layer.units} neurons &middot; {layer.activation} &middot; waiting"
+            body = f'<div {grid_attrs(layer).replace(chr(34) + "grid", chr(34) + "grid idle", 1)}>{"<span></span>" * layer.units}</div>'
+            sub = f"{layer.units} neurons &middot; {html.escape(layer.activation)} &middot; waiting"
         parts.append(
             f'<section class="panel layer idle" id="layer-{layer.name}" aria-labelledby="title-{layer.name}">'
             f'<h2 id="title-{layer.name}">{html.escape(layer.title)}</h2><p class="sub">{sub}</p>{body}</section>'
@@ -429,3 +555,53 @@ def pad_reading(network: Network, view: View | None) -> str:
         return ""
     best = view.predicted
     return f'reads <b>{html.escape(network.class_labels[best])}</b> <small>{float(view.activations[-1][best]):.0%}</small>'
+
+
+# ---------------------------------------------------------------------------
+# the models: the picker and the card of the model shown
+
+
+def model_summary(manifest: dict) -> dict:
+    """What a model's card says: title, shape, activations, test accuracy (from its manifest alone)."""
+    layers = manifest["layers"]
+    acc = (manifest.get("training") or {}).get("test_accuracy")
+    return {
+        "title": manifest.get("title") or manifest.get("id") or "Network",
+        "description": manifest.get("description") or "",
+        "shape": " \u2192 ".join([str(manifest["input"]["size"])] + [str(l["units"]) for l in layers]),
+        "activations": ", ".join(str(l["activation"]) for l in layers),
+        "accuracy": None if acc is None else float(acc),
+        "hidden": len(layers) - 1,
+    }
+
+
+def model_option_text(manifest: dict, user: bool = False) -> str:
+    s = model_summary(manifest)
+    return ("Your model: " if user else "") + s["title"]
+
+
+def model_picker(entries, current: str) -> str:
+    """The <option>s of #model-picker: ``entries`` is [(id, manifest or None, is the user's own)]."""
+    options = []
+    for model_id, manifest, user in entries:
+        text = model_option_text(manifest, user) if manifest else model_id
+        chosen = " selected" if model_id == current else ""
+        options.append(f'<option value="{html.escape(model_id)}"{chosen}>{html.escape(text)}</option>')
+    return "".join(options)
+
+
+def model_card(model_id: str, manifest: dict, user: bool = False) -> str:
+    """The card of the model shown: its title, shape, activations and test accuracy."""
+    s = model_summary(manifest)
+    acc = "not stated" if s["accuracy"] is None else f"{s['accuracy']:.2%}"
+    layers = "hidden layer" if s["hidden"] == 1 else "hidden layers"
+    return (
+        f'<div id="model-card" class="model-card" data-model="{html.escape(model_id)}"'
+        f'{" data-user=" + chr(34) + "true" + chr(34) if user else ""}>'
+        f'<b class="model-title">{html.escape(("Your model: " if user else "") + s["title"])}</b> '
+        f'<span class="model-shape" title="layer widths, input to output">{html.escape(s["shape"])}</span> '
+        f'<span class="model-acts">{s["hidden"]} {layers} &middot; {html.escape(s["activations"])}</span> '
+        f'<span class="model-acc" data-value="{"" if s["accuracy"] is None else fmt(s["accuracy"])}">test accuracy {acc}</span>'
+        + (f'<span class="model-desc">{html.escape(s["description"])}</span>' if s["description"] else "")
+        + "</div>"
+    )

@@ -38,7 +38,8 @@ LINE_NEGATIVE = "#67a9cf"
 TOP_DIGITS = 9  # test digits shown on a card
 TOP_CONTRIBUTIONS = 10  # contributions listed before "n more"
 CELL_CAP = 100  # thumbnails shown for one confusion-matrix cell
-TOP_INPUT_LINES = 100  # input pixel -> hidden layer 1 lines drawn (of 25,088)
+TOP_INPUT_LINES = 100  # input pixel -> first layer lines drawn (of input size x units)
+MAX_STAGE_LINES = 1500  # lines drawn at most between two layers (the strongest; 512 x 512 would be 262,144)
 LINE_FLOOR = 0.03  # lines weaker than this fraction of their stage's strongest are not drawn
 
 
@@ -107,7 +108,7 @@ def diverging_image(values, shape, limit: float, element_id: str, alt: str, data
 def unit_name(network: Network, layer_name: str, index: int) -> str:
     """'Hidden layer 1 · neuron 3' / 'Output layer · digit 7'."""
     layer = network.layer(layer_name)
-    if layer.labels:
+    if layer.is_output:
         return f"{layer.title} \u00b7 digit {layer.labels[index]}"
     return f"{layer.title} \u00b7 neuron {index}"
 
@@ -159,13 +160,14 @@ def weight_bars(weights, limit: float, source_title: str, knocked_sources=()) ->
     n = w.size
     width, height, mid = 320, 96, 48
     bar = width / n
+    gap = min(1.0, bar * 0.15)  # a gap each side while bars are wide enough; touching bars beyond ~300
     rects = []
     for k, v in enumerate(w.tolist()):
         h = abs(v) / limit * (mid - 4)
         y = mid - h if v > 0 else mid
         dead = " (knocked out)" if k in knocked_sources else ""
         rects.append(
-            f'<rect x="{k * bar + 1:.1f}" y="{y:.1f}" width="{bar - 2:.1f}" height="{max(h, 0.5):.1f}" '
+            f'<rect x="{k * bar + gap:.2f}" y="{y:.1f}" width="{bar - 2 * gap:.2f}" height="{max(h, 0.5):.1f}" '
             f'fill="{diverging_hex(v, limit)}"{DEAD_CLASS if dead else ""}>'
             f"<title>from {html.escape(source_title)} neuron {k}{dead}: weight {signed(v, 3)}</title></rect>"
         )
@@ -232,7 +234,7 @@ def neuron_card(network: Network, testset, view: render.View, layer_name: str, i
     hidden = layer_name in explain.knockable_layers(network)
     current = view.sample_index
 
-    what = "probability" if layer.labels else "activation"
+    what = "probability" if layer.is_output else "activation"
     facts = [_fact(what, activation, "card-activation")]
     facts.append(_fact("net input", z, "card-net-input", signed(z, 4)))
     facts.append(_fact("bias", bias, "card-bias", signed(bias, 4)))
@@ -242,11 +244,11 @@ def neuron_card(network: Network, testset, view: render.View, layer_name: str, i
         '<div class="card-head">'
         f'<h2 id="card-title" aria-label="{html.escape(unit_name(network, layer_name, index))}">'
         f'<span class="kicker">{html.escape(layer.title)}</span>'
-        f'{f"Digit {html.escape(layer.labels[index])}" if layer.labels else f"Neuron {index}"}</h2>'
+        f'{f"Digit {html.escape(layer.labels[index])}" if layer.is_output else f"Neuron {index}"}</h2>'
         '<button type="button" class="icon" id="card-close" data-action="close-card" data-focus-key="card-close" '
         'aria-label="Close the neuron card (Escape)" title="Close (Escape)">&times;</button></div>',
     ]
-    if layer.labels:
+    if layer.is_output:
         parts.append(f'<p class="stands">This neuron stands for the digit <b>{html.escape(layer.labels[index])}</b>.</p>')
     parts.append(f'<dl class="facts">{"".join(facts)}</dl>')
     if knocked:
@@ -349,9 +351,10 @@ def connections_svg(network: Network, view: render.View, boxes: dict, size: tupl
     ``source -> target``: colour = sign and thickness / opacity = size of
     ``source activation x weight`` (explain.connection_strengths), scaled to
     the strongest line of its stage. Lines weaker than LINE_FLOOR of that are
-    left out (nothing visible flows there; a knocked-out source sends 0).
+    left out (nothing visible flows there; a knocked-out source sends 0), and
+    at most MAX_STAGE_LINES (the strongest) are drawn between two layers.
     With ``input_box`` (the input image's box), the TOP_INPUT_LINES strongest
-    of the 25,088 pixel connections into the first layer are drawn too.
+    of the pixel connections into the first layer are drawn too.
     """
     x = network.normalize(view.pixels)
     parts = []
@@ -377,7 +380,7 @@ def connections_svg(network: Network, view: render.View, boxes: dict, size: tupl
                 continue
             rows, cols = np.nonzero(np.abs(strengths) >= LINE_FLOOR * peak)
             order = np.argsort(np.abs(strengths[rows, cols]), kind="stable")  # strongest drawn last, on top
-            rows, cols = rows[order], cols[order]
+            rows, cols = rows[order][-MAX_STAGE_LINES:], cols[order][-MAX_STAGE_LINES:]
             src_side, dst_side = _sides(src, dst)
             src_points = [_anchor(b, src_side) for b in src]
             src_layer = network.layers[pos - 1].name

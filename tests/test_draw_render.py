@@ -28,6 +28,18 @@ def plain_forward(network, pixels):
     return out
 
 
+
+# These tests spell out the default model's layers (hidden_1, hidden_2, output) and sizes;
+# every model goes through the same functions in tests/test_any_model.py.
+@pytest.fixture(scope="session")
+def network(seed_export):
+    return seed_export[0]
+
+
+@pytest.fixture(scope="session")
+def testset(seed_export):
+    return seed_export[1]
+
 @pytest.fixture(scope="module")
 def drawn_seven():
     pad = rasterize(TEMPLATES[7][1], size=280)

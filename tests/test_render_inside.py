@@ -18,7 +18,7 @@ from conftest import SITE
 from pyscript_app import render, render_inside as ri
 from test_render import decode_png
 
-MODEL = SITE / "model"
+MODEL = SITE / "models" / "seed"
 
 
 class Doc(HTMLParser):
@@ -53,6 +53,18 @@ class Doc(HTMLParser):
     def all(self, tag=None, cls=None):
         return [a for t, a in self.items if (tag is None or t == tag) and (cls is None or cls in (a.get("class") or "").split())]
 
+
+
+# These tests spell out the default model's layers (hidden_1, hidden_2, output) and sizes;
+# every model goes through the same functions in tests/test_any_model.py.
+@pytest.fixture(scope="session")
+def network(seed_export):
+    return seed_export[0]
+
+
+@pytest.fixture(scope="session")
+def testset(seed_export):
+    return seed_export[1]
 
 @pytest.fixture(scope="module")
 def plain():

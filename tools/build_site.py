@@ -7,10 +7,12 @@
    the one file PyScript fetches (its configuration is written inline into
    index.html), and copy main.py, the page's <script src>, beside it.
 3. Render site/index.html from tools/index.template.html, with the first view
-   (test digit 0 and its real activations) pre-rendered by the same
-   pyscript_app.render code the page runs, so something real shows at once.
+   (test digit 0 and its real activations, of the default model of
+   site/models/index.json) pre-rendered by the same pyscript_app.render code
+   the page runs, so something real shows at once. Every model the index
+   lists is loaded and checked first; the model picker lists them all.
 
-Only site/model and site/data (the export) and the hand-written site files
+Only site/models and site/data (the exports) and the hand-written site files
 (style.css, loader.js) are committed; everything this writes is rebuilt.
 """
 
@@ -24,9 +26,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tools"))
+if str(ROOT) not in sys.path:  # run as a script (python tools/build_site.py): the project and its tools
+    sys.path[:0] = [str(ROOT), str(ROOT / "tools")]
 
+from pyscript_app import explain  # noqa: E402
 from pyscript_app import network as nw  # noqa: E402
 from pyscript_app import render  # noqa: E402
 from pyscript_app import render_inside  # noqa: E402
@@ -69,16 +72,37 @@ def pyscript_config() -> dict:
     }
 
 
+def check_models(site: Path) -> dict:
+    """Every model of models/index.json, loaded and checked: {id: manifest}, in the index's order."""
+    index = nw.read_models_index(site)
+    testset = nw.read_testset_dir(site / "data")
+    manifests = {}
+    for model_id in index["models"]:
+        network = nw.read_model_dir(site / "models" / model_id)
+        nw.check_fits(network, testset, f"{model_id}/{nw.MANIFEST_NAME}")
+        if network.id not in (None, model_id):
+            raise nw.ExportError(f"{model_id}/{nw.MANIFEST_NAME}: id is {network.id!r}, its folder is {model_id!r}")
+        manifests[model_id] = network.manifest
+    return manifests
+
+
 def render_index(site: Path) -> str:
-    network, testset = nw.read_export_dir(site / "model")
+    index = nw.read_models_index(site)
+    manifests = check_models(site)
+    default = index["default"]
+    network, testset = nw.read_site(site, default)
+    explain.fill_activation_stats(network, testset)
     view = render.view_for_sample(network, testset, FIRST_SAMPLE)
     page = TEMPLATE.read_text()
     for marker, content in (
         ("{{VIEW}}", render.network_view(network, view)),
-        ("{{LEGEND}}", render.legend()),
+        ("{{MODEL}}", html.escape(default)),
+        ("{{MODEL_PICKER}}", render.model_picker([(m, manifests[m], False) for m in index["models"]], default)),
+        ("{{MODEL_CARD}}", render.model_card(default, network.manifest)),
+        ("{{LEGEND}}", render.legend(network)),
         ("{{FACTS}}", render.model_facts(network.manifest)),
         ("{{CONNECTIONS_LEGEND}}", render_inside.connections_legend()),  # look inside (issue 5)
-        (PRELOAD_MARKER, preload_links(site, network.manifest)),  # start-up speed (issue 7)
+        (PRELOAD_MARKER, preload_links(site, default, network.manifest)),
         ("{{PYSCRIPT_CONFIG}}", attribute_json(pyscript_config())),
         (MPY_CONFIG_MARKER, mpy_config()),
     ):
@@ -138,7 +162,7 @@ def write_app_bundle(site: Path) -> Path:
     return target
 
 
-def preloads(site: Path, manifest: dict) -> list[tuple[str, str, str]]:
+def preloads(site: Path, model_id: str, manifest: dict) -> list[tuple[str, str, str]]:
     """(rel, href, extra attributes) for everything the start-up fetches, in the order it is needed.
 
     Started from the HTML head, the downloads run in parallel with the runtime's own
@@ -169,22 +193,18 @@ def preloads(site: Path, manifest: dict) -> list[tuple[str, str, str]]:
         ("preload", APP_BUNDLE, ' as="fetch" crossorigin'),
         ("preload", f"app/{APP_PACKAGE}/main.py", ' as="fetch" crossorigin'),
         ("preload", f"{PYODIDE}/{numpy['file_name']}", ' as="fetch" crossorigin'),
-        ("preload", "model/" + nw.MANIFEST_NAME, ' as="fetch" crossorigin'),
+        ("preload", "models/index.json", ' as="fetch" crossorigin'),
+        ("preload", "data/manifest.json", ' as="fetch" crossorigin'),
+        ("preload", f"models/{model_id}/{nw.MANIFEST_NAME}", ' as="fetch" crossorigin'),
     ]
-    links += [("preload", "model/" + name, ' as="fetch" crossorigin') for name in nw.model_files(manifest)]
-    links += [("preload", posix_join("model", name), ' as="fetch" crossorigin') for name in nw.dataset_files(manifest)]
+    links += [("preload", f"models/{model_id}/{name}", ' as="fetch" crossorigin') for name in nw.model_files(manifest)]
+    data = nw.parse_data_manifest((site / "data" / "manifest.json").read_bytes())
+    links.append(("preload", f"data/{nw.testset_file(data)}", ' as="fetch" crossorigin'))
     return links
 
 
-def posix_join(base: str, relative: str) -> str:
-    """model + ../data/x.npz -> data/x.npz (a URL path relative to the page)."""
-    import posixpath
-
-    return posixpath.normpath(posixpath.join(base, relative))
-
-
-def preload_links(site: Path, manifest: dict) -> str:
-    return "\n".join(f'<link rel="{rel}" href="./{href}"{extra}>' for rel, href, extra in preloads(site, manifest))
+def preload_links(site: Path, model_id: str, manifest: dict) -> str:
+    return "\n".join(f'<link rel="{rel}" href="./{href}"{extra}>' for rel, href, extra in preloads(site, model_id, manifest))
 
 
 def build(site: Path, vendor: bool = True) -> None:
@@ -202,7 +222,7 @@ def build(site: Path, vendor: bool = True) -> None:
     try:
         (site / "index.html").write_text(render_index(site))
     except nw.ExportError as exc:
-        raise SystemExit(f"build_site: the export in {site / 'model'} is broken: {exc}") from None
+        raise SystemExit(f"build_site: an export in {site / 'models'} or {site / 'data'} is broken: {exc}") from None
     print(f"site: {len(modules)} app modules, {APP_BUNDLE} and index.html (first view: test digit {FIRST_SAMPLE}) written")
     write_offline_copy(site)
 
