@@ -25,7 +25,15 @@ import numpy as np
 from pyscript_app import activations as act
 
 from pyscript_app import export_format as fmt
-from pyscript_app.export_format import ExportError  # noqa: F401  (the one error type of every export check)
+
+
+class ExportError(ValueError):
+    """An export (manifest, weights or data) is missing, broken or inconsistent.
+
+    The message names the file and what is wrong with it; it is meant to be
+    shown to a user as it is. (export_format.py raises it for every rule of the format.)
+    """
+
 
 FORMAT, FORMAT_VERSION, MANIFEST_NAME = fmt.FORMAT, fmt.FORMAT_VERSION, fmt.MANIFEST_NAME
 DATA_FORMAT = "nn-visualizer-data"
@@ -204,7 +212,7 @@ def build_network(manifest: dict, files: Mapping[str, bytes], name: str = MANIFE
     file (presence, sha256, shape, dtype, finite values).
     """
     fmt.validate_manifest(manifest, name)
-    arrays = fmt.load_arrays(manifest, files, name)
+    arrays = fmt.load_arrays(manifest, files, _holder(name))
     specs = manifest["layers"]
     layers = [
         Layer(
@@ -219,6 +227,16 @@ def build_network(manifest: dict, files: Mapping[str, bytes], name: str = MANIFE
         for i, (spec, (weights, bias)) in enumerate(zip(specs, arrays))
     ]
     return Network(manifest=manifest, layers=layers, normalization=manifest["input"].get("normalization", {}))
+
+
+def _holder(manifest_name: str) -> str:
+    """What holds an export's files, from its manifest's name: "seed/manifest.json" -> "seed/",
+    "my.zip: manifest.json" -> "my.zip", "manifest.json" -> "the export"."""
+    if manifest_name.endswith(": " + MANIFEST_NAME):
+        return manifest_name[: -len(MANIFEST_NAME) - 2]
+    if manifest_name.endswith("/" + MANIFEST_NAME):
+        return manifest_name[: -len(MANIFEST_NAME)]
+    return "the export"
 
 
 @dataclass
@@ -246,7 +264,8 @@ def parse_data_manifest(text: str | bytes, name: str = DATA_MANIFEST) -> dict:
     test = data.get("test")
     if not isinstance(test, dict):
         raise ExportError(f"{name} lacks the 'test' entry")
-    fmt._plain_file(test.get("file"), "test.file", name, ".npz")
+    if not fmt.is_plain_file_name(test.get("file")) or not str(test.get("file")).endswith(".npz"):
+        raise ExportError(f"{name}: test.file must be a plain file name ending in .npz, got {test.get('file')!r}")
     if not isinstance(test.get("sha256"), str):
         raise ExportError(f"{name}: test.sha256 must be a string")
     if not isinstance(test.get("count"), int) or test["count"] < 1:
@@ -330,7 +349,7 @@ def check_models_index(index) -> dict:
     if not isinstance(index, dict) or not isinstance(index.get("models"), list) or not index["models"]:
         raise ExportError(f"{name}: models must be a non-empty list of model ids")
     for mid in index["models"]:
-        if not isinstance(mid, str) or not fmt.MODEL_ID.fullmatch(mid):
+        if not isinstance(mid, str) or not fmt.ID_PATTERN.fullmatch(mid):
             raise ExportError(f"{name}: model id {mid!r} must match [a-z0-9][a-z0-9-]{{0,31}}")
     if index.get("default") not in index["models"]:
         raise ExportError(f"{name}: default {index.get('default')!r} is not one of the models")

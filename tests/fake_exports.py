@@ -57,7 +57,7 @@ def export_files(model_id: str, hidden, seed: int = 0, input_size: int = 784, im
         "input": {"size": input_size, "image_shape": list(image_shape), "dtype": "float32",
                   "normalization": {"scale": 1 / 255, "offset": 0.0, "formula": "x = pixel / 255"}},
         "classes": list(classes), "layers": layers,
-        "dataset": {"name": "MNIST test set", "sha256": "", "count": 10000},
+        "dataset": {"name": "MNIST test set", "count": 10000},
         "training": {"source": "random weights (tests/fake_exports.py)", "seed": seed},
     }
     files["manifest.json"] = json.dumps(manifest, indent=2).encode()
