@@ -49,6 +49,8 @@ async def start():
     set_status("loading", "Loading the 10,000 MNIST test digits…", "data")
     testset = nw.build_testset(data_manifest, await data_task)
     models = Models(index, testset)
+    picker = el("model-picker")
+    models.names = {str(o.value): str(o.textContent) for o in picker.options}  # pre-rendered by the build
     # the model the address names (start-up fetches only that one), else the default
     wanted = state.read(str(window.location.hash), state.Context(models=models.ids(), default_model=models.default))[0].model
     model_id = wanted or models.default
@@ -67,6 +69,8 @@ async def start():
     page.pad = Pad(page)
     if model_id != models.default:
         page.draw_model_parts()
+    picker.innerHTML = models.picker_html(model_id)  # every model of models/index.json
+    picker.value = model_id
     page.show(whole=model_id != models.default)
     if wanted and model_id != wanted:
         page.show_model_error(f"the model {wanted!r} named in the address could not be loaded; showing the default")
@@ -83,7 +87,6 @@ async def start():
     listen(window, "resize", lambda *_: page.connections.on and page.connections.draw())
     for ident in ("connections-toggle", "errors-toggle"):
         el(ident).disabled = False
-    picker = el("model-picker")
     listen(picker, "change", lambda event: on_pick(page, event))
     picker.disabled = False
     page.open_your_own = OpenYourOwn(page)

@@ -28,6 +28,7 @@ class Models:
         self.user = set()
         self.testset = testset
         self.loading = {}  # id -> the task fetching it
+        self.names = {}  # id -> the picker's text for a model whose manifest is not fetched yet
 
     def ids(self):
         return list(self.order)
@@ -74,7 +75,11 @@ class Models:
                     pass
 
     def picker_html(self, current):
-        return render.model_picker([(m, self.manifests.get(m), m in self.user) for m in self.order], current)
+        options = render.model_picker([(m, self.manifests.get(m), m in self.user) for m in self.order], current)
+        for model_id, name in self.names.items():  # (the build's names, until the manifests come)
+            if self.manifests.get(model_id) is None:
+                options = options.replace(f'value="{model_id}">{model_id}<', f'value="{model_id}">{render.html.escape(name)}<', 1)
+        return options
 
     def card_html(self, model_id):
         return render.model_card(model_id, self.manifests[model_id], model_id in self.user)

@@ -378,7 +378,8 @@ def view_patch(network: Network, view: View) -> str:
 
 
 def tick(value: float) -> str:
-    return f"{value:g}" if abs(value) >= 0.01 or value == 0 else f"{value:.2g}"
+    """A scale's end or middle in at most three significant digits: 0, 0.5, 1, 2.44, -4.41."""
+    return f"{value:.3g}"
 
 
 def scale_key(layer: Layer) -> str:

@@ -101,7 +101,8 @@ def test_zip_holds_the_built_site_and_the_launcher_only(bundle):
     assert junk == []
     for required in ("index.html", "sw.js", "loader.js", "offline.js", "app/pyscript_app.zip", "vendor/pyscript/core.js",
                      "vendor/pyodide/pyodide.asm.wasm", "vendor/pyodide/python_stdlib.zip",
-                     "model/manifest.json", "data/mnist_test.npz", "app/pyscript_app/main.py"):
+                     "models/index.json", "models/seed/manifest.json", "data/manifest.json", "data/mnist_test.npz",
+                     "app/pyscript_app/main.py"):
         assert required in site_names
     # every file is the built one, byte for byte, and the zipped sw.js lists exactly the zipped site
     for rel in site_names:

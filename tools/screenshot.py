@@ -49,17 +49,21 @@ def main(argv=None) -> int:
     p.add_argument("--sample", type=int, default=8, help="test digit to show (default %(default)s)")
     p.add_argument("--hash", default="", help="URL hash to open instead of #sample=N (e.g. '#sample=8&neuron=hidden_1:3')")
     p.add_argument("--out", type=Path, default=ROOT / "docs", help="folder for the PNGs (default: docs/)")
+    p.add_argument("--site", type=Path, default=ROOT / "site", help="the built site to serve (default: site/)")
+    p.add_argument("--no-draw", action="store_true", help="skip the draw-mode screenshot")
+    p.add_argument("--width", type=int, default=SHOTS[0][1]["width"], help="the laptop screenshot's width in px")
     args = p.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
-    httpd = serve.make_server(ROOT / "site", port=0)
+    httpd = serve.make_server(args.site, port=0)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     url = serve.url_of(httpd) + (args.hash or f"#sample={args.sample}")
     args.out.mkdir(parents=True, exist_ok=True)
     try:
         with sync_playwright() as pw:
             b = browser.launch(pw)
-            for name, viewport, mobile in SHOTS:
+            shots = ((SHOTS[0][0], {**SHOTS[0][1], "width": args.width}, False), *SHOTS[1:])
+            for name, viewport, mobile in shots:
                 page = b.new_page(viewport=viewport, is_mobile=mobile, has_touch=mobile, device_scale_factor=1)
                 page.goto(url)
                 page.wait_for_function("document.getElementById('status').dataset.state !== 'loading'", timeout=90_000)
@@ -71,7 +75,8 @@ def main(argv=None) -> int:
                 page.screenshot(path=str(args.out / name), full_page=not mobile)
                 print(f"wrote {args.out / name}")
                 page.close()
-            draw_shot(b, serve.url_of(httpd), args.out / "screenshot-draw.png")
+            if not args.no_draw:
+                draw_shot(b, serve.url_of(httpd), args.out / "screenshot-draw.png")
             b.close()
     finally:
         httpd.shutdown()
