@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, SITE
+from plain_forward import plain_forward, read_model
 from pyscript_app import export_format as ef
 
 import export_weights as ew
@@ -44,31 +45,6 @@ def tree_digest(folder):
         for p in sorted(folder.rglob("*"))
         if p.is_file()
     }
-
-
-def read_model(folder):
-    """(manifest, [(weights, bias, activation)]) of an export folder, checked by export_format."""
-    manifest, arrays = ef.load_export(ef.read_folder(folder), str(folder))
-    return manifest, [(w, b, l["activation"]) for (w, b), l in zip(arrays, manifest["layers"])]
-
-
-# An independent forward pass: the activations written out here, float64 throughout.
-PLAIN = {
-    "sigmoid": lambda z: 1.0 / (1.0 + np.exp(-z)),
-    "tanh": np.tanh,
-    "relu": lambda z: np.maximum(z, 0.0),
-    "linear": lambda z: z,
-    "softmax": lambda z: np.exp(z - z.max(1, keepdims=True)) / np.exp(z - z.max(1, keepdims=True)).sum(1, keepdims=True),
-}
-
-
-def plain_forward(arrays, images):
-    a = images.reshape(len(images), -1).astype(np.float64) / 255.0
-    out = []
-    for w, b, activation in arrays:
-        a = PLAIN[activation](a @ w.astype(np.float64) + b.astype(np.float64))
-        out.append(a)
-    return out
 
 
 @pytest.fixture(scope="session")
