@@ -624,13 +624,24 @@ def export(out: Path, meta: dict, arrays, test, training: dict, normalization: d
         data_dir = stage_data_dir(stage, out, test_bytes, data_manifest)
         (stage / "index.json").write_text(json.dumps(index, indent=2) + "\n")
         moves = [(model_dir, out / "models" / model_id), (data_dir, out / "data"), (stage / "index.json", out / "models" / "index.json")]
-        if zip_path is not None:
+        if zip_path is None:
+            swap_in(stage, moves, out)
+            return manifest
+        # The zip is written beside its target first and renamed over it once the site's files are in.
+        partial = zip_path.with_name(f".{zip_path.name}.partial")
+        try:
+            partial.write_bytes(ef.write_zip(files))
+        except OSError as exc:
+            raise UserError(f"--zip {zip_path}: cannot write it ({exc.strerror or exc}); the previous export is unchanged") from None
+        try:
+            swap_in(stage, moves, out)
             try:
-                (stage / "export.zip").write_bytes(ef.write_zip(files))
+                os.replace(partial, zip_path)
             except OSError as exc:
-                raise UserError(f"--zip {zip_path}: cannot write it ({exc.strerror or exc})") from None
-            moves.append((stage / "export.zip", zip_path))
-        swap_in(stage, moves, out)
+                raise UserError(f"--zip {zip_path}: cannot write it ({exc.strerror or exc}); "
+                                f"the export in {out} was written") from None
+        finally:
+            partial.unlink(missing_ok=True)
     return manifest
 
 
@@ -645,17 +656,12 @@ def check_out_dir(out: Path) -> None:
         raise UserError(f"--out {out}: not writable ({exc.strerror or exc})") from None
 
 
-def check_zip_path(path: Path, out: Path) -> Path:
+def check_zip_path(path: Path) -> Path:
     path = path.resolve()
     if path.is_dir():
         raise UserError(f"--zip {path}: is a folder; give a file name such as model.zip")
     if not path.parent.is_dir():
         raise UserError(f"--zip {path}: the folder {path.parent} does not exist")
-    try:
-        if os.stat(path.parent).st_dev != os.stat(out).st_dev:
-            raise UserError(f"--zip {path}: must be on the same file system as --out {out} (it is swapped in with the export)")
-    except OSError as exc:
-        raise UserError(f"--zip {path}: {exc.strerror or exc}") from None
     return path
 
 
@@ -752,7 +758,7 @@ def model_meta(args, arrays, source_manifest: dict | None = None) -> dict:
 def run(args) -> dict:
     out = args.out.resolve()
     check_out_dir(out)
-    zip_path = check_zip_path(args.zip, out) if args.zip is not None else None
+    zip_path = check_zip_path(args.zip) if args.zip is not None else None
     if args.model_id is not None and not ef.ID_PATTERN.fullmatch(args.model_id):
         raise UserError(f"--id {args.model_id}: an id is 1 to 32 of a-z, 0-9 and '-', starting with a letter or digit")
     if args.from_model is not None and not args.from_model.is_file():

@@ -586,3 +586,15 @@ def test_augmented_run_is_recorded_in_the_manifest(small_data, tmp_path):
     assert training["train_count"] == 800 and aug["clean_count"] == 400 and aug["copies"] == 1 and aug["seed"] == 7
     for key in ("thickness", "rotate_degrees", "shear", "x_scale"):
         assert aug[key] == ew.AUGMENT[key]
+
+
+def test_zip_elsewhere_and_no_partial_files_left(tmp_path, testset):
+    _, arrays = random_export()
+    (tmp_path / "site").mkdir()
+    (tmp_path / "zips").mkdir()
+    zip_path = tmp_path / "zips" / "mine.zip"
+    zip_path.write_bytes(b"an older zip")
+    ew.export(tmp_path / "site", {"id": "mine"}, arrays, small_test(testset), {"source": "test"}, zip_path=zip_path)
+    assert [p.name for p in (tmp_path / "zips").iterdir()] == ["mine.zip"]
+    files = ef.read_zip(zip_path.read_bytes(), "mine.zip")
+    assert files == {p.name: p.read_bytes() for p in (tmp_path / "site" / "models" / "mine").iterdir()}
