@@ -50,7 +50,7 @@ models: $(VENV)/.train
 	$(EXPORT) --id seed --hidden 32,32 --activation sigmoid --title "Seed network" \
 	  --description "The original small network: two layers of 32 sigmoid units."
 	$(EXPORT) --id relu --hidden 128,64 --activation relu --title "ReLU network" \
-	  --description "Wider layers of ReLU units (128 and 64)."
+	  --description "Wider layers of ReLU units (128 and 64): the most accurate, and the best reader of drawn digits."
 	$(EXPORT) --id deep --hidden 64,32,16 --activation tanh --title "Deep tanh network" \
 	  --description "Three narrowing layers of tanh units (64, 32, 16)."
 
