@@ -711,7 +711,7 @@ def parse_args(argv=None):
     p.add_argument("--id", dest="model_id", metavar="ID",
                    help="the model's id: its folder OUT/models/ID ([a-z0-9][a-z0-9-]{0,31}; default: seed for the default "
                         "network, else one that says the shape, e.g. net-128r-64r)")
-    p.add_argument("--title", help="the model's title in the page (default: from its shape)")
+    p.add_argument("--title", help="the model's title in the page (default: its number of hidden layers)")
     p.add_argument("--description", help="one sentence for the model's card (default: its shape)")
     p.add_argument("--epochs", type=int, default=DEFAULTS["epochs"], help="training epochs (default %(default)s)")
     p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"], help="training batch size (default %(default)s)")
@@ -722,7 +722,7 @@ def parse_args(argv=None):
     p.add_argument("--data", type=Path, help="MNIST file to train on: Keras' mnist.npz or the classic mnist.pkl.gz "
                    "(default: Keras' download, else the pinned offline copy)")
     p.add_argument("--from-model", type=Path, metavar="MODEL", help="export this trained Keras model (.keras or .h5) instead of training: "
-                   f"a chain of Dense layers from the pixels to a softmax over the classes")
+                   "a chain of Dense layers from the pixels to a softmax over the classes")
     p.add_argument("--from-export", type=Path, metavar="DIR_OR_ZIP", help="re-export an existing export (a folder or a zip, e.g. "
                    "one saved from the page's trainer) into the site, after checking it")
     p.add_argument("--limit-train", type=int, metavar="N", help="train on the first N training digits only (for quick tests)")
