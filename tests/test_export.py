@@ -16,13 +16,12 @@ import os
 import subprocess
 import sys
 import zipfile
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from conftest import ROOT, SITE
-from plain_forward import plain_forward, read_model
+from export_helpers import committed_testset, plain_forward, read_model
 from pyscript_app import export_format as ef
 
 import export_weights as ew
@@ -49,9 +48,7 @@ def tree_digest(folder):
 
 @pytest.fixture(scope="session")
 def testset():
-    """The committed test digits, read with numpy alone."""
-    with np.load(SITE / "data" / "mnist_test.npz") as f:
-        return SimpleNamespace(images=f["images"], labels=f["labels"])
+    return committed_testset()
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@ import pytest
 
 from conftest import SITE
 from drawn_digits import rasterize, redraw, variants
-from plain_forward import plain_forward, read_model
+from export_helpers import committed_testset, plain_forward, read_model
 from pyscript_app.preprocess import preprocess
 
 MODELS = SITE / "models"
@@ -29,8 +29,7 @@ INDEX = json.loads((MODELS / "index.json").read_text())
 
 @pytest.fixture(scope="session")
 def testset():
-    with np.load(SITE / "data" / "mnist_test.npz") as f:
-        return SimpleNamespace(images=f["images"], labels=f["labels"])
+    return committed_testset()
 
 
 @pytest.fixture(scope="session", params=INDEX["models"])

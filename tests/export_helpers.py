@@ -1,14 +1,26 @@
-"""An independent forward pass for tests: each activation written out here, float64 throughout.
+"""Helpers of the export tests: the committed test digits, reading an export, an independent forward pass.
 
-Tests compare the exporter's numbers and Keras' outputs with this, never the
-code under test with itself.
+The forward pass writes each activation out here, float64 throughout: tests
+compare the exporter's numbers and Keras' outputs with it, never the code
+under test with itself.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+from types import SimpleNamespace
+
 import numpy as np
 
 from pyscript_app import export_format as ef
+
+SITE = Path(__file__).resolve().parent.parent / "site"
+
+
+def committed_testset() -> SimpleNamespace:
+    """The committed test digits (site/data/mnist_test.npz), read with numpy alone: .images, .labels."""
+    with np.load(SITE / "data" / "mnist_test.npz") as f:
+        return SimpleNamespace(images=f["images"], labels=f["labels"])
 
 
 def _softmax(z):
