@@ -13,7 +13,8 @@
 // - On-demand files (BUILD.on_demand: the training digits, which only Train mode needs) are not
 //   downloaded at install, so a first visit transfers no more than the page needs. The first
 //   time the page fetches one, it streams to the page, and a copy (once checked against the
-//   build's sha256) is stored in this build's cache and served from there afterwards, offline too. Install copies them from
+//   build's sha256) is stored in this build's cache and served from there afterwards, offline too.
+//   (Fetched before this worker controlled the page, they are stored at their next fetch.) Install copies them from
 //   an older build's cache when that holds the same bytes.
 // - No skipWaiting on install: a new build waits until no page of the old one is open, or until
 //   the page asks for it (message "skip-waiting", sent when the user clicks "reload" in the
@@ -89,9 +90,14 @@ async function fetchOnDemand(event, url, sri) {
 
 self.addEventListener("install", (event) => event.waitUntil(fill()));
 
+// clients.claim(): the page of a first visit (loaded before any worker) is served by this one from
+// now on, so that fetching the on-demand files during that visit already stores them. Its files
+// are this build's (the install checked them), and an update only activates when no page of the
+// old build is open or when the page asked for it and reloads.
 self.addEventListener("activate", (event) => event.waitUntil((async () => {
   const old = (await caches.keys()).filter((name) => name.startsWith(PREFIX) && name !== CACHE);
   await Promise.all(old.map((name) => caches.delete(name)));
+  await self.clients.claim();
 })()));
 
 function fileOf(request) {
