@@ -7,7 +7,7 @@ PORT   ?= 8000
 # How the committed model was trained (`make build` reproduces it; EXPORT_ARGS= trains on MNIST alone)
 EXPORT_ARGS ?= --augment
 
-.PHONY: help venv build site serve test bench dist screenshot clean distclean
+.PHONY: help venv build site serve test bench bench-train dist screenshot clean distclean
 
 help:
 	@echo "make serve   build the site (runtime vendored) and serve it on http://127.0.0.1:$(PORT)"
@@ -15,6 +15,7 @@ help:
 	@echo "make build   retrain the network and re-export site/model and site/data (needs TensorFlow)"
 	@echo "make site    assemble site/ (vendored runtime, app modules, pre-rendered first view)"
 	@echo "make bench   run the benchmark (prints a table, writes bench-results/)"
+	@echo "make bench-train   training speed in the browser's Pyodide (under Node) and CPython, and 3-epoch accuracy"
 	@echo "make dist    write the offline USB-stick bundle into dist/"
 
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check -c requirements.lock.txt
@@ -57,6 +58,9 @@ test: site $(VENV)/.test $(VENV)/.train
 bench: site $(VENV)/.test
 	bash tools/ensure_browser.sh
 	$(PY) tools/bench.py $(BENCH_ARGS)
+
+bench-train: site
+	$(PY) tools/bench_train.py --accuracy $(BENCH_TRAIN_ARGS)
 
 dist: site
 	$(PY) tools/make_dist.py
