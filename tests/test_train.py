@@ -320,3 +320,44 @@ def test_portable_functions_match_numpy_closely():
     np.testing.assert_allclose(act.exp_portable(np.linspace(-700, 700, 100001)), x, rtol=4e-16)
     assert act.exp_portable(np.array([-np.inf, np.inf, -800.0]))[[0, 2]].tolist() == [0.0, 0.0]
     assert math.isinf(act.exp_portable(np.array([np.inf]))[0])
+
+
+# --- stepping in slices, as the page does ---------------------------------------------------------------------
+
+
+def test_evaluation_in_slices_measures_the_weights_it_started_with(digits, testset):
+    images, labels = digits
+    trainer = train.Trainer(train.Settings(), images[:3000], labels[:3000])
+    trainer.run(30)
+    expected = trainer.evaluate(testset.images[6000:], testset.labels[6000:])
+    evaluation = trainer.start_evaluation(testset.images[6000:], testset.labels[6000:], chunk=700)
+    calls = 0
+    while not evaluation.advance():
+        calls += 1
+        assert evaluation.accuracy is None
+        trainer.step()  # training goes on between slices
+    assert calls == 5 and evaluation.count == 4000 and evaluation.steps == 30
+    assert evaluation.accuracy == expected
+    assert trainer.evaluate(testset.images[6000:], testset.labels[6000:]) != expected  # the weights did move
+
+
+def test_run_until_stops_at_the_deadline():
+    rng = np.random.default_rng(0)
+    trainer = train.Trainer(train.Settings(hidden=(8,)), rng.integers(0, 256, (200, 4, 4), dtype=np.uint8),
+                            rng.integers(0, 3, 200))
+    ticks = iter(range(100))
+    # the clock is read after each step: 0, 1, 2, 3, 4 are before the deadline, 5 is not
+    assert trainer.run_until(5, clock=lambda: next(ticks)) == 6
+    assert trainer.run_until(-1.0) == 1  # always at least one step
+    assert trainer.steps == 7
+
+
+def test_to_network_is_what_the_page_draws(digits, testset):
+    images, labels = digits
+    trainer = train.Trainer(train.Settings(hidden=(16,), activation="tanh"), images[:1000], labels[:1000])
+    trainer.run(10)
+    network = trainer.to_network()
+    assert [l.name for l in network.layers] == ["hidden_1", "output"]
+    for layer, w, b in zip(network.layers, trainer.weights, trainer.biases):
+        assert np.array_equal(layer.weights, w) and np.array_equal(layer.bias, b)
+    assert network.class_labels == [str(c) for c in range(10)]
