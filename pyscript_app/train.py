@@ -295,12 +295,20 @@ def _dot_slices(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
+def _matmul_in_order(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    # The same loop and order whatever the layout; with b in column order both operands are
+    # read contiguously, which makes the browser's product about 1.5x faster.
+    return np.matmul(a, np.asfortranarray(b))
+
+
 def _matmul_is_left_to_right() -> bool:
     """Does this numpy's matrix product add left to right (numpy built without BLAS)?"""
     rng = np.random.default_rng(0)
     a = rng.standard_normal((9, 300)) * np.exp2(rng.integers(-20, 20, (9, 300)))
     b = rng.standard_normal((300, 7))
-    return bool(np.array_equal(a @ b, _dot_slices(a, b)) and np.array_equal(a.T[:40].T @ b[:40], _dot_slices(a[:, :40], b[:40])))
+    return bool(np.array_equal(_matmul_in_order(a, b), _dot_slices(a, b))
+                and np.array_equal(_matmul_in_order(a.T[:40].T, b[:40]), _dot_slices(a[:, :40], b[:40]))
+                and np.array_equal(_matmul_in_order(a[:, :7].T, b[:9]), _dot_slices(a[:, :7].T, b[:9])))
 
 
 # The browser's numpy (no BLAS) multiplies matrices with the plain three-loop
@@ -315,7 +323,7 @@ def dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     product already adds in that order; elsewhere it is done by slices.
     """
     if MATMUL_IN_ORDER:
-        return np.matmul(a, b)
+        return _matmul_in_order(a, b)
     return _dot_slices(a, b)
 
 
@@ -570,9 +578,18 @@ class Trainer:
                     p += m
                 else:  # adam, as Keras: m += (g - m)(1 - b1); v += (g^2 - v)(1 - b2); p -= m alpha / (sqrt(v) + eps)
                     m, v = self._state[i][j], self._second[i][j]
-                    m += (g - m) * (1.0 - BETA_1)
-                    v += (g * g - v) * (1.0 - BETA_2)
-                    p -= (m * alpha) / (np.sqrt(v) + EPSILON)
+                    t = np.subtract(g, m)
+                    t *= 1.0 - BETA_1
+                    m += t
+                    np.multiply(g, g, out=t)
+                    t -= v
+                    t *= 1.0 - BETA_2
+                    v += t
+                    np.sqrt(v, out=t)
+                    t += EPSILON
+                    step = m * alpha
+                    step /= t
+                    p -= step
                 with np.errstate(over="ignore", invalid="ignore"):
                     params[j] = p.astype(np.float32)
             self.weights[i], self.biases[i] = params
