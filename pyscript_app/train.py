@@ -361,7 +361,7 @@ DEFAULT_NORMALIZATION = {"scale": 1.0 / 255.0, "offset": 0.0, "formula": "x = pi
 
 
 class Diverged(RuntimeError):
-    pass
+    """Training stopped: the loss or the weights blew up (the message says how, and what to change)."""
 
 
 @dataclass
