@@ -8,7 +8,7 @@ PORT   ?= 8000
 EXPORT_ARGS ?= --augment
 EXPORT    := $(PY) export_weights.py $(EXPORT_ARGS)
 
-.PHONY: help venv build models site serve test bench dist screenshot clean distclean
+.PHONY: help venv build models site serve test bench bench-train dist screenshot clean distclean
 
 help:
 	@echo "make serve   build the site (runtime vendored) and serve it on http://127.0.0.1:$(PORT)"
@@ -17,6 +17,7 @@ help:
 	@echo "make models  retrain and export the three shipped models only"
 	@echo "make site    assemble site/ (vendored runtime, app modules, pre-rendered first view)"
 	@echo "make bench   run the benchmark (prints a table, writes bench-results/)"
+	@echo "make bench-train   training speed in the browser's Pyodide (under Node) and CPython, and 3-epoch accuracy"
 	@echo "make dist    write the offline USB-stick bundle into dist/"
 
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check -c requirements.lock.txt
@@ -67,6 +68,9 @@ test: site $(VENV)/.test $(VENV)/.train
 bench: site $(VENV)/.test
 	bash tools/ensure_browser.sh
 	$(PY) tools/bench.py $(BENCH_ARGS)
+
+bench-train: site
+	$(PY) tools/bench_train.py --accuracy $(BENCH_TRAIN_ARGS)
 
 dist: site
 	$(PY) tools/make_dist.py
