@@ -66,8 +66,9 @@ def network(export):
 
 
 @pytest.fixture(scope="session")
-def testset(export):
-    return export[1]
+def testset(seed_export):
+    """The committed test digits: the same for every model, so tests that need only them run once."""
+    return seed_export[1]
 
 
 @pytest.fixture(scope="session")

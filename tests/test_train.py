@@ -15,6 +15,12 @@ from pyscript_app import train
 
 
 @pytest.fixture(scope="module")
+def testset(seed_export):
+    """The committed test digits (the trainer does not depend on which model is shown)."""
+    return seed_export[1]
+
+
+@pytest.fixture(scope="module")
 def digits(testset):
     """Training digits for the unit tests: the first 6,000 test digits (the other 4,000 judge them)."""
     return testset.images[:6000], testset.labels[:6000]
@@ -128,9 +134,9 @@ def test_default_settings_learn_6000_digits(digits, testset):
     assert trainer.smoothed_loss() < 0.5 * trainer.losses[0]
 
 
-def test_default_network_is_the_seed_network(digits, network):
+def test_default_network_is_the_seed_network(digits, seed_export):
     trainer = train.Trainer(train.Settings(), *digits)
-    seed = [(l.weights.shape, l.activation) for l in network.layers]
+    seed = [(l.weights.shape, l.activation) for l in seed_export[0].layers]
     assert [(w.shape, a) for w, a in zip(trainer.weights, trainer.layer_activations)] == seed
     assert trainer.settings.optimizer == "adam"
 
