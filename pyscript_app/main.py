@@ -351,6 +351,9 @@ async def start():
     button.disabled = False
     el("facts").innerHTML = render.model_facts(manifest)
     page.inside.wire()
+    from pyscript_app import tour_page
+
+    page.tour = tour_page.start()
     document.body.dataset.ready = "true"
     set_status("ready", "Ready: click a button, or any neuron.")
     # In idle time: the click path first (clicks are what a visitor does first), then the first layer.
