@@ -3,8 +3,8 @@
 page_dom (elements, fetching, idle time), page_models (the models, the
 picker, "Open your own"), page_view (the address, the view, switching
 models), page_pad (drawing), page_card (the neuron card, knock-outs),
-page_connections, page_explorer (the error explorer), page_events (clicks
-and keys). They only touch the page; every number and every piece of
+page_connections, page_explorer (the error explorer), page_train (Train
+mode), page_events (clicks and keys). They only touch the page; every number and every piece of
 markup comes from the numpy core (network, explain, render, render_inside,
 state), the same modules pytest runs in CPython.
 """
@@ -36,6 +36,7 @@ async def start():
     from pyscript_app.page_explorer import Explorer
     from pyscript_app.page_models import Models, OpenYourOwn
     from pyscript_app.page_pad import Pad
+    from pyscript_app.page_train import Train
     from pyscript_app.page_view import Page
 
     set_status("loading", "Loading the model and the test digits…", "model")
@@ -67,6 +68,8 @@ async def start():
     page.card, page.connections, page.explorer = Card(page), Connections(page), Explorer(page)
     page.features = [page.card, page.connections, page.explorer]
     page.pad = Pad(page)
+    page.data_manifest = data_manifest
+    page.train = Train(page)
     if model_id != models.default:
         page.draw_model_parts()
     picker.innerHTML = models.picker_html(model_id)  # every model of models/index.json

@@ -13,7 +13,7 @@ import time
 from pyodide.ffi import create_proxy, to_js
 from pyscript import document, window
 
-from pyscript_app import explain, render, state
+from pyscript_app import explain, render, state, train
 from pyscript_app.page_dom import el, in_idle_time
 
 NOTE_SECONDS = 12  # how long a note about the address stays (it can be dismissed sooner)
@@ -55,6 +55,8 @@ class Page:
         self.shown_view = None  # the view #view shows (None in draw mode)
         self.features = []  # controllers told of every view drawn: .update(state, view), .reset() on a new model
         self.pad = None  # the drawing pad (page_pad.Pad), wired once the page runs
+        self.train = None  # Train mode (page_train.Train), wired once the page runs
+        self.data_manifest = {}  # data/manifest.json (the test digits, the training digits)
         self.url_pending = None  # a URL (hash) shown but not yet written: see random_sample
         self.url_timer = None
         self.write_url_proxy = create_proxy(self.write_url)
@@ -72,6 +74,7 @@ class Page:
             samples=len(self.testset),
             models=self.models.ids(),
             default_model=self.models.default,
+            extra_keys=train.KEYS,
         )
 
     def address(self):
@@ -134,6 +137,8 @@ class Page:
                 asyncio.ensure_future(self.switch(wanted, t0))
                 return
             self.normalise_address(text, state_, notes)
+        if self.train is not None:
+            self.train.follow(state_)
         if self.pad is not None and self.pad.follow(state_):  # draw mode: the pad shows the view
             self.shown = self.shown_view = None
             return
