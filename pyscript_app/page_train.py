@@ -366,6 +366,8 @@ class Train:
         if self.evaluation is not None and self.evaluation.advance():
             self.test_accuracy, self.test_steps = self.evaluation.accuracy, self.evaluation.steps
             self.evaluation = None
+            if not self.running:
+                self.refresh()  # (while training, the next refresh shows it)
         t2 = time.perf_counter()
         self.timing["eval"] = t2 - t1
         if self.running:

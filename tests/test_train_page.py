@@ -1,0 +1,247 @@
+"""End to end: Train mode in the page, against the same trainer run in CPython.
+
+One page is shared by most tests (a cold load costs seconds). The weights the
+page trained are read the way a user gets them, by saving the export zip
+(#train-save, a download) and parsing it here; they must equal, bit for bit,
+pyscript_app/train.py run in CPython on the same digits with the same settings.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import zipfile
+
+import numpy as np
+import pytest
+
+from conftest import READY_TIMEOUT_MS, SITE, Server, watch
+from test_gallery import decode_png
+from test_models_page import check_view_against_reference, wait_model
+from test_ship import wait_offline_ready
+
+from pyscript_app import train
+
+TRAIN_FILE = json.loads((SITE / "data" / "manifest.json").read_text())["train"]["file"]
+SMALL = {"mode": "train", "hidden": "16", "activation": "sigmoid", "optimizer": "adam", "lr": "0.003",
+         "batch": "32", "seed": "7"}
+
+
+def address(params):
+    return "#" + "&".join(f"{k}={v}" for k, v in params.items())
+
+
+@pytest.fixture(scope="module")
+def digits():
+    with np.load(SITE / "data" / TRAIN_FILE) as npz:
+        return npz["images"], npz["labels"]
+
+
+def cpython_trainer(digits, params, steps):
+    settings, notes = train.Settings.from_params({k: v for k, v in params.items() if k != "mode"})
+    assert notes == []
+    seed_manifest = json.loads((SITE / "models" / "seed" / "manifest.json").read_text())
+    t = train.Trainer(settings, *digits, classes=seed_manifest["classes"], input_spec=seed_manifest["input"])
+    assert t.run(steps) == steps
+    return t
+
+
+@pytest.fixture(scope="module")
+def served():
+    server = Server(SITE)
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def app(browser, served):
+    context = browser.new_context(accept_downloads=True)
+    w = watch(context, served.url)
+    assert w.goto("") == "ready"
+    yield w
+    context.close()
+
+
+def progress(page) -> dict:
+    return page.evaluate("Object.assign({}, document.getElementById('train-progress').dataset)")
+
+
+def wait_data(page):
+    page.wait_for_function("['ready', 'error'].includes(document.getElementById('train-data')?.dataset.state)",
+                           timeout=READY_TIMEOUT_MS)
+    assert page.get_attribute("#train-data", "data-state") == "ready", page.inner_text("#train-data")
+
+
+def wait_steps(page, steps):
+    page.wait_for_function("n => document.getElementById('train-progress').dataset.steps === String(n)",
+                           arg=steps, timeout=READY_TIMEOUT_MS)
+
+
+def wait_idle(page):
+    """Paused, and the evaluation of the weights paused at finished (the loop has stopped)."""
+    page.wait_for_function(
+        "() => { const d = document.getElementById('train-progress').dataset;"
+        " return d.running === 'false' && d.testSteps === d.steps; }", timeout=READY_TIMEOUT_MS)
+
+
+def saved(page, tmp_path=None):
+    """The page's network as the export zip it downloads: (manifest, [(weights, bias)], zip bytes)."""
+    with page.expect_download() as info:
+        page.click("#train-save")
+    data = open(info.value.path(), "rb").read()
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        manifest = json.loads(zf.read("manifest.json"))
+        layers = [(np.load(io.BytesIO(zf.read(l["weights"]["file"]))), np.load(io.BytesIO(zf.read(l["bias"]["file"]))))
+                  for l in manifest["layers"]]
+    return manifest, layers, data
+
+
+def assert_same_weights(layers, trainer):
+    assert len(layers) == len(trainer.weights)
+    for i, ((w, b), tw, tb) in enumerate(zip(layers, trainer.weights, trainer.biases)):
+        assert w.dtype == np.float32 and w.shape == tw.shape, i
+        assert np.array_equal(w, tw), f"layer {i}: weights differ in {int((w != tw).sum())} places"
+        assert np.array_equal(b, tb), f"layer {i}: biases differ"
+
+
+def test_training_digits_are_fetched_only_when_train_opens(app, served):
+    page = app.page
+    assert not [p for p, _ in served.requests if p.endswith(TRAIN_FILE)]
+    page.click("#train-toggle")
+    assert page.is_visible("#train-panel")
+    wait_data(page)
+    assert [s for p, s in served.requests if p.endswith(TRAIN_FILE)] == [200]
+    assert re.search(r"60,000 training digits loaded \([\d.]+ MB, sha256 checked\)", page.inner_text("#train-data"))
+    # the defaults are the seed network's settings, and the address says them
+    params = dict(kv.split("=") for kv in page.evaluate("location.hash")[1:].split("&"))
+    assert train.Settings.from_params({k: v.replace("%2C", ",") for k, v in params.items() if k in train.KEYS}) == \
+        (train.Settings(), [])
+    for key in ("activation", "optimizer", "lr", "batch", "seed"):
+        assert page.locator(f"#train-panel [name='{key}']").count() == 1, key
+    assert page.locator("#train-panel select[name='hidden']").count() == train.MAX_HIDDEN
+
+
+def test_steps_and_training_equal_cpython_bit_for_bit(app, digits, tmp_path):
+    page = app.page
+    page.evaluate("h => { location.hash = h; }", address(SMALL))
+    page.wait_for_function("() => document.getElementById('train-progress').dataset.steps === '0'")
+    page.wait_for_selector("#train-step:not([disabled])")
+    for _ in range(3):
+        page.click("#train-step")
+    wait_steps(page, 3)
+    assert page.evaluate("document.getElementById('model-picker').selectedOptions[0].textContent") == \
+        "Trained here: 784-16-10"
+    assert page.get_attribute("#view", "data-model") == "trained"
+    page.click("#train-start")
+    page.wait_for_function("() => Number(document.getElementById('train-progress').dataset.steps) > 200",
+                           timeout=READY_TIMEOUT_MS)
+    page.click("#train-pause")
+    wait_idle(page)
+    steps = int(progress(page)["steps"])
+    page.wait_for_timeout(300)
+    assert int(progress(page)["steps"]) == steps  # paused means paused
+    manifest, layers, data = saved(page)
+    trainer = cpython_trainer(digits, SMALL, steps)
+    assert_same_weights(layers, trainer)
+    assert manifest["training"]["steps"] == steps
+    # the progress line: loss of the last batch and the accuracy on all test digits, as CPython has them
+    p = progress(page)
+    assert float(p["loss"]) == trainer.losses[-1]
+    assert int(p["seen"]) == trainer.seen and int(p["epoch"]) == trainer.epoch
+    with np.load(SITE / "data" / "mnist_test.npz") as npz:
+        assert float(p["testAccuracy"]) == trainer.evaluate(npz["images"], npz["labels"])
+    assert int(p["rate"]) > 0
+    (tmp_path / "trained.zip").write_bytes(data)
+
+    # the gallery shows those first-layer weights (blue negative, white 0, red positive, one shared limit)
+    w0 = layers[0][0]
+    limit = float(page.get_attribute("#weight-gallery", "data-limit"))
+    urls = page.eval_on_selector_all("#weight-gallery .gthumb img", "imgs => imgs.map(i => i.src)")
+    assert len(urls) == w0.shape[1]
+    assert limit == pytest.approx(np.percentile(np.abs(w0).astype(np.float64), 99), rel=1e-5)
+    for i, url in enumerate(urls):
+        img = decode_png(url).astype(int)
+        w = w0[:, i].reshape(-1)
+        green = img[..., 1].reshape(-1)
+        for side in (w >= 0, w < 0):
+            order = np.argsort(np.minimum(np.abs(w[side]), limit), kind="stable")
+            assert np.all(np.diff(green[side][order]) <= 2), f"neuron {i}: the image is not its current weights"
+
+    # one Step more is one batch more, exactly
+    page.click("#train-step")
+    wait_steps(page, steps + 1)
+    wait_idle(page)
+    trainer.step()
+    assert_same_weights(saved(page)[1], trainer)
+
+    # Reset: new initial weights from the seed, progress back to 0
+    page.click("#train-reset")
+    wait_steps(page, 0)
+    assert_same_weights(saved(page)[1], cpython_trainer(digits, SMALL, 0))
+    assert progress(page)["testAccuracy"] == ""
+
+    # the saved zip opens again as the user's own model, with the activations of an independent pass
+    page.set_input_files("#open-model", str(tmp_path / "trained.zip"))
+    wait_model(page, "own-1")
+    folder = tmp_path / "unzipped"
+    zipfile.ZipFile(tmp_path / "trained.zip").extractall(folder)
+    check_view_against_reference(page, folder)
+    assert app.errors == [] and app.outside == []
+
+
+def test_a_bad_settings_link_opens_the_nearest_settings_and_says_what_changed(app):
+    page = app.page
+    page.evaluate("() => { location.hash = '#mode=train&hidden=0,10000&optimizer=rmsprop&lr=-1&seed=abc&batch=33'; }")
+    page.wait_for_selector("#train-notes:not([hidden])")
+    notes = page.inner_text("#train-notes")
+    for said in ("width 0", "10000", "'rmsprop'", "learning rate -1", "seed 'abc'", "batch size 33"):
+        assert said in notes, (said, notes)
+    values = page.eval_on_selector_all("#train-panel select[name='hidden']", "s => s.map(x => x.value)")
+    assert values == ["8", "128", ""]
+    field = lambda name: page.eval_on_selector(f"#train-panel [name='{name}']", "e => e.value")  # noqa: E731
+    assert (field("optimizer"), field("lr"), field("seed"), field("batch")) == ("adam", "0.00001", "42", "32")
+    assert "hidden=8%2C128" in page.evaluate("location.hash")
+    assert page.get_attribute("#status", "data-state") == "ready"
+
+
+def test_a_diverging_rate_stops_with_the_trainers_message_and_reset_works(app):
+    page = app.page
+    page.evaluate("h => { location.hash = h; }", address({**SMALL, "lr": "10"}))
+    page.wait_for_function("() => document.getElementById('train-progress').dataset.steps === '0'")
+    page.wait_for_selector("#train-start:not([disabled])")
+    page.click("#train-start")
+    page.wait_for_selector("#train-message:not([hidden])", timeout=READY_TIMEOUT_MS)
+    message = page.inner_text("#train-message")
+    assert message.startswith("Training stopped at step") and "try a smaller one, such as 1" in message, message
+    assert progress(page)["stopped"] == "true" and progress(page)["running"] == "false"
+    assert page.is_disabled("#train-start") and page.is_disabled("#train-save")
+    page.click("#train-reset")
+    wait_steps(page, 0)
+    assert page.is_hidden("#train-message") and page.is_enabled("#train-start")
+    assert app.errors == []
+
+
+def test_training_works_offline_after_one_training_visit(browser):
+    """First visit installs the service worker; the second (controlled) opens Train, which stores the
+    training digits; then, with the network gone, a third visit trains."""
+    server = Server(SITE)
+    context = browser.new_context()
+    try:
+        w = watch(context, server.url)
+        assert w.goto("") == "ready"
+        wait_offline_ready(w.page)
+        w.page.reload()  # now the service worker controls the page
+        assert w.wait_settled() == "ready"
+        w.page.click("#train-toggle")
+        wait_data(w.page)
+        server.close()
+        context.set_offline(True)
+        w.page.reload()
+        assert w.wait_settled() == "ready"
+        wait_data(w.page)
+        w.page.click("#train-step")
+        wait_steps(w.page, 1)
+        assert w.errors == [] and w.outside == []
+    finally:
+        context.close()
