@@ -35,7 +35,8 @@ class Card:
                     focus_neuron(closed)
             return
         page = self.page
-        rerender(slot, render_inside.neuron_card(page.network, page.testset, view, *neuron))
+        training = page.train is not None and page.train.running and page.network is page.train.network
+        rerender(slot, render_inside.neuron_card(page.network, page.testset, view, *neuron, top_digits=not training))
         opened = self.card_key != neuron
         self.card_key = neuron
         if self.focus_card:

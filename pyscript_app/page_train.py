@@ -33,6 +33,9 @@ from pyscript_app.page_dom import el, js_object, listen
 MODEL_ID = "trained"  # the trained network's id in the picker and the address
 FRAME_BUDGET_S = 0.013  # Python time per animation frame (of ~16.7 ms): the rest is for input and painting
 REFRESH_S = 0.09  # the live views are redrawn this often while training (about 11 a second)
+# With the error explorer open (a pass over the whole test set for every new set of weights), the
+# network shown takes the trainer's weights this often while training, not at every refresh.
+SLOW_SYNC_S = 1.0
 EVAL_CHUNK = 500  # test digits classified per frame while an evaluation runs
 EVALS_PER_EPOCH = 4  # test accuracy is measured this often within an epoch, and after every epoch
 STATS_DIGITS = 500  # test digits over which an unbounded (relu) layer's colour scale is measured
@@ -57,7 +60,7 @@ class Train:
         self.curve = train_view.LossCurve()
         self.rate = train_view.RateMeter()
         self.last_tick = None
-        self.last_refresh = 0.0
+        self.last_refresh = self.last_slow_sync = 0.0
         self.evaluation = None
         self.eval_due = False
         self.next_eval_step = 0
@@ -255,6 +258,9 @@ class Train:
     def on_pause(self, *_):
         self.pause()
         self.refresh()
+        if self.page.network is self.network:
+            self.page.shown = None
+            self.page.show()  # the card lists its top test digits again
 
     def pause(self):
         if not self.running:
@@ -392,7 +398,11 @@ class Train:
             return
         self.last_refresh = time.perf_counter()
         self.refreshes += 1
-        changed = self.sync_weights()
+        slow = self.running and self.page.explorer.open and self.page.network is self.network
+        changed = False
+        if not slow or self.last_refresh - self.last_slow_sync >= SLOW_SYNC_S:
+            changed = self.sync_weights()
+            self.last_slow_sync = self.last_refresh
         self.curve.extend(t.losses)
         progress = t.progress()
         box = el("train-progress")

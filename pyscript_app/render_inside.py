@@ -221,8 +221,12 @@ def contributions_html(network: Network, layer_name: str, index: int, inputs, kn
     )
 
 
-def neuron_card(network: Network, testset, view: render.View, layer_name: str, index: int) -> str:
-    """The card of one neuron for what the view shows (its input, its knock-outs)."""
+def neuron_card(network: Network, testset, view: render.View, layer_name: str, index: int,
+                top_digits: bool = True) -> str:
+    """The card of one neuron for what the view shows (its input, its knock-outs).
+
+    ``top_digits=False`` leaves out the test digits that excite it most (a pass over the whole
+    test set, for weights that change many times a second while a network trains) and says so."""
     pos = _position(network, layer_name)
     layer = network.layers[pos]
     x = network.normalize(view.pixels)
@@ -287,7 +291,11 @@ def neuron_card(network: Network, testset, view: render.View, layer_name: str, i
             + diverging_legend(limit, "weight") + '</figure>'
         )
         parts.append(contributions_html(network, layer_name, index, inputs, view.knocked_out))
-    parts.append(top_digits_html(network, testset, layer_name, index, view.knocked_out, current))
+    if top_digits:
+        parts.append(top_digits_html(network, testset, layer_name, index, view.knocked_out, current))
+    else:
+        parts.append('<h3>Test digits that excite it most</h3><p class="note" id="card-top-later">'
+                     'Listed when training is paused: the weights change too often to rank all the test digits.</p>')
     parts.append("</section>")
     return "".join(parts)
 

@@ -136,8 +136,12 @@ def test_steps_and_training_equal_cpython_bit_for_bit(app, digits, tmp_path):
     page.click("#train-start")
     page.wait_for_function("() => Number(document.getElementById('train-progress').dataset.steps) > 200",
                            timeout=READY_TIMEOUT_MS)
+    # a neuron's card opens while training, on the weights being trained; its test-set ranking waits for Pause
+    page.click("#view .neuron[data-layer='hidden_1'][data-index='3']")
+    page.wait_for_selector("#neuron-card[data-layer='hidden_1'][data-index='3'] #card-top-later")
     page.click("#train-pause")
     wait_idle(page)
+    page.wait_for_selector("#neuron-card #card-top")
     steps = int(progress(page)["steps"])
     page.wait_for_timeout(300)
     assert int(progress(page)["steps"]) == steps  # paused means paused

@@ -1,0 +1,187 @@
+"""Train mode in the page, measured: throughput, interaction latency while training, live-view refresh rate.
+
+Part of ``make bench`` (tools/bench.py calls :func:`measure`); runs alone too:
+
+    .venv/bin/python tools/bench_train_page.py [--seconds 8] [--tries 10] [--epochs 3]
+
+In one page of the built site at ``#mode=train`` (the default settings):
+- throughput: digits trained per wall-clock second while training, in the page,
+  and the same trainer (pyscript_app/train.py) in CPython numpy in this process, and their ratio;
+- latency while training, each over ``tries`` tries at random moments: a click on a
+  neuron until its card is in the page, and a click on Pause until training has stopped;
+- the live views' refresh rate (#train-progress data-refreshes per second while training);
+- with ``--epochs N``: the test accuracy (all test digits) after N epochs in the page.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tools")]
+
+READY_MS = 120_000
+
+PROGRESS = "Object.assign({}, document.getElementById('train-progress').dataset)"
+
+# A click at a random moment (the page is busy training in slices between frames), then the time
+# until the effect is in the page: performance.now() of the planned moment to the mutation seen.
+LATENCY_JS = """async ([what, tries]) => {
+  const out = [];
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  for (let i = 0; i < tries; i++) {
+    if (what === "pause") {
+      if (document.getElementById("train-panel").dataset.running !== "true") {
+        document.getElementById("train-start").click();
+        await sleep(400);
+      }
+    } else if (document.getElementById("neuron-card")) {
+      document.getElementById("card-close").click();
+      await sleep(200);
+    }
+    await sleep(100 + Math.random() * 200);
+    const t0 = performance.now();
+    const done = new Promise((resolve) => {
+      const check = () => what === "pause"
+        ? document.getElementById("train-panel").dataset.running === "false"
+        : !!document.getElementById("neuron-card");
+      const obs = new MutationObserver(() => { if (check()) { obs.disconnect(); resolve(performance.now()); } });
+      obs.observe(document.body, {subtree: true, childList: true, attributes: true});
+    });
+    if (what === "pause") {
+      document.getElementById("train-pause").click();
+    } else {
+      const neurons = document.querySelectorAll("#view .neuron");
+      neurons[Math.floor(Math.random() * neurons.length)].click();
+    }
+    out.push((await done) - t0);
+  }
+  return out;
+}"""
+
+
+def percentile(values, q):
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * q / 100
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def cpython_rate(seconds: float) -> float:
+    """Digits per second of the default trainer in this process (CPython numpy)."""
+    import numpy as np
+
+    from pyscript_app import train
+
+    manifest = json.loads((ROOT / "site" / "data" / "manifest.json").read_text())
+    with np.load(ROOT / "site" / "data" / manifest["train"]["file"]) as npz:
+        images, labels = npz["images"], npz["labels"]
+    t = train.Trainer(train.Settings(), images, labels)
+    t.run(20)  # warm up
+    seen, t0 = t.seen, time.perf_counter()
+    t.run_until(t0 + seconds)
+    return (t.seen - seen) / (time.perf_counter() - t0)
+
+
+def measure(playwright, url: str, seconds: float = 8.0, tries: int = 10, epochs: int = 0) -> dict:
+    import browser as chromium
+
+    b = chromium.launch(playwright)
+    try:
+        context = b.new_context(viewport={"width": 1400, "height": 1000})
+        context.add_init_script("localStorage.setItem('nnv-tour-dismissed', 'true')")
+        page = context.new_page()
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(url + "#mode=train")
+        page.wait_for_function("['ready', 'error'].includes(document.getElementById('train-data')?.dataset.state)",
+                               timeout=READY_MS)
+        page.click("#train-start")
+        page.wait_for_timeout(1500)  # past the first frames
+        p0, t0 = page.evaluate(PROGRESS), time.perf_counter()
+        page.wait_for_timeout(seconds * 1000)
+        p1, t1 = page.evaluate(PROGRESS), time.perf_counter()
+        rate = (int(p1["seen"]) - int(p0["seen"])) / (t1 - t0)
+        refreshes = (int(p1["refreshes"]) - int(p0["refreshes"])) / (t1 - t0)
+        print(f"bench: training in the page: {rate:,.0f} digits/s", file=sys.stderr, flush=True)
+        card = page.evaluate(LATENCY_JS, ["card", tries])
+        pause = page.evaluate(LATENCY_JS, ["pause", tries])
+        print("bench: latencies measured", file=sys.stderr, flush=True)
+        result = {
+            "page_digits_per_s": rate,
+            "page_rate_shown": float(p1["rate"] or 0),
+            "refreshes_per_s": refreshes,
+            "frame_ms": {k: float(p1.get(k) or 0) for k in ("trainMs", "evalMs", "refreshMs", "galleryMs")},
+            "card_ms": card, "card_p95_ms": percentile(card, 95),
+            "pause_ms": pause, "pause_p95_ms": percentile(pause, 95),
+            "errors": errors,
+        }
+        if epochs:
+            page.click("#train-reset")
+            page.click("#train-start")
+            started = time.perf_counter()
+            page.wait_for_function(f"() => Number(document.getElementById('train-progress').dataset.epoch) >= {epochs}",
+                                   timeout=epochs * 120_000, polling=200)
+            page.click("#train-pause")
+            page.wait_for_function("() => { const d = document.getElementById('train-progress').dataset;"
+                                   " return d.running === 'false' && d.testSteps === d.steps; }", timeout=READY_MS)
+            p = page.evaluate(PROGRESS)
+            result.update({"epochs": int(p["epoch"]), "steps": int(p["steps"]), "test_accuracy": float(p["testAccuracy"]),
+                           "epochs_seconds": time.perf_counter() - started})
+        context.close()
+    finally:
+        b.close()
+    result["cpython_digits_per_s"] = cpython_rate(3.0)
+    result["ratio_page_to_cpython"] = result["page_digits_per_s"] / result["cpython_digits_per_s"]
+    return result
+
+
+def report(r: dict) -> str:
+    lines = [
+        "Training in the page (default settings, Train mode):",
+        f"  throughput        {r['page_digits_per_s']:,.0f} digits/s in the page (goal >= 10,000); "
+        f"CPython numpy {r['cpython_digits_per_s']:,.0f} digits/s; page/CPython {r['ratio_page_to_cpython']:.2f}",
+        f"  live views        {r['refreshes_per_s']:.1f} refreshes/s (goal >= 10)",
+        f"  click -> card     p95 {r['card_p95_ms']:.1f} ms, median {percentile(r['card_ms'], 50):.1f} ms "
+        f"over {len(r['card_ms'])} (goal p95 < 50)",
+        f"  Pause -> stopped  p95 {r['pause_p95_ms']:.1f} ms, median {percentile(r['pause_ms'], 50):.1f} ms "
+        f"over {len(r['pause_ms'])} (goal p95 < 50)",
+        "  last frame        " + ", ".join(f"{k} {v:.1f} ms" for k, v in r["frame_ms"].items()),
+    ]
+    if "test_accuracy" in r:
+        lines.append(f"  accuracy          {r['test_accuracy']:.2%} on the test digits after {r['epochs']} epochs "
+                     f"({r['steps']:,} batches, {r['epochs_seconds']:.0f} s) (goal >= 95 % within 3)")
+    if r["errors"]:
+        lines.append(f"  page errors       {r['errors'][:3]}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--seconds", type=float, default=8.0, help="training time measured (default 8 s)")
+    p.add_argument("--tries", type=int, default=10, help="clicks timed for each latency (default 10)")
+    p.add_argument("--epochs", type=int, default=0, help="also train this many epochs and report the test accuracy")
+    p.add_argument("--site", type=Path, default=ROOT / "site")
+    args = p.parse_args(argv)
+    import serve
+    from playwright.sync_api import sync_playwright
+
+    httpd = serve.make_server(args.site, port=0)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        with sync_playwright() as pw:
+            r = measure(pw, serve.url_of(httpd), args.seconds, args.tries, args.epochs)
+    finally:
+        httpd.shutdown()
+    print(report(r))
+    print(json.dumps({k: v for k, v in r.items() if not k.endswith("_ms") or k.endswith("p95_ms")}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
