@@ -103,7 +103,7 @@ def test_reference_page_uses_the_sites_vendored_runtime(tmp_path):
 def test_a_short_benchmark_run_writes_valid_json(tmp_path):
     out = tmp_path / "bench.json"
     run = subprocess.run([sys.executable, str(ROOT / "tools" / "bench.py"), "--rounds", "1", "--clicks", "20",
-                          "--draw-seconds", "1", "--json", str(out)], capture_output=True, text=True, timeout=600)
+                          "--draw-seconds", "1", "--train-seconds", "2", "--json", str(out)], capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
     doc = json.loads(out.read_text())
     assert doc["rounds"] == 1 and len(doc["raw"]) == 1
@@ -113,3 +113,7 @@ def test_a_short_benchmark_run_writes_valid_json(tmp_path):
     assert s["cold.requests"]["median"] > 10 and s["cold.bytes"]["median"] > 10e6
     assert set(doc["targets"]) == {t[0] for t in bench.TARGETS}
     assert "targets" in run.stdout
+    training = doc["training"]  # Train mode, measured in the page (tools/bench_train_page.py)
+    assert training["page_digits_per_s"] > 0 and training["cpython_digits_per_s"] > 0
+    assert len(training["card_ms"]) == len(training["pause_ms"]) == 10 and training["errors"] == []
+    assert "Training in the page" in run.stdout

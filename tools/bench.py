@@ -665,6 +665,10 @@ def main(argv=None) -> int:
     p.add_argument("--draw-seconds", type=float, default=3.0, help="length of the drawn stroke (default 3 s)")
     p.add_argument("--site", type=Path, default=ROOT / "site", help="the built site (default: site/)")
     p.add_argument("--json", type=Path, help="also write the JSON results here")
+    p.add_argument("--train-seconds", type=float, default=8.0,
+                   help="Train mode: training measured in the page (default 8 s; 0 leaves it out)")
+    p.add_argument("--train-epochs", type=int, default=0,
+                   help="Train mode: also train this many epochs in the page and report the test accuracy")
     p.add_argument("--label", default="", help="a note stored in the JSON (e.g. what was changed)")
     p.add_argument("--compare", type=Path, action="append", default=[], metavar="SITE",
                    help="another built site (e.g. before a change) measured in the same rounds, "
@@ -704,6 +708,11 @@ def main(argv=None) -> int:
                 print(f"round {i + 1}/{args.rounds}: " + "; ".join(
                     f"{site}: cold ready {r['ours']['cold']['ready_ms']:.0f} ms, reference {r['reference']['ready_ms']:.0f} ms, "
                     f"warm ready {r['ours']['warm']['ready_ms']:.0f} ms" for site, r in zip(sites, results)), flush=True)
+            training = None
+            if args.train_seconds > 0:  # Train mode (tools/bench_train_page.py): once, after the rounds
+                import bench_train_page
+
+                training = bench_train_page.measure(pw, servers[0][0].url, args.train_seconds, epochs=args.train_epochs)
     finally:
         for ours, reference in servers:
             ours.close()
@@ -720,6 +729,11 @@ def main(argv=None) -> int:
         compared[str(site)] = {"summary": summarise(theirs), "paired": paired(rounds, theirs)}
         print()
         print(comparison(args.site, site, summary, compared[str(site)]))
+    if training is not None:
+        import bench_train_page
+
+        print()
+        print(bench_train_page.report(training))
     info = machine()
     info["browser"] = rounds[0]["ours"]["user_agent"]
     info["load_average_start"] = load_at_start
@@ -734,6 +748,7 @@ def main(argv=None) -> int:
         "summary": brief(summary),
         "compare": {site: {"summary": brief(c["summary"]), "paired": brief(c["paired"])} for site, c in compared.items()},
         "targets": {t[0]: {"label": t[1], "result": verdict(t, summary)} for t in TARGETS},
+        "training": training,
         "raw": rounds,
     }
     out = ROOT / "bench-results" / f"bench-{when:%Y%m%d-%H%M%S}.json"
