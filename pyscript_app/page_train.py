@@ -254,6 +254,7 @@ class Train:
         self.running = True
         self.last_tick = None
         self.draw_buttons()
+        self.show_accuracy()
         self.schedule()
 
     def on_pause(self, *_):
@@ -279,6 +280,7 @@ class Train:
         self.show_trained()
         self.trainer.step()
         self.eval_due = True
+        self.show_accuracy()
         self.refresh()
         self.schedule()
 
@@ -289,6 +291,7 @@ class Train:
         self.trainer.reset()
         self.restart()
         self.sync_weights()
+        self.show_accuracy()
         self.refresh()
 
     def restart(self):
@@ -373,6 +376,7 @@ class Train:
         if self.evaluation is not None and self.evaluation.advance():
             self.test_accuracy, self.test_steps = self.evaluation.accuracy, self.evaluation.steps
             self.evaluation = None
+            self.show_accuracy()
             if not self.running:
                 self.refresh()  # (while training, the next refresh shows it)
         t2 = time.perf_counter()
@@ -430,6 +434,20 @@ class Train:
         for part, seconds in self.timing.items():  # (read by tools/bench.py)
             box.setAttribute(f"data-{part}-ms", f"{seconds * 1000:.2f}")
 
+
+    def show_accuracy(self):
+        """The model card states the test accuracy when it was measured on the weights shown (paused), else none."""
+        manifest = self.page.models.manifests.get(MODEL_ID)
+        if manifest is None or self.trainer is None:
+            return
+        current = not self.running and self.test_accuracy is not None and self.test_steps == self.trainer.steps
+        value = round(float(self.test_accuracy), 6) if current else None
+        training = manifest.setdefault("training", {})
+        if training.get("test_accuracy") == value:
+            return
+        training["test_accuracy"] = value
+        if self.page.model_id == MODEL_ID:
+            el("model-card").outerHTML = self.page.models.card_html(MODEL_ID)
 
     def draw_gallery(self):
         """#weight-gallery on the current weights: new images in the buttons already there (a click

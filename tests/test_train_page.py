@@ -156,6 +156,7 @@ def test_steps_and_training_equal_cpython_bit_for_bit(app, digits, tmp_path):
     with np.load(SITE / "data" / "mnist_test.npz") as npz:
         assert float(p["testAccuracy"]) == trainer.evaluate(npz["images"], npz["labels"])
     assert int(p["rate"]) > 0
+    assert float(page.get_attribute("#model-card .model-acc", "data-value")) == float(p["testAccuracy"])
     (tmp_path / "trained.zip").write_bytes(data)
 
     # the gallery shows those first-layer weights (blue negative, white 0, red positive, one shared limit)
