@@ -46,7 +46,7 @@ async def start():
         index = nw.check_models_index(json.loads(await index_task))
     except ValueError as exc:
         raise nw.ExportError(f"models/index.json is not valid ({exc})") from None
-    set_status("loading", "Loading the 10,000 MNIST test digits…", "data")
+    set_status("loading", f"Loading the {data_manifest['test']['count']:,} test digits…", "data")
     testset = nw.build_testset(data_manifest, await data_task)
     models = Models(index, testset)
     picker = el("model-picker")

@@ -147,7 +147,7 @@ def top_digits_html(network: Network, testset, layer_name: str, index: int, knoc
     return (
         '<h3>Test digits that excite it most</h3>'
         f'<div class="top-digits" id="card-top" data-samples="{",".join(str(int(i)) for i in top)}">{thumbs}</div>'
-        '<p class="note">Ranked by net input over all 10,000 test digits. Click one to look at it.</p>'
+        f'<p class="note">Ranked by net input over all {len(testset):,} test digits. Click one to look at it.</p>'
     )
 
 
@@ -268,7 +268,7 @@ def neuron_card(network: Network, testset, view: render.View, layer_name: str, i
         parts.append(
             '<div class="card-images">'
             '<figure>' + diverging_image(weights, shape, wl, "card-weights",
-                                         f"The {weights.size} incoming weights of this neuron as a 28 by 28 image: red pixels excite it, blue ones inhibit it", "weights")
+                                         f"The {weights.size} incoming weights of this neuron as a {shape[0]} by {shape[1]} image: red pixels excite it, blue ones inhibit it", "weights")
             + '<figcaption>Incoming weights: what it looks for</figcaption>' + diverging_legend(wl, "weight") + '</figure>'
             '<figure>' + diverging_image(per_input, shape, cl, "card-pixel-contributions",
                                          "This digit's pixels times the weights: where the digit excites (red) or inhibits (blue) this neuron", "contributions")
