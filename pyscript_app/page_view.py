@@ -271,7 +271,7 @@ class Page:
                 if done is None:
                     break
                 if network is self.network:
-                    progress.textContent = f"Preparing the error explorer and the cards: {done:,} of {total:,} test digits"
+                    progress.textContent = f"Preparing the error explorer: {done:,} / {total:,} test digits"
                     progress.hidden = done >= total
                 yield
             self.prepared[network.version] = spent * 1000
