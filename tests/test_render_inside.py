@@ -14,7 +14,7 @@ from html.parser import HTMLParser
 import numpy as np
 import pytest
 
-from conftest import SITE
+from conftest import SITE, pinned_to_default
 from pyscript_app import render, render_inside as ri
 from test_render import decode_png
 
@@ -55,16 +55,8 @@ class Doc(HTMLParser):
 
 
 
-# These tests spell out the default model's layers (hidden_1, hidden_2, output) and sizes;
 # every model goes through the same functions in tests/test_any_model.py.
-@pytest.fixture(scope="session")
-def network(seed_export):
-    return seed_export[0]
-
-
-@pytest.fixture(scope="session")
-def testset(seed_export):
-    return seed_export[1]
+network, testset = pinned_to_default()
 
 @pytest.fixture(scope="module")
 def plain():
