@@ -90,6 +90,9 @@ async def start():
     listen(picker, "change", lambda event: on_pick(page, event))
     picker.disabled = False
     page.open_your_own = OpenYourOwn(page)
+    from pyscript_app import tour_page
+
+    page.tour = tour_page.start()
     document.body.dataset.ready = "true"
     set_status("ready", "Ready: click a button, or any neuron.")
 

@@ -82,8 +82,9 @@ def network(export):
 
 
 @pytest.fixture(scope="session")
-def testset(export):
-    return export[1]
+def testset(seed_export):
+    """The committed test digits: the same for every model, so tests that need only them run once."""
+    return seed_export[1]
 
 
 @pytest.fixture(scope="session")
@@ -178,11 +179,17 @@ class Watched:
         return self.page.get_attribute("#status", "data-state")
 
 
-def watch(context, base: str, intercept: bool = True, model: str | None = None) -> Watched:
+TOUR_SEEN = "localStorage.setItem('nnv-tour-dismissed', 'true')"
+
+
+def watch(context, base: str, intercept: bool = True, model: str | None = None, first_visit: bool = False) -> Watched:
     """A new page of `context` whose errors and requests outside `base` are recorded.
 
     intercept=True aborts outside requests (routing); Playwright then bypasses the browser's
-    HTTP cache. intercept=False only records them and leaves the HTTP cache working."""
+    HTTP cache. intercept=False only records them and leaves the HTTP cache working.
+    Unless first_visit, the page is a returning visitor's: it has dismissed the tour."""
+    if not first_visit:
+        context.add_init_script(TOUR_SEEN)
     page = context.new_page()
     w = Watched(page, base, model=None if model == DEFAULT_MODEL else model)
 

@@ -107,7 +107,8 @@ def test_zip_holds_the_built_site_and_the_launcher_only(bundle):
     # every file is the built one, byte for byte, and the zipped sw.js lists exactly the zipped site
     for rel in site_names:
         assert (top / "site" / rel).read_bytes() == (SITE / rel).read_bytes(), rel
-    listed = dict(precache.read_service_worker(top / "site")["files"])
+    recorded = precache.read_service_worker(top / "site")
+    listed = dict(recorded["files"] + recorded["on_demand"])  # the training digits too, though fetched on demand
     assert sorted(listed) == [n for n in site_names if n != "sw.js"]
     assert all(listed[rel] == sri((top / "site" / rel).read_bytes()) for rel in listed)
     assert (top / "serve.py").read_bytes() == (ROOT / "tools" / "serve.py").read_bytes()
@@ -321,8 +322,9 @@ def test_the_first_visit_downloads_each_file_once_offline_copy_included(playwrig
         paths = [path for path, _ in server.requests]
         assert sorted({p for p in paths if paths.count(p) > 1}) == []
         assert all(status == 200 for _, status in server.requests), server.requests
-        cached = {"/" + rel for rel in precache.site_files(SITE)}
+        cached = {"/" + rel for rel, _ in precache.read_service_worker(SITE)["files"]}
         assert cached <= set(paths) | {"/index.html"}  # the offline copy holds every file, each downloaded once
+        assert not {"/" + rel for rel in precache.on_demand_files(SITE)} & set(paths)  # but not the training digits
         assert w.errors == [] and w.outside == []
     finally:
         context.close()

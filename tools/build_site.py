@@ -11,6 +11,8 @@
    site/models/index.json) pre-rendered by the same pyscript_app.render code
    the page runs, so something real shows at once. Every model the index
    lists is loaded and checked first; the model picker lists them all.
+4. Write the training digits, site/data/mnist_train.npz, and check them against
+   site/data/manifest.json (tools/train_data.py; not committed, about 10 MB).
 
 Only site/models and site/data (the exports) and the hand-written site files
 (style.css, loader.js) are committed; everything this writes is rebuilt.
@@ -224,7 +226,18 @@ def build(site: Path, vendor: bool = True) -> None:
     except nw.ExportError as exc:
         raise SystemExit(f"build_site: an export in {site / 'models'} or {site / 'data'} is broken: {exc}") from None
     print(f"site: {len(modules)} app modules, {APP_BUNDLE} and index.html (first view: test digit {FIRST_SAMPLE}) written")
+    write_training_digits(site)
     write_offline_copy(site)
+
+
+def write_training_digits(site: Path) -> None:
+    """site/data/mnist_train.npz for training in the page (tools/train_data.py); a check once written."""
+    import train_data
+
+    try:
+        train_data.write_train_data(site)
+    except train_data.TrainDataError as exc:
+        raise SystemExit(f"build_site: {exc}") from None
 
 
 # --- offline: the service worker that caches this exact build (tools/precache.py) ---------
