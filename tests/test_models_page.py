@@ -333,6 +333,8 @@ def test_a_bad_export_is_refused_by_name_and_the_model_shown_stays(own, case):
     sample = page.get_attribute("#input-image", "data-sample-index")
     page.click("#random-sample")
     page.wait_for_function(f"document.getElementById('input-image').dataset.sampleIndex !== '{sample}'")
+    # (and the address follows it, after the pause the page waits for: the next case starts from it)
+    page.wait_for_function("location.hash.endsWith('sample=' + document.getElementById('input-image').dataset.sampleIndex)")
     assert own.errors == [] and own.outside == []
 
 
