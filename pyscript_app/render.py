@@ -79,10 +79,19 @@ def hex_colour(value: float, stops=SCALE_STOPS) -> str:
     return "#%02x%02x%02x" % colour(value, stops)
 
 
+def luminance(rgb) -> float:
+    """WCAG 2 relative luminance of an sRGB colour."""
+    def linear(c):
+        c = c / 255
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+    r, g, b = map(linear, rgb)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
 def text_colour(value: float, stops=SCALE_STOPS) -> str:
-    """Black on a light colour of the scale, white on a dark one."""
-    r, g, b = colour(value, stops)
-    return "#000" if (0.299 * r + 0.587 * g + 0.114 * b) > 140 else "#fff"
+    """Black or white, whichever contrasts more with the cell's colour (WCAG contrast ratio)."""
+    lum = luminance(colour(value, stops))
+    return "#000" if (lum + 0.05) / 0.05 >= 1.05 / (lum + 0.05) else "#fff"
 
 
 LEVELS = 1023  # colour steps for the cells: finer than a screen can show
@@ -219,10 +228,17 @@ def fmt(value: float) -> str:
     return repr(float(value))
 
 
+def percent(p: float) -> str:
+    """A probability as the page writes it everywhere: 99.9%."""
+    return f"{p * 100:.1f}%"
+
+
 def neuron_label(layer: Layer, index: int, value: float) -> str:
+    """The neuron's name and value, also its tooltip. It contains the text the neuron shows, so
+    what is read out matches what is seen; the exact value follows in brackets."""
     if layer.is_output:
-        return f"{layer.title}, digit {layer.labels[index]}: probability {value:.4f}"
-    return f"{layer.title}, neuron {index}: activation {value:.4f}"
+        return f"{layer.labels[index]} {percent(value)} · {layer.title}, digit {layer.labels[index]} (probability {value:.4f})"
+    return f"{layer.title}, neuron {index}: {short(value)} (activation {value:.4f})"
 
 
 def neuron_attrs(layer: Layer, index: int, value: float, view: View) -> dict[str, str]:
@@ -291,7 +307,7 @@ def output_neurons(layer: Layer, probs: np.ndarray, view: View) -> list:
         rows.append(("button", neuron_attrs(layer, i, p, view), (
             ("span", {"class": "digit-label best" if i == best else "digit-label"}, layer.labels[i]),
             ("span", {"class": "bar"}, (("span", {"style": f"width:{p * 100:.2f}%;background:{cell_colours(p)[0]}"}, ""),)),
-            ("span", {"class": "prob"}, f"{p * 100:.1f}%"),
+            ("span", {"class": "prob"}, " " + percent(p)),  # (the space: read out as "7 99.9%", not "799.9%")
         )))
     return rows
 
@@ -348,7 +364,7 @@ def input_panel(network: Network, view: View) -> str:
         '<section class="panel input" id="input-panel" aria-labelledby="title-input">'
         f'<h2 id="title-input">Input</h2><p class="sub">{caption}</p>{image}'
         f'<p class="verdict {vclass}" id="verdict"><span id="prediction" data-digit="{predicted}">'
-        f'predicted <b>{label_of[predicted]}</b> <small>({confidence:.0%})</small></span> {truth} '
+        f'predicted <b>{label_of[predicted]}</b> <small>({percent(confidence)})</small></span> {truth} '
         f'<span class="mark">{verdict}</span></p></section>'
     )
 
@@ -555,7 +571,7 @@ def pad_reading(network: Network, view: View | None) -> str:
     if view is None:
         return ""
     best = view.predicted
-    return f'reads <b>{html.escape(network.class_labels[best])}</b> <small>{float(view.activations[-1][best]):.0%}</small>'
+    return f'reads <b>{html.escape(network.class_labels[best])}</b> <small>{percent(float(view.activations[-1][best]))}</small>'
 
 
 # ---------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import json
 
 import numpy as np
 
-from . import explain, render
+from . import explain, flow, render
 from .network import Network
 
 # ColorBrewer RdBu, 7 classes (blue = negative, red = positive).
@@ -235,7 +235,8 @@ def neuron_card(network: Network, testset, view: render.View, layer_name: str, i
     current = view.sample_index
 
     what = "probability" if layer.is_output else "activation"
-    facts = [_fact(what, activation, "card-activation")]
+    shown = render.percent(activation) if layer.is_output else render.short(activation)
+    facts = [_fact(what, activation, "card-activation", f"{shown} ({activation:.4f})")]
     facts.append(_fact("net input", z, "card-net-input", signed(z, 4)))
     facts.append(_fact("bias", bias, "card-bias", signed(bias, 4)))
     parts = [
@@ -399,10 +400,14 @@ def connections_svg(network: Network, view: render.View, boxes: dict, size: tupl
 
 def connections_legend() -> str:
     return (
-        '<span class="conn-key" id="connections-legend" hidden>'
+        '<span class="conn-key" id="connections-legend">'
+        '<label for="links-per-neuron">Lines per neuron</label> '
+        f'<input type="range" id="links-per-neuron" min="0" max="{flow.MAX_PER_NEURON}" step="1" '
+        f'value="{flow.DEFAULT_PER_NEURON}" disabled> '
+        f'<output id="links-per-neuron-value" for="links-per-neuron">{flow.DEFAULT_PER_NEURON}</output> &middot; '
         f'<span class="swatch" style="background:{LINE_POSITIVE}"></span>excites '
         f'<span class="swatch" style="background:{LINE_NEGATIVE}"></span>inhibits '
-        '&middot; thickness: |activation &times; weight| &middot; hover a neuron for its own</span>'
+        '&middot; thickness: |activation &times; weight| for this digit &middot; hover a neuron for its own</span>'
     )
 
 
