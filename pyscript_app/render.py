@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import activations as act
+from . import glossary
 from .network import Layer, Network
 from .preprocess import BOX, CENTRE, FIELD, area_resample
 
@@ -254,6 +255,8 @@ def neuron_attrs(layer: Layer, index: int, value: float, view: View) -> dict[str
         attrs["data-knocked-out"] = "true"
     if selected:
         attrs["aria-pressed"] = "true"
+    if index:
+        attrs["tabindex"] = "-1"  # one Tab stop per layer; the arrow keys move within it (navigate.py)
     attrs["aria-label"] = label  # also the tooltip (style.css shows it on hover and focus): no title, no second tooltip
     return attrs
 
@@ -327,7 +330,8 @@ def hidden_layer(layer: Layer, acts: np.ndarray, view: View) -> str:
     return (
         f'<section class="panel layer" id="layer-{layer.name}" aria-labelledby="title-{layer.name}" data-units="{layer.units}">'
         f'<h2 id="title-{layer.name}">{html.escape(layer.title)}</h2>'
-        f'<p class="sub">{layer.units} neurons &middot; {html.escape(layer.activation)} &middot; {g.rows}&times;{g.columns}</p>'
+        f'<p class="sub">{layer.units} neurons &middot; {html.escape(layer.activation)} &middot; {g.rows}&times;{g.columns} '
+        f'{glossary.note(layer.activation, extra=glossary.curve_svg(layer.activation))}</p>'
         f'<div {grid_attrs(layer)}>{"".join(map(markup, hidden_neurons(layer, acts, view)))}</div></section>'
     )
 
@@ -336,9 +340,14 @@ def output_layer(layer: Layer, probs: np.ndarray, view: View) -> str:
     return (
         f'<section class="panel layer output" id="layer-{layer.name}" aria-labelledby="title-{layer.name}">'
         f'<h2 id="title-{layer.name}">{html.escape(layer.title)}</h2>'
-        f'<p class="sub">{layer.units} classes &middot; {html.escape(layer.activation)}</p>'
+        f'<p class="sub">{layer.units} classes &middot; {html.escape(layer.activation)} {glossary.note("softmax")}</p>'
         f'<div class="bars">{"".join(map(markup, output_neurons(layer, probs, view)))}</div></section>'
     )
+
+
+def _input_notes(network: Network) -> str:
+    figures = glossary.facts(network.manifest)
+    return glossary.note("input", figures) + glossary.note("normalization", figures)
 
 
 def input_panel(network: Network, view: View) -> str:
@@ -362,7 +371,7 @@ def input_panel(network: Network, view: View) -> str:
     confidence = float(view.activations[-1][predicted])
     return (
         '<section class="panel input" id="input-panel" aria-labelledby="title-input">'
-        f'<h2 id="title-input">Input</h2><p class="sub">{caption}</p>{image}'
+        f'<h2 id="title-input">Input</h2><p class="sub">{caption} {_input_notes(network)}</p>{image}'
         f'<p class="verdict {vclass}" id="verdict"><span id="prediction" data-digit="{predicted}">'
         f'predicted <b>{label_of[predicted]}</b> <small>({percent(confidence)})</small></span> {truth} '
         f'<span class="mark">{verdict}</span></p></section>'

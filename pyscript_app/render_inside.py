@@ -18,7 +18,7 @@ import json
 
 import numpy as np
 
-from . import explain, flow, render
+from . import explain, flow, glossary, render
 from .network import Network
 
 # ColorBrewer RdBu, 7 classes (blue = negative, red = positive).
@@ -125,10 +125,10 @@ def _source_name(network: Network, pos: int) -> str:
 # the neuron card
 
 
-def _fact(label: str, value: float, ident: str = "", text: str | None = None) -> str:
+def _fact(label: str, value: float, ident: str = "", text: str | None = None, note: str = "") -> str:
     attr = f' id="{ident}"' if ident else ""
     shown = text if text is not None else f"{value:.4f}"
-    return f'<div><dt>{label}</dt><dd{attr} data-value="{render.fmt(value)}">{shown}</dd></div>'
+    return f'<div><dt>{label} {note}</dt><dd{attr} data-value="{render.fmt(value)}">{shown}</dd></div>'
 
 
 def _thumb(testset, i: int, action_label: str, current: int | None, cls: str = "thumb") -> str:
@@ -147,7 +147,7 @@ def top_digits_html(network: Network, testset, layer_name: str, index: int, knoc
     return (
         '<h3>Test digits that excite it most</h3>'
         f'<div class="top-digits" id="card-top" data-samples="{",".join(str(int(i)) for i in top)}">{thumbs}</div>'
-        '<p class="note">Ranked by net input over all 10,000 test digits. Click one to look at it.</p>'
+        f'<p class="note">Ranked by net input over all {len(testset):,} test digits. Click one to look at it.</p>'
     )
 
 
@@ -236,9 +236,13 @@ def neuron_card(network: Network, testset, view: render.View, layer_name: str, i
 
     what = "probability" if layer.is_output else "activation"
     shown = render.percent(activation) if layer.is_output else render.short(activation)
-    facts = [_fact(what, activation, "card-activation", f"{shown} ({activation:.4f})")]
-    facts.append(_fact("net input", z, "card-net-input", signed(z, 4)))
-    facts.append(_fact("bias", bias, "card-bias", signed(bias, 4)))
+    if layer.is_output:
+        activation_note = glossary.note("softmax", glossary.facts(network.manifest))
+    else:  # its activation function, with a dot where this neuron's net input falls
+        activation_note = glossary.note(layer.activation, extra=glossary.curve_svg(layer.activation, z))
+    facts = [_fact(what, activation, "card-activation", f"{shown} ({activation:.4f})", activation_note)]
+    facts.append(_fact("net input", z, "card-net-input", signed(z, 4), glossary.note("net_input")))
+    facts.append(_fact("bias", bias, "card-bias", signed(bias, 4), glossary.note("bias")))
     parts = [
         f'<section id="neuron-card" class="panel card" data-layer="{layer_name}" data-index="{index}" '
         f'tabindex="-1" role="region" aria-labelledby="card-title">',
@@ -261,7 +265,7 @@ def neuron_card(network: Network, testset, view: render.View, layer_name: str, i
         parts.append(
             f'<button type="button" class="secondary ko-toggle" id="knockout-toggle" data-action="knockout" '
             f'data-layer="{layer_name}" data-index="{index}" data-focus-key="knockout-toggle" aria-pressed="{pressed}">'
-            f'{text}</button><p class="note tip">Tip: Shift+click a neuron knocks it out (or back in) without opening its card.</p>'
+            f'{text}</button> {glossary.note("knockout")}<p class="note tip">Tip: Shift+click a neuron knocks it out (or back in) without opening its card.</p>'
         )
     if pos == 0:
         shape = tuple(network.image_shape)
@@ -269,8 +273,8 @@ def neuron_card(network: Network, testset, view: render.View, layer_name: str, i
         parts.append(
             '<div class="card-images">'
             '<figure>' + diverging_image(weights, shape, wl, "card-weights",
-                                         f"The {weights.size} incoming weights of this neuron as a 28 by 28 image: red pixels excite it, blue ones inhibit it", "weights")
-            + '<figcaption>Incoming weights: what it looks for</figcaption>' + diverging_legend(wl, "weight") + '</figure>'
+                                         f"The {weights.size} incoming weights of this neuron as a {shape[0]} by {shape[1]} image: red pixels excite it, blue ones inhibit it", "weights")
+            + f'<figcaption>Incoming weights: what it looks for {glossary.note("weight")}</figcaption>' + diverging_legend(wl, "weight") + '</figure>'
             '<figure>' + diverging_image(per_input, shape, cl, "card-pixel-contributions",
                                          "This digit's pixels times the weights: where the digit excites (red) or inhibits (blue) this neuron", "contributions")
             + f'<figcaption>This digit &times; weights (sum {signed(float(per_input.sum()))})</figcaption>' + diverging_legend(cl, "pixel times weight") + '</figure>'
@@ -284,7 +288,7 @@ def neuron_card(network: Network, testset, view: render.View, layer_name: str, i
         dead_sources = set(view.knocked_out.get(network.layers[source_pos].name, ()))
         parts.append(
             '<figure class="bars-figure">' + weight_bars(weights, limit, _source_name(network, pos), dead_sources)
-            + f'<figcaption>Incoming weights from {html.escape(_source_name(network, pos))}, neurons 0&ndash;{weights.size - 1}</figcaption>'
+            + f'<figcaption>Incoming weights from {html.escape(_source_name(network, pos))}, neurons 0&ndash;{weights.size - 1} {glossary.note("weight")}</figcaption>'
             + diverging_legend(limit, "weight") + '</figure>'
         )
         parts.append(contributions_html(network, layer_name, index, inputs, view.knocked_out))
@@ -503,7 +507,8 @@ def error_explorer(network: Network, testset, cm, full_cm, knocked_out, compute_
         '<button type="button" class="icon" data-action="close-errors" data-focus-key="close-errors" '
         'aria-label="Close the error explorer" title="Close">&times;</button></div>',
         f'<p class="sub">All {len(testset):,} MNIST test digits, run through the network in your browser just now'
-        f'{" with the knock-outs" if explain.normalize_knockout(network, knocked_out) else ""}.</p>',
+        f'{" with the knock-outs" if explain.normalize_knockout(network, knocked_out) else ""}. '
+        f'{glossary.note("confusion", glossary.facts(network.manifest, len(testset)))}</p>',
         accuracy_html(network, cm, full_cm, knocked_out),
         confusion_html(network, cm, selected, compute_ms),
     ]
