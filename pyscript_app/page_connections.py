@@ -81,7 +81,9 @@ class Connections:
         svg = flow.svg(network, links, panels, neurons, (box.scrollWidth, box.scrollHeight),
                        place(image) if image is not None else None)
         box.insertAdjacentHTML("beforeend", svg)
-        el("connections").dataset.perNeuron = str(self.per_neuron)
+        drawn = el("connections").dataset
+        drawn.perNeuron = str(self.per_neuron)
+        drawn.sample = "" if view.sample_index is None else str(view.sample_index)
         if self.hovered:
             self.highlight(self.hovered)
 
