@@ -1,9 +1,8 @@
-"""What the "look inside" views draw: neuron cards, connection lines, knock-outs, the error explorer.
+"""What the "look inside" views draw: neuron cards, the connections' key, knock-outs, the error explorer.
 
 Pure Python + numpy, no browser imports, like render.py (whose helpers it
 uses). Every number comes from explain.py; this module only turns numbers
-into HTML / SVG strings, which main.py sets as innerHTML. The page reads
-element positions (it alone can) and hands them to :func:`connections_svg`.
+into HTML / SVG strings, which the page modules set as innerHTML.
 
 Colours: activations use render.py's viridis; weights and contributions,
 which have a sign, use a diverging scale (ColorBrewer RdBu: blue negative,
@@ -38,9 +37,7 @@ LINE_NEGATIVE = "#67a9cf"
 TOP_DIGITS = 9  # test digits shown on a card
 TOP_CONTRIBUTIONS = 10  # contributions listed before "n more"
 CELL_CAP = 100  # thumbnails shown for one confusion-matrix cell
-TOP_INPUT_LINES = 100  # input pixel -> first layer lines drawn (of input size x units)
 MAX_STAGE_LINES = 1500  # lines drawn at most between two layers (the strongest; 512 x 512 would be 262,144)
-LINE_FLOOR = 0.03  # lines weaker than this fraction of their stage's strongest are not drawn
 
 
 # ---------------------------------------------------------------------------
@@ -312,94 +309,7 @@ def knockout_summary(network: Network, knocked_out) -> str:
 
 
 # ---------------------------------------------------------------------------
-# connections
-
-
-Box = tuple  # (x, y, width, height) relative to the view's top-left corner
-
-
-def _anchor(box: Box, side: str) -> tuple[float, float]:
-    x, y, w, h = box
-    return {
-        "right": (x + w, y + h / 2), "left": (x, y + h / 2),
-        "bottom": (x + w / 2, y + h), "top": (x + w / 2, y), "centre": (x + w / 2, y + h / 2),
-    }[side]
-
-
-def _sides(src: list, dst: list) -> tuple[str, str]:
-    """Left-to-right layers join right edge to left edge; stacked ones (a phone) bottom to top."""
-    src_right = max(x + w for x, _, w, _ in src)
-    dst_left = min(x for x, _, _, _ in dst)
-    return ("right", "left") if dst_left >= src_right - 1 else ("bottom", "top")
-
-
-def _lines(strengths: np.ndarray, rows, cols, src_points, dst_points, src_layer: str, dst_layer: str, peak: float) -> list[str]:
-    out = []
-    for k, j in zip(rows, cols):
-        s = float(strengths[k, j])
-        m = abs(s) / peak
-        (x1, y1), (x2, y2) = src_points[k], dst_points[j]
-        out.append(
-            f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" class="{"pos" if s > 0 else "neg"}" '
-            f'stroke-width="{0.3 + 3.7 * m:.2f}" stroke-opacity="{0.08 + 0.87 * m:.2f}" '
-            f'data-from="{src_layer}:{k}" data-to="{dst_layer}:{j}" data-strength="{render.fmt(s)}"></line>'
-        )
-    return out
-
-
-def connections_svg(network: Network, view: render.View, boxes: dict, size: tuple, input_box: Box | None = None) -> str:
-    """The connection lines over the view, for what it shows.
-
-    ``boxes`` maps each layer name to its neurons' boxes (index order) and
-    ``size`` is the drawing's (width, height), all in the view's own
-    coordinates (the page measures them). Each line is one connection
-    ``source -> target``: colour = sign and thickness / opacity = size of
-    ``source activation x weight`` (explain.connection_strengths), scaled to
-    the strongest line of its stage. Lines weaker than LINE_FLOOR of that are
-    left out (nothing visible flows there; a knocked-out source sends 0), and
-    at most MAX_STAGE_LINES (the strongest) are drawn between two layers.
-    With ``input_box`` (the input image's box), the TOP_INPUT_LINES strongest
-    of the pixel connections into the first layer are drawn too.
-    """
-    x = network.normalize(view.pixels)
-    parts = []
-    for pos, layer in enumerate(network.layers):
-        inputs = explain.layer_input(network, layer.name, x, view.activations)
-        strengths = explain.connection_strengths(network, inputs, layer.name)
-        peak = float(np.max(np.abs(strengths))) if strengths.size else 0.0
-        if peak == 0 or layer.name not in boxes:
-            continue
-        dst = boxes[layer.name]
-        if pos == 0:
-            if input_box is None:
-                continue
-            rows, cols, _ = explain.strongest_connections(strengths, TOP_INPUT_LINES)
-            h, w = network.image_shape
-            ix, iy, iw, ih = input_box
-            src_points = {int(k): (ix + (k % w + 0.5) * iw / w, iy + (k // w + 0.5) * ih / h) for k in rows.tolist()}
-            _, dst_side = _sides([input_box], dst)
-            src_layer = "input"
-        else:
-            src = boxes.get(network.layers[pos - 1].name)
-            if src is None:
-                continue
-            rows, cols = np.nonzero(np.abs(strengths) >= LINE_FLOOR * peak)
-            order = np.argsort(np.abs(strengths[rows, cols]), kind="stable")  # strongest drawn last, on top
-            rows, cols = rows[order][-MAX_STAGE_LINES:], cols[order][-MAX_STAGE_LINES:]
-            src_side, dst_side = _sides(src, dst)
-            src_points = [_anchor(b, src_side) for b in src]
-            src_layer = network.layers[pos - 1].name
-        dst_points = [_anchor(b, dst_side) for b in dst]
-        if pos == 0:
-            rows, cols = rows[::-1], cols[::-1]  # strongest last
-        parts.append(f'<g data-stage="{layer.name}">')
-        parts += _lines(strengths, rows.tolist(), cols.tolist(), src_points, dst_points, src_layer, layer.name, peak)
-        parts.append("</g>")
-    width, height = size
-    return (
-        f'<svg class="connections" id="connections" width="{width:.0f}" height="{height:.0f}" '
-        f'viewBox="0 0 {width:.0f} {height:.0f}" aria-hidden="true" focusable="false">{"".join(parts)}</svg>'
-    )
+# connections (which lines and where: flow.py)
 
 
 def connections_legend() -> str:
