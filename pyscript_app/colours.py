@@ -39,10 +39,19 @@ def hex_colour(value: float, stops=SCALE_STOPS) -> str:
     return "#%02x%02x%02x" % colour(value, stops)
 
 
+def luminance(rgb) -> float:
+    """WCAG 2 relative luminance of an sRGB colour."""
+    def linear(c):
+        c = c / 255
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+    r, g, b = map(linear, rgb)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
 def text_colour(value: float, stops=SCALE_STOPS) -> str:
-    """Black on a light colour of the scale, white on a dark one."""
-    r, g, b = colour(value, stops)
-    return "#000" if (0.299 * r + 0.587 * g + 0.114 * b) > 140 else "#fff"
+    """Black or white, whichever contrasts more with the cell's colour (WCAG contrast ratio)."""
+    lum = luminance(colour(value, stops))
+    return "#000" if (lum + 0.05) / 0.05 >= 1.05 / (lum + 0.05) else "#fff"
 
 
 LEVELS = 1023  # colour steps for the cells: finer than a screen can show

@@ -121,7 +121,7 @@ def symmetric_limit(values: np.ndarray) -> float:
 
 
 # ---------------------------------------------------------------------------
-# 2. contributions and 6. connections (one input)
+# 2. contributions (one input)
 
 
 def layer_input(network, layer_name: str, x: np.ndarray, activations: Sequence[np.ndarray]) -> np.ndarray:
@@ -164,33 +164,6 @@ def ranked_contributions(values: np.ndarray, top: int | None = None):
     if top is not None:
         order = order[:top]
     return order, v[order]
-
-
-
-def connection_strengths(network, input_activations: np.ndarray, layer_name: str) -> np.ndarray:
-    """The signal on every connection into ``layer_name``: (fan_in, units) float32.
-
-    ``strengths[k, j] = input_activations[k] * W[k, j]``, so column ``j``
-    is :func:`contributions` of unit ``j``. ``input_activations`` is the
-    layer's input (see :func:`layer_input`).
-    """
-    layer = network.layers[_layer_position(network, layer_name)]
-    a = _layer_vector(layer, input_activations, "input_activations").astype(np.float32)
-    return a[:, None] * layer.weights
-
-
-def strongest_connections(strengths: np.ndarray, top: int = 100):
-    """``(rows, cols, values)`` of the ``top`` connections by magnitude, strongest first.
-
-    For drawing only the connections that matter (784x32 lines are too
-    many). Ties go to the lower flat index (row-major).
-    """
-    s = np.asarray(strengths)
-    if s.ndim != 2:
-        raise ValueError(f"strengths must be a (fan_in, units) matrix, got shape {s.shape}")
-    flat, _ = _top_k(np.abs(s).reshape(-1), top)
-    rows, cols = np.unravel_index(flat, s.shape)
-    return rows, cols, s[rows, cols]
 
 
 # ---------------------------------------------------------------------------

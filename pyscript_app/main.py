@@ -85,7 +85,8 @@ async def start():
                           ("focusin", page.connections.on_hover), ("focusout", page.connections.on_unhover)):
         listen(view, kind, handler)
     listen(window, "resize", lambda *_: page.connections.on and page.connections.draw())
-    for ident in ("connections-toggle", "errors-toggle"):
+    listen(el("links-per-neuron"), "input", page.connections.set_per_neuron)
+    for ident in ("connections-toggle", "errors-toggle", "links-per-neuron"):
         el(ident).disabled = False
     listen(picker, "change", lambda event: on_pick(page, event))
     picker.disabled = False
@@ -100,6 +101,8 @@ async def start():
         # In idle time: the click path first (clicks are what a visitor does first), then the first layer,
         # then the other models' names for the picker.
         def after_clicks():
+            if page.model_id == models.default:  # (another model drew its gallery with its other parts)
+                page.draw_gallery()
             page.prepare()
             asyncio.ensure_future(refresh_picker())
 

@@ -212,6 +212,13 @@ class Page:
         el("model-card").outerHTML = self.models.card_html(self.model_id)
         el("legend").outerHTML = render.legend(self.network)
         el("facts").innerHTML = render.model_facts(self.network.manifest)
+        self.draw_gallery()
+
+    def draw_gallery(self):
+        """#weight-gallery: what the first layer of the network shown has learned (again whenever its weights change)."""
+        from pyscript_app import gallery
+
+        el("gallery-slot").innerHTML = gallery.gallery_html(self.network)
 
     # --- idle time
     def warm_up_clicks(self):

@@ -26,6 +26,7 @@ from .colours import (  # noqa: F401  (the scales, used here and by the callers 
     DIVERGING_STOPS, LEVELS, SCALE_STOPS, VIRIDIS_01, Scale, cell_colours, colour, hex_colour, scale_for, scale_gradient,
     text_colour,
 )
+from . import glossary
 from .network import Layer, Network
 from .png import png_data_url
 from .view import View, view_for_drawing, view_for_sample  # noqa: F401  (re-exported: what is shown)
@@ -87,10 +88,17 @@ def fmt(value: float) -> str:
     return repr(float(value))
 
 
+def percent(p: float) -> str:
+    """A probability as the page writes it everywhere: 99.9%."""
+    return f"{p * 100:.1f}%"
+
+
 def neuron_label(layer: Layer, index: int, value: float) -> str:
+    """The neuron's name and value, also its tooltip. It contains the text the neuron shows, so
+    what is read out matches what is seen; the exact value follows in brackets."""
     if layer.is_output:
-        return f"{layer.title}, digit {layer.labels[index]}: probability {value:.4f}"
-    return f"{layer.title}, neuron {index}: activation {value:.4f}"
+        return f"{layer.labels[index]} {percent(value)} · {layer.title}, digit {layer.labels[index]} (probability {value:.4f})"
+    return f"{layer.title}, neuron {index}: {short(value)} (activation {value:.4f})"
 
 
 def neuron_attrs(layer: Layer, index: int, value: float, view: View) -> dict[str, str]:
@@ -106,6 +114,8 @@ def neuron_attrs(layer: Layer, index: int, value: float, view: View) -> dict[str
         attrs["data-knocked-out"] = "true"
     if selected:
         attrs["aria-pressed"] = "true"
+    if index:
+        attrs["tabindex"] = "-1"  # one Tab stop per layer; the arrow keys move within it (navigate.py)
     attrs["aria-label"] = label  # also the tooltip (style.css shows it on hover and focus): no title, no second tooltip
     return attrs
 
@@ -159,7 +169,7 @@ def output_neurons(layer: Layer, probs: np.ndarray, view: View) -> list:
         rows.append(("button", neuron_attrs(layer, i, p, view), (
             ("span", {"class": "digit-label best" if i == best else "digit-label"}, layer.labels[i]),
             ("span", {"class": "bar"}, (("span", {"style": f"width:{p * 100:.2f}%;background:{cell_colours(p)[0]}"}, ""),)),
-            ("span", {"class": "prob"}, f"{p * 100:.1f}%"),
+            ("span", {"class": "prob"}, " " + percent(p)),  # (the space: read out as "7 99.9%", not "799.9%")
         )))
     return rows
 
@@ -179,7 +189,8 @@ def hidden_layer(layer: Layer, acts: np.ndarray, view: View) -> str:
     return (
         f'<section class="panel layer" id="layer-{layer.name}" aria-labelledby="title-{layer.name}" data-units="{layer.units}">'
         f'<h2 id="title-{layer.name}">{html.escape(layer.title)}</h2>'
-        f'<p class="sub">{layer.units} neurons &middot; {html.escape(layer.activation)} &middot; {g.rows}&times;{g.columns}</p>'
+        f'<p class="sub">{layer.units} neurons &middot; {html.escape(layer.activation)} &middot; {g.rows}&times;{g.columns} '
+        f'{glossary.note(layer.activation, extra=glossary.curve_svg(layer.activation))}</p>'
         f'<div {grid_attrs(layer)}>{"".join(map(markup, hidden_neurons(layer, acts, view)))}</div></section>'
     )
 
@@ -188,9 +199,14 @@ def output_layer(layer: Layer, probs: np.ndarray, view: View) -> str:
     return (
         f'<section class="panel layer output" id="layer-{layer.name}" aria-labelledby="title-{layer.name}">'
         f'<h2 id="title-{layer.name}">{html.escape(layer.title)}</h2>'
-        f'<p class="sub">{layer.units} classes &middot; {html.escape(layer.activation)}</p>'
+        f'<p class="sub">{layer.units} classes &middot; {html.escape(layer.activation)} {glossary.note("softmax")}</p>'
         f'<div class="bars">{"".join(map(markup, output_neurons(layer, probs, view)))}</div></section>'
     )
+
+
+def _input_notes(network: Network) -> str:
+    figures = glossary.facts(network.manifest)
+    return glossary.note("input", figures) + glossary.note("normalization", figures)
 
 
 def input_panel(network: Network, view: View) -> str:
@@ -214,9 +230,9 @@ def input_panel(network: Network, view: View) -> str:
     confidence = float(view.activations[-1][predicted])
     return (
         '<section class="panel input" id="input-panel" aria-labelledby="title-input">'
-        f'<h2 id="title-input">Input</h2><p class="sub">{caption}</p>{image}'
+        f'<h2 id="title-input">Input</h2><p class="sub">{caption} {_input_notes(network)}</p>{image}'
         f'<p class="verdict {vclass}" id="verdict"><span id="prediction" data-digit="{predicted}">'
-        f'predicted <b>{label_of[predicted]}</b> <small>({confidence:.0%})</small></span> {truth} '
+        f'predicted <b>{label_of[predicted]}</b> <small>({percent(confidence)})</small></span> {truth} '
         f'<span class="mark">{verdict}</span></p></section>'
     )
 

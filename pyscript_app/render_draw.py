@@ -131,7 +131,7 @@ def pad_reading(network: Network, view: View | None) -> str:
     if view is None:
         return ""
     best = view.predicted
-    return f'reads <b>{html.escape(network.class_labels[best])}</b> <small>{float(view.activations[-1][best]):.0%}</small>'
+    return f'reads <b>{html.escape(network.class_labels[best])}</b> <small>{render.percent(float(view.activations[-1][best]))}</small>'
 
 
 from . import render  # noqa: E402  (render imports this module at its end)
