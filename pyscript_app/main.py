@@ -97,18 +97,9 @@ async def start():
     set_status("ready", "Ready: click a button, or any neuron.")
 
     def later(*_):
-        # In idle time: the click path first (clicks are what a visitor does first), then the first layer,
-        # then the other models' names for the picker.
-        def after_clicks():
-            page.prepare()
-            asyncio.ensure_future(refresh_picker())
-
-        in_idle_time(page.warm_up_clicks(), then=after_clicks)
-
-    async def refresh_picker():
-        await models.fetch_manifests()
-        el("model-picker").innerHTML = models.picker_html(page.model_id)
-        el("model-picker").value = page.model_id
+        # In idle time: the click path first (clicks are what a visitor does first), then the first layer.
+        # (The other models' names are the build's, in the picker: their files are fetched when picked.)
+        in_idle_time(page.warm_up_clicks(), then=page.prepare)
 
     window.setTimeout(create_proxy(later), 300)
     return page
