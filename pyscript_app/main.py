@@ -98,20 +98,15 @@ async def start():
     set_status("ready", "Ready: click a button, or any neuron.")
 
     def later(*_):
-        # In idle time: the click path first (clicks are what a visitor does first), then the first layer,
-        # then the other models' names for the picker.
+        # In idle time: the click path first (clicks are what a visitor does first), then the gallery
+        # and the first layer. (The other models' names are the build's, in the picker: their files are
+        # fetched when picked.)
         def after_clicks():
             if page.model_id == models.default:  # (another model drew its gallery with its other parts)
                 page.draw_gallery()
             page.prepare()
-            asyncio.ensure_future(refresh_picker())
 
         in_idle_time(page.warm_up_clicks(), then=after_clicks)
-
-    async def refresh_picker():
-        await models.fetch_manifests()
-        el("model-picker").innerHTML = models.picker_html(page.model_id)
-        el("model-picker").value = page.model_id
 
     window.setTimeout(create_proxy(later), 300)
     return page
