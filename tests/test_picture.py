@@ -8,15 +8,14 @@ with the exported weights.
 
 from __future__ import annotations
 
-import json
+import contextlib
 
+import numpy as np
 import pytest
 
 from conftest import SHIPPED, watch
 from pyscript_app import flow
 from test_gallery import decode_png
-
-import numpy as np
 
 
 def lines(page):
@@ -87,19 +86,27 @@ def crosses(line, rect, margin=0.5) -> bool:
     return False
 
 
+@contextlib.contextmanager
+def page_at(browser, server, model, viewport, sample):
+    """A fresh page of ``model`` at a screen size, showing test digit ``sample`` with its lines drawn."""
+    context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
+    w = watch(context, server.url, model=model)
+    try:
+        assert w.goto(w.hash(f"sample={sample}")) == "ready"
+        w.page.wait_for_selector("#connections line")
+        yield w
+        assert w.errors == [] and w.outside == []
+    finally:
+        context.close()
+
+
 @pytest.mark.parametrize("viewport", [(1400, 900), (390, 844)])
 def test_no_line_is_drawn_over_a_value_a_heading_or_the_digit(browser, site_server, model_id, viewport):
-    context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
-    w = watch(context, site_server.url, model=model_id)
-    try:
-        assert w.goto(w.hash("sample=8")) == "ready"
-        w.page.wait_for_selector("#connections line")
+    with page_at(browser, site_server, model_id, viewport, 8) as w:
         geometry = w.page.evaluate(GEOMETRY)
         assert geometry["lines"]
         bad = [(line[4], block[4]) for line in geometry["lines"] for block in geometry["blocks"] if crosses(line, block)]
         assert bad == [], bad[:5]
-    finally:
-        context.close()
 
 
 def test_the_gallery_shows_every_first_layer_neurons_weights(app, network):
@@ -186,16 +193,9 @@ LAYOUT = """() => {
 @pytest.mark.parametrize("viewport", [(1400, 900), (1920, 1080), (390, 844)])
 @pytest.mark.parametrize("model", SHIPPED)
 def test_layout_fits_every_screen(browser, site_server, model, viewport):
-    context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
-    w = watch(context, site_server.url, model=model)
-    try:
-        assert w.goto(w.hash("sample=4")) == "ready"
-        w.page.wait_for_selector("#connections line")
+    with page_at(browser, site_server, model, viewport, 4) as w:
         w.page.wait_for_selector("#weight-gallery")
         found = w.page.evaluate(LAYOUT)
         assert found["scroll"] <= found["width"], f"the page scrolls sideways: {found}"
         assert found["outside"] == [], found["outside"]
         assert found["overlaps"] == [], found["overlaps"]
-        assert w.errors == [] and w.outside == []
-    finally:
-        context.close()
