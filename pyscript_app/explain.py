@@ -6,7 +6,7 @@ does not even import ``network.py`` -- it works on any object shaped like
 ``network.Network`` (``.layers`` of ``Layer(name, activation, weights (in,
 units), bias, ...)`` with ``.pre_activation(x)`` and ``.activate(z)``,
 ``.normalize()``, ``.forward(x, knocked_out=...)``)
-and ``network.TestSet`` (``.images`` (n, 28, 28) uint8, ``.labels`` (n,)).
+and ``network.TestSet`` (``.images`` (n, rows, columns) uint8, ``.labels`` (n,)).
 That keeps it independent of how the page lays its modules out.
 
 Vocabulary used throughout:
@@ -121,13 +121,13 @@ def symmetric_limit(values: np.ndarray) -> float:
 
 
 # ---------------------------------------------------------------------------
-# 2. contributions and 6. connections (one input)
+# 2. contributions (one input)
 
 
 def layer_input(network, layer_name: str, x: np.ndarray, activations: Sequence[np.ndarray]) -> np.ndarray:
     """What feeds ``layer_name`` for one input.
 
-    ``x`` is the normalised input (784,) and ``activations`` the list
+    ``x`` is the normalised input (input_size,) and ``activations`` the list
     ``network.forward(x, knocked_out=...)`` returned for it; the result is
     ``x`` for the first layer, the previous layer's activations otherwise.
     """
@@ -164,33 +164,6 @@ def ranked_contributions(values: np.ndarray, top: int | None = None):
     if top is not None:
         order = order[:top]
     return order, v[order]
-
-
-
-def connection_strengths(network, input_activations: np.ndarray, layer_name: str) -> np.ndarray:
-    """The signal on every connection into ``layer_name``: (fan_in, units) float32.
-
-    ``strengths[k, j] = input_activations[k] * W[k, j]``, so column ``j``
-    is :func:`contributions` of unit ``j``. ``input_activations`` is the
-    layer's input (see :func:`layer_input`).
-    """
-    layer = network.layers[_layer_position(network, layer_name)]
-    a = _layer_vector(layer, input_activations, "input_activations").astype(np.float32)
-    return a[:, None] * layer.weights
-
-
-def strongest_connections(strengths: np.ndarray, top: int = 100):
-    """``(rows, cols, values)`` of the ``top`` connections by magnitude, strongest first.
-
-    For drawing only the connections that matter (784x32 lines are too
-    many). Ties go to the lower flat index (row-major).
-    """
-    s = np.asarray(strengths)
-    if s.ndim != 2:
-        raise ValueError(f"strengths must be a (fan_in, units) matrix, got shape {s.shape}")
-    flat, _ = _top_k(np.abs(s).reshape(-1), top)
-    rows, cols = np.unravel_index(flat, s.shape)
-    return rows, cols, s[rows, cols]
 
 
 # ---------------------------------------------------------------------------
@@ -321,7 +294,7 @@ class TestsetCache:
 
         A layer's net input depends only on the knock-outs of the layers
         before it, and its activations on those up to and including it. So
-        the expensive first layer (10,000 x 784 x 32) is computed once for
+        the expensive first layer (digits x pixels x units) is computed once for
         all knock-outs, and knocking a unit out re-runs only the small layers
         after it. The steps are those of ``network.forward`` (net input,
         activations rounded to float32, knocked-out units set to 0); only
@@ -368,7 +341,7 @@ class TestsetCache:
     def _first_layer_net_input(self) -> np.ndarray:
         """The first layer's net input for every test digit, (n, units) float64 (read-only).
 
-        The one expensive step (10,000 x 784 x 32), the same for every
+        The one expensive step (digits x pixels x units), the same for every
         knock-out. It runs on blocks of CHUNK digits, normalised block by
         block: in the browser's numpy (no BLAS) one 10,000-row product
         costs 3 to 6 times as much as the same work in blocks, and no 31 MB

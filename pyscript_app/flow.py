@@ -17,6 +17,8 @@ import numpy as np
 
 Box = tuple  # (x, y, width, height) in the drawing's coordinates
 INPUT = "input"  # the name of the pixels' "layer" in data-from
+DEFAULT_PER_NEURON = 3  # lines into each neuron until the reader sets another number
+MAX_PER_NEURON = 8
 
 
 @dataclass(frozen=True)

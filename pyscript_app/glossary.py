@@ -100,8 +100,8 @@ def note(key: str, figures: dict | None = None, extra: str = "") -> str:
     """A note on demand: a disclosure (keyboard and screen readers handle <details> natively)."""
     title, text = term(key, figures)
     return (
-        f'<details class="note" data-term="{html.escape(key)}"><summary aria-label="What is this? {html.escape(title)}">'
-        f'<span aria-hidden="true">?</span></summary><div class="note-body" role="note">'
+        f'<details class="term" data-term="{html.escape(key)}"><summary aria-label="What is this? {html.escape(title)}">'
+        f'<span aria-hidden="true">?</span></summary><div class="term-body" role="note">'
         f"<b>{html.escape(title)}</b> {html.escape(text)}{extra}</div></details>"
     )
 

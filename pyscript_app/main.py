@@ -47,7 +47,7 @@ async def start():
         index = nw.check_models_index(json.loads(await index_task))
     except ValueError as exc:
         raise nw.ExportError(f"models/index.json is not valid ({exc})") from None
-    set_status("loading", "Loading the 10,000 MNIST test digits…", "data")
+    set_status("loading", f"Loading the {data_manifest['test']['count']:,} test digits…", "data")
     testset = nw.build_testset(data_manifest, await data_task)
     models = Models(index, testset)
     picker = el("model-picker")
@@ -88,7 +88,8 @@ async def start():
                           ("focusin", page.connections.on_hover), ("focusout", page.connections.on_unhover)):
         listen(view, kind, handler)
     listen(window, "resize", lambda *_: page.connections.on and page.connections.draw())
-    for ident in ("connections-toggle", "errors-toggle"):
+    listen(el("links-per-neuron"), "input", page.connections.set_per_neuron)
+    for ident in ("connections-toggle", "errors-toggle", "links-per-neuron"):
         el(ident).disabled = False
     listen(picker, "change", lambda event: on_pick(page, event))
     picker.disabled = False
@@ -100,18 +101,15 @@ async def start():
     set_status("ready", "Ready: click a button, or any neuron.")
 
     def later(*_):
-        # In idle time: the click path first (clicks are what a visitor does first), then the first layer,
-        # then the other models' names for the picker.
+        # In idle time: the click path first (clicks are what a visitor does first), then the gallery
+        # and the first layer. (The other models' names are the build's, in the picker: their files are
+        # fetched when picked.)
         def after_clicks():
+            if page.model_id == models.default:  # (another model drew its gallery with its other parts)
+                page.draw_gallery()
             page.prepare()
-            asyncio.ensure_future(refresh_picker())
 
         in_idle_time(page.warm_up_clicks(), then=after_clicks)
-
-    async def refresh_picker():
-        await models.fetch_manifests()
-        el("model-picker").innerHTML = models.picker_html(page.model_id)
-        el("model-picker").value = page.model_id
 
     window.setTimeout(create_proxy(later), 300)
     return page

@@ -1,32 +1,52 @@
-"""The connection lines over the view (#connections), and the highlight of a hovered neuron's own lines.
+"""The flow between the layers (#connections), on by default, and the highlight of a hovered neuron's own lines.
 
-Browser-side: the page measures where the neurons are; render_inside.connections_svg draws.
+Browser-side: the page measures where the panels and neurons are; flow.py
+decides which connections to draw (each neuron's strongest for this digit)
+and where (in the gutters between the panels). The lines follow a new digit
+one frame after its values, so a click's values are never held up by them.
 """
 
-from pyscript_app import render_inside
+from pyodide.ffi import create_proxy
+from pyscript import window
+
+from pyscript_app import flow
 from pyscript_app.page_dom import el
 
 
 class Connections:
     def __init__(self, page):
         self.page = page
-        self.on = False
+        self.on = True
+        self.per_neuron = flow.DEFAULT_PER_NEURON
         self.hovered = None
         self.view = None
+        self.frame_pending = False
+        self.frame_proxy = create_proxy(self.frame)
+        el("view").classList.add("with-connections")
 
     def reset(self):
         self.hovered = None
 
     def update(self, state, view):
         self.view = view
-        if self.on:
-            self.draw()
+        if self.on and not self.frame_pending:
+            self.frame_pending = True
+            window.requestAnimationFrame(self.frame_proxy)
+
+    def frame(self, *_):
+        self.frame_pending = False
+        self.draw()
 
     def toggle(self):
         self.on = not self.on
         el("connections-toggle").setAttribute("aria-pressed", "true" if self.on else "false")
         el("view").classList.toggle("with-connections", self.on)
         el("connections-legend").hidden = not self.on
+        self.draw()
+
+    def set_per_neuron(self, event):
+        self.per_neuron = min(max(0, int(event.target.value or 0)), flow.MAX_PER_NEURON)
+        el("links-per-neuron-value").textContent = str(self.per_neuron)
         self.draw()
 
     def draw(self, *_):
@@ -43,15 +63,27 @@ class Connections:
             r = node.getBoundingClientRect()
             return (r.left + dx, r.top + dy, r.width, r.height)
 
-        boxes = {}
+        network = self.page.network
+        neurons = {}
         for node in box.querySelectorAll(".neuron"):
-            boxes.setdefault(node.dataset.layer, {})[int(node.dataset.index)] = place(node)
-        boxes = {name: [b[i] for i in sorted(b)] for name, b in boxes.items()}
-        image = el("input-image")
-        svg = render_inside.connections_svg(
-            self.page.network, self.view, boxes, (box.scrollWidth, box.scrollHeight), place(image) if image else None
-        )
+            neurons.setdefault(node.dataset.layer, {})[int(node.dataset.index)] = place(node)
+        neurons = {name: [b[i] for i in sorted(b)] for name, b in neurons.items()}
+        panels = {}
+        for layer in network.layers:
+            panel = el(f"layer-{layer.name}")
+            if panel is not None:
+                panels[layer.name] = place(panel)
+        image, input_panel = el("input-image"), el("input-panel")
+        if input_panel is not None:
+            panels[flow.INPUT] = place(input_panel)
+        view = self.view
+        links = flow.top_incoming(network, network.normalize(view.pixels), view.activations, self.per_neuron)
+        svg = flow.svg(network, links, panels, neurons, (box.scrollWidth, box.scrollHeight),
+                       place(image) if image is not None else None)
         box.insertAdjacentHTML("beforeend", svg)
+        drawn = el("connections").dataset
+        drawn.perNeuron = str(self.per_neuron)
+        drawn.sample = "" if view.sample_index is None else str(view.sample_index)
         if self.hovered:
             self.highlight(self.hovered)
 

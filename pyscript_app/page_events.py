@@ -7,7 +7,7 @@ of what is shown goes through the address (page.go).
 
 from pyscript import document
 
-from pyscript_app import explain
+from pyscript_app import explain, navigate
 from pyscript_app.page_dom import el, js_object
 
 
@@ -46,7 +46,27 @@ def sample(page, action):
         el("input-panel").scrollIntoView(js_object(block="nearest", behavior="smooth"))
 
 
+def focus_neuron(layer, index):
+    target = document.querySelector(f'#view .neuron[data-layer="{layer}"][data-index="{index}"]')
+    if target is not None:
+        target.focus()
+    return target
+
+
+def skip_to_output(page, action):
+    focus_neuron(page.network.layers[-1].name, 0)
+
+
+def arrow_key(page, event, neuron):
+    """Arrow keys, Home and End move between neurons (navigate.py); one Tab stop per layer."""
+    layers = [(layer.name, layer.units) for layer in page.network.layers]
+    goal = navigate.move(layers, (neuron.dataset.layer, int(neuron.dataset.index)), event.key)
+    if goal is not None and focus_neuron(*goal) is not None:
+        event.preventDefault()
+
+
 ACTIONS = {
+    "skip-output": skip_to_output,
     "close-card": lambda page, action: page.go(neuron=None),
     "open-neuron": open_neuron,
     "knockout": knockout,
@@ -80,7 +100,14 @@ def on_keydown(page, event):
         elif page.current_state().neuron is not None:
             page.go(neuron=None)
         return
-    cell = event.target.closest(".cell") if event.target.closest else None
+    closest = event.target.closest if event.target.closest else None
+    if closest is None or event.altKey or event.ctrlKey or event.metaKey:
+        return
+    neuron = closest("#view .neuron")
+    if neuron is not None and event.key in navigate.KEYS:
+        arrow_key(page, event, neuron)
+        return
+    cell = closest(".cell")
     if cell is not None:
         page.explorer.move(event, cell)
 

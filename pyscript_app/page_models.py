@@ -64,16 +64,6 @@ class Models:
                 self.order.append(model_id)
         return network
 
-    async def fetch_manifests(self):
-        """The other shipped models' manifests (small), for the picker's names: in the background."""
-        for model_id in self.shipped:
-            if self.manifests[model_id] is None:
-                try:
-                    self.manifests[model_id] = nw.parse_manifest(
-                        await fetch_bytes(f"models/{model_id}/{nw.MANIFEST_NAME}"), f"{model_id}/{nw.MANIFEST_NAME}")
-                except Exception:  # noqa: BLE001 (shown by id; the error comes when it is picked)
-                    pass
-
     def picker_html(self, current):
         options = render.model_picker([(m, self.manifests.get(m), m in self.user) for m in self.order], current)
         for model_id, name in self.names.items():  # (the build's names, until the manifests come)

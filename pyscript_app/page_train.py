@@ -5,7 +5,8 @@ runs); the panel's markup, the loss curve and the progress line come from
 train_view.py, the weight gallery from gallery.py. Training runs in slices
 between animation frames: every REFRESH_S a frame first copies the weights
 into the network the page shows (network.weights_changed(): every cache of
-results follows) and redraws the live views; then it advances a test-set
+results follows) and redraws the live views (the progress line, the loss
+curve, #view and the page's #weight-gallery); then it advances a test-set
 evaluation by one slice, and trains with what is left of FRAME_BUDGET_S. Clicks, keys and drawing are
 handled between the slices, on the network being trained.
 
@@ -422,10 +423,10 @@ class Train:
             self.say(t.stopped)
         if not el("train-panel").hidden:
             el("train-curve").innerHTML = self.curve.svg()
-            t0 = time.perf_counter()
-            if changed or not el("train-gallery").innerHTML:
-                self.draw_gallery()
-            self.timing["gallery"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        if changed and self.page.network is self.network:
+            self.draw_gallery()
+        self.timing["gallery"] = time.perf_counter() - t0
         if (changed or self.redraw_view) and self.page.network is self.network:
             self.redraw_view = False
             self.page.shown = None
@@ -450,12 +451,12 @@ class Train:
             el("model-card").outerHTML = self.page.models.card_html(MODEL_ID)
 
     def draw_gallery(self):
-        """#weight-gallery on the current weights: new images in the buttons already there (a click
-        on one is never lost to a redraw), or the whole gallery when the layer is new."""
+        """The page's #weight-gallery on the current weights: new images in the buttons already there
+        (a click on one is never lost to a redraw), or the whole gallery when the layer is new."""
         box, network = el("weight-gallery"), self.network
         thumbs = None if box is None else box.querySelectorAll(".gthumb img")
         if thumbs is None or thumbs.length != network.layers[0].units or box.dataset.layer != network.layers[0].name:
-            el("train-gallery").innerHTML = gallery.gallery_html(network)
+            self.page.draw_gallery()
             return
         pictures, limit = gallery.images(network)
         for i, picture in enumerate(pictures):

@@ -63,7 +63,7 @@ class Page:
         self.hide_note_proxy = create_proxy(lambda *_: self.show_notes([]))
         self.note_timer = None
         self.switching = None  # the id of the model being fetched
-        self.prepared = set()  # versions of the networks whose first layer ran over the test set
+        self.prepared = {}  # network version -> Python ms of its first layer's pass over the test set (None: running)
 
     # --- the state
     def context(self):
@@ -217,6 +217,13 @@ class Page:
         el("model-card").outerHTML = self.models.card_html(self.model_id)
         el("legend").outerHTML = render.legend(self.network)
         el("facts").innerHTML = render.model_facts(self.network.manifest)
+        self.draw_gallery()
+
+    def draw_gallery(self):
+        """#weight-gallery: what the first layer of the network shown has learned (again whenever its weights change)."""
+        from pyscript_app import gallery
+
+        el("gallery-slot").innerHTML = gallery.gallery_html(self.network)
 
     # --- idle time
     def warm_up_clicks(self):
@@ -249,10 +256,21 @@ class Page:
         data-warm-model and data-warm-ms (Python time of the steps) when it is over.
         """
         network = self.network
-        if network.version in self.prepared:
-            return
-        self.prepared.add(network.version)
         box, progress = el("inside"), el("model-progress")
+
+        def mark_done(spent_ms):
+            progress.hidden = True
+            box.dataset.warmMs = f"{spent_ms:.3f}"
+            box.dataset.warmModel = self.model_id
+            box.dataset.warm = "done"
+
+        if network.version in self.prepared:  # done before (or running still: it marks itself when done)
+            if self.prepared[network.version] is not None:
+                mark_done(self.prepared[network.version])
+            else:
+                box.dataset.warm = "running"
+            return
+        self.prepared[network.version] = None
         box.dataset.warm = "running"
 
         def steps():
@@ -265,13 +283,11 @@ class Page:
                 if done is None:
                     break
                 if network is self.network:
-                    progress.textContent = f"Preparing the error explorer and the cards: {done:,} of {total:,} test digits"
+                    progress.textContent = f"Preparing the error explorer: {done:,} / {total:,} test digits"
                     progress.hidden = done >= total
                 yield
+            self.prepared[network.version] = spent * 1000
             if network is self.network:
-                progress.hidden = True
-                box.dataset.warmMs = f"{spent * 1000:.3f}"
-                box.dataset.warmModel = self.model_id
-                box.dataset.warm = "done"
+                mark_done(spent * 1000)
 
         in_idle_time(steps())

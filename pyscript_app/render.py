@@ -8,141 +8,28 @@ with its real activations before Python has even started.
 Everything about the layers (names, titles, sizes, activations, class
 labels) comes from the network, i.e. from the manifest; each layer's grid is
 derived from its width (:func:`grid_for`) and its colour scale from its
-activation's range (:func:`scale_for`).
+activation's range (colours.scale_for). The View itself is built in
+view.py, PNGs are encoded in png.py, and draw mode's inspector is in
+render_draw.py; their names stay available here.
 """
 
 from __future__ import annotations
 
-import base64
-import functools
 import html
 import json
 import math
-import struct
-import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from . import activations as act
-from .network import Layer, Network
-from .preprocess import BOX, CENTRE, FIELD, area_resample
-
-# Viridis at five stops: perceptually uniform and readable for colour-blind users.
-# The scale's low end is dark purple, its high end bright yellow.
-SCALE_STOPS = ((0.0, (68, 1, 84)), (0.25, (59, 82, 139)), (0.5, (33, 145, 140)), (0.75, (94, 201, 98)), (1.0, (253, 231, 37)))
-# ColorBrewer RdBu, 7 classes (blue = negative, near-white 0, red = positive), at positions 0..1:
-# for values with a sign centred on 0 (tanh and linear activations, weights, contributions).
-DIVERGING_STOPS = (
-    (0.0, (33, 102, 172)), (1 / 6, (103, 169, 207)), (1 / 3, (209, 229, 240)), (0.5, (247, 247, 247)),
-    (2 / 3, (253, 219, 199)), (5 / 6, (239, 138, 98)), (1.0, (178, 24, 43)),
+from .colours import (  # noqa: F401  (the scales, used here and by the callers of render)
+    DIVERGING_STOPS, LEVELS, SCALE_STOPS, VIRIDIS_01, Scale, cell_colours, colour, hex_colour, scale_for, scale_gradient,
+    text_colour,
 )
-
-
-@dataclass
-class View:
-    """One thing shown: an input image and every layer's activations for it."""
-
-    pixels: np.ndarray  # (28, 28) uint8, 0 = background
-    activations: list  # one array per layer
-    sample_index: int | None = None  # test digit index; None for a drawn digit
-    true_label: int | None = None
-    knocked_out: dict = field(default_factory=dict)  # layer name -> set of unit indices
-    selected: tuple | None = None  # (layer name, index) of the open neuron card
-
-    @property
-    def predicted(self) -> int:
-        return int(np.argmax(self.activations[-1]))
-
-
-def view_for_sample(network: Network, testset, index: int, knocked_out=None, selected=None) -> View:
-    pixels = testset.images[index]
-    acts = network.forward(network.normalize(pixels), knocked_out=knocked_out)
-    return View(pixels, acts, index, int(testset.labels[index]), dict(knocked_out or {}), selected)
-
-
-# ---------------------------------------------------------------------------
-# colours
-
-
-def colour(value: float, stops=SCALE_STOPS) -> tuple[int, int, int]:
-    """A colour scale: value in [0, 1] -> RGB, linear between the stops (viridis by default)."""
-    v = min(max(float(value), 0.0), 1.0)
-    for (p0, c0), (p1, c1) in zip(stops, stops[1:]):
-        if v <= p1:
-            t = (v - p0) / (p1 - p0)
-            return tuple(round(a + (b - a) * t) for a, b in zip(c0, c1))  # type: ignore[return-value]
-    return stops[-1][1]
-
-
-def hex_colour(value: float, stops=SCALE_STOPS) -> str:
-    return "#%02x%02x%02x" % colour(value, stops)
-
-
-def text_colour(value: float, stops=SCALE_STOPS) -> str:
-    """Black on a light colour of the scale, white on a dark one."""
-    r, g, b = colour(value, stops)
-    return "#000" if (0.299 * r + 0.587 * g + 0.114 * b) > 140 else "#fff"
-
-
-LEVELS = 1023  # colour steps for the cells: finer than a screen can show
-
-
-@dataclass(frozen=True)
-class Scale:
-    """How a layer's activations become colours: ``low`` .. ``high`` onto viridis or the diverging scale."""
-
-    kind: str  # "viridis" or "diverging" (centred on 0)
-    low: float
-    high: float
-    source: str = ""  # where the ends come from: "range" of the activation, or its test-set 99th percentile
-
-    @property
-    def stops(self):
-        return DIVERGING_STOPS if self.kind == "diverging" else SCALE_STOPS
-
-    def position(self, value: float) -> float:
-        return min(max((float(value) - self.low) / (self.high - self.low), 0.0), 1.0)
-
-
-VIRIDIS_01 = Scale("viridis", 0.0, 1.0, "range")
-
-
-def scale_for(layer: Layer) -> Scale:
-    """The colour scale of a layer: its activation's range, or (unbounded) the layer's stated top.
-
-    [0, 1] activations (sigmoid, the output's softmax) use viridis on [0, 1];
-    symmetric ones (tanh) the diverging scale on [-1, 1]; relu viridis on
-    [0, p99] and linear the diverging scale on [-p99, p99], with p99 the
-    layer's activation_stats (from the export, or computed over the test set
-    by explain.fill_activation_stats). Values beyond the top get the top colour.
-    """
-    a = act.get(layer.activation)
-    if a.bounded:
-        return Scale("diverging" if a.symmetric else "viridis", float(a.low), float(a.high), "range")  # type: ignore[arg-type]
-    stats = layer.stats or {}
-    top = float(stats.get("p99") or 0.0) or float(stats.get("max") or 0.0)
-    top = top if top > 0 else 1.0
-    source = "p99" if stats else "default"
-    if a.low is not None:
-        return Scale("viridis", float(a.low), float(a.low) + top, source)
-    return Scale("diverging", -top, top, source)
-
-
-@functools.lru_cache(maxsize=None)
-def _level_colours(level: int, diverging: bool = False) -> tuple[str, str]:
-    v, stops = level / LEVELS, (DIVERGING_STOPS if diverging else SCALE_STOPS)
-    return hex_colour(v, stops), text_colour(v, stops)
-
-
-def cell_colours(value: float, scale: Scale = VIRIDIS_01) -> tuple[str, str]:
-    """(background, text colour) for an activation on a scale; cached per colour step (the click path)."""
-    return _level_colours(round(scale.position(value) * LEVELS), scale.kind == "diverging")
-
-
-def scale_gradient(stops=SCALE_STOPS) -> str:
-    return "linear-gradient(to right, " + ", ".join(f"{hex_colour(p, stops)} {p * 100:.0f}%" for p, _ in stops) + ")"
-
+from . import glossary
+from .network import Layer, Network
+from .png import png_data_url
+from .view import View, view_for_drawing, view_for_sample  # noqa: F401  (re-exported: what is shown)
 
 # ---------------------------------------------------------------------------
 # grids: a layer's units laid out from its width alone
@@ -180,34 +67,16 @@ def grid_for(units: int) -> Grid:
     return Grid(rows, math.ceil(n / rows), 11, False)
 
 
+
 # ---------------------------------------------------------------------------
 # images
-
-
-def png_data_url(pixels: np.ndarray) -> str:
-    """A PNG of a uint8 image as a data: URL (stdlib zlib only).
-
-    (h, w) is greyscale (colour type 0); (h, w, 3) is RGB (colour type 2).
-    """
-    img = np.ascontiguousarray(pixels, dtype=np.uint8)
-    h, w = img.shape[:2]
-    colour_type = 2 if img.ndim == 3 else 0
-    if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] != 3):
-        raise ValueError(f"a PNG needs an (h, w) grey or (h, w, 3) RGB image, got shape {img.shape}")
-    raw = b"".join(b"\x00" + img[y].tobytes() for y in range(h))
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, colour_type, 0, 0, 0))
-    png += chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b"")
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
 def digit_image(pixels: np.ndarray, element_id: str = "", alt: str = "", attrs: str = "", cls: str = "digit") -> str:
     """A 28x28 digit drawn white on black, scaled up with crisp pixels by CSS."""
     ident = f' id="{element_id}"' if element_id else ""
     return f'<img{ident} class="{cls}" src="{png_data_url(pixels)}" alt="{html.escape(alt)}"{attrs}>'
+
 
 
 # ---------------------------------------------------------------------------
@@ -219,10 +88,17 @@ def fmt(value: float) -> str:
     return repr(float(value))
 
 
+def percent(p: float) -> str:
+    """A probability as the page writes it everywhere: 99.9%."""
+    return f"{p * 100:.1f}%"
+
+
 def neuron_label(layer: Layer, index: int, value: float) -> str:
+    """The neuron's name and value, also its tooltip. It contains the text the neuron shows, so
+    what is read out matches what is seen; the exact value follows in brackets."""
     if layer.is_output:
-        return f"{layer.title}, digit {layer.labels[index]}: probability {value:.4f}"
-    return f"{layer.title}, neuron {index}: activation {value:.4f}"
+        return f"{layer.labels[index]} {percent(value)} · {layer.title}, digit {layer.labels[index]} (probability {value:.4f})"
+    return f"{layer.title}, neuron {index}: {short(value)} (activation {value:.4f})"
 
 
 def neuron_attrs(layer: Layer, index: int, value: float, view: View) -> dict[str, str]:
@@ -238,6 +114,8 @@ def neuron_attrs(layer: Layer, index: int, value: float, view: View) -> dict[str
         attrs["data-knocked-out"] = "true"
     if selected:
         attrs["aria-pressed"] = "true"
+    if index:
+        attrs["tabindex"] = "-1"  # one Tab stop per layer; the arrow keys move within it (navigate.py)
     attrs["aria-label"] = label  # also the tooltip (style.css shows it on hover and focus): no title, no second tooltip
     return attrs
 
@@ -291,7 +169,7 @@ def output_neurons(layer: Layer, probs: np.ndarray, view: View) -> list:
         rows.append(("button", neuron_attrs(layer, i, p, view), (
             ("span", {"class": "digit-label best" if i == best else "digit-label"}, layer.labels[i]),
             ("span", {"class": "bar"}, (("span", {"style": f"width:{p * 100:.2f}%;background:{cell_colours(p)[0]}"}, ""),)),
-            ("span", {"class": "prob"}, f"{p * 100:.1f}%"),
+            ("span", {"class": "prob"}, " " + percent(p)),  # (the space: read out as "7 99.9%", not "799.9%")
         )))
     return rows
 
@@ -311,7 +189,8 @@ def hidden_layer(layer: Layer, acts: np.ndarray, view: View) -> str:
     return (
         f'<section class="panel layer" id="layer-{layer.name}" aria-labelledby="title-{layer.name}" data-units="{layer.units}">'
         f'<h2 id="title-{layer.name}">{html.escape(layer.title)}</h2>'
-        f'<p class="sub">{layer.units} neurons &middot; {html.escape(layer.activation)} &middot; {g.rows}&times;{g.columns}</p>'
+        f'<p class="sub">{layer.units} neurons &middot; {html.escape(layer.activation)} &middot; {g.rows}&times;{g.columns} '
+        f'{glossary.note(layer.activation, extra=glossary.curve_svg(layer.activation))}</p>'
         f'<div {grid_attrs(layer)}>{"".join(map(markup, hidden_neurons(layer, acts, view)))}</div></section>'
     )
 
@@ -320,9 +199,14 @@ def output_layer(layer: Layer, probs: np.ndarray, view: View) -> str:
     return (
         f'<section class="panel layer output" id="layer-{layer.name}" aria-labelledby="title-{layer.name}">'
         f'<h2 id="title-{layer.name}">{html.escape(layer.title)}</h2>'
-        f'<p class="sub">{layer.units} classes &middot; {html.escape(layer.activation)}</p>'
+        f'<p class="sub">{layer.units} classes &middot; {html.escape(layer.activation)} {glossary.note("softmax")}</p>'
         f'<div class="bars">{"".join(map(markup, output_neurons(layer, probs, view)))}</div></section>'
     )
+
+
+def _input_notes(network: Network) -> str:
+    figures = glossary.facts(network.manifest)
+    return glossary.note("input", figures) + glossary.note("normalization", figures)
 
 
 def input_panel(network: Network, view: View) -> str:
@@ -346,9 +230,9 @@ def input_panel(network: Network, view: View) -> str:
     confidence = float(view.activations[-1][predicted])
     return (
         '<section class="panel input" id="input-panel" aria-labelledby="title-input">'
-        f'<h2 id="title-input">Input</h2><p class="sub">{caption}</p>{image}'
+        f'<h2 id="title-input">Input</h2><p class="sub">{caption} {_input_notes(network)}</p>{image}'
         f'<p class="verdict {vclass}" id="verdict"><span id="prediction" data-digit="{predicted}">'
-        f'predicted <b>{label_of[predicted]}</b> <small>({confidence:.0%})</small></span> {truth} '
+        f'predicted <b>{label_of[predicted]}</b> <small>({percent(confidence)})</small></span> {truth} '
         f'<span class="mark">{verdict}</span></p></section>'
     )
 
@@ -429,133 +313,6 @@ def model_facts(manifest: dict) -> str:
     return " &middot; ".join(bits)
 
 
-# ---------------------------------------------------------------------------
-# a drawn digit (the "Draw" mode): its view, the preprocessing inspector, the empty state
-
-THUMB = 112  # longest side, in image pixels, of the inspector's pad and crop thumbnails (2x their CSS size)
-
-
-def view_for_drawing(network: Network, pixels: np.ndarray, knocked_out=None, selected=None) -> View:
-    """A drawn digit's view: ``pixels`` is the preprocessed 28x28 uint8 model input."""
-    acts = network.forward(network.normalize(pixels), knocked_out=knocked_out)
-    return View(np.asarray(pixels, dtype=np.uint8), acts, None, None, dict(knocked_out or {}), selected)
-
-
-def pixels_json(pixels: np.ndarray) -> str:
-    """The image's grey levels as a JSON array of ints, row by row (784 for 28x28)."""
-    return "[" + ",".join(map(str, np.asarray(pixels, dtype=np.uint8).ravel().tolist())) + "]"
-
-
-def pad_thumbnail(pre, pad_shape: tuple[int, int], size: int = THUMB) -> tuple[np.ndarray, tuple[int, int, int, int]]:
-    """The pad as ``preprocess`` saw it (its crop on blank paper), area-averaged to at most ``size`` px.
-
-    Only the crop is resampled (the rest of the pad is paper), so this costs
-    about as much as the crop, not the whole pad. Returns the thumbnail and
-    the crop's pixel box in it (top, left, bottom, right; bottom/right exclusive).
-    """
-    h, w = pad_shape[:2]
-    top, left, bottom, right = pre.bbox
-    scale = min(1.0, size / max(h, w))
-    rows, cols = math.ceil(h * scale - 1e-9), math.ceil(w * scale - 1e-9)
-    small = area_resample(pre.crop.astype(np.float64), scale, rows, top * scale)
-    small = area_resample(np.ascontiguousarray(small.T), scale, cols, left * scale).T
-    box = (math.floor(top * scale), math.floor(left * scale), math.ceil(bottom * scale - 1e-9), math.ceil(right * scale - 1e-9))
-    return np.rint(np.clip(small, 0, 255)).astype(np.uint8), box
-
-
-def percent_box(box: tuple[int, int, int, int], shape: tuple[int, int]) -> str:
-    """CSS placing a box (top, left, bottom, right; bottom/right exclusive) over an image of ``shape``, in %."""
-    top, left, bottom, right = box
-    h, w = shape[:2]
-    return (
-        f"top:{100 * top / h:.3f}%;left:{100 * left / w:.3f}%;"
-        f"height:{100 * (bottom - top) / h:.3f}%;width:{100 * (right - left) / w:.3f}%"
-    )
-
-
-def _step(number: int, title: str, image: str, note: str, overlay: str = "") -> str:
-    return (
-        f'<li class="step"><span class="frame">{image}{overlay}</span>'
-        f'<span class="step-title">{number}. {title}</span><span class="step-note">{note}</span></li>'
-    )
-
-
-def inspector(pad: np.ndarray, pre, normalization: dict | None = None) -> str:
-    """The preprocessing, step by step: pad -> crop -> 20x20 -> centred 28x28 (``#model-input``).
-
-    ``pad`` is what the page read from the canvas ((H, W, 4) RGBA or (H, W) ink),
-    ``pre`` what :func:`preprocess.preprocess` made of it (``None``: an empty pad).
-    """
-    if pre is None:
-        return (
-            '<p class="inspector-empty" id="inspector-empty">Nothing drawn yet. Draw a digit: '
-            "the four steps that turn it into the network's 28&times;28 input appear here.</p>"
-        )
-    h, w = np.shape(pad)[:2]
-    top, left, bottom, right = pre.bbox
-    thumb, (t0, l0, b0, r0) = pad_thumbnail(pre, (h, w))
-    rows, cols = np.flatnonzero(pre.resized.any(axis=1)), np.flatnonzero(pre.resized.any(axis=0))
-    com_r, com_c = pre.centre_of_mass
-    formula = (normalization or {}).get("formula", "x = pixel / 255")
-    model_title = (
-        f"The {FIELD}x{FIELD} image the network receives: grey levels 0..255 (0 = background), "
-        f"listed in data-pixels; the network then normalises them ({formula})."
-    )
-    dot = f'<span class="mark com" style="top:{100 * (com_r + 0.5) / BOX:.2f}%;left:{100 * (com_c + 0.5) / BOX:.2f}%"></span>'
-    cross = f'<span class="mark centre" style="top:{100 * (CENTRE + 0.5) / FIELD:.2f}%;left:{100 * (CENTRE + 0.5) / FIELD:.2f}%"></span>'
-    steps = [
-        _step(1, "pad", digit_image(thumb, alt="the pad, scaled down", cls="step-img smooth"),
-              f"{w}&times;{h}", f'<span class="box" style="{percent_box(pre.bbox, (h, w))}"></span>'),
-        _step(2, "crop", digit_image(thumb[t0:b0, l0:r0], alt="the ink, cropped", cls="step-img smooth"),
-              f"{right - left}&times;{bottom - top}"),
-        _step(3, "20&times;20", digit_image(pre.resized, alt="the crop, longer side resized to 20 pixels", cls="step-img"),
-              f"{cols.size}&times;{rows.size}", dot),
-        _step(4, "28&times;28", digit_image(pre.centred, "model-input", "the 28 by 28 model input",
-                                         f' data-pixels="{pixels_json(pre.centred)}" title="{html.escape(model_title)}"', cls="step-img"),
-              "model input", cross),
-    ]
-    return (
-        f'<ol class="steps" aria-label="How your drawing becomes the network\'s input">{"".join(steps)}</ol>'
-        '<p class="steps-how">Crop to the ink (dashed box), shrink the longer side to 20 px by area averaging, '
-        'then shift it so its centre of mass (<span class="key-com"></span>) lands on the middle of the '
-        '28&times;28 field (+), as MNIST did.</p>'
-    )
-
-
-def empty_drawing_view(network: Network) -> str:
-    """The view for an empty pad: no prediction, the layers waiting (no ``.neuron`` elements)."""
-    blank = np.zeros(network.image_shape, dtype=np.uint8)
-    image = digit_image(blank, "input-image", "Nothing drawn yet", ' data-sample-index=""')
-    parts = [
-        '<section class="panel input drawing" id="input-panel" aria-labelledby="title-input">'
-        f'<h2 id="title-input">Input</h2><p class="sub">Nothing drawn yet</p>{image}'
-        '<p class="verdict" id="verdict"><span id="prediction" data-digit="">Draw a digit on the pad</span> '
-        '<span id="true-label" data-digit=""></span></p></section>'
-    ]
-    for layer in network.layers:
-        if layer.is_output:
-            cells = "".join(
-                f'<span class="idle-row"><span class="digit-label">{html.escape(label)}</span><span class="bar"></span>'
-                '<span class="prob">&ndash;</span></span>'
-                for label in layer.labels
-            )
-            body, sub = f'<div class="bars idle">{cells}</div>', f"{layer.units} classes &middot; {layer.activation}"
-        else:
-            body = f'<div {grid_attrs(layer).replace(chr(34) + "grid", chr(34) + "grid idle", 1)}>{"<span></span>" * layer.units}</div>'
-            sub = f"{layer.units} neurons &middot; {html.escape(layer.activation)} &middot; waiting"
-        parts.append(
-            f'<section class="panel layer idle" id="layer-{layer.name}" aria-labelledby="title-{layer.name}">'
-            f'<h2 id="title-{layer.name}">{html.escape(layer.title)}</h2><p class="sub">{sub}</p>{body}</section>'
-        )
-    return "".join(parts)
-
-
-def pad_reading(network: Network, view: View | None) -> str:
-    """The network's reading, short, for beside the pad (on a phone the output layer is a scroll away)."""
-    if view is None:
-        return ""
-    best = view.predicted
-    return f'reads <b>{html.escape(network.class_labels[best])}</b> <small>{float(view.activations[-1][best]):.0%}</small>'
 
 
 # ---------------------------------------------------------------------------
@@ -606,3 +363,7 @@ def model_card(model_id: str, manifest: dict, user: bool = False) -> str:
         + (f'<span class="model-desc">{html.escape(s["description"])}</span>' if s["description"] else "")
         + "</div>"
     )
+
+
+
+from .render_draw import THUMB, empty_drawing_view, inspector, pad_reading, pad_thumbnail, percent_box, pixels_json  # noqa: E402,F401

@@ -206,5 +206,4 @@ def panel_html(settings):
         '<div id="train-progress" class="train-progress" role="status" aria-live="off" data-epoch="0" data-steps="0" '
         'data-loss="" data-test-accuracy="" data-rate=""><span id="train-progress-text"></span></div>'
         '<div id="train-curve" class="train-curve"></div>'
-        '<div id="train-gallery" class="train-gallery"></div>'
     )

@@ -60,6 +60,22 @@ def seed_export():
     return nw.read_site(SITE)
 
 
+def pinned_to_default():
+    """``network`` and ``testset`` fixtures of the default committed model, for a test module whose
+    tests spell out that model's layers and sizes (or need a trained network):
+    ``network, testset = pinned_to_default()`` in the module."""
+
+    @pytest.fixture(scope="session", name="network")
+    def network_fixture(seed_export):
+        return seed_export[0]
+
+    @pytest.fixture(scope="session", name="testset")
+    def testset_fixture(seed_export):
+        return seed_export[1]
+
+    return network_fixture, testset_fixture
+
+
 @pytest.fixture(scope="session")
 def network(export):
     return export[0]

@@ -45,7 +45,7 @@ def check(page, what: str):
 
 def hash_to(w, text, selector):
     w.page.evaluate(f"location.hash = {json.dumps(text)}")
-    w.page.wait_for_selector(selector)
+    w.page.wait_for_selector(selector, state="attached")
 
 
 def test_first_view(a11y):

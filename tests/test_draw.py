@@ -199,16 +199,19 @@ def test_knock_outs_apply_to_a_drawing(pad, network):
 
 def test_a_neuron_card_explains_the_drawn_digit(pad, network):
     page = draw_anew(pad, TEMPLATES[0][0])
-    page.click('#view .neuron[data-layer="hidden_1"][data-index="5"]')
-    page.wait_for_selector('#neuron-card[data-layer="hidden_1"][data-index="5"]')
-    x = network.normalize(model_input(page)).astype(np.float64)
     layer = network.layers[0]
-    z = x @ layer.weights[:, 5].astype(np.float64) + float(layer.bias[5])  # the net input, by hand
+    x = network.normalize(model_input(page)).astype(np.float64)
+    z_all = x @ layer.weights.astype(np.float64) + layer.bias.astype(np.float64)
+    unit = int(np.argmax(z_all))  # the most excited first-layer neuron (a relu one may be 0 for most drawings)
+    neuron = f'#view .neuron[data-layer="{layer.name}"][data-index="{unit}"]'
+    page.click(neuron)
+    page.wait_for_selector(f'#neuron-card[data-layer="{layer.name}"][data-index="{unit}"]')
+    z = x @ layer.weights[:, unit].astype(np.float64) + float(layer.bias[unit])  # the net input, by hand
     assert float(page.get_attribute("#card-net-input", "data-value")) == pytest.approx(z, abs=1e-5)
-    shown_value = page.get_attribute('#view .neuron[data-layer="hidden_1"][data-index="5"]', "data-activation")
+    shown_value = page.get_attribute(neuron, "data-activation")
     assert page.get_attribute("#card-activation", "data-value") == shown_value
     draw(page, [[(0.15, 0.5), (0.85, 0.5)]])  # a bar across: the open card follows the drawing
-    now = page.get_attribute('#view .neuron[data-layer="hidden_1"][data-index="5"]', "data-activation")
+    now = page.get_attribute(neuron, "data-activation")
     assert now != shown_value and page.get_attribute("#card-activation", "data-value") == now
     page.keyboard.press("Escape")
     page.wait_for_selector("#neuron-card", state="detached")

@@ -11,6 +11,7 @@ import json
 import numpy as np
 import pytest
 
+from conftest import pinned_to_default
 from drawn_digits import TEMPLATES, rasterize, transform
 from pyscript_app import render
 from pyscript_app.preprocess import preprocess
@@ -29,16 +30,8 @@ def plain_forward(network, pixels):
 
 
 
-# These tests spell out the default model's layers (hidden_1, hidden_2, output) and sizes;
 # every model goes through the same functions in tests/test_any_model.py.
-@pytest.fixture(scope="session")
-def network(seed_export):
-    return seed_export[0]
-
-
-@pytest.fixture(scope="session")
-def testset(seed_export):
-    return seed_export[1]
+network, testset = pinned_to_default()
 
 @pytest.fixture(scope="module")
 def drawn_seven():

@@ -196,34 +196,6 @@ def test_ranked_contributions_largest_magnitude_first(network, plain, reference)
 
 
 # ---------------------------------------------------------------------------
-# 6. connections
-
-
-@pytest.mark.parametrize("pos", [0, 1, -1])
-def test_connection_strengths(network, plain, reference, pos):
-    layer_name = name_at(network, pos)
-    pos = position(network, layer_name)
-    inputs = layer_inputs(plain, reference, layer_name, 314)
-    s = explain.connection_strengths(network, inputs, layer_name)
-    W = plain["W"][pos]
-    assert s.shape == W.shape
-    j3 = unit_at(network, layer_name, 3)
-    for k, j in [(0, 0), (len(inputs) - 1, W.shape[1] - 1), (len(inputs) // 2, j3)]:
-        assert s[k, j] == pytest.approx(float(inputs[k]) * float(W[k, j]), abs=1e-7 * max(1.0, abs(float(inputs[k]))))
-    per_input, _, _ = explain.contributions(network, layer_name, j3, inputs)
-    np.testing.assert_allclose(s[:, j3], per_input, atol=1e-6 * max(1.0, float(np.abs(per_input).max())))
-
-    rows, cols, vals = explain.strongest_connections(s, top=20)
-    assert len(rows) == 20
-    np.testing.assert_array_equal(vals, s[rows, cols])
-    mags = np.abs(vals)
-    assert np.all(mags[:-1] >= mags[1:])
-    rest = np.ones(s.shape, dtype=bool)
-    rest[rows, cols] = False
-    assert mags.min() >= np.abs(s[rest]).max()
-
-
-# ---------------------------------------------------------------------------
 # 4. knock-outs
 
 

@@ -27,7 +27,7 @@ def test_notes_quote_the_manifests_figures(manifest):
 
 def test_note_is_a_keyboard_reachable_disclosure():
     html = glossary.note("bias")
-    assert html.startswith('<details class="note" data-term="bias"><summary')
+    assert html.startswith('<details class="term" data-term="bias"><summary')
     assert 'role="note"' in html and "Bias" in html
 
 

@@ -15,7 +15,7 @@ import pytest
 
 import fake_exports
 import reference as ref
-from conftest import DEFAULT_MODEL, READY_TIMEOUT_MS, SITE, watch
+from conftest import DEFAULT_MODEL, MODELS, READY_TIMEOUT_MS, SITE, watch
 from pyscript_app import export_format
 from pyscript_app import state as st
 from test_page import shown
@@ -131,7 +131,7 @@ def test_switching_with_the_picker_shows_each_model_exactly(picker_page, test_si
     assert picker_page.errors == [] and picker_page.outside == [] and picker_page.dialogs == []
 
 
-@pytest.mark.parametrize("model_id", ["tiny-deep", "tiny-one", DEFAULT_MODEL])
+@pytest.mark.parametrize("model_id", [m for m in MODELS if m != DEFAULT_MODEL] + [DEFAULT_MODEL])
 def test_parity_after_switching_with_the_picker(picker_page, test_site, model_id):
     page = picker_page.page
     dirs = model_dirs(test_site)
@@ -143,7 +143,7 @@ def test_parity_after_switching_with_the_picker(picker_page, test_site, model_id
     assert picker_page.errors == []
 
 
-@pytest.mark.parametrize("model_id", ["tiny-deep", "tiny-one"])
+@pytest.mark.parametrize("model_id", [m for m in MODELS if m != DEFAULT_MODEL])
 def test_a_model_in_the_address_is_the_one_loaded(browser, site_server, test_site, model_id):
     """#model=<id> on a fresh load: only that model's files are fetched, and it is shown exactly."""
     context = browser.new_context()
@@ -333,6 +333,8 @@ def test_a_bad_export_is_refused_by_name_and_the_model_shown_stays(own, case):
     sample = page.get_attribute("#input-image", "data-sample-index")
     page.click("#random-sample")
     page.wait_for_function(f"document.getElementById('input-image').dataset.sampleIndex !== '{sample}'")
+    # (and the address follows it, after the pause the page waits for: the next case starts from it)
+    page.wait_for_function("location.hash.endsWith('sample=' + document.getElementById('input-image').dataset.sampleIndex)")
     assert own.errors == [] and own.outside == []
 
 
@@ -344,3 +346,51 @@ def test_a_good_export_after_a_bad_one_clears_the_message(own):
     open_files(page, {"ok.zip": export_format.write_zip(exported(seed=11, title="Fine"))})
     page.wait_for_function("m => document.getElementById('view').dataset.model !== m", arg=before, timeout=READY_TIMEOUT_MS)
     assert not page.is_visible("#open-model-error")
+
+
+# --- the explorer beside a card, thumbnails in draw mode ---------------------------------
+
+
+def in_viewport(page, selector):
+    return page.eval_on_selector(selector, """e => { const r = e.getBoundingClientRect();
+        return r.top >= 0 && r.top < innerHeight && r.bottom > 0 && r.left >= 0 && r.right <= innerWidth; }""")
+
+
+def test_the_error_explorer_shows_while_a_neuron_card_is_open(browser, site_server):
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        w = watch(context, site_server.url)
+        assert w.goto("#sample=3&neuron=hidden_1:4") == "ready"
+        w.page.wait_for_selector("#neuron-card")
+        w.page.click("#errors-toggle")
+        w.page.wait_for_selector("#confusion-matrix")
+        w.page.wait_for_timeout(300)  # (a smooth scroll, if any, has ended)
+        assert in_viewport(w.page, "#confusion-matrix .cell[data-true='0'][data-predicted='0']")
+        assert w.page.is_visible("#neuron-card")
+        assert w.errors == []
+    finally:
+        context.close()
+
+
+def test_a_digit_thumbnail_in_draw_mode_shows_that_digit(browser, site_server, seed_export):
+    network, testset = seed_export
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        w = watch(context, site_server.url)
+        assert w.goto("#mode=draw") == "ready"
+        w.page.click("#errors-toggle")
+        w.page.wait_for_selector("#confusion-matrix")
+        w.page.click("#confusion-matrix .cell[data-true='4'][data-predicted='9']")
+        thumb = w.page.wait_for_selector("#cell-digits .cthumb")
+        index = thumb.get_attribute("data-sample")
+        thumb.click()
+        w.page.wait_for_function(f"location.hash === '#sample={index}'")
+        w.page.wait_for_function(f"document.getElementById('input-image').dataset.sampleIndex === '{index}'")
+        assert not w.page.is_visible("#draw-pad")
+        view = shown(w.page)
+        expected = network.forward(network.normalize(testset.images[int(index)]))
+        np.testing.assert_allclose([float(v) for n, i, v in view["neurons"] if n == "output"], expected[-1], atol=1e-6)
+        assert int(testset.labels[int(index)]) == 4
+        assert w.errors == []
+    finally:
+        context.close()

@@ -186,7 +186,8 @@ def python3_on_path(tmp_path: Path) -> dict:
     return {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
 
 
-def test_launcher_serves_the_unzipped_bundle_and_the_page_works(bundle, browser, network, testset, tmp_path):
+def test_launcher_serves_the_unzipped_bundle_and_the_page_works(bundle, browser, seed_export, tmp_path):
+    network, testset = seed_export  # the site's default model: what the page starts with
     """start.sh -> start.py on 127.0.0.1; the page loads with every outside request aborted, and works."""
     _, top = bundle
     launched = Launched(["/bin/sh", "start.sh", "--no-browser"], cwd=top, env=python3_on_path(tmp_path))
@@ -330,7 +331,8 @@ def test_the_first_visit_downloads_each_file_once_offline_copy_included(playwrig
         server.close()
 
 
-def test_second_visit_works_offline_with_no_csp_violation(browser, network, testset):
+def test_second_visit_works_offline_with_no_csp_violation(browser, seed_export):
+    network, testset = seed_export  # the site's default model: what the page starts with
     """Load once, go offline with the server gone, reload: the page starts and works from the
     service worker's cache. No CSP violation on either visit (the second takes other paths:
     PyScript's cached lock file), and the policy is enforced."""

@@ -20,7 +20,8 @@ sys.path.insert(0, str(ROOT / "tools"))
 import browser  # noqa: E402
 import serve  # noqa: E402
 
-SHOTS = (("screenshot.png", {"width": 1280, "height": 860}, False), ("screenshot-phone.png", {"width": 390, "height": 844}, True))
+SHOTS = (("screenshot.png", {"width": 1400, "height": 900}, False), ("screenshot-phone.png", {"width": 390, "height": 844}, True))
+TOUR_SEEN = "localStorage.setItem('nnv-tour-dismissed', 'true')"  # a returning visitor: no tour over the page
 
 
 # A "2" as a polyline, in fractions of the pad (drawn with real mouse events).
@@ -28,7 +29,8 @@ TWO = ((0.3, 0.25), (0.5, 0.15), (0.7, 0.25), (0.65, 0.45), (0.35, 0.85), (0.75,
 
 
 def draw_shot(b, base: str, path: Path) -> None:
-    page = b.new_page(viewport={"width": 1280, "height": 860}, device_scale_factor=1)
+    page = b.new_page(viewport={"width": 1400, "height": 900}, device_scale_factor=1)
+    page.add_init_script(TOUR_SEEN)
     page.goto(base + "#mode=draw")
     page.wait_for_function("document.getElementById('status').dataset.state === 'ready'", timeout=90_000)
     box = page.locator("#draw-pad").bounding_box()
@@ -65,6 +67,7 @@ def main(argv=None) -> int:
             shots = ((SHOTS[0][0], {**SHOTS[0][1], "width": args.width}, False), *SHOTS[1:])
             for name, viewport, mobile in shots:
                 page = b.new_page(viewport=viewport, is_mobile=mobile, has_touch=mobile, device_scale_factor=1)
+                page.add_init_script(TOUR_SEEN)
                 page.goto(url)
                 page.wait_for_function("document.getElementById('status').dataset.state !== 'loading'", timeout=90_000)
                 state = page.get_attribute("#status", "data-state")
