@@ -70,3 +70,12 @@ def test_error_explorer(a11y):
     a11y.page.wait_for_selector("#confusion-matrix")
     check(a11y.page, "error explorer")
     a11y.page.click("#errors-toggle")
+
+
+def test_train_mode(a11y):
+    hash_to(a11y, "#mode=train", "#train-panel:not([hidden]) #train-form")
+    a11y.page.wait_for_selector("#train-data[data-state='ready']", timeout=90_000)
+    a11y.page.click("#train-step")
+    a11y.page.wait_for_selector("#loss-curve")
+    check(a11y.page, "train mode")
+    hash_to(a11y, "#sample=5", "#train-panel[hidden]")
