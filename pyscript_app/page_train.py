@@ -131,7 +131,13 @@ class Train:
         for i in range(selects.length):
             selects.item(i).value = str(s.hidden[i]) if i < len(s.hidden) else ""
         acts = s.activations
-        form.elements.namedItem("activation").value = acts[0] if len(set(acts)) == 1 else ",".join(acts)
+        activation = form.elements.namedItem("activation")
+        value = acts[0] if len(set(acts)) == 1 else ",".join(acts)
+        if not any(str(activation.options.item(i).value) == value for i in range(activation.options.length)):
+            option = js.document.createElement("option")  # one activation per layer, from the address
+            option.value = option.textContent = value
+            activation.appendChild(option)
+        activation.value = value
         form.elements.namedItem("optimizer").value = s.optimizer
         form.elements.namedItem("lr").value = train._number(s.learning_rate)
         form.elements.namedItem("batch").value = str(s.batch_size)

@@ -208,6 +208,11 @@ def test_a_bad_settings_link_opens_the_nearest_settings_and_says_what_changed(ap
     assert (field("optimizer"), field("lr"), field("seed"), field("batch")) == ("adam", "0.00001", "42", "32")
     assert "hidden=8%2C128" in page.evaluate("location.hash")
     assert page.get_attribute("#status", "data-state") == "ready"
+    # one activation per layer is valid, and the form says so
+    page.evaluate("() => { location.hash = '#mode=train&hidden=16,8&activation=relu,tanh'; }")
+    page.wait_for_selector("#train-notes[hidden]", state="attached")
+    assert field("activation") == "relu,tanh"
+    assert "activation=relu%2Ctanh" in page.evaluate("location.hash")
 
 
 def test_a_diverging_rate_stops_with_the_trainers_message_and_reset_works(app):
