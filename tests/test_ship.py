@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import queue
 import re
@@ -604,3 +605,31 @@ def test_pages_workflow_deploys_what_make_site_builds():
     makefile = (ROOT / "Makefile").read_text()
     assert re.search(r"^site:.*\n\t\$\(PY\) tools/build_site\.py\s*$", makefile, re.M)
     assert "default=ROOT / \"site\"" in (ROOT / "tools" / "build_site.py").read_text()
+
+
+def test_a_model_picked_once_works_offline_afterwards(browser):
+    """Only the default model is in the offline copy from the start; another one is stored the
+    first time it is picked (checked against the build's sha256) and opens offline from then on."""
+    index = json.loads((SITE / "models" / "index.json").read_text())
+    other = next(m for m in index["models"] if m != index["default"])
+    server = Server(SITE)
+    context = browser.new_context()
+    try:
+        w = watch(context, server.url)
+        assert w.goto("") == "ready"
+        wait_offline_ready(w.page)
+        assert not [p for p, _ in server.requests if p.startswith(f"/models/{other}/")]  # not fetched at install
+        w.page.select_option("#model-picker", other)
+        w.page.wait_for_selector(f'#view[data-model="{other}"]')
+        w.page.wait_for_function(  # the worker has stored every file of the model it just served
+            "async (names) => { const c = await caches.open((await caches.keys())[0]);"
+            " return (await Promise.all(names.map(n => c.match(n)))).every(Boolean); }",
+            arg=[f"models/{other}/{f.name}" for f in (SITE / "models" / other).iterdir()])
+        server.close()
+        context.set_offline(True)
+        w.page.goto(w.base + f"#model={other}&sample=5")
+        assert w.wait_settled() == "ready", w.page.inner_text("#status")
+        assert w.page.get_attribute("#view", "data-model") == other
+        assert w.outside == [] and w.errors == []
+    finally:
+        context.close()

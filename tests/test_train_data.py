@@ -138,9 +138,15 @@ def test_a_broken_data_manifest_is_named(tmp_path):
 def test_the_service_worker_lists_the_training_digits_on_demand_only():
     built = precache.read_service_worker(SITE)
     assert "data/mnist_train.npz" not in dict(built["files"])
-    assert dict(built["on_demand"]) == {"data/mnist_train.npz": "sha256-" + base64.b64encode(
-        hashlib.sha256(TRAIN.read_bytes()).digest()).decode()}
+    on_demand = dict(built["on_demand"])
+    assert on_demand["data/mnist_train.npz"] == "sha256-" + base64.b64encode(
+        hashlib.sha256(TRAIN.read_bytes()).digest()).decode()
     assert "data/mnist_test.npz" in dict(built["files"])
+    # the other on-demand files are the models a visit fetches only when picked, never the default one
+    index = json.loads((SITE / "models" / "index.json").read_text())
+    others = {f"models/{m}/{f.name}" for m in index["models"] if m != index["default"] for f in (SITE / "models" / m).iterdir()}
+    assert set(on_demand) - {"data/mnist_train.npz"} == others
+    assert all(f"models/{index['default']}/{f.name}" in dict(built["files"]) for f in (SITE / "models" / index["default"]).iterdir())
 
 
 def fake_site(tmp_path):

@@ -10,12 +10,14 @@ same list is what the service worker caches and what ``tools/make_dist.py``
 puts into the offline bundle.
 
 Files fetched on demand (the training digits, about 10 MB, that only the
-Train mode needs) belong to the build like the others, but the worker does
+Train mode needs, and the files of every model but the default one, which a
+visit fetches only when that model is picked) belong to the build like the others, but the worker does
 not download them at install, so a first visit transfers no more than the
 page needs: it stores them the first time the page fetches them, checked
 against the same build hash, and serves them from then on, offline too. An
 update copies them from the previous build's cache when they are unchanged.
-Which files those are: the ``train`` entry of ``data/manifest.json``.
+Which files those are: the ``train`` entry of ``data/manifest.json`` and the
+non-default models of ``models/index.json``.
 
 The build version (the one source of truth for "which build is this") is the
 first 16 hex digits of a sha256 over every file's path and sha256, plus the
@@ -41,6 +43,7 @@ SERVICE_WORKER = "sw.js"
 MARKER = "{{BUILD}}"
 DATA_MANIFEST = "data/manifest.json"
 ON_DEMAND_ENTRIES = ("train",)  # data/manifest.json entries whose file is cached when first fetched
+MODELS_INDEX = "models/index.json"  # every model but its default is cached when first fetched
 
 # Never part of the site, wherever they turn up.
 EXCLUDED_DIRS = {"__pycache__", "node_modules"}
@@ -78,18 +81,33 @@ def integrity(path: Path) -> str:
     return "sha256-" + base64.b64encode(digest.digest()).decode("ascii")
 
 
-def on_demand_files(site: Path) -> set[str]:
-    """Site paths of the files cached only once the page fetches them (see the module's notes)."""
-    path = Path(site) / DATA_MANIFEST
+def other_models_files(site: Path) -> set[str]:
+    """Site paths of the files of every model but the default one (a visit fetches those only when picked)."""
+    path = Path(site) / MODELS_INDEX
     if not path.is_file():
         return set()
+    try:
+        index = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise StaleSite(f"{path} is not valid JSON ({exc})") from None
+    folder = path.parent
+    return {f.relative_to(site).as_posix() for model in index.get("models", []) if model != index.get("default")
+            for f in (folder / str(model)).glob("*") if f.is_file()}
+
+
+def on_demand_files(site: Path) -> set[str]:
+    """Site paths of the files cached only once the page fetches them (see the module's notes)."""
+    site = Path(site)
+    path = site / DATA_MANIFEST
+    if not path.is_file():
+        return other_models_files(site)
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as exc:
         raise StaleSite(f"{path} is not valid JSON ({exc})") from None
     folder = Path(DATA_MANIFEST).parent.as_posix()
-    return {f"{folder}/{manifest[key]['file']}" for key in ON_DEMAND_ENTRIES
-            if isinstance(manifest.get(key), dict) and isinstance(manifest[key].get("file"), str)}
+    return other_models_files(site) | {f"{folder}/{manifest[key]['file']}" for key in ON_DEMAND_ENTRIES
+                                       if isinstance(manifest.get(key), dict) and isinstance(manifest[key].get("file"), str)}
 
 
 def build_manifest(site: Path) -> dict:

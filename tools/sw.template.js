@@ -10,7 +10,8 @@
 // - activate: delete the caches of all other builds.
 // - fetch: a file of this build comes from its cache (from the network if the cache lost it);
 //   every other request goes to the network untouched.
-// - On-demand files (BUILD.on_demand: the training digits, which only Train mode needs) are not
+// - On-demand files (BUILD.on_demand: the training digits, which only Train mode needs, and the
+//   models other than the default, fetched when picked) are not
 //   downloaded at install, so a first visit transfers no more than the page needs. The first
 //   time the page fetches one, it streams to the page, and a copy (once checked against the
 //   build's sha256) is stored in this build's cache and served from there afterwards, offline too.
