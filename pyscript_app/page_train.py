@@ -196,6 +196,8 @@ class Train:
         self.restart()
         self.install_network()
         self.draw_buttons()
+        # (for tools/bench.py: is the browser's matrix product the in-order one, or the slower slices?)
+        el("train-progress").dataset.matmulInOrder = "true" if train.MATMUL_IN_ORDER else "false"
         self.refresh()
 
     # --- the network the page shows
