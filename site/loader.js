@@ -4,12 +4,33 @@
 const status = document.getElementById("status");
 const text = document.getElementById("status-text");
 
-function fail(message) {
-  if (status.dataset.state === "error") return; // keep the first, most specific message
+// A damaged file is the cause of whatever failed after it: its message replaces an earlier one.
+let damaged = false;
+function fail(message, { damage = false } = {}) {
+  if (status.dataset.state === "error" && (damaged || !damage)) return; // keep the first, most specific message
+  damaged = damaged || damage;
   status.dataset.state = "error";
   status.setAttribute("role", "alert");
   text.textContent = message;
 }
+
+// In an error state the page must not look live: body[data-ready=failed] greys the view out
+// under a "Not running" notice (style.css), whoever set the error (this loader or main.py).
+const notice = document.createElement("div");
+notice.id = "not-running";
+notice.setAttribute("role", "note");
+notice.hidden = true;
+notice.innerHTML = "<strong>Not running.</strong> The view below is the last one shown, not a live result. "
+  + "Reload the page to try again. If the same message comes back, this copy of the site is incomplete "
+  + "or damaged: build it again (<code>make site</code>) or download it again.";
+const markFailed = () => {
+  if (status.dataset.state !== "error") return;
+  document.body.dataset.ready = "failed";
+  notice.hidden = false;
+  if (!notice.isConnected) document.querySelector("main").prepend(notice);
+  for (const button of document.querySelectorAll(".controls button")) button.disabled = true;
+};
+new MutationObserver(markFailed).observe(status, { attributes: true, attributeFilter: ["data-state"] });
 
 // A script, stylesheet or module that fails to load (404, offline) fires a
 // non-bubbling "error" event on its element: catch it in the capture phase.
@@ -25,12 +46,70 @@ addEventListener("error", (event) => {
 // Files fetched by the runtime itself (the wasm binary, the standard library)
 // give no error event when missing: Pyodide then just stops. Resource timing
 // reports their HTTP status, so a failed fetch during start-up names the file.
+//
+// A runtime file that arrives damaged (truncated, corrupted) often gives no error at all: a broken
+// wasm binary stalls the start, a wheel failing Pyodide's integrity check only logs it. So each
+// runtime file, once the runtime has downloaded it, is read again (from the HTTP cache, or the
+// service worker's: no second download) and checked against the sha256 the build wrote into the
+// page (#runtime-files). A mismatch names the file.
+const expected = new Map();
+try {
+  const listed = JSON.parse(document.getElementById("runtime-files").textContent);
+  for (const [path, [sri, size]] of Object.entries(listed)) {
+    expected.set(new URL(path, document.baseURI).pathname, { path, sri, size });
+  }
+} catch (error) {
+  console.warn(`nn-visualizer: no list of runtime files to check (${error.message})`);
+}
+const checked = new Set();
+
+// Read again from the HTTP cache (or the service worker), not the network ("force-cache"). Mode
+// "same-origin" keeps the read from taking over a preload meant for the runtime (a preload is
+// handed only to a request like its own, "cors"); the browser checks the integrity. A file that
+// fails is read once more, to say what is wrong with it.
+async function sha256(bytes) {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  return "sha256-" + btoa(String.fromCharCode(...digest));
+}
+
+async function check(url) {
+  const pathname = new URL(url).pathname, want = expected.get(pathname);
+  if (!want || checked.has(pathname) || !(globalThis.crypto && crypto.subtle)) return;
+  checked.add(pathname);
+  try {
+    const response = await fetch(url, { cache: "force-cache", mode: "same-origin", integrity: want.sri });
+    if (response.ok) return;
+  } catch (error) {
+    // not this build's bytes: see below
+  }
+  let response;
+  try {
+    response = await fetch(url, { cache: "force-cache" });
+  } catch (error) {
+    fail(`A file of the page failed to load: ${want.path} (${error.message})`, { damage: true });
+    return;
+  }
+  if (!response.ok) {
+    fail(`A file of the page failed to load: ${want.path} (HTTP ${response.status}: missing on the server)`, { damage: true });
+    return;
+  }
+  const bytes = await response.arrayBuffer();
+  if (await sha256(bytes) === want.sri) return;
+  const size = bytes.byteLength;
+  const how = size < want.size ? `truncated: ${size} of ${want.size} bytes`
+    : size > want.size ? `${size} bytes instead of ${want.size}`
+    : "corrupted: same size, other bytes";
+  fail(`A file of the page is damaged: ${want.path} (${how}; integrity check failed, its sha256 is not this build's).`,
+    { damage: true });
+}
+
 if (typeof PerformanceObserver === "function") {
   new PerformanceObserver((list) => {
     for (const entry of list.getEntries()) {
       if (entry.responseStatus >= 400 && status.dataset.state === "loading") {
         fail(`A file of the page failed to load: ${new URL(entry.name).pathname} (HTTP ${entry.responseStatus})`);
       }
+      if (status.dataset.state !== "ready") check(entry.name);
     }
   }).observe({ type: "resource", buffered: true });
 }

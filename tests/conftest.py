@@ -165,3 +165,17 @@ def site_copy(tmp_path: Path) -> Path:
         for f in (SITE / "vendor" / part).iterdir():
             (copy / "vendor" / part / f.name).symlink_to(f)
     return copy
+
+
+def rehash_runtime_files(root: Path) -> None:
+    """After changing a runtime file of a site copy on purpose, record its new sha256 in the
+    copy's index.html, as a rebuild would (site/loader.js would otherwise call it damaged)."""
+    import re
+
+    import build_site
+
+    index = root / "index.html"
+    block = build_site.runtime_files_block(root)
+    page, n = re.subn(r'<script type="application/json" id="runtime-files">.*?</script>', lambda _: block, index.read_text())
+    assert n == 1, "index.html has no runtime-files block"
+    index.write_text(page)

@@ -12,7 +12,7 @@ import re
 import numpy as np
 import pytest
 
-from conftest import READY_TIMEOUT_MS, Server, site_copy, watch
+from conftest import READY_TIMEOUT_MS, Server, rehash_runtime_files, site_copy, watch
 from pyscript_app import render
 
 
@@ -269,6 +269,7 @@ def test_a_python_error_before_ready_is_shown_not_an_endless_spinner(browser, tm
     root = site_copy(tmp_path)
     script = root / "app" / "pyscript_app" / "main.py"  # the page's <script src>: what PyScript runs
     script.write_text(script.read_text().replace("import asyncio\n", "import asyncio\nimport no_such_module_here\n", 1))
+    rehash_runtime_files(root)  # a build whose main.py fails, not a damaged file
     state, text, _ = load_broken(browser, root)
     assert state == "error"
     assert "ModuleNotFoundError" in text and "no_such_module_here" in text, text

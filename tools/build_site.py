@@ -79,6 +79,7 @@ def render_index(site: Path) -> str:
         ("{{FACTS}}", render.model_facts(network.manifest)),
         ("{{CONNECTIONS_LEGEND}}", render_inside.connections_legend()),  # look inside (issue 5)
         (PRELOAD_MARKER, preload_links(site, network.manifest)),  # start-up speed (issue 7)
+        (RUNTIME_FILES_MARKER, runtime_files_block(site)),
         ("{{PYSCRIPT_CONFIG}}", attribute_json(pyscript_config())),
         (MPY_CONFIG_MARKER, mpy_config()),
     ):
@@ -96,7 +97,25 @@ APP_BUNDLE = f"app/{APP_PACKAGE}.zip"
 UNUSED_PLUGINS = ("error", "codemirror", "deprecations-manager", "donkey", "py-editor", "py-game", "py-terminal")
 PRELOAD_MARKER = "<!-- {{PRELOAD}} -->"
 MPY_CONFIG_MARKER = "<!-- {{MPY_CONFIG}} -->"
+RUNTIME_FILES_MARKER = "<!-- {{RUNTIME_FILES}} -->"
 PYODIDE = "vendor/pyodide"
+# The folders of the files that the runtime fetches for itself; site/loader.js checks each one it
+# has loaded against this build's sha256 (the export's files are checked by the Python loader).
+RUNTIME_FOLDERS = ("vendor/", "app/")
+
+
+def runtime_files(site: Path) -> dict[str, list]:
+    """{path: [integrity ("sha256-<base64>"), size in bytes]} of every runtime file of the site."""
+    import precache
+
+    return {rel: [precache.integrity(site / rel), (site / rel).stat().st_size]
+            for rel in precache.site_files(site) if rel.startswith(RUNTIME_FOLDERS)}
+
+
+def runtime_files_block(site: Path) -> str:
+    """The runtime files' sha256 as a JSON data block (not a script: nothing runs, CSP allows it)."""
+    data = json.dumps(runtime_files(site), separators=(",", ":"), sort_keys=True)
+    return f'<script type="application/json" id="runtime-files">{html.escape(data, quote=False)}</script>'
 
 
 def attribute_json(value) -> str:
