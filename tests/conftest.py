@@ -14,10 +14,15 @@ sys.path.insert(0, str(ROOT))
 from pyscript_app import network as nw  # noqa: E402
 
 
+def model_dir() -> Path:
+    """The folder of the committed export (its manifest.json and .npy files): read it through here."""
+    return SITE / "model"
+
+
 @pytest.fixture(scope="session")
 def export():
     """The committed export: (network, testset)."""
-    return nw.read_export_dir(SITE / "model")
+    return nw.read_export_dir(model_dir())
 
 
 @pytest.fixture(scope="session")
