@@ -3,6 +3,46 @@
 // Everything else on the page is Python (pyscript_app/).
 const status = document.getElementById("status");
 const text = document.getElementById("status-text");
+const pageFetch = window.fetch.bind(window);
+
+// Files the start-up needs only once Python runs (numpy, the model, the test digits): fetched now,
+// in parallel with the runtime's start, and each response handed to the first plain fetch() of it.
+// (A <link rel=preload> would do the same, but the browser warns about every preload still unused
+// a few seconds after the load event, which on a slow machine they all are.) A request with an
+// integrity (Pyodide's, for the numpy wheel) gets the bytes only if they match it.
+const early = new Map();
+try {
+  for (const path of JSON.parse(document.getElementById("early-fetches").textContent)) {
+    const url = new URL(path, document.baseURI).href;
+    const response = pageFetch(url);
+    response.catch(() => null); // a failure is reported when the file is asked for
+    early.set(url, response);
+  }
+} catch (error) {
+  console.warn(`nn-visualizer: no early fetches (${error.message})`);
+}
+
+async function withIntegrity(response, integrity) {
+  const bytes = await response.arrayBuffer();
+  const [algorithm, want] = integrity.split(/-(.*)/s);
+  const digest = new Uint8Array(await crypto.subtle.digest(algorithm.replace("sha", "SHA-"), bytes));
+  if (btoa(String.fromCharCode(...digest)) !== want) {
+    throw new TypeError(`Failed integrity check for ${response.url || "a resource"} (${integrity})`);
+  }
+  return new Response(bytes, { status: response.status, statusText: response.statusText, headers: response.headers });
+}
+
+window.fetch = function fetch(input, init) {
+  const url = typeof input === "string" || input instanceof URL ? new URL(input, document.baseURI).href : null;
+  const options = Object.keys(init || {});
+  if (url && early.has(url) && options.every((key) => key === "integrity" || (key === "method" && /^get$/i.test(init.method)))) {
+    const response = early.get(url);
+    early.delete(url);
+    return init && init.integrity && globalThis.crypto && crypto.subtle
+      ? response.then((r) => withIntegrity(r, init.integrity)) : response;
+  }
+  return pageFetch(input, init);
+};
 
 // A damaged file is the cause of whatever failed after it: its message replaces an earlier one.
 let damaged = false;
@@ -63,44 +103,25 @@ try {
 }
 const checked = new Set();
 
-// Read again from the HTTP cache (or the service worker), not the network ("force-cache"). Mode
-// "same-origin" keeps the read from taking over a preload meant for the runtime (a preload is
-// handed only to a request like its own, "cors"); the browser checks the integrity. A file that
-// fails is read once more, to say what is wrong with it.
-async function sha256(bytes) {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
-  return "sha256-" + btoa(String.fromCharCode(...digest));
-}
-
-async function check(url) {
+// The reading and hashing happen in a worker (check.js): see there why.
+let checker = null;
+function check(url) {
   const pathname = new URL(url).pathname, want = expected.get(pathname);
-  if (!want || checked.has(pathname) || !(globalThis.crypto && crypto.subtle)) return;
+  if (!want || checked.has(pathname) || !(globalThis.crypto && crypto.subtle) || typeof Worker !== "function") return;
   checked.add(pathname);
-  try {
-    const response = await fetch(url, { cache: "force-cache", mode: "same-origin", integrity: want.sri });
-    if (response.ok) return;
-  } catch (error) {
-    // not this build's bytes: see below
+  if (!checker) {
+    checker = new Worker(new URL("./check.js", import.meta.url));
+    checker.onmessage = ({ data: { url: done, problem } }) => {
+      if (!problem) return;
+      const { path } = expected.get(new URL(done).pathname);
+      const { kind, detail } = problem;
+      fail(kind === "damaged" ? `A file of the page is damaged: ${path} (${detail}).`
+        : kind === "missing" ? `A file of the page failed to load: ${path} (${detail}: missing on the server)`
+        : `A file of the page could not be read: ${path} (${detail})`,
+        { damage: true });
+    };
   }
-  let response;
-  try {
-    response = await fetch(url, { cache: "force-cache" });
-  } catch (error) {
-    fail(`A file of the page failed to load: ${want.path} (${error.message})`, { damage: true });
-    return;
-  }
-  if (!response.ok) {
-    fail(`A file of the page failed to load: ${want.path} (HTTP ${response.status}: missing on the server)`, { damage: true });
-    return;
-  }
-  const bytes = await response.arrayBuffer();
-  if (await sha256(bytes) === want.sri) return;
-  const size = bytes.byteLength;
-  const how = size < want.size ? `truncated: ${size} of ${want.size} bytes`
-    : size > want.size ? `${size} bytes instead of ${want.size}`
-    : "corrupted: same size, other bytes";
-  fail(`A file of the page is damaged: ${want.path} (${how}; integrity check failed, its sha256 is not this build's).`,
-    { damage: true });
+  checker.postMessage({ url, sri: want.sri, size: want.size });
 }
 
 if (typeof PerformanceObserver === "function") {

@@ -180,7 +180,7 @@ def rehash_runtime_files(root: Path) -> None:
     import build_site
 
     index = root / "index.html"
-    block = build_site.runtime_files_block(root)
+    block = build_site.runtime_files_block(root, nw.read_export_dir(root / model_dir().relative_to(SITE))[0].manifest).split("\n")[0]
     page, n = re.subn(r'<script type="application/json" id="runtime-files">.*?</script>', lambda _: block, index.read_text())
     assert n == 1, "index.html has no runtime-files block"
     index.write_text(page)

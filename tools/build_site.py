@@ -79,7 +79,7 @@ def render_index(site: Path) -> str:
         ("{{FACTS}}", render.model_facts(network.manifest)),
         ("{{CONNECTIONS_LEGEND}}", render_inside.connections_legend()),  # look inside (issue 5)
         (PRELOAD_MARKER, preload_links(site, network.manifest)),  # start-up speed (issue 7)
-        (RUNTIME_FILES_MARKER, runtime_files_block(site)),
+        (RUNTIME_FILES_MARKER, runtime_files_block(site, network.manifest)),
         ("{{PYSCRIPT_CONFIG}}", attribute_json(pyscript_config())),
         (MPY_CONFIG_MARKER, mpy_config()),
     ):
@@ -112,10 +112,14 @@ def runtime_files(site: Path) -> dict[str, list]:
             for rel in precache.site_files(site) if rel.startswith(RUNTIME_FOLDERS)}
 
 
-def runtime_files_block(site: Path) -> str:
-    """The runtime files' sha256 as a JSON data block (not a script: nothing runs, CSP allows it)."""
-    data = json.dumps(runtime_files(site), separators=(",", ":"), sort_keys=True)
-    return f'<script type="application/json" id="runtime-files">{html.escape(data, quote=False)}</script>'
+def runtime_files_block(site: Path, manifest: dict) -> str:
+    """Data for site/loader.js, as JSON data blocks (not scripts: nothing runs, CSP allows them):
+    the runtime files' sha256 (#runtime-files) and the files to fetch early (#early-fetches)."""
+    blocks = []
+    for ident, value in (("runtime-files", runtime_files(site)), ("early-fetches", early_fetches(site, manifest))):
+        data = html.escape(json.dumps(value, separators=(",", ":"), sort_keys=True), quote=False)
+        blocks.append(f'<script type="application/json" id="{ident}">{data}</script>')
+    return "\n".join(blocks)
 
 
 def attribute_json(value) -> str:
@@ -157,15 +161,23 @@ def write_app_bundle(site: Path) -> Path:
     return target
 
 
+def numpy_wheel(site: Path) -> str:
+    lock_path = site / PYODIDE / "pyodide-lock.json"
+    if not lock_path.is_file():
+        raise SystemExit(f"build_site: {lock_path} is missing: vendor the runtime first (make site, without --no-vendor)")
+    return json.loads(lock_path.read_text())["packages"]["numpy"]["file_name"]
+
+
 def preloads(site: Path, manifest: dict) -> list[tuple[str, str, str]]:
-    """(rel, href, extra attributes) for everything the start-up fetches, in the order it is needed.
+    """(rel, href, extra attributes) for the runtime's files, in the order it needs them.
 
     Started from the HTML head, the downloads run in parallel with the runtime's own
     start instead of one after the other. Each hint must match the later request
     (destination and CORS mode: fetch() is "cors"), or the browser downloads the file
-    twice. The numpy wheel's hint carries no integrity attribute (Chromium ignores it on
-    as="fetch" and warns): pyodide.loadPackage's own fetch still checks the lock file's
-    sha256 on the preloaded bytes.
+    twice. Only files that the start-up uses within a few seconds of the page's load
+    event are hinted: the browser warns about a preload left unused longer than that.
+    What is needed later (numpy, the export) is fetched early by site/loader.js instead
+    (early_fetches).
 
     pyodide.asm.wasm is left out on purpose: Pyodide compiles it from a streamed fetch,
     which on a second visit reuses the compiled code Chromium cached beside the HTTP
@@ -173,11 +185,8 @@ def preloads(site: Path, manifest: dict) -> list[tuple[str, str, str]]:
     to 3 s more CPU on every warm start). Its download starts within the first ~0.5 s
     anyway, and is not what a cold start waits for.
     """
-    lock_path = site / PYODIDE / "pyodide-lock.json"
-    if not lock_path.is_file():
-        raise SystemExit(f"build_site: {lock_path} is missing: vendor the runtime first (make site, without --no-vendor)")
-    numpy = json.loads(lock_path.read_text())["packages"]["numpy"]
-    links = [
+    numpy_wheel(site)  # the runtime must be vendored
+    return [
         ("modulepreload", "vendor/pyscript/core.js", ""),
         *[("modulepreload", f"vendor/pyscript/{chunk.name}", "")  # core.js's one static import
           for chunk in sorted((site / "vendor" / "pyscript").glob("core-*.js"))],
@@ -185,14 +194,16 @@ def preloads(site: Path, manifest: dict) -> list[tuple[str, str, str]]:
         ("modulepreload", f"{PYODIDE}/pyodide.asm.js", ""),
         ("preload", f"{PYODIDE}/python_stdlib.zip", ' as="fetch" crossorigin'),
         ("preload", f"{PYODIDE}/pyodide-lock.json", ' as="fetch" crossorigin'),
-        ("preload", APP_BUNDLE, ' as="fetch" crossorigin'),
-        ("preload", f"app/{APP_PACKAGE}/main.py", ' as="fetch" crossorigin'),
-        ("preload", f"{PYODIDE}/{numpy['file_name']}", ' as="fetch" crossorigin'),
-        ("preload", "model/" + nw.MANIFEST_NAME, ' as="fetch" crossorigin'),
     ]
-    links += [("preload", "model/" + name, ' as="fetch" crossorigin') for name in nw.model_files(manifest)]
-    links += [("preload", posix_join("model", name), ' as="fetch" crossorigin') for name in nw.dataset_files(manifest)]
-    return links
+
+
+def early_fetches(site: Path, manifest: dict) -> list[str]:
+    """The files the start-up needs only once the interpreter runs (seconds after the load event on
+    a slow machine): the app, numpy, the export: site/loader.js fetches them at once and hands each response to the first fetch()
+    of it. The numpy wheel's sha256 is still checked (Pyodide asks for it as fetch integrity)."""
+    return [APP_BUNDLE, f"app/{APP_PACKAGE}/main.py", f"{PYODIDE}/{numpy_wheel(site)}", "model/" + nw.MANIFEST_NAME,
+            *["model/" + name for name in nw.model_files(manifest)],
+            *[posix_join("model", name) for name in nw.dataset_files(manifest)]]
 
 
 def posix_join(base: str, relative: str) -> str:
