@@ -30,6 +30,14 @@ ENGINES = engines_here.engines()
 OUTSIDE = "http://outside.invalid/probe"
 
 
+def skip_if_missing(engine):
+    """Skip, saying why, when the engine is not installed here; fail instead where every engine is
+    required (CI sets NNV_REQUIRE_ENGINES)."""
+    missing = dict(ENGINES).get(engine, "not chosen in NNV_ENGINES")
+    if missing:
+        (pytest.fail if os.environ.get("NNV_REQUIRE_ENGINES") else pytest.skip)(f"{engine}: {missing}")
+
+
 def quit_or_kill(driver, seconds=30):
     """End a WebDriver session; a driver that does not answer within `seconds` is killed."""
     import threading
@@ -86,9 +94,7 @@ def start(request, engine, base):
 def ep(request, site_server):
     """The shared page of one engine, loaded and ready."""
     engine = request.param
-    missing = dict(ENGINES)[engine]
-    if missing:
-        pytest.skip(f"{engine}: {missing}")
+    skip_if_missing(engine)
     page, close = start(request, engine, site_server.url)
     page.goto(site_server.url + "#sample=3")
     state = page.settle()
@@ -231,9 +237,7 @@ def test_a_load_leaves_a_clean_console(request, site_server, engine):
     """No warning and no error in the console over a whole load, also when the machine is slow
     (Chromium: CPU throttled 6x, as a slow phone; preloads unused a few seconds after the load
     event are what it warns about). WebKit's driver reports no console, so it is not checked there."""
-    missing = dict(ENGINES).get(engine, "not chosen in NNV_ENGINES")
-    if missing:
-        pytest.skip(f"{engine}: {missing}")
+    skip_if_missing(engine)
     browser = request.getfixturevalue("browser") if engine == "chromium" else \
         engines_here.launch_firefox(request.getfixturevalue("playwright_instance"))
     context = browser.new_context()

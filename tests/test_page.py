@@ -254,14 +254,7 @@ def test_missing_test_set_is_named(browser, tmp_path):
     assert state == "error" and "mnist_test.npz" in text
 
 
-@pytest.mark.parametrize("missing", ["pyodide/pyodide.asm.wasm", "pyodide/python_stdlib.zip", "pyodide/pyodide.mjs", "pyscript/core.js"])
-def test_missing_runtime_file_is_reported(browser, tmp_path, missing):
-    root = site_copy(tmp_path)
-    (root / "vendor" / missing).unlink()
-    state, text, _ = load_broken(browser, root)
-    assert state == "error"
-    assert re.search(r"could not|failed", text, re.I), text
-    assert missing.split("/")[-1] in text
+# Missing, truncated and corrupted runtime files: tests/test_damaged.py.
 
 
 def test_a_python_error_before_ready_is_shown_not_an_endless_spinner(browser, tmp_path):
