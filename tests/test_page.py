@@ -7,7 +7,6 @@ their own copy of it.
 from __future__ import annotations
 
 import json
-import re
 
 import numpy as np
 import pytest
