@@ -19,7 +19,20 @@ class Page:
     """What a test does with a page: go, run a script, wait, click, draw, and what left the origin."""
 
     engine: str
-    base: str
+    local: set  # every local test server this page was pointed at: requests to them are not outside
+
+    @property
+    def base(self) -> str:
+        """The page's server (a test may point the page at another one for a while)."""
+        return self._base
+
+    @base.setter
+    def base(self, url: str) -> None:
+        self._base = url
+        self.local = getattr(self, "local", set()) | {url}
+
+    def is_local(self, url: str) -> bool:
+        return url.startswith("data:") or any(url.startswith(b) for b in self.local)
 
     def run(self, body: str, *args):
         raise NotImplementedError
@@ -93,7 +106,7 @@ class PlaywrightPage(Page):
         self._outside, self._errors = [], []
 
         def route(r):
-            if r.request.url.startswith(self.base) or r.request.url.startswith("data:"):
+            if self.is_local(r.request.url):
                 r.continue_()
             else:
                 self._outside.append(r.request.url)
@@ -206,7 +219,7 @@ class SeleniumPage(Page):
 
     def outside(self):
         seen = self.run("return performance.getEntriesByType('resource').map(e => e.name);")
-        return list(self.proxy.requests) + [u for u in seen if not (u.startswith(self.base) or u.startswith("data:"))]
+        return list(self.proxy.requests) + [u for u in seen if not self.is_local(u)]
 
     def close(self):
         pass  # the driver session belongs to the fixture

@@ -17,7 +17,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import SITE, Server
+from conftest import SITE, Server, site_copy
 from drawn_digits import TEMPLATES
 from engines import PlaywrightPage, RecordingProxy, SeleniumPage
 from pyscript_app.preprocess import preprocess
@@ -257,3 +257,29 @@ def test_a_load_leaves_a_clean_console(request, site_server, engine):
         context.close()
         if engine != "chromium":
             browser.close()
+
+
+@pytest.mark.parametrize("rel, how", [("vendor/pyodide/pyodide.asm.wasm", "truncated"), ("numpy", "corrupted")])
+def test_a_damaged_runtime_file_is_named(ep, tmp_path, rel, how):
+    """The two damages that used to stall or mislead (a truncated wasm binary, a corrupted numpy
+    wheel) end in a message naming the file, with the view marked as not running, in every engine."""
+    from test_damaged import damage, numpy_wheel
+
+    rel = f"vendor/pyodide/{numpy_wheel()}" if rel == "numpy" else rel
+    root = site_copy(tmp_path)
+    damage(root, rel, how)
+    server, shared = Server(root), ep.base
+    ep.base = server.url
+    try:
+        ep.goto(server.url)
+        assert ep.settle() == "error"
+        text = ep.wait("const t = document.getElementById('status-text').textContent; return t.includes('damaged') && t;", timeout=30)
+        assert rel.split("/")[-1] in text and how in text and "integrity check failed" in text, text
+        assert ep.run("return document.body.dataset.ready;") == "failed"
+        assert ep.run("const n = document.getElementById('not-running'); return !!n && !n.hidden;")
+        assert ep.outside() == []
+    finally:
+        server.close()
+        ep.base = shared
+        ep.goto(ep.base + "#sample=3")
+        assert ep.settle() == "ready"
