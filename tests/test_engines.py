@@ -65,6 +65,7 @@ def start(request, engine, base):
         page = SeleniumPage(driver, engine, base, proxy)
         page.goto(OUTSIDE)  # through the proxy (a top-level navigation: the page's CSP does not apply)
         assert any("outside.invalid" in r for r in proxy.requests), "the recording proxy heard nothing"
+        page.probe_host = "outside.invalid"  # the browser may still ask that host for a favicon later
         proxy.requests.clear()
     else:
         if engine == "chromium":
