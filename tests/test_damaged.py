@@ -49,8 +49,10 @@ def damage(root, rel: str, how: str) -> None:
     path.write_bytes(bytes(data))
 
 
-def load(browser, root):
-    """Load the page from `root`; (state, status text, seconds to settle, page facts)."""
+def load(browser, root, words=()):
+    """Load the page from `root`; (page facts, seconds to settle, watcher). `words`: what the message
+    should hold; it is waited for a while (a damaged file's check can end just after another error
+    was shown, and replaces it), then the test's own assertions say what is there."""
     server = Server(root)
     context = browser.new_context()
     try:
@@ -58,9 +60,12 @@ def load(browser, root):
         started = time.monotonic()
         w.goto("", wait_ready=False)
         w.page.wait_for_function("document.getElementById('status').dataset.state !== 'loading'", timeout=SETTLE_MS)
+        try:
+            w.page.wait_for_function("(words) => words.every((word) => document.getElementById('status-text').textContent.includes(word))",
+                                     arg=list(words), timeout=SETTLE_MS)
+        except Exception:  # not there: the assertions below show the message
+            pass
         seconds = time.monotonic() - started
-        # A damaged file can be found just after another error was shown: give its check a moment.
-        w.page.wait_for_timeout(300)
         facts = w.page.evaluate("""() => ({
             state: document.getElementById('status').dataset.state,
             text: document.getElementById('status-text').textContent,
@@ -70,6 +75,7 @@ def load(browser, root):
                              return n && !n.hidden && n.getBoundingClientRect().height > 0 ? n.textContent : null; })(),
             viewOpacity: +getComputedStyle(document.querySelector('.workspace')).opacity,
             buttonsEnabled: [...document.querySelectorAll('.controls button')].filter(b => !b.disabled && !b.hidden).length,
+            hint: getComputedStyle(document.getElementById('hint')).display,
         })""")
         return facts, seconds, w
     finally:
@@ -84,6 +90,7 @@ def check_not_running(facts):
     assert facts["notice"] and "Not running" in facts["notice"] and "Reload" in facts["notice"]
     assert facts["viewOpacity"] < 0.5
     assert facts["buttonsEnabled"] == 0
+    assert facts["hint"] == "none"  # no "buttons work once the status says Ready" under an error
 
 
 @pytest.mark.parametrize("how", ["missing", "truncated", "corrupted"])
@@ -91,9 +98,9 @@ def check_not_running(facts):
 def test_a_damaged_runtime_file_is_named(browser, tmp_path, rel, how):
     root = site_copy(tmp_path)
     damage(root, rel, how)
-    facts, seconds, w = load(browser, root)
-    print(f"\n{how} {rel}: settled after {seconds:.1f} s: {facts['text']}")
     name = rel.split("/")[-1]
+    facts, seconds, w = load(browser, root, [name] if how == "missing" else [name, "damaged"])
+    print(f"\n{how} {rel}: message after {seconds:.1f} s: {facts['text']}")
     assert name in facts["text"], facts["text"]
     if how == "missing":
         assert "404" in facts["text"] or "failed to load" in facts["text"], facts["text"]
@@ -121,7 +128,7 @@ def test_an_error_set_by_python_marks_the_page_not_running_too(browser, tmp_path
     model = root / model_dir().relative_to(SITE)
     victim = sorted(model.glob("*_bias.npy"))[-1]
     victim.unlink()
-    facts, seconds, w = load(browser, root)
-    print(f"\nmissing {victim.name}: settled after {seconds:.1f} s: {facts['text']}")
+    facts, seconds, w = load(browser, root, [victim.name])
+    print(f"\nmissing {victim.name}: message after {seconds:.1f} s: {facts['text']}")
     assert victim.name in facts["text"], facts["text"]
     check_not_running(facts)
