@@ -130,7 +130,7 @@ if (typeof PerformanceObserver === "function") {
       if (entry.responseStatus >= 400 && status.dataset.state === "loading") {
         fail(`A file of the page failed to load: ${new URL(entry.name).pathname} (HTTP ${entry.responseStatus})`);
       }
-      if (status.dataset.state !== "ready") check(entry.name);
+      check(entry.name); // also after ready: a damaged file the start-up happened to survive is still damaged
     }
   }).observe({ type: "resource", buffered: true });
 }
