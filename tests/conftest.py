@@ -14,15 +14,20 @@ sys.path.insert(0, str(ROOT))
 from pyscript_app import network as nw  # noqa: E402
 
 
-def model_dir() -> Path:
-    """The folder of the committed export (its manifest.json and .npy files): read it through here."""
-    return SITE / "model"
-
-
 @pytest.fixture(scope="session")
 def export():
     """The committed export: (network, testset)."""
-    return nw.read_export_dir(model_dir())
+    return nw.read_export_dir(SITE / "model")
+
+
+def default_model_dir() -> Path:
+    """The folder of the model the page shows by default (its manifest.json and .npy files)."""
+    return SITE / "model"
+
+
+def read_default_model():
+    """(network, testset) of the model the page shows by default."""
+    return nw.read_export_dir(default_model_dir())
 
 
 @pytest.fixture(scope="session")
@@ -180,7 +185,7 @@ def rehash_runtime_files(root: Path) -> None:
     import build_site
 
     index = root / "index.html"
-    block = build_site.runtime_files_block(root, nw.read_export_dir(root / model_dir().relative_to(SITE))[0].manifest).split("\n")[0]
+    block = build_site.data_block("runtime-files", build_site.runtime_files(root))
     page, n = re.subn(r'<script type="application/json" id="runtime-files">.*?</script>', lambda _: block, index.read_text())
     assert n == 1, "index.html has no runtime-files block"
     index.write_text(page)

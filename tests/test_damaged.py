@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import SITE, Server, model_dir, site_copy, watch
+from conftest import SITE, Server, default_model_dir, site_copy, watch
 
 SETTLE_MS = 30_000
 
@@ -125,7 +125,7 @@ def test_an_error_set_by_python_marks_the_page_not_running_too(browser, tmp_path
     """The marking follows the status, whoever sets the error: here the Python loader (a weight
     file of the export that is missing)."""
     root = site_copy(tmp_path)
-    model = root / model_dir().relative_to(SITE)
+    model = root / default_model_dir().relative_to(SITE)
     victim = sorted(model.glob("*_bias.npy"))[-1]
     victim.unlink()
     facts, seconds, w = load(browser, root, [victim.name])

@@ -17,7 +17,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import SITE, Server, site_copy
+from conftest import SITE, Server, read_default_model, site_copy
 from drawn_digits import TEMPLATES
 from engines import PlaywrightPage, RecordingProxy, SeleniumPage
 from pyscript_app.preprocess import preprocess
@@ -27,6 +27,12 @@ sys.path.insert(0, str(SITE.parent / "tools"))
 import browser as engines_here  # noqa: E402  (tools/browser.py)
 
 ENGINES = engines_here.engines()
+
+
+@pytest.fixture(scope="module")
+def default_model():
+    """(network, testset) of the model the page shows by default: its CPython forward pass is the reference."""
+    return read_default_model()
 OUTSIDE = "http://outside.invalid/probe"
 
 
@@ -126,7 +132,8 @@ def show_sample(ep, index):
     ep.wait("return document.getElementById('input-image').dataset.sampleIndex === arguments[0];", str(index))
 
 
-def test_start_up_reaches_ready_with_the_manifest_layers(ep, manifest):
+def test_start_up_reaches_ready_with_the_manifest_layers(ep, default_model):
+    manifest = default_model[0].manifest
     assert ep.attribute("#status", "data-state") == "ready"
     assert ep.run("return !document.getElementById('random-sample').disabled;")
     layers = ep.run("return [...new Set([...document.querySelectorAll('#view .neuron')].map(n => n.dataset.layer))];")
@@ -135,7 +142,8 @@ def test_start_up_reaches_ready_with_the_manifest_layers(ep, manifest):
     assert ep.errors() in (None, [])
 
 
-def test_a_click_shows_the_cpython_forward_pass(ep, network, testset):
+def test_a_click_shows_the_cpython_forward_pass(ep, default_model):
+    network, testset = default_model
     seen = set()
     for _ in range(5):
         before = ep.attribute("#input-image", "data-sample-index")
@@ -149,7 +157,8 @@ def test_a_click_shows_the_cpython_forward_pass(ep, network, testset):
     assert len(seen) == 5
 
 
-def test_drawing_with_the_mouse_is_read_like_cpython(ep, network):
+def test_drawing_with_the_mouse_is_read_like_cpython(ep, default_model):
+    network = default_model[0]
     ep.run("location.hash = '#mode=draw';")
     ep.wait("return !document.getElementById('draw-panel').hidden;")
     try:
@@ -170,7 +179,8 @@ def test_drawing_with_the_mouse_is_read_like_cpython(ep, network):
         ep.wait("return document.getElementById('input-image').dataset.sampleIndex === '3';")
 
 
-def test_a_neuron_card_opens_with_the_exported_weights(ep, plain, manifest):
+def test_a_neuron_card_opens_with_the_exported_weights(ep, plain):
+    manifest = plain["manifest"]
     show_sample(ep, 3)
     first = manifest["layers"][0]["name"]
     ep.click(f'#view .neuron[data-layer="{first}"][data-index="4"]')
@@ -207,7 +217,8 @@ def test_zero_requests_outside_the_local_server(ep):
     assert ep.errors() in (None, [])
 
 
-def test_offline_after_one_visit(ep, network, testset):
+def test_offline_after_one_visit(ep, default_model):
+    network, testset = default_model
     """First visit on a server of its own (a new origin: a new service worker), then that
     server is shut down and the page reloaded: everything comes from the service worker."""
     server, shared = Server(SITE), ep.base

@@ -14,11 +14,11 @@ from html.parser import HTMLParser
 import numpy as np
 import pytest
 
-from conftest import SITE, model_dir
+from conftest import SITE
 from pyscript_app import render, render_inside as ri
 from test_render import decode_png
 
-MODEL = model_dir()
+MODEL = SITE / "model"
 
 
 class Doc(HTMLParser):

@@ -112,14 +112,16 @@ def runtime_files(site: Path) -> dict[str, list]:
             for rel in precache.site_files(site) if rel.startswith(RUNTIME_FOLDERS)}
 
 
+def data_block(ident: str, value) -> str:
+    """A JSON data block for site/loader.js (not a script: nothing runs, the CSP allows it)."""
+    data = html.escape(json.dumps(value, separators=(",", ":"), sort_keys=True), quote=False)
+    return f'<script type="application/json" id="{ident}">{data}</script>'
+
+
 def runtime_files_block(site: Path, manifest: dict) -> str:
-    """Data for site/loader.js, as JSON data blocks (not scripts: nothing runs, CSP allows them):
-    the runtime files' sha256 (#runtime-files) and the files to fetch early (#early-fetches)."""
-    blocks = []
-    for ident, value in (("runtime-files", runtime_files(site)), ("early-fetches", early_fetches(site, manifest))):
-        data = html.escape(json.dumps(value, separators=(",", ":"), sort_keys=True), quote=False)
-        blocks.append(f'<script type="application/json" id="{ident}">{data}</script>')
-    return "\n".join(blocks)
+    """The runtime files' sha256 (#runtime-files) and the files to fetch early (#early-fetches)."""
+    return "\n".join([data_block("runtime-files", runtime_files(site)),
+                      data_block("early-fetches", early_fetches(site, manifest))])
 
 
 def attribute_json(value) -> str:
