@@ -4,17 +4,20 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 8000
-# How the committed model was trained (`make build` reproduces it; EXPORT_ARGS= trains on MNIST alone)
+# How the committed models were trained (`make build` reproduces them; EXPORT_ARGS= trains on MNIST alone)
 EXPORT_ARGS ?= --augment
+EXPORT    := $(PY) export_weights.py $(EXPORT_ARGS)
 
-.PHONY: help venv build site serve test bench dist screenshot clean distclean
+.PHONY: help venv build models site serve test bench bench-train dist screenshot clean distclean
 
 help:
 	@echo "make serve   build the site (runtime vendored) and serve it on http://127.0.0.1:$(PORT)"
 	@echo "make test    set everything up and run the whole test suite"
-	@echo "make build   retrain the network and re-export site/model and site/data (needs TensorFlow)"
+	@echo "make build   retrain the three shipped models into site/models and site/data, then make site (needs TensorFlow)"
+	@echo "make models  retrain and export the three shipped models only"
 	@echo "make site    assemble site/ (vendored runtime, app modules, pre-rendered first view)"
 	@echo "make bench   run the benchmark (prints a table, writes bench-results/)"
+	@echo "make bench-train   training speed in the browser's Pyodide (under Node) and CPython, and 3-epoch accuracy"
 	@echo "make dist    write the offline USB-stick bundle into dist/"
 
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check -c requirements.lock.txt
@@ -40,9 +43,17 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-build: $(VENV)/.train
-	$(PY) export_weights.py $(EXPORT_ARGS)
+build: models
 	$(MAKE) site
+
+# The shipped models, in the picker's order (the first is the default).
+models: $(VENV)/.train
+	$(EXPORT) --id seed --hidden 32,32 --activation sigmoid --title "Seed network" \
+	  --description "The original small network: two layers of 32 sigmoid units."
+	$(EXPORT) --id relu --hidden 128,64 --activation relu --title "ReLU network" \
+	  --description "Wider layers of ReLU units (128 and 64): the most accurate, and the best reader of drawn digits."
+	$(EXPORT) --id deep --hidden 64,32,16 --activation tanh --title "Deep tanh network" \
+	  --description "Three narrowing layers of tanh units (64, 32, 16)."
 
 site: $(VENV)/.base node_modules/.installed
 	$(PY) tools/build_site.py
@@ -57,6 +68,9 @@ test: site $(VENV)/.test $(VENV)/.train
 bench: site $(VENV)/.test
 	bash tools/ensure_browser.sh
 	$(PY) tools/bench.py $(BENCH_ARGS)
+
+bench-train: site
+	$(PY) tools/bench_train.py --accuracy $(BENCH_TRAIN_ARGS)
 
 dist: site
 	$(PY) tools/make_dist.py

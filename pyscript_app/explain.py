@@ -6,14 +6,14 @@ does not even import ``network.py`` -- it works on any object shaped like
 ``network.Network`` (``.layers`` of ``Layer(name, activation, weights (in,
 units), bias, ...)`` with ``.pre_activation(x)`` and ``.activate(z)``,
 ``.normalize()``, ``.forward(x, knocked_out=...)``)
-and ``network.TestSet`` (``.images`` (n, 28, 28) uint8, ``.labels`` (n,)).
+and ``network.TestSet`` (``.images`` (n, rows, columns) uint8, ``.labels`` (n,)).
 That keeps it independent of how the page lays its modules out.
 
 Vocabulary used throughout:
 
 * a *unit* is addressed by ``(layer_name, index)``;
-* the *input* of a layer is what feeds it: the normalised pixels (784
-  values) for the first layer, the previous layer's activations otherwise
+* the *input* of a layer is what feeds it: the normalised pixels
+  (``input_size`` values) for the first layer, the previous layer's activations otherwise
   (after any knock-out, exactly as ``network.forward`` returns them);
 * a *knock-out* is a mapping ``layer name -> sorted list of unit indices``
   whose activations are forced to zero (see :func:`normalize_knockout`).
@@ -23,7 +23,9 @@ Whole-test-set results (every layer's activations for the 10,000 test
 digits, predictions, confusion matrices) are computed once per knock-out set
 and kept in a small cache (:class:`TestsetCache`, found with
 :func:`cache_for`). Cached arrays are read-only; copy them before editing.
-If a network's weights are edited in place, call :func:`clear_caches`.
+A cache belongs to one version of the weights (``network.version``, bumped by
+``Network.weights_changed()``): :func:`cache_for` drops a cache whose version
+is not the network's, so changed weights never show stale numbers.
 """
 
 from __future__ import annotations
@@ -93,7 +95,7 @@ def _layer_vector(layer, values, what: str) -> np.ndarray:
 def incoming_weights(network, layer_name: str, index: int) -> np.ndarray:
     """The unit's incoming weights, shape (fan_in,) float32 (a copy).
 
-    For ``hidden_1`` that is 784 values, one a pixel: reshape to
+    For the first layer that is one value a pixel: reshape to
     ``network.image_shape`` (or use :func:`weight_image`) to draw them.
     """
     _, layer, i = _unit(network, layer_name, index)
@@ -119,13 +121,13 @@ def symmetric_limit(values: np.ndarray) -> float:
 
 
 # ---------------------------------------------------------------------------
-# 2. contributions and 6. connections (one input)
+# 2. contributions (one input)
 
 
 def layer_input(network, layer_name: str, x: np.ndarray, activations: Sequence[np.ndarray]) -> np.ndarray:
     """What feeds ``layer_name`` for one input.
 
-    ``x`` is the normalised input (784,) and ``activations`` the list
+    ``x`` is the normalised input (input_size,) and ``activations`` the list
     ``network.forward(x, knocked_out=...)`` returned for it; the result is
     ``x`` for the first layer, the previous layer's activations otherwise.
     """
@@ -164,40 +166,14 @@ def ranked_contributions(values: np.ndarray, top: int | None = None):
     return order, v[order]
 
 
-
-def connection_strengths(network, input_activations: np.ndarray, layer_name: str) -> np.ndarray:
-    """The signal on every connection into ``layer_name``: (fan_in, units) float32.
-
-    ``strengths[k, j] = input_activations[k] * W[k, j]``, so column ``j``
-    is :func:`contributions` of unit ``j``. ``input_activations`` is the
-    layer's input (see :func:`layer_input`).
-    """
-    layer = network.layers[_layer_position(network, layer_name)]
-    a = _layer_vector(layer, input_activations, "input_activations").astype(np.float32)
-    return a[:, None] * layer.weights
-
-
-def strongest_connections(strengths: np.ndarray, top: int = 100):
-    """``(rows, cols, values)`` of the ``top`` connections by magnitude, strongest first.
-
-    For drawing only the connections that matter (784x32 lines are too
-    many). Ties go to the lower flat index (row-major).
-    """
-    s = np.asarray(strengths)
-    if s.ndim != 2:
-        raise ValueError(f"strengths must be a (fan_in, units) matrix, got shape {s.shape}")
-    flat, _ = _top_k(np.abs(s).reshape(-1), top)
-    rows, cols = np.unravel_index(flat, s.shape)
-    return rows, cols, s[rows, cols]
-
-
 # ---------------------------------------------------------------------------
 # 4. knock-outs
 
 
 def knockable_layers(network) -> list[str]:
-    """Names of the layers whose units can be knocked out (every hidden layer)."""
-    return [layer.name for layer in network.layers[:-1]]
+    """Names of the layers whose units can be knocked out (every hidden layer; never the output)."""
+    hidden = getattr(network, "hidden_layers", None)
+    return [layer.name for layer in (hidden if hidden is not None else network.layers[:-1])]
 
 
 def normalize_knockout(network, knocked_out: Mapping[str, Iterable[int]] | None) -> KnockOut:
@@ -272,6 +248,7 @@ class TestsetCache:
     def __init__(self, network, testset, max_entries: int = 8):
         self.network = network
         self.testset = testset
+        self.version = getattr(network, "version", None)  # the weights these results are for
         self.max_entries = max(1, int(max_entries))
         self._inputs: np.ndarray | None = None
         self._labels: np.ndarray | None = None
@@ -317,7 +294,7 @@ class TestsetCache:
 
         A layer's net input depends only on the knock-outs of the layers
         before it, and its activations on those up to and including it. So
-        the expensive first layer (10,000 x 784 x 32) is computed once for
+        the expensive first layer (digits x pixels x units) is computed once for
         all knock-outs, and knocking a unit out re-runs only the small layers
         after it. The steps are those of ``network.forward`` (net input,
         activations rounded to float32, knocked-out units set to 0); only
@@ -364,7 +341,7 @@ class TestsetCache:
     def _first_layer_net_input(self) -> np.ndarray:
         """The first layer's net input for every test digit, (n, units) float64 (read-only).
 
-        The one expensive step (10,000 x 784 x 32), the same for every
+        The one expensive step (digits x pixels x units), the same for every
         knock-out. It runs on blocks of CHUNK digits, normalised block by
         block: in the browser's numpy (no BLAS) one 10,000-row product
         costs 3 to 6 times as much as the same work in blocks, and no 31 MB
@@ -445,15 +422,17 @@ class TestsetCache:
         self._z1, self._z1_done = None, 0
 
 
-_CACHES: list[TestsetCache] = []  # most recent last; a page has one network, keep two at most
-_MAX_CACHES = 2
+_CACHES: list[TestsetCache] = []  # most recent last: the models a page switched between lately
+_MAX_CACHES = 4
 
 
 def cache_for(network, testset) -> TestsetCache:
     """The cache of this very (network, testset) pair (made on first use)."""
-    for cache in _CACHES:
+    for cache in list(_CACHES):
         if cache.network is network and cache.testset is testset:
             _CACHES.remove(cache)
+            if cache.version != getattr(network, "version", None):
+                break  # the weights changed since: start afresh
             _CACHES.append(cache)
             return cache
     cache = TestsetCache(network, testset)
@@ -465,6 +444,26 @@ def cache_for(network, testset) -> TestsetCache:
 def clear_caches() -> None:
     """Forget every cached result (call after editing a network's weights in place)."""
     _CACHES.clear()
+
+
+def fill_activation_stats(network, testset) -> None:
+    """Give every hidden layer without ``stats`` (activation_stats) its 99th percentile and maximum over the test set.
+
+    The colour scale of an unbounded activation (relu, linear) tops out at the
+    p99 (render.scale_for); exports usually state it, an export that does not
+    gets it computed here, from the same cached pass the error explorer uses.
+    For a linear layer (values of both signs) the figures are of |activation|.
+    """
+    missing = [i for i, layer in enumerate(network.layers[:-1]) if not getattr(layer, "stats", None)]
+    if not missing:
+        return
+    acts = cache_for(network, testset).activations()
+    for i in missing:
+        a = np.abs(acts[i]) if np.min(acts[i]) < 0 else acts[i]
+        network.layers[i].stats = {
+            "p99": float(np.percentile(a, 99)), "max": float(np.max(a)),
+            "over": f"{len(testset):,} test digits, computed in the page",
+        }
 
 
 def testset_activations(network, testset, knocked_out=None) -> tuple:
@@ -531,7 +530,7 @@ def top_exciting(network, testset, layer_name: str, index: int, k: int = 9, knoc
 
 
 def confusion_matrix(network, testset, knocked_out=None) -> np.ndarray:
-    """(10, 10) int64 counts of test digits: row = true label, column = predicted (cached, read-only)."""
+    """(classes, classes) int64 counts of test digits: row = true label, column = predicted (cached, read-only)."""
     return cache_for(network, testset).confusion(knocked_out)
 
 

@@ -5,7 +5,8 @@ benchmark) and in the browser (Pyodide), so it must never import anything
 from the browser. Files are handed in as bytes: the caller decides how to
 read them (from disk here, over HTTP in the page).
 
-The manifest (``model/manifest.json``) is the one contract between
+The manifest (``models/<id>/manifest.json``, format version 2, see
+docs/manifest.md and export_format.py) is the one contract between
 ``export_weights.py`` and the page; everything about the architecture is read
 from it, nothing is hard-coded here.
 """
@@ -15,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
@@ -24,17 +24,19 @@ import numpy as np
 
 from pyscript_app import activations as act
 
-FORMAT = "nn-visualizer-export"
-FORMAT_VERSION = 1
-MANIFEST_NAME = "manifest.json"
+from pyscript_app import export_format as fmt
 
 
 class ExportError(ValueError):
     """An export (manifest, weights or data) is missing, broken or inconsistent.
 
     The message names the file and what is wrong with it; it is meant to be
-    shown to a user as it is.
+    shown to a user as it is. (export_format.py raises it for every rule of the format.)
     """
+
+
+FORMAT, FORMAT_VERSION, MANIFEST_NAME = fmt.FORMAT, fmt.FORMAT_VERSION, fmt.MANIFEST_NAME
+DATA_FORMAT = "nn-visualizer-data"
 
 
 # activations: see activations.py (function, derivative, range of each)
@@ -55,8 +57,8 @@ class Layer:
     activation: str
     weights: np.ndarray  # (inputs, units) float32
     bias: np.ndarray  # (units,) float32
-    grid: dict  # how the page lays the units out: {"rows": r, "columns": c}
-    labels: list[str] | None = None  # names of the units (output classes)
+    labels: list[str] | None = None  # names of the units: the classes, for the output layer only
+    stats: dict | None = None  # activation_stats: {"p99": ..., "max": ...} over the test set
 
     def __post_init__(self):
         # The arithmetic runs in float64: float32 sums depend on the order the
@@ -74,14 +76,51 @@ class Layer:
         return np.asarray(x, dtype=np.float64) @ self._w64 + self._b64
 
     def activate(self, z: np.ndarray) -> np.ndarray:
-        return ACTIVATION_FUNCTIONS[self.activation](z)
+        return act.get(self.activation).function(z)
+
+    @property
+    def is_output(self) -> bool:
+        return self.labels is not None
 
 
-@dataclass
+@dataclass(eq=False)
 class Network:
     manifest: dict
     layers: list[Layer]
     normalization: dict = field(default_factory=dict)
+    #: bumped whenever the weights change (weights_changed): caches of results keep the
+    #: version they were computed for and are dropped when it differs
+    version: int = 0
+
+    def __post_init__(self):
+        Network._versions += 1
+        self.version = Network._versions
+
+    _versions = 0  # one counter for every network, so two networks never share a version
+
+    def weights_changed(self) -> None:
+        """Call after editing any layer's weights or bias in place: every cache then recomputes."""
+        for layer in self.layers:
+            layer.__post_init__()
+        Network._versions += 1
+        self.version = Network._versions
+
+    @property
+    def id(self) -> str | None:
+        return self.manifest.get("id")
+
+    @property
+    def title(self) -> str:
+        return self.manifest.get("title") or self.manifest.get("id") or "Network"
+
+    @property
+    def output_layer(self) -> Layer:
+        """The output layer: the last one (softmax over the manifest's classes)."""
+        return self.layers[-1]
+
+    @property
+    def hidden_layers(self) -> list[Layer]:
+        return self.layers[:-1]
 
     @property
     def input_size(self) -> int:
@@ -93,7 +132,7 @@ class Network:
 
     @property
     def class_labels(self) -> list[str]:
-        return self.layers[-1].labels or [str(i) for i in range(self.layers[-1].units)]
+        return list(self.output_layer.labels or ())
 
     def layer(self, name: str) -> Layer:
         for layer in self.layers:
@@ -104,7 +143,7 @@ class Network:
     def normalize(self, pixels: np.ndarray) -> np.ndarray:
         """uint8 grey levels (0 = background) -> the network's float32 input.
 
-        Accepts one image (28, 28) / (784,) or a batch (n, 28, 28) / (n, 784).
+        Accepts one image (image_shape or flat) or a batch of them.
         """
         return normalize(pixels, self.normalization, self.input_size)
 
@@ -115,7 +154,7 @@ class Network:
     ) -> list[np.ndarray]:
         """Every layer's activations for already-normalised input ``x``.
 
-        ``x`` is (784,) or (n, 784) float32; the result has one float32 array
+        ``x`` is (input_size,) or (n, input_size) float32; the result has one float32 array
         per layer, shaped (units,) or (n, units) like the input.
         ``knocked_out`` maps a layer name to the indices of units whose
         activation is forced to zero (a "knock-out"), before the next layer.
@@ -140,7 +179,7 @@ class Network:
         return self.forward(x, knocked_out)[-1].argmax(axis=-1)
 
 
-def normalize(pixels: np.ndarray, normalization: dict, input_size: int = 784) -> np.ndarray:
+def normalize(pixels: np.ndarray, normalization: dict, input_size: int) -> np.ndarray:
     scale = float(normalization.get("scale", 1.0 / 255.0))
     offset = float(normalization.get("offset", 0.0))
     p = np.asarray(pixels)
@@ -156,143 +195,178 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def parse_manifest(text: str | bytes) -> dict:
-    """Parse and check the manifest's structure; raise ExportError if it is off."""
-    try:
-        manifest = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ExportError(f"{MANIFEST_NAME} is not valid JSON ({exc})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise ExportError(f"{MANIFEST_NAME} is not an nn-visualizer export manifest")
-    version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
-        raise ExportError(
-            f"{MANIFEST_NAME} has format_version {version!r}; this code reads version {FORMAT_VERSION}"
-        )
-    for key in ("input", "layers", "dataset", "training"):
-        if key not in manifest:
-            raise ExportError(f"{MANIFEST_NAME} lacks the {key!r} section")
-    layers = manifest["layers"]
-    if not isinstance(layers, list) or not layers:
-        raise ExportError(f"{MANIFEST_NAME} lists no layers")
-    for i, layer in enumerate(layers):
-        for key in ("name", "activation", "units", "weights", "bias"):
-            if key not in layer:
-                raise ExportError(f"{MANIFEST_NAME}: layer {i} lacks {key!r}")
-        if layer["activation"] not in ACTIVATION_FUNCTIONS:
-            raise ExportError(
-                f"{MANIFEST_NAME}: layer {layer['name']!r} has unknown activation {layer['activation']!r}"
-            )
-    return manifest
+def parse_manifest(text: str | bytes, name: str = MANIFEST_NAME) -> dict:
+    """Parse and check a manifest (export_format.validate_manifest); raise ExportError if it is off."""
+    return fmt.parse_manifest(text, name)
 
 
 def model_files(manifest: dict) -> list[str]:
-    """Paths (relative to the manifest's folder) of every weight and bias file."""
-    return [layer[part]["file"] for layer in manifest["layers"] for part in ("weights", "bias")]
+    """Names (in the manifest's folder) of every weight and bias file."""
+    return fmt.files_of(manifest)
 
 
-def dataset_files(manifest: dict) -> list[str]:
-    """Paths (relative to the manifest's folder) of the bundled test set files."""
-    return [manifest["dataset"]["file"]]
+def build_network(manifest: dict, files: Mapping[str, bytes], name: str = MANIFEST_NAME) -> Network:
+    """Make the Network from a manifest and the bytes of its files (``files``: name -> bytes).
 
-
-def load_array(name: str, data: bytes, spec: Mapping) -> np.ndarray:
-    """Check one file against its manifest entry and return the array it holds."""
-    if data is None:
-        raise ExportError(f"{name} is missing")
-    expected = spec.get("sha256")
-    if expected and sha256(data) != expected:
-        raise ExportError(f"{name} is corrupt: its sha256 does not match the manifest")
-    try:
-        array = np.load(io.BytesIO(data), allow_pickle=False)
-    except Exception as exc:  # numpy raises several kinds for a broken file
-        raise ExportError(f"{name} is not a readable .npy file ({exc})") from None
-    if not isinstance(array, np.ndarray):
-        raise ExportError(f"{name} is not a single .npy array")
-    shape = tuple(spec["shape"])
-    if array.shape != shape:
-        raise ExportError(f"{name} has shape {array.shape}, the manifest says {shape}")
-    if str(array.dtype) != spec["dtype"]:
-        raise ExportError(f"{name} has dtype {array.dtype}, the manifest says {spec['dtype']}")
-    if array.dtype.kind == "f" and not np.isfinite(array).all():
-        raise ExportError(f"{name} contains NaN or infinite values")
-    return array
-
-
-def build_network(manifest: dict, files: Mapping[str, bytes]) -> Network:
-    """Make the Network from a parsed manifest and the bytes of its files.
-
-    ``files`` maps the paths of :func:`model_files` to their contents.
+    The manifest is checked first (every field, the layer chain), then every
+    file (presence, sha256, shape, dtype, finite values).
     """
-    layers = []
-    fan_in = int(manifest["input"]["size"])
-    for spec in manifest["layers"]:
-        w_spec, b_spec = spec["weights"], spec["bias"]
-        weights = load_array(w_spec["file"], files.get(w_spec["file"]), w_spec)  # type: ignore[arg-type]
-        bias = load_array(b_spec["file"], files.get(b_spec["file"]), b_spec)  # type: ignore[arg-type]
-        if weights.shape != (fan_in, spec["units"]) or bias.shape != (spec["units"],):
-            raise ExportError(
-                f"layer {spec['name']!r}: weights {weights.shape} and bias {bias.shape} do not "
-                f"connect {fan_in} inputs to {spec['units']} units"
-            )
-        layers.append(
-            Layer(
-                name=spec["name"],
-                title=spec.get("title", spec["name"]),
-                activation=spec["activation"],
-                weights=weights,
-                bias=bias,
-                grid=dict(spec.get("grid") or {"rows": spec["units"], "columns": 1}),
-                labels=spec.get("labels"),
-            )
+    fmt.validate_manifest(manifest, name)
+    arrays = fmt.load_arrays(manifest, files, _holder(name))
+    specs = manifest["layers"]
+    layers = [
+        Layer(
+            name=spec["name"],
+            title=spec.get("title") or spec["name"],
+            activation=spec["activation"],
+            weights=weights,
+            bias=bias,
+            labels=list(manifest["classes"]) if i == len(specs) - 1 else None,
+            stats=spec.get("activation_stats"),
         )
-        fan_in = spec["units"]
-    return Network(manifest=manifest, layers=layers, normalization=manifest["input"]["normalization"])
+        for i, (spec, (weights, bias)) in enumerate(zip(specs, arrays))
+    ]
+    return Network(manifest=manifest, layers=layers, normalization=manifest["input"].get("normalization", {}))
+
+
+def _holder(manifest_name: str) -> str:
+    """What holds an export's files, from its manifest's name: "seed/manifest.json" -> "seed/",
+    "my.zip: manifest.json" -> "my.zip", "manifest.json" -> "the export"."""
+    if manifest_name.endswith(": " + MANIFEST_NAME):
+        return manifest_name[: -len(MANIFEST_NAME) - 2]
+    if manifest_name.endswith("/" + MANIFEST_NAME):
+        return manifest_name[: -len(MANIFEST_NAME)]
+    return "the export"
 
 
 @dataclass
 class TestSet:
-    images: np.ndarray  # (n, 28, 28) uint8, 0 = background
+    images: np.ndarray  # (n, rows, columns) uint8, 0 = background
     labels: np.ndarray  # (n,) uint8
+
+    __test__ = False  # not a pytest test class, despite the name
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
 
-def build_testset(manifest: dict, data: bytes) -> TestSet:
-    """Check and open the bundled test set (an .npz with ``images`` and ``labels``)."""
-    spec = manifest["dataset"]
+DATA_MANIFEST = "data/manifest.json"
+
+
+def parse_data_manifest(text: str | bytes, name: str = DATA_MANIFEST) -> dict:
+    """Check data/manifest.json: its ``test`` entry names the test set file, sha256 and count."""
+    try:
+        data = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ExportError(f"{name} is not valid JSON ({exc})") from None
+    if not isinstance(data, dict) or data.get("format") != DATA_FORMAT:
+        raise ExportError(f"{name} is not a data manifest (format is not {DATA_FORMAT!r})")
+    test = data.get("test")
+    if not isinstance(test, dict):
+        raise ExportError(f"{name} lacks the 'test' entry")
+    if not fmt.is_plain_file_name(test.get("file")) or not str(test.get("file")).endswith(".npz"):
+        raise ExportError(f"{name}: test.file must be a plain file name ending in .npz, got {test.get('file')!r}")
+    if not isinstance(test.get("sha256"), str):
+        raise ExportError(f"{name}: test.sha256 must be a string")
+    if not isinstance(test.get("count"), int) or test["count"] < 1:
+        raise ExportError(f"{name}: test.count must be a positive integer")
+    return data
+
+
+def testset_file(data_manifest: dict) -> str:
+    """The test set's file name (in the data folder)."""
+    return data_manifest["test"]["file"]
+
+
+def build_testset(data_manifest: dict, data: bytes) -> TestSet:
+    """Check and open the test set (an .npz with ``images`` and ``labels``) named by data/manifest.json."""
+    spec = data_manifest["test"]
     name = spec["file"]
     if data is None:
         raise ExportError(f"{name} is missing")
     if sha256(data) != spec["sha256"]:
-        raise ExportError(f"{name} is corrupt: its sha256 does not match the manifest")
+        raise ExportError(f"{name} is corrupt: its sha256 does not match {DATA_MANIFEST}")
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             images, labels = npz["images"], npz["labels"]
     except Exception as exc:
         raise ExportError(f"{name} is not a readable .npz test set ({exc})") from None
     n = int(spec["count"])
-    if images.shape != (n, *manifest["input"]["image_shape"]) or images.dtype != np.uint8:
-        raise ExportError(f"{name}: images are {images.dtype}{images.shape}, expected uint8 ({n}, 28, 28)")
+    if images.ndim != 3 or images.shape[0] != n or images.dtype != np.uint8:
+        raise ExportError(f"{name}: images are {images.dtype}{list(images.shape)}, expected uint8 [{n}, rows, columns]")
     if labels.shape != (n,):
-        raise ExportError(f"{name}: labels have shape {labels.shape}, expected ({n},)")
+        raise ExportError(f"{name}: labels have shape {list(labels.shape)}, expected [{n}]")
     return TestSet(images=images, labels=labels)
 
 
-def read_export_dir(model_dir: str | Path) -> tuple[Network, TestSet]:
-    """CPython convenience: load the export in ``model_dir`` (site/model) from disk."""
+def check_fits(network: Network, testset: TestSet, name: str = MANIFEST_NAME) -> None:
+    """Refuse a network that cannot read the test set (another image size, labels beyond its classes)."""
+    shape = list(testset.images.shape[1:])
+    if list(network.image_shape) != shape:
+        raise ExportError(f"{name}: input.image_shape is {list(network.image_shape)}, the test digits are {shape}")
+    top = int(testset.labels.max()) if len(testset) else 0
+    if top >= len(network.class_labels):
+        raise ExportError(f"{name}: classes names {len(network.class_labels)} classes, the test labels go up to {top}")
+
+
+def read_model_dir(model_dir: str | Path) -> Network:
+    """CPython convenience: the export in ``model_dir`` (site/models/<id>), from disk."""
     model_dir = Path(model_dir)
     manifest_path = model_dir / MANIFEST_NAME
     try:
-        manifest = parse_manifest(manifest_path.read_bytes())
+        manifest = parse_manifest(manifest_path.read_bytes(), f"{model_dir.name}/{MANIFEST_NAME}")
     except FileNotFoundError:
-        raise ExportError(f"{manifest_path} is missing") from None
+        raise ExportError(f"{manifest_path.name} is missing in {model_dir.name}/") from None
+    files = {f: (model_dir / f).read_bytes() for f in model_files(manifest) if (model_dir / f).is_file()}
+    return build_network(manifest, files, f"{model_dir.name}/{MANIFEST_NAME}")
 
-    def read(rel: str) -> bytes | None:
-        path = model_dir / Path(posixpath.normpath(rel))
-        return path.read_bytes() if path.is_file() else None
 
-    network = build_network(manifest, {f: read(f) for f in model_files(manifest)})  # type: ignore[misc]
-    testset = build_testset(manifest, read(dataset_files(manifest)[0]))  # type: ignore[arg-type]
+def read_testset_dir(data_dir: str | Path) -> TestSet:
+    """CPython convenience: the test set named by ``data_dir``/manifest.json."""
+    data_dir = Path(data_dir)
+    try:
+        data_manifest = parse_data_manifest((data_dir / "manifest.json").read_bytes())
+    except FileNotFoundError:
+        raise ExportError(f"{DATA_MANIFEST} is missing") from None
+    path = data_dir / testset_file(data_manifest)
+    return build_testset(data_manifest, path.read_bytes() if path.is_file() else None)  # type: ignore[arg-type]
+
+
+def read_models_index(site: str | Path) -> dict:
+    """site/models/index.json: {"default": id, "models": [ids]}, checked."""
+    path = Path(site) / "models" / "index.json"
+    try:
+        index = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise ExportError("models/index.json is missing") from None
+    except ValueError as exc:
+        raise ExportError(f"models/index.json is not valid JSON ({exc})") from None
+    return check_models_index(index)
+
+
+def check_models_index(index) -> dict:
+    name = "models/index.json"
+    if not isinstance(index, dict) or not isinstance(index.get("models"), list) or not index["models"]:
+        raise ExportError(f"{name}: models must be a non-empty list of model ids")
+    for mid in index["models"]:
+        if not isinstance(mid, str) or not fmt.ID_PATTERN.fullmatch(mid):
+            raise ExportError(f"{name}: model id {mid!r} must match [a-z0-9][a-z0-9-]{{0,31}}")
+    if index.get("default") not in index["models"]:
+        raise ExportError(f"{name}: default {index.get('default')!r} is not one of the models")
+    return index
+
+
+def read_export_dir(model_dir: str | Path, data_dir: str | Path | None = None) -> tuple[Network, TestSet]:
+    """CPython convenience: (network, test set) of site/models/<id> and site/data (the default data folder)."""
+    model_dir = Path(model_dir)
+    network = read_model_dir(model_dir)
+    testset = read_testset_dir(data_dir if data_dir is not None else model_dir.parent.parent / "data")
+    check_fits(network, testset)
     return network, testset
+
+
+def read_site(site: str | Path, model_id: str | None = None) -> tuple[Network, TestSet]:
+    """CPython convenience: (network, test set) of one model of a site (default: index.json's default)."""
+    site = Path(site)
+    model_id = model_id or read_models_index(site)["default"]
+    return read_export_dir(site / "models" / model_id, site / "data")

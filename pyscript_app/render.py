@@ -5,123 +5,78 @@ innerHTML; the build (tools/build_site.py) calls the very same functions to
 pre-render the first view into index.html, so the page shows a real digit
 with its real activations before Python has even started.
 
-Everything about the layers (names, titles, sizes, grid shape, class labels)
-comes from the network, i.e. from the manifest.
+Everything about the layers (names, titles, sizes, activations, class
+labels) comes from the network, i.e. from the manifest; each layer's grid is
+derived from its width (:func:`grid_for`) and its colour scale from its
+activation's range (colours.scale_for). The View itself is built in
+view.py, PNGs are encoded in png.py, and draw mode's inspector is in
+render_draw.py; their names stay available here.
 """
 
 from __future__ import annotations
 
-import base64
-import functools
 import html
 import json
 import math
-import struct
-import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
+from .colours import (  # noqa: F401  (the scales, used here and by the callers of render)
+    DIVERGING_STOPS, LEVELS, SCALE_STOPS, VIRIDIS_01, Scale, cell_colours, colour, hex_colour, scale_for, scale_gradient,
+    text_colour,
+)
+from . import glossary
 from .network import Layer, Network
-from .preprocess import BOX, CENTRE, FIELD, area_resample
-
-# Viridis at five stops: perceptually uniform and readable for colour-blind users.
-# Activation 0 is dark purple, 1 is bright yellow.
-SCALE_STOPS = ((0.0, (68, 1, 84)), (0.25, (59, 82, 139)), (0.5, (33, 145, 140)), (0.75, (94, 201, 98)), (1.0, (253, 231, 37)))
-
-
-@dataclass
-class View:
-    """One thing shown: an input image and every layer's activations for it."""
-
-    pixels: np.ndarray  # (28, 28) uint8, 0 = background
-    activations: list  # one array per layer
-    sample_index: int | None = None  # test digit index; None for a drawn digit
-    true_label: int | None = None
-    knocked_out: dict = field(default_factory=dict)  # layer name -> set of unit indices
-    selected: tuple | None = None  # (layer name, index) of the open neuron card
-
-    @property
-    def predicted(self) -> int:
-        return int(np.argmax(self.activations[-1]))
-
-
-def view_for_sample(network: Network, testset, index: int, knocked_out=None, selected=None) -> View:
-    pixels = testset.images[index]
-    acts = network.forward(network.normalize(pixels), knocked_out=knocked_out)
-    return View(pixels, acts, index, int(testset.labels[index]), dict(knocked_out or {}), selected)
-
+from .png import png_data_url
+from .view import View, view_for_drawing, view_for_sample  # noqa: F401  (re-exported: what is shown)
 
 # ---------------------------------------------------------------------------
-# colours
+# grids: a layer's units laid out from its width alone
+
+TEXT_CELL = 26  # px: a cell that shows its value
+ROWS = 16  # rows of a layer up to 128 units (32 units: 16x2)
 
 
-def colour(value: float) -> tuple[int, int, int]:
-    """The colour scale: value in [0, 1] -> RGB, linear between the viridis stops."""
-    v = min(max(float(value), 0.0), 1.0)
-    for (p0, c0), (p1, c1) in zip(SCALE_STOPS, SCALE_STOPS[1:]):
-        if v <= p1:
-            t = (v - p0) / (p1 - p0)
-            return tuple(round(a + (b - a) * t) for a, b in zip(c0, c1))  # type: ignore[return-value]
-    return SCALE_STOPS[-1][1]
+@dataclass(frozen=True)
+class Grid:
+    rows: int
+    columns: int
+    cell: int  # px, the cell's height (its width follows the column)
+    text: bool  # whether the cells show their value
 
 
-def hex_colour(value: float) -> str:
-    return "#%02x%02x%02x" % colour(value)
+def grid_for(units: int) -> Grid:
+    """Rows x columns for a layer of ``units`` (filled column by column).
 
+    Up to 16 units: one column. Up to 64: 16 rows (32 units: 16x2), cells
+    that show their value. Up to 128: 16 rows of smaller cells; up to 512:
+    32 rows of small cells (16 columns at most). At most about 470 px high
+    and 230 px wide, so four hidden layers fit beside the input and the
+    output on a 1400 px screen; a phone lays each grid out transposed.
+    """
+    n = max(int(units), 1)
+    if n <= ROWS:
+        return Grid(n, 1, TEXT_CELL, True)
+    if n <= 4 * ROWS:
+        rows = math.ceil(n / 2) if n <= 2 * ROWS else ROWS
+        return Grid(rows, math.ceil(n / rows), TEXT_CELL, True)
+    if n <= 8 * ROWS:
+        return Grid(ROWS, math.ceil(n / ROWS), 18, False)
+    rows = 2 * ROWS
+    return Grid(rows, math.ceil(n / rows), 11, False)
 
-def text_colour(value: float) -> str:
-    """Black on the light end of the scale, white on the dark end."""
-    r, g, b = colour(value)
-    return "#000" if (0.299 * r + 0.587 * g + 0.114 * b) > 140 else "#fff"
-
-
-LEVELS = 1023  # colour steps for the cells: finer than a screen can show
-
-
-@functools.lru_cache(maxsize=None)
-def _level_colours(level: int) -> tuple[str, str]:
-    v = level / LEVELS
-    return hex_colour(v), text_colour(v)
-
-
-def cell_colours(value: float) -> tuple[str, str]:
-    """(background, text colour) for an activation; cached per colour step (the click path)."""
-    return _level_colours(round(min(max(value, 0.0), 1.0) * LEVELS))
-
-
-def scale_gradient() -> str:
-    return "linear-gradient(to right, " + ", ".join(f"{hex_colour(p)} {p * 100:.0f}%" for p, _ in SCALE_STOPS) + ")"
 
 
 # ---------------------------------------------------------------------------
 # images
 
 
-def png_data_url(pixels: np.ndarray) -> str:
-    """A PNG of a uint8 image as a data: URL (stdlib zlib only).
-
-    (h, w) is greyscale (colour type 0); (h, w, 3) is RGB (colour type 2).
-    """
-    img = np.ascontiguousarray(pixels, dtype=np.uint8)
-    h, w = img.shape[:2]
-    colour_type = 2 if img.ndim == 3 else 0
-    if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] != 3):
-        raise ValueError(f"a PNG needs an (h, w) grey or (h, w, 3) RGB image, got shape {img.shape}")
-    raw = b"".join(b"\x00" + img[y].tobytes() for y in range(h))
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, colour_type, 0, 0, 0))
-    png += chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b"")
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-
-
 def digit_image(pixels: np.ndarray, element_id: str = "", alt: str = "", attrs: str = "", cls: str = "digit") -> str:
     """A 28x28 digit drawn white on black, scaled up with crisp pixels by CSS."""
     ident = f' id="{element_id}"' if element_id else ""
     return f'<img{ident} class="{cls}" src="{png_data_url(pixels)}" alt="{html.escape(alt)}"{attrs}>'
+
 
 
 # ---------------------------------------------------------------------------
@@ -133,10 +88,17 @@ def fmt(value: float) -> str:
     return repr(float(value))
 
 
+def percent(p: float) -> str:
+    """A probability as the page writes it everywhere: 99.9%."""
+    return f"{p * 100:.1f}%"
+
+
 def neuron_label(layer: Layer, index: int, value: float) -> str:
-    if layer.labels:
-        return f"{layer.title}, digit {layer.labels[index]}: probability {value:.4f}"
-    return f"{layer.title}, neuron {index}: activation {value:.4f}"
+    """The neuron's name and value, also its tooltip. It contains the text the neuron shows, so
+    what is read out matches what is seen; the exact value follows in brackets."""
+    if layer.is_output:
+        return f"{layer.labels[index]} {percent(value)} · {layer.title}, digit {layer.labels[index]} (probability {value:.4f})"
+    return f"{layer.title}, neuron {index}: {short(value)} (activation {value:.4f})"
 
 
 def neuron_attrs(layer: Layer, index: int, value: float, view: View) -> dict[str, str]:
@@ -152,6 +114,8 @@ def neuron_attrs(layer: Layer, index: int, value: float, view: View) -> dict[str
         attrs["data-knocked-out"] = "true"
     if selected:
         attrs["aria-pressed"] = "true"
+    if index:
+        attrs["tabindex"] = "-1"  # one Tab stop per layer; the arrow keys move within it (navigate.py)
     attrs["aria-label"] = label  # also the tooltip (style.css shows it on hover and focus): no title, no second tooltip
     return attrs
 
@@ -178,13 +142,23 @@ def flatten(elements, rows: list | None = None) -> list:
     return rows
 
 
+def short(value: float) -> str:
+    """A value in at most 4 characters for inside a cell: 0.52, -0.5, 12.3, 140."""
+    a = abs(value)
+    if a < 9.995:
+        return f"{value:.2f}" if value >= 0 else f"{value:.1f}"
+    return f"{value:.1f}" if a < 99.95 else f"{value:.0f}"
+
+
 def hidden_neurons(layer: Layer, acts: np.ndarray, view: View) -> list:
+    scale = scale_for(layer)
+    text = grid_for(layer.units).text
     cells = []
     for i, a in enumerate(acts.tolist()):
-        background, text = cell_colours(a)
+        background, ink = cell_colours(a, scale)
         attrs = neuron_attrs(layer, i, a, view)
-        attrs["style"] = f"background:{background};color:{text}"
-        cells.append(("button", attrs, (("span", {}, f"{a:.2f}"),)))
+        attrs["style"] = f"background:{background};color:{ink}"
+        cells.append(("button", attrs, (("span", {}, short(a) if text else ""),)))
     return cells
 
 
@@ -193,25 +167,31 @@ def output_neurons(layer: Layer, probs: np.ndarray, view: View) -> list:
     rows = []
     for i, p in enumerate(probs.tolist()):
         rows.append(("button", neuron_attrs(layer, i, p, view), (
-            ("span", {"class": "digit-label best" if i == best else "digit-label"}, layer.labels[i] if layer.labels else str(i)),
+            ("span", {"class": "digit-label best" if i == best else "digit-label"}, layer.labels[i]),
             ("span", {"class": "bar"}, (("span", {"style": f"width:{p * 100:.2f}%;background:{cell_colours(p)[0]}"}, ""),)),
-            ("span", {"class": "prob"}, f"{p * 100:.1f}%"),
+            ("span", {"class": "prob"}, " " + percent(p)),  # (the space: read out as "7 99.9%", not "799.9%")
         )))
     return rows
 
 
 def neurons(layer: Layer, acts: np.ndarray, view: View) -> tuple[str, list]:
     """(class of the layer's neuron container, the neuron trees): bars for a layer with class labels, else a grid."""
-    return ("bars", output_neurons(layer, acts, view)) if layer.labels else ("grid", hidden_neurons(layer, acts, view))
+    return ("bars", output_neurons(layer, acts, view)) if layer.is_output else ("grid", hidden_neurons(layer, acts, view))
+
+
+def grid_attrs(layer: Layer) -> str:
+    g = grid_for(layer.units)
+    return f'class="grid{"" if g.text else " dense"}" style="--rows:{g.rows};--cols:{g.columns};--cell:{g.cell}px"'
 
 
 def hidden_layer(layer: Layer, acts: np.ndarray, view: View) -> str:
-    rows, cols = layer.grid["rows"], layer.grid["columns"]
+    g = grid_for(layer.units)
     return (
-        f'<section class="panel layer" id="layer-{layer.name}" aria-labelledby="title-{layer.name}">'
+        f'<section class="panel layer" id="layer-{layer.name}" aria-labelledby="title-{layer.name}" data-units="{layer.units}">'
         f'<h2 id="title-{layer.name}">{html.escape(layer.title)}</h2>'
-        f'<p class="sub">{layer.units} neurons &middot; {layer.activation} &middot; {rows}&times;{cols}</p>'
-        f'<div class="grid" style="--rows:{rows};--cols:{cols}">{"".join(map(markup, hidden_neurons(layer, acts, view)))}</div></section>'
+        f'<p class="sub">{layer.units} neurons &middot; {html.escape(layer.activation)} &middot; {g.rows}&times;{g.columns} '
+        f'{glossary.note(layer.activation, extra=glossary.curve_svg(layer.activation))}</p>'
+        f'<div {grid_attrs(layer)}>{"".join(map(markup, hidden_neurons(layer, acts, view)))}</div></section>'
     )
 
 
@@ -219,9 +199,14 @@ def output_layer(layer: Layer, probs: np.ndarray, view: View) -> str:
     return (
         f'<section class="panel layer output" id="layer-{layer.name}" aria-labelledby="title-{layer.name}">'
         f'<h2 id="title-{layer.name}">{html.escape(layer.title)}</h2>'
-        f'<p class="sub">{layer.units} classes &middot; {layer.activation}</p>'
+        f'<p class="sub">{layer.units} classes &middot; {html.escape(layer.activation)} {glossary.note("softmax")}</p>'
         f'<div class="bars">{"".join(map(markup, output_neurons(layer, probs, view)))}</div></section>'
     )
+
+
+def _input_notes(network: Network) -> str:
+    figures = glossary.facts(network.manifest)
+    return glossary.note("input", figures) + glossary.note("normalization", figures)
 
 
 def input_panel(network: Network, view: View) -> str:
@@ -245,9 +230,9 @@ def input_panel(network: Network, view: View) -> str:
     confidence = float(view.activations[-1][predicted])
     return (
         '<section class="panel input" id="input-panel" aria-labelledby="title-input">'
-        f'<h2 id="title-input">Input</h2><p class="sub">{caption}</p>{image}'
+        f'<h2 id="title-input">Input</h2><p class="sub">{caption} {_input_notes(network)}</p>{image}'
         f'<p class="verdict {vclass}" id="verdict"><span id="prediction" data-digit="{predicted}">'
-        f'predicted <b>{label_of[predicted]}</b> <small>({confidence:.0%})</small></span> {truth} '
+        f'predicted <b>{label_of[predicted]}</b> <small>({percent(confidence)})</small></span> {truth} '
         f'<span class="mark">{verdict}</span></p></section>'
     )
 
@@ -256,7 +241,7 @@ def network_view(network: Network, view: View) -> str:
     """The whole view: input, every layer left to right, output."""
     parts = [input_panel(network, view)]
     for layer, acts in zip(network.layers, view.activations):
-        parts.append(output_layer(layer, acts, view) if layer.labels else hidden_layer(layer, acts, view))
+        parts.append(output_layer(layer, acts, view) if layer.is_output else hidden_layer(layer, acts, view))
     return "".join(parts)
 
 
@@ -276,156 +261,109 @@ def view_patch(network: Network, view: View) -> str:
     return json.dumps(ops, separators=(",", ":"), check_circular=False)  # trees, no cycles: a little quicker
 
 
-def legend() -> str:
+def tick(value: float) -> str:
+    """A scale's end or middle in at most three significant digits: 0, 0.5, 1, 2.44, -4.41."""
+    return f"{value:.3g}"
+
+
+def scale_key(layer: Layer) -> str:
+    """One layer's colour key: its name, the ramp in use and the values at its ends and middle."""
+    sc = scale_for(layer)
+    mid = (sc.low + sc.high) / 2
+    low, high = tick(sc.low), tick(sc.high)
+    where = {"p99": " (top: 99th percentile over the test set)", "default": ""}.get(sc.source, "")
+    colours = "blue to white to red" if sc.kind == "diverging" else "dark purple to bright yellow"
+    label = f"{layer.title} ({layer.activation}): {low} to {high}, {colours}{where}"
     return (
-        '<div class="legend" aria-label="Colour scale: activation 0 dark purple to 1 bright yellow">'
-        '<span>activation</span><span class="scale"><span class="ramp" style="background:' + scale_gradient() + '"></span>'
-        '<span class="ticks"><span>0</span><span>0.5</span><span>1</span></span></span></div>'
+        f'<span class="scale-key" data-layer="{layer.name}" data-scale="{sc.kind}" data-low="{fmt(sc.low)}" '
+        f'data-high="{fmt(sc.high)}" role="img" aria-label="{html.escape(label)}">'
+        f'<span class="scale-name">{html.escape(layer.title)} &middot; {html.escape(layer.activation)}</span>'
+        f'<span class="scale"><span class="ramp" style="background:{scale_gradient(sc.stops)}"></span>'
+        f'<span class="ticks"><span>{low}</span><span>{tick(mid)}</span><span>{high}{"+" if sc.source != "range" else ""}</span></span></span></span>'
+    )
+
+
+def legend(network: Network) -> str:
+    """The colour keys of every hidden layer (each its own scale) and of the output's probabilities."""
+    keys = "".join(scale_key(layer) for layer in network.hidden_layers)
+    return f'<div class="legend" id="legend"><span>activation</span>{keys}</div>'
+
+
+def model_shape(manifest: dict) -> str:
+    """784 &rarr; 32 sigmoid &rarr; ... &rarr; 10 softmax."""
+    return " &rarr; ".join(
+        [str(manifest["input"]["size"])] + [f'{l["units"]} {html.escape(str(l["activation"]))}' for l in manifest["layers"]]
     )
 
 
 def model_facts(manifest: dict) -> str:
     """A line about the model, straight from the manifest's training facts."""
-    t = manifest["training"]
-    sizes = " &rarr; ".join([str(manifest["input"]["size"])] + [f'{l["units"]} {l["activation"]}' for l in manifest["layers"]])
+    t = manifest.get("training") or {}
     acc = t.get("test_accuracy")
-    bits = [sizes]
+    bits = [model_shape(manifest)]
     if acc is not None:
-        bits.append(f"test accuracy {acc:.2%} on {manifest['dataset']['count']:,} MNIST test digits")
+        count = (manifest.get("dataset") or {}).get("count")
+        bits.append(f"test accuracy {acc:.2%}" + (f" on {count:,} test digits" if count else ""))
     if t.get("epochs"):
-        bits.append(f'trained {t["epochs"]} epochs, batch {t["batch_size"]}, seed {t["seed"]}')
-    if t.get("augmentation"):
+        bits.append(html.escape(f'trained {t["epochs"]} epochs, batch {t.get("batch_size", "?")}, seed {t.get("seed", "?")}'))
+    if isinstance(t.get("augmentation"), dict) and t["augmentation"].get("copies"):
         bits.append(f'plus {t["augmentation"]["copies"]} drawing-like varied copies of the training digits')
     if t.get("keras_version"):
-        bits.append(f'Keras {t["keras_version"]} / TensorFlow {t["tensorflow_version"]}')
+        bits.append(html.escape(f'Keras {t["keras_version"]} / TensorFlow {t.get("tensorflow_version", "?")}'))
     return " &middot; ".join(bits)
 
 
+
+
 # ---------------------------------------------------------------------------
-# a drawn digit (the "Draw" mode): its view, the preprocessing inspector, the empty state
-
-THUMB = 112  # longest side, in image pixels, of the inspector's pad and crop thumbnails (2x their CSS size)
+# the models: the picker and the card of the model shown
 
 
-def view_for_drawing(network: Network, pixels: np.ndarray, knocked_out=None, selected=None) -> View:
-    """A drawn digit's view: ``pixels`` is the preprocessed 28x28 uint8 model input."""
-    acts = network.forward(network.normalize(pixels), knocked_out=knocked_out)
-    return View(np.asarray(pixels, dtype=np.uint8), acts, None, None, dict(knocked_out or {}), selected)
+def model_summary(manifest: dict) -> dict:
+    """What a model's card says: title, shape, activations, test accuracy (from its manifest alone)."""
+    layers = manifest["layers"]
+    acc = (manifest.get("training") or {}).get("test_accuracy")
+    return {
+        "title": manifest.get("title") or manifest.get("id") or "Network",
+        "description": manifest.get("description") or "",
+        "shape": " \u2192 ".join([str(manifest["input"]["size"])] + [str(l["units"]) for l in layers]),
+        "activations": ", ".join(str(l["activation"]) for l in layers),
+        "accuracy": None if acc is None else float(acc),
+        "hidden": len(layers) - 1,
+    }
 
 
-def pixels_json(pixels: np.ndarray) -> str:
-    """The image's grey levels as a JSON array of ints, row by row (784 for 28x28)."""
-    return "[" + ",".join(map(str, np.asarray(pixels, dtype=np.uint8).ravel().tolist())) + "]"
+def model_option_text(manifest: dict, user: bool = False) -> str:
+    s = model_summary(manifest)
+    return ("Your model: " if user else "") + s["title"]
 
 
-def pad_thumbnail(pre, pad_shape: tuple[int, int], size: int = THUMB) -> tuple[np.ndarray, tuple[int, int, int, int]]:
-    """The pad as ``preprocess`` saw it (its crop on blank paper), area-averaged to at most ``size`` px.
-
-    Only the crop is resampled (the rest of the pad is paper), so this costs
-    about as much as the crop, not the whole pad. Returns the thumbnail and
-    the crop's pixel box in it (top, left, bottom, right; bottom/right exclusive).
-    """
-    h, w = pad_shape[:2]
-    top, left, bottom, right = pre.bbox
-    scale = min(1.0, size / max(h, w))
-    rows, cols = math.ceil(h * scale - 1e-9), math.ceil(w * scale - 1e-9)
-    small = area_resample(pre.crop.astype(np.float64), scale, rows, top * scale)
-    small = area_resample(np.ascontiguousarray(small.T), scale, cols, left * scale).T
-    box = (math.floor(top * scale), math.floor(left * scale), math.ceil(bottom * scale - 1e-9), math.ceil(right * scale - 1e-9))
-    return np.rint(np.clip(small, 0, 255)).astype(np.uint8), box
+def model_picker(entries, current: str) -> str:
+    """The <option>s of #model-picker: ``entries`` is [(id, manifest or None, is the user's own)]."""
+    options = []
+    for model_id, manifest, user in entries:
+        text = model_option_text(manifest, user) if manifest else model_id
+        chosen = " selected" if model_id == current else ""
+        options.append(f'<option value="{html.escape(model_id)}"{chosen}>{html.escape(text)}</option>')
+    return "".join(options)
 
 
-def percent_box(box: tuple[int, int, int, int], shape: tuple[int, int]) -> str:
-    """CSS placing a box (top, left, bottom, right; bottom/right exclusive) over an image of ``shape``, in %."""
-    top, left, bottom, right = box
-    h, w = shape[:2]
+def model_card(model_id: str, manifest: dict, user: bool = False) -> str:
+    """The card of the model shown: its title, shape, activations and test accuracy."""
+    s = model_summary(manifest)
+    acc = "not stated" if s["accuracy"] is None else f"{s['accuracy']:.2%}"
+    layers = "hidden layer" if s["hidden"] == 1 else "hidden layers"
     return (
-        f"top:{100 * top / h:.3f}%;left:{100 * left / w:.3f}%;"
-        f"height:{100 * (bottom - top) / h:.3f}%;width:{100 * (right - left) / w:.3f}%"
+        f'<div id="model-card" class="model-card" data-model="{html.escape(model_id)}"'
+        f'{" data-user=" + chr(34) + "true" + chr(34) if user else ""}>'
+        f'<b class="model-title">{html.escape(("Your model: " if user else "") + s["title"])}</b> '
+        f'<span class="model-shape" title="layer widths, input to output">{html.escape(s["shape"])}</span> '
+        f'<span class="model-acts">{s["hidden"]} {layers} &middot; {html.escape(s["activations"])}</span> '
+        f'<span class="model-acc" data-value="{"" if s["accuracy"] is None else fmt(s["accuracy"])}">test accuracy {acc}</span>'
+        + (f'<span class="model-desc">{html.escape(s["description"])}</span>' if s["description"] else "")
+        + "</div>"
     )
 
 
-def _step(number: int, title: str, image: str, note: str, overlay: str = "") -> str:
-    return (
-        f'<li class="step"><span class="frame">{image}{overlay}</span>'
-        f'<span class="step-title">{number}. {title}</span><span class="step-note">{note}</span></li>'
-    )
 
-
-def inspector(pad: np.ndarray, pre, normalization: dict | None = None) -> str:
-    """The preprocessing, step by step: pad -> crop -> 20x20 -> centred 28x28 (``#model-input``).
-
-    ``pad`` is what the page read from the canvas ((H, W, 4) RGBA or (H, W) ink),
-    ``pre`` what :func:`preprocess.preprocess` made of it (``None``: an empty pad).
-    """
-    if pre is None:
-        return (
-            '<p class="inspector-empty" id="inspector-empty">Nothing drawn yet. Draw a digit: '
-            "the four steps that turn it into the network's 28&times;28 input appear here.</p>"
-        )
-    h, w = np.shape(pad)[:2]
-    top, left, bottom, right = pre.bbox
-    thumb, (t0, l0, b0, r0) = pad_thumbnail(pre, (h, w))
-    rows, cols = np.flatnonzero(pre.resized.any(axis=1)), np.flatnonzero(pre.resized.any(axis=0))
-    com_r, com_c = pre.centre_of_mass
-    formula = (normalization or {}).get("formula", "x = pixel / 255")
-    model_title = (
-        f"The {FIELD}x{FIELD} image the network receives: grey levels 0..255 (0 = background), "
-        f"listed in data-pixels; the network then normalises them ({formula})."
-    )
-    dot = f'<span class="mark com" style="top:{100 * (com_r + 0.5) / BOX:.2f}%;left:{100 * (com_c + 0.5) / BOX:.2f}%"></span>'
-    cross = f'<span class="mark centre" style="top:{100 * (CENTRE + 0.5) / FIELD:.2f}%;left:{100 * (CENTRE + 0.5) / FIELD:.2f}%"></span>'
-    steps = [
-        _step(1, "pad", digit_image(thumb, alt="the pad, scaled down", cls="step-img smooth"),
-              f"{w}&times;{h}", f'<span class="box" style="{percent_box(pre.bbox, (h, w))}"></span>'),
-        _step(2, "crop", digit_image(thumb[t0:b0, l0:r0], alt="the ink, cropped", cls="step-img smooth"),
-              f"{right - left}&times;{bottom - top}"),
-        _step(3, "20&times;20", digit_image(pre.resized, alt="the crop, longer side resized to 20 pixels", cls="step-img"),
-              f"{cols.size}&times;{rows.size}", dot),
-        _step(4, "28&times;28", digit_image(pre.centred, "model-input", "the 28 by 28 model input",
-                                         f' data-pixels="{pixels_json(pre.centred)}" title="{html.escape(model_title)}"', cls="step-img"),
-              "model input", cross),
-    ]
-    return (
-        f'<ol class="steps" aria-label="How your drawing becomes the network\'s input">{"".join(steps)}</ol>'
-        '<p class="steps-how">Crop to the ink (dashed box), shrink the longer side to 20 px by area averaging, '
-        'then shift it so its centre of mass (<span class="key-com"></span>) lands on the middle of the '
-        '28&times;28 field (+), as MNIST did.</p>'
-    )
-
-
-def empty_drawing_view(network: Network) -> str:
-    """The view for an empty pad: no prediction, the layers waiting (no ``.neuron`` elements)."""
-    blank = np.zeros(network.image_shape, dtype=np.uint8)
-    image = digit_image(blank, "input-image", "Nothing drawn yet", ' data-sample-index=""')
-    parts = [
-        '<section class="panel input drawing" id="input-panel" aria-labelledby="title-input">'
-        f'<h2 id="title-input">Input</h2><p class="sub">Nothing drawn yet</p>{image}'
-        '<p class="verdict" id="verdict"><span id="prediction" data-digit="">Draw a digit on the pad</span> '
-        '<span id="true-label" data-digit=""></span></p></section>'
-    ]
-    for layer in network.layers:
-        if layer.labels:
-            cells = "".join(
-                f'<span class="idle-row"><span class="digit-label">{html.escape(label)}</span><span class="bar"></span>'
-                '<span class="prob">&ndash;</span></span>'
-                for label in layer.labels
-            )
-            body, sub = f'<div class="bars idle">{cells}</div>', f"{layer.units} classes &middot; {layer.activation}"
-        else:
-            rows, cols = layer.grid["rows"], layer.grid["columns"]
-            body = f'<div class="grid idle" style="--rows:{rows};--cols:{cols}">{"<span></span>" * layer.units}</div>'
-            sub = f"{layer.units} neurons &middot; {layer.activation} &middot; waiting"
-        parts.append(
-            f'<section class="panel layer idle" id="layer-{layer.name}" aria-labelledby="title-{layer.name}">'
-            f'<h2 id="title-{layer.name}">{html.escape(layer.title)}</h2><p class="sub">{sub}</p>{body}</section>'
-        )
-    return "".join(parts)
-
-
-def pad_reading(network: Network, view: View | None) -> str:
-    """The network's reading, short, for beside the pad (on a phone the output layer is a scroll away)."""
-    if view is None:
-        return ""
-    best = view.predicted
-    return f'reads <b>{html.escape(network.class_labels[best])}</b> <small>{float(view.activations[-1][best]):.0%}</small>'
+from .render_draw import THUMB, empty_drawing_view, inspector, pad_reading, pad_thumbnail, percent_box, pixels_json  # noqa: E402,F401

@@ -1,9 +1,8 @@
-"""What the "look inside" views draw: neuron cards, connection lines, knock-outs, the error explorer.
+"""What the "look inside" views draw: neuron cards, the connections' key, knock-outs, the error explorer.
 
 Pure Python + numpy, no browser imports, like render.py (whose helpers it
 uses). Every number comes from explain.py; this module only turns numbers
-into HTML / SVG strings, which main.py sets as innerHTML. The page reads
-element positions (it alone can) and hands them to :func:`connections_svg`.
+into HTML / SVG strings, which the page modules set as innerHTML.
 
 Colours: activations use render.py's viridis; weights and contributions,
 which have a sign, use a diverging scale (ColorBrewer RdBu: blue negative,
@@ -18,7 +17,7 @@ import json
 
 import numpy as np
 
-from . import explain, render
+from . import explain, flow, glossary, render
 from .network import Network
 
 # ColorBrewer RdBu, 7 classes (blue = negative, red = positive).
@@ -38,8 +37,7 @@ LINE_NEGATIVE = "#67a9cf"
 TOP_DIGITS = 9  # test digits shown on a card
 TOP_CONTRIBUTIONS = 10  # contributions listed before "n more"
 CELL_CAP = 100  # thumbnails shown for one confusion-matrix cell
-TOP_INPUT_LINES = 100  # input pixel -> hidden layer 1 lines drawn (of 25,088)
-LINE_FLOOR = 0.03  # lines weaker than this fraction of their stage's strongest are not drawn
+MAX_STAGE_LINES = 1500  # lines drawn at most between two layers (the strongest; 512 x 512 would be 262,144)
 
 
 # ---------------------------------------------------------------------------
@@ -107,7 +105,7 @@ def diverging_image(values, shape, limit: float, element_id: str, alt: str, data
 def unit_name(network: Network, layer_name: str, index: int) -> str:
     """'Hidden layer 1 · neuron 3' / 'Output layer · digit 7'."""
     layer = network.layer(layer_name)
-    if layer.labels:
+    if layer.is_output:
         return f"{layer.title} \u00b7 digit {layer.labels[index]}"
     return f"{layer.title} \u00b7 neuron {index}"
 
@@ -124,10 +122,10 @@ def _source_name(network: Network, pos: int) -> str:
 # the neuron card
 
 
-def _fact(label: str, value: float, ident: str = "", text: str | None = None) -> str:
+def _fact(label: str, value: float, ident: str = "", text: str | None = None, note: str = "") -> str:
     attr = f' id="{ident}"' if ident else ""
     shown = text if text is not None else f"{value:.4f}"
-    return f'<div><dt>{label}</dt><dd{attr} data-value="{render.fmt(value)}">{shown}</dd></div>'
+    return f'<div><dt>{label} {note}</dt><dd{attr} data-value="{render.fmt(value)}">{shown}</dd></div>'
 
 
 def _thumb(testset, i: int, action_label: str, current: int | None, cls: str = "thumb") -> str:
@@ -146,7 +144,7 @@ def top_digits_html(network: Network, testset, layer_name: str, index: int, knoc
     return (
         '<h3>Test digits that excite it most</h3>'
         f'<div class="top-digits" id="card-top" data-samples="{",".join(str(int(i)) for i in top)}">{thumbs}</div>'
-        '<p class="note">Ranked by net input over all 10,000 test digits. Click one to look at it.</p>'
+        f'<p class="note">Ranked by net input over all {len(testset):,} test digits. Click one to look at it.</p>'
     )
 
 
@@ -159,13 +157,14 @@ def weight_bars(weights, limit: float, source_title: str, knocked_sources=()) ->
     n = w.size
     width, height, mid = 320, 96, 48
     bar = width / n
+    gap = min(1.0, bar * 0.15)  # a gap each side while bars are wide enough; touching bars beyond ~300
     rects = []
     for k, v in enumerate(w.tolist()):
         h = abs(v) / limit * (mid - 4)
         y = mid - h if v > 0 else mid
         dead = " (knocked out)" if k in knocked_sources else ""
         rects.append(
-            f'<rect x="{k * bar + 1:.1f}" y="{y:.1f}" width="{bar - 2:.1f}" height="{max(h, 0.5):.1f}" '
+            f'<rect x="{k * bar + gap:.2f}" y="{y:.1f}" width="{bar - 2 * gap:.2f}" height="{max(h, 0.5):.1f}" '
             f'fill="{diverging_hex(v, limit)}"{DEAD_CLASS if dead else ""}>'
             f"<title>from {html.escape(source_title)} neuron {k}{dead}: weight {signed(v, 3)}</title></rect>"
         )
@@ -232,21 +231,26 @@ def neuron_card(network: Network, testset, view: render.View, layer_name: str, i
     hidden = layer_name in explain.knockable_layers(network)
     current = view.sample_index
 
-    what = "probability" if layer.labels else "activation"
-    facts = [_fact(what, activation, "card-activation")]
-    facts.append(_fact("net input", z, "card-net-input", signed(z, 4)))
-    facts.append(_fact("bias", bias, "card-bias", signed(bias, 4)))
+    what = "probability" if layer.is_output else "activation"
+    shown = render.percent(activation) if layer.is_output else render.short(activation)
+    if layer.is_output:
+        activation_note = glossary.note("softmax", glossary.facts(network.manifest))
+    else:  # its activation function, with a dot where this neuron's net input falls
+        activation_note = glossary.note(layer.activation, extra=glossary.curve_svg(layer.activation, z))
+    facts = [_fact(what, activation, "card-activation", f"{shown} ({activation:.4f})", activation_note)]
+    facts.append(_fact("net input", z, "card-net-input", signed(z, 4), glossary.note("net_input")))
+    facts.append(_fact("bias", bias, "card-bias", signed(bias, 4), glossary.note("bias")))
     parts = [
         f'<section id="neuron-card" class="panel card" data-layer="{layer_name}" data-index="{index}" '
         f'tabindex="-1" role="region" aria-labelledby="card-title">',
         '<div class="card-head">'
         f'<h2 id="card-title" aria-label="{html.escape(unit_name(network, layer_name, index))}">'
         f'<span class="kicker">{html.escape(layer.title)}</span>'
-        f'{f"Digit {html.escape(layer.labels[index])}" if layer.labels else f"Neuron {index}"}</h2>'
+        f'{f"Digit {html.escape(layer.labels[index])}" if layer.is_output else f"Neuron {index}"}</h2>'
         '<button type="button" class="icon" id="card-close" data-action="close-card" data-focus-key="card-close" '
         'aria-label="Close the neuron card (Escape)" title="Close (Escape)">&times;</button></div>',
     ]
-    if layer.labels:
+    if layer.is_output:
         parts.append(f'<p class="stands">This neuron stands for the digit <b>{html.escape(layer.labels[index])}</b>.</p>')
     parts.append(f'<dl class="facts">{"".join(facts)}</dl>')
     if knocked:
@@ -258,7 +262,7 @@ def neuron_card(network: Network, testset, view: render.View, layer_name: str, i
         parts.append(
             f'<button type="button" class="secondary ko-toggle" id="knockout-toggle" data-action="knockout" '
             f'data-layer="{layer_name}" data-index="{index}" data-focus-key="knockout-toggle" aria-pressed="{pressed}">'
-            f'{text}</button><p class="note tip">Tip: Shift+click a neuron knocks it out (or back in) without opening its card.</p>'
+            f'{text}</button> {glossary.note("knockout")}<p class="note tip">Tip: Shift+click a neuron knocks it out (or back in) without opening its card.</p>'
         )
     if pos == 0:
         shape = tuple(network.image_shape)
@@ -266,8 +270,8 @@ def neuron_card(network: Network, testset, view: render.View, layer_name: str, i
         parts.append(
             '<div class="card-images">'
             '<figure>' + diverging_image(weights, shape, wl, "card-weights",
-                                         f"The {weights.size} incoming weights of this neuron as a 28 by 28 image: red pixels excite it, blue ones inhibit it", "weights")
-            + '<figcaption>Incoming weights: what it looks for</figcaption>' + diverging_legend(wl, "weight") + '</figure>'
+                                         f"The {weights.size} incoming weights of this neuron as a {shape[0]} by {shape[1]} image: red pixels excite it, blue ones inhibit it", "weights")
+            + f'<figcaption>Incoming weights: what it looks for {glossary.note("weight")}</figcaption>' + diverging_legend(wl, "weight") + '</figure>'
             '<figure>' + diverging_image(per_input, shape, cl, "card-pixel-contributions",
                                          "This digit's pixels times the weights: where the digit excites (red) or inhibits (blue) this neuron", "contributions")
             + f'<figcaption>This digit &times; weights (sum {signed(float(per_input.sum()))})</figcaption>' + diverging_legend(cl, "pixel times weight") + '</figure>'
@@ -281,7 +285,7 @@ def neuron_card(network: Network, testset, view: render.View, layer_name: str, i
         dead_sources = set(view.knocked_out.get(network.layers[source_pos].name, ()))
         parts.append(
             '<figure class="bars-figure">' + weight_bars(weights, limit, _source_name(network, pos), dead_sources)
-            + f'<figcaption>Incoming weights from {html.escape(_source_name(network, pos))}, neurons 0&ndash;{weights.size - 1}</figcaption>'
+            + f'<figcaption>Incoming weights from {html.escape(_source_name(network, pos))}, neurons 0&ndash;{weights.size - 1} {glossary.note("weight")}</figcaption>'
             + diverging_legend(limit, "weight") + '</figure>'
         )
         parts.append(contributions_html(network, layer_name, index, inputs, view.knocked_out))
@@ -305,101 +309,19 @@ def knockout_summary(network: Network, knocked_out) -> str:
 
 
 # ---------------------------------------------------------------------------
-# connections
-
-
-Box = tuple  # (x, y, width, height) relative to the view's top-left corner
-
-
-def _anchor(box: Box, side: str) -> tuple[float, float]:
-    x, y, w, h = box
-    return {
-        "right": (x + w, y + h / 2), "left": (x, y + h / 2),
-        "bottom": (x + w / 2, y + h), "top": (x + w / 2, y), "centre": (x + w / 2, y + h / 2),
-    }[side]
-
-
-def _sides(src: list, dst: list) -> tuple[str, str]:
-    """Left-to-right layers join right edge to left edge; stacked ones (a phone) bottom to top."""
-    src_right = max(x + w for x, _, w, _ in src)
-    dst_left = min(x for x, _, _, _ in dst)
-    return ("right", "left") if dst_left >= src_right - 1 else ("bottom", "top")
-
-
-def _lines(strengths: np.ndarray, rows, cols, src_points, dst_points, src_layer: str, dst_layer: str, peak: float) -> list[str]:
-    out = []
-    for k, j in zip(rows, cols):
-        s = float(strengths[k, j])
-        m = abs(s) / peak
-        (x1, y1), (x2, y2) = src_points[k], dst_points[j]
-        out.append(
-            f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" class="{"pos" if s > 0 else "neg"}" '
-            f'stroke-width="{0.3 + 3.7 * m:.2f}" stroke-opacity="{0.08 + 0.87 * m:.2f}" '
-            f'data-from="{src_layer}:{k}" data-to="{dst_layer}:{j}" data-strength="{render.fmt(s)}"></line>'
-        )
-    return out
-
-
-def connections_svg(network: Network, view: render.View, boxes: dict, size: tuple, input_box: Box | None = None) -> str:
-    """The connection lines over the view, for what it shows.
-
-    ``boxes`` maps each layer name to its neurons' boxes (index order) and
-    ``size`` is the drawing's (width, height), all in the view's own
-    coordinates (the page measures them). Each line is one connection
-    ``source -> target``: colour = sign and thickness / opacity = size of
-    ``source activation x weight`` (explain.connection_strengths), scaled to
-    the strongest line of its stage. Lines weaker than LINE_FLOOR of that are
-    left out (nothing visible flows there; a knocked-out source sends 0).
-    With ``input_box`` (the input image's box), the TOP_INPUT_LINES strongest
-    of the 25,088 pixel connections into the first layer are drawn too.
-    """
-    x = network.normalize(view.pixels)
-    parts = []
-    for pos, layer in enumerate(network.layers):
-        inputs = explain.layer_input(network, layer.name, x, view.activations)
-        strengths = explain.connection_strengths(network, inputs, layer.name)
-        peak = float(np.max(np.abs(strengths))) if strengths.size else 0.0
-        if peak == 0 or layer.name not in boxes:
-            continue
-        dst = boxes[layer.name]
-        if pos == 0:
-            if input_box is None:
-                continue
-            rows, cols, _ = explain.strongest_connections(strengths, TOP_INPUT_LINES)
-            h, w = network.image_shape
-            ix, iy, iw, ih = input_box
-            src_points = {int(k): (ix + (k % w + 0.5) * iw / w, iy + (k // w + 0.5) * ih / h) for k in rows.tolist()}
-            _, dst_side = _sides([input_box], dst)
-            src_layer = "input"
-        else:
-            src = boxes.get(network.layers[pos - 1].name)
-            if src is None:
-                continue
-            rows, cols = np.nonzero(np.abs(strengths) >= LINE_FLOOR * peak)
-            order = np.argsort(np.abs(strengths[rows, cols]), kind="stable")  # strongest drawn last, on top
-            rows, cols = rows[order], cols[order]
-            src_side, dst_side = _sides(src, dst)
-            src_points = [_anchor(b, src_side) for b in src]
-            src_layer = network.layers[pos - 1].name
-        dst_points = [_anchor(b, dst_side) for b in dst]
-        if pos == 0:
-            rows, cols = rows[::-1], cols[::-1]  # strongest last
-        parts.append(f'<g data-stage="{layer.name}">')
-        parts += _lines(strengths, rows.tolist(), cols.tolist(), src_points, dst_points, src_layer, layer.name, peak)
-        parts.append("</g>")
-    width, height = size
-    return (
-        f'<svg class="connections" id="connections" width="{width:.0f}" height="{height:.0f}" '
-        f'viewBox="0 0 {width:.0f} {height:.0f}" aria-hidden="true" focusable="false">{"".join(parts)}</svg>'
-    )
+# connections (which lines and where: flow.py)
 
 
 def connections_legend() -> str:
     return (
-        '<span class="conn-key" id="connections-legend" hidden>'
+        '<span class="conn-key" id="connections-legend">'
+        '<label for="links-per-neuron">Lines per neuron</label> '
+        f'<input type="range" id="links-per-neuron" min="0" max="{flow.MAX_PER_NEURON}" step="1" '
+        f'value="{flow.DEFAULT_PER_NEURON}" disabled> '
+        f'<output id="links-per-neuron-value" for="links-per-neuron">{flow.DEFAULT_PER_NEURON}</output> &middot; '
         f'<span class="swatch" style="background:{LINE_POSITIVE}"></span>excites '
         f'<span class="swatch" style="background:{LINE_NEGATIVE}"></span>inhibits '
-        '&middot; thickness: |activation &times; weight| &middot; hover a neuron for its own</span>'
+        '&middot; thickness: |activation &times; weight| for this digit &middot; hover a neuron for its own</span>'
     )
 
 
@@ -495,7 +417,8 @@ def error_explorer(network: Network, testset, cm, full_cm, knocked_out, compute_
         '<button type="button" class="icon" data-action="close-errors" data-focus-key="close-errors" '
         'aria-label="Close the error explorer" title="Close">&times;</button></div>',
         f'<p class="sub">All {len(testset):,} MNIST test digits, run through the network in your browser just now'
-        f'{" with the knock-outs" if explain.normalize_knockout(network, knocked_out) else ""}.</p>',
+        f'{" with the knock-outs" if explain.normalize_knockout(network, knocked_out) else ""}. '
+        f'{glossary.note("confusion", glossary.facts(network.manifest, len(testset)))}</p>',
         accuracy_html(network, cm, full_cm, knocked_out),
         confusion_html(network, cm, selected, compute_ms),
     ]

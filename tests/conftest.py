@@ -5,29 +5,85 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import json
+
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SITE = ROOT / "site"
-sys.path.insert(0, str(ROOT))
 
 from pyscript_app import network as nw  # noqa: E402
 
+import fake_exports  # noqa: E402  (tests/fake_exports.py)
+
+#: every committed model (site/models/index.json) and the small random ones made by the tests
+SHIPPED = json.loads((SITE / "models" / "index.json").read_text())["models"]
+MODELS = [*SHIPPED, *fake_exports.SHAPES]
+
 
 @pytest.fixture(scope="session")
-def export():
-    """The committed export: (network, testset)."""
-    return nw.read_export_dir(SITE / "model")
+def fake_models(tmp_path_factory) -> Path:
+    """A models/ folder holding the test-made exports (tests/fake_exports.py)."""
+    folder = tmp_path_factory.mktemp("fake") / "models"
+    fake_exports.write_models(folder)
+    return folder
+
+
+@pytest.fixture(scope="session", params=MODELS)
+def model_dir(request, fake_models) -> Path:
+    """The folder of one model: each committed one, then each test-made one."""
+    if request.param in SHIPPED:
+        return SITE / "models" / request.param
+    return fake_models / request.param
+
+
+@pytest.fixture(scope="session")
+def model_id(model_dir) -> str:
+    return model_dir.name
+
+
+@pytest.fixture(scope="session")
+def export(model_dir):
+    """(network, testset) of one model (see model_dir) with the committed test digits.
+
+    As the page does, a layer whose export states no activation_stats gets them computed."""
+    from pyscript_app import explain
+
+    network, testset = nw.read_export_dir(model_dir, SITE / "data")
+    explain.fill_activation_stats(network, testset)
+    return network, testset
+
+
+@pytest.fixture(scope="session")
+def seed_export():
+    """The default committed model and the test digits."""
+    return nw.read_site(SITE)
+
+
+def pinned_to_default():
+    """``network`` and ``testset`` fixtures of the default committed model, for a test module whose
+    tests spell out that model's layers and sizes (or need a trained network):
+    ``network, testset = pinned_to_default()`` in the module."""
+
+    @pytest.fixture(scope="session", name="network")
+    def network_fixture(seed_export):
+        return seed_export[0]
+
+    @pytest.fixture(scope="session", name="testset")
+    def testset_fixture(seed_export):
+        return seed_export[1]
+
+    return network_fixture, testset_fixture
 
 
 def default_model_dir() -> Path:
     """The folder of the model the page shows by default (its manifest.json and .npy files)."""
-    return SITE / "model"
+    return SITE / "models" / DEFAULT_MODEL
 
 
 def read_default_model():
     """(network, testset) of the model the page shows by default."""
-    return nw.read_export_dir(default_model_dir())
+    return nw.read_site(SITE)
 
 
 @pytest.fixture(scope="session")
@@ -36,8 +92,9 @@ def network(export):
 
 
 @pytest.fixture(scope="session")
-def testset(export):
-    return export[1]
+def testset(seed_export):
+    """The committed test digits: the same for every model, so tests that need only them run once."""
+    return seed_export[1]
 
 
 @pytest.fixture(scope="session")
@@ -53,7 +110,6 @@ import shutil  # noqa: E402
 import threading  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 
-sys.path.insert(0, str(ROOT / "tools"))
 import browser as chromium  # noqa: E402  (tools/browser.py)
 from browser import CHROMIUM_FLAGS, chromium_executable  # noqa: E402,F401  (re-exported for tests)
 import serve  # noqa: E402
@@ -108,11 +164,23 @@ class Watched:
     base: str
     outside: list = field(default_factory=list)
     errors: list = field(default_factory=list)  # uncaught exceptions and console errors
+    model: str | None = None  # the model every goto() asks for (None: the site's default)
 
     def goto(self, path: str = "", wait_ready: bool = True):
-        """Open the page; unless told not to, wait until it is ready or failed and return that state."""
+        """Open the page (with ``#model=`` of ``self.model`` first in the hash); unless told not to,
+        wait until it is ready or failed and return that state."""
+        if self.model is not None and not path.startswith("#model="):
+            rest = path[1:] if path.startswith("#") else path
+            path = f"#model={self.model}" + (f"&{rest}" if rest else "")
         self.page.goto(self.base + path)
         return self.wait_settled() if wait_ready else None
+
+    def hash(self, rest: str = "") -> str:
+        """The address of ``#rest`` for this page's model, as the page writes it (the model first)."""
+        rest = rest.lstrip("#")
+        if self.model is None:
+            return f"#{rest}" if rest else ""
+        return f"#model={self.model}" + (f"&{rest}" if rest else "")
 
     def wait_settled(self):
         self.page.wait_for_function(
@@ -121,13 +189,19 @@ class Watched:
         return self.page.get_attribute("#status", "data-state")
 
 
-def watch(context, base: str, intercept: bool = True) -> Watched:
+TOUR_SEEN = "localStorage.setItem('nnv-tour-dismissed', 'true')"
+
+
+def watch(context, base: str, intercept: bool = True, model: str | None = None, first_visit: bool = False) -> Watched:
     """A new page of `context` whose errors and requests outside `base` are recorded.
 
     intercept=True aborts outside requests (routing); Playwright then bypasses the browser's
-    HTTP cache. intercept=False only records them and leaves the HTTP cache working."""
+    HTTP cache. intercept=False only records them and leaves the HTTP cache working.
+    Unless first_visit, the page is a returning visitor's: it has dismissed the tour."""
+    if not first_visit:
+        context.add_init_script(TOUR_SEEN)
     page = context.new_page()
-    w = Watched(page, base)
+    w = Watched(page, base, model=None if model == DEFAULT_MODEL else model)
 
     def inside(url: str) -> bool:
         return url.startswith(base) or url.startswith("data:")
@@ -148,18 +222,38 @@ def watch(context, base: str, intercept: bool = True) -> Watched:
     return w
 
 
+DEFAULT_MODEL = json.loads((SITE / "models" / "index.json").read_text())["default"]
+
+
+def add_models(site: Path, models: Path) -> Path:
+    """site/ with the exports in ``models`` added to its models/ folder and its index.json."""
+    index_path = site / "models" / "index.json"
+    index = json.loads(index_path.read_text())
+    for folder in sorted(models.iterdir()):
+        shutil.copytree(folder, site / "models" / folder.name)
+        index["models"].append(folder.name)
+    index_path.write_text(json.dumps(index))
+    return site
+
+
 @pytest.fixture(scope="session")
-def site_server():
-    s = Server(SITE)
+def test_site(tmp_path_factory, fake_models) -> Path:
+    """A copy of site/ whose models/ also holds the test-made models (listed in its index.json)."""
+    return add_models(site_copy(tmp_path_factory.mktemp("site")), fake_models)
+
+
+@pytest.fixture(scope="session")
+def site_server(test_site):
+    s = Server(test_site)
     yield s
     s.close()
 
 
 @pytest.fixture(scope="session")
-def app(browser, site_server):
-    """One loaded page shared by many tests (a cold load costs seconds)."""
+def app(browser, site_server, model_id):
+    """One loaded page of one model (see model_dir) shared by many tests (a cold load costs seconds)."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
-    w = watch(context, site_server.url)
+    w = watch(context, site_server.url, model=model_id)
     state = w.goto("")
     assert state == "ready", w.page.inner_text("#status")
     yield w

@@ -11,6 +11,9 @@ from __future__ import annotations
 import http.server
 import threading
 import time
+import urllib.parse
+
+from conftest import TOUR_SEEN  # noqa: E402
 
 READY_TIMEOUT_S = 90
 
@@ -102,6 +105,7 @@ class PlaywrightPage(Page):
     def __init__(self, browser, engine: str, base: str):
         self.engine, self.base = engine, base
         self.context = browser.new_context(viewport={"width": 1280, "height": 900})
+        self.context.add_init_script(TOUR_SEEN)  # a returning visitor: no tour over the page
         self.page = self.context.new_page()
         self._outside, self._errors = [], []
 
@@ -182,6 +186,7 @@ class SeleniumPage(Page):
     def __init__(self, driver, engine: str, base: str, proxy: RecordingProxy):
         self.engine, self.base, self.driver, self.proxy = engine, base, driver, proxy
         driver.set_window_size(1280, 900)
+        self.tour_seen = False
         driver.set_page_load_timeout(READY_TIMEOUT_S)  # a browser that stops answering fails the test, never hangs it
         driver.set_script_timeout(60)
 
@@ -189,6 +194,10 @@ class SeleniumPage(Page):
         return self.driver.execute_script(body, *args)
 
     def goto(self, url):
+        if not self.tour_seen:  # a returning visitor (no init scripts here): dismissed on the site's own origin first
+            self.driver.get(urllib.parse.urljoin(url, "icon.svg"))  # a plain file of the same origin
+            self.driver.execute_script(TOUR_SEEN)
+            self.tour_seen = True
         self.driver.get(url)
 
     def reload(self):

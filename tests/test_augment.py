@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 import export_weights as ew
+from export_helpers import committed_testset
 from pyscript_app.preprocess import CENTRE, centre_of_mass
+
+
+@pytest.fixture(scope="session")
+def testset():
+    return committed_testset()
 
 
 def dilate_by_hand(image):

@@ -67,7 +67,7 @@ def summary(**over):
     base = {
         "cold.view_ms": 300, "ratio.cold_over_reference": 1.0, "ratio.warm_over_cold": 0.4,
         "click.layout_ms": 10, "cold.bytes": 17e6, "cold.requests": 25,
-        "cold.bytes_until_ready": 16e6, "cold.requests_until_ready": 20,
+        "cold.bytes_until_ready": 16e6, "cold.requests_until_ready": 20, "switch.cached_ms": 120,
     }
     base.update(over)
     return {k: {"n": 1, "median": v, "min": v, "max": v, "p95": v} for k, v in base.items()}
@@ -76,6 +76,7 @@ def summary(**over):
 def test_targets_pass_and_fail_on_the_right_side():
     text = bench.report(summary(), 1, 200)
     assert text.count("[PASS") == len(bench.TARGETS) and "[FAIL" not in text
+    assert "[FAIL: 501.0 ms] cached model switch" in bench.report(summary(**{"switch.cached_ms": 501}), 1, 200)
     text = bench.report(summary(**{"ratio.cold_over_reference": 1.16, "cold.requests": 30,
                                    "ratio.warm_over_cold": 0.5}), 1, 200)
     assert "[FAIL: 1.16 x] cold ready <= 1.15 x reference" in text

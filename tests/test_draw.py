@@ -13,17 +13,17 @@ import json
 import numpy as np
 import pytest
 
-from conftest import watch
+from conftest import SHIPPED, watch
 from drawn_digits import TEMPLATES
 from pyscript_app.preprocess import preprocess
 from test_page import check_matches_cpython, shown
 
 
 @pytest.fixture(scope="module")
-def pad(browser, site_server):
-    """One page in draw mode, in a context with a touchscreen and a mouse."""
+def pad(browser, site_server, model_id):
+    """One page of one model in draw mode, in a context with a touchscreen and a mouse."""
     context = browser.new_context(viewport={"width": 1280, "height": 900}, has_touch=True)
-    w = watch(context, site_server.url)
+    w = watch(context, site_server.url, model=model_id)
     assert w.goto("#mode=draw") == "ready", w.page.inner_text("#status")
     yield w
     context.close()
@@ -124,8 +124,9 @@ def test_empty_pad_asks_for_a_digit(pad):
 def test_mouse_drawn_digit_is_preprocessed_and_read_like_cpython(pad, network, digit):
     page = draw_anew(pad, TEMPLATES[digit][0])
     predicted = check_drawing_matches_cpython(page, network)
-    assert predicted == digit  # a clearly drawn digit is read right
-    assert page.inner_text("#pad-reading").startswith(f"reads {digit}")  # and said beside the pad
+    if network.id in SHIPPED:  # (the test-made models have random weights: they read nothing)
+        assert predicted == digit  # a clearly drawn digit is read right
+    assert page.inner_text("#pad-reading").startswith(f"reads {predicted}")  # and said beside the pad
     assert page.get_attribute("#draw-panel", "data-empty") == "false"
 
 
@@ -178,34 +179,39 @@ def test_touch_stroke_draws(pad, network):
         cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
     cdp.detach()
     settle(page)
-    assert check_drawing_matches_cpython(page, network) == 7
+    predicted = check_drawing_matches_cpython(page, network)
+    if network.id in SHIPPED:  # a trained network reads it
+        assert predicted == 7
     assert page.evaluate("window.scrollY") == scroll  # the finger drew; it did not scroll the page
 
 
 def test_knock_outs_apply_to_a_drawing(pad, network):
     page = draw_anew(pad, TEMPLATES[4][0])
-    page.evaluate("location.hash = '#mode=draw&ko=hidden_1:0,1,2,3,4,5,6,7'")
+    page.evaluate(f"location.hash = {json.dumps(pad.hash('mode=draw&ko=hidden_1:0,1,2,3,4,5,6,7'))}")
     page.wait_for_selector('.neuron[data-layer="hidden_1"][data-index="3"][data-knocked-out="true"]')
     pixels = model_input(page)
     expected = np.concatenate(network.forward(network.normalize(pixels), knocked_out={"hidden_1": list(range(8))}))
     got = np.array([float(v) for _, _, v in shown(page)["neurons"]])
     np.testing.assert_allclose(got, expected, atol=1e-6)
-    page.evaluate("location.hash = '#mode=draw'")
+    page.evaluate(f"location.hash = {json.dumps(pad.hash('mode=draw'))}")
     page.wait_for_selector('.neuron[data-layer="hidden_1"][data-index="3"]:not([data-knocked-out])')
 
 
 def test_a_neuron_card_explains_the_drawn_digit(pad, network):
     page = draw_anew(pad, TEMPLATES[0][0])
-    page.click('#view .neuron[data-layer="hidden_1"][data-index="5"]')
-    page.wait_for_selector('#neuron-card[data-layer="hidden_1"][data-index="5"]')
-    x = network.normalize(model_input(page)).astype(np.float64)
     layer = network.layers[0]
-    z = x @ layer.weights[:, 5].astype(np.float64) + float(layer.bias[5])  # the net input, by hand
+    x = network.normalize(model_input(page)).astype(np.float64)
+    z_all = x @ layer.weights.astype(np.float64) + layer.bias.astype(np.float64)
+    unit = int(np.argmax(z_all))  # the most excited first-layer neuron (a relu one may be 0 for most drawings)
+    neuron = f'#view .neuron[data-layer="{layer.name}"][data-index="{unit}"]'
+    page.click(neuron)
+    page.wait_for_selector(f'#neuron-card[data-layer="{layer.name}"][data-index="{unit}"]')
+    z = x @ layer.weights[:, unit].astype(np.float64) + float(layer.bias[unit])  # the net input, by hand
     assert float(page.get_attribute("#card-net-input", "data-value")) == pytest.approx(z, abs=1e-5)
-    shown_value = page.get_attribute('#view .neuron[data-layer="hidden_1"][data-index="5"]', "data-activation")
+    shown_value = page.get_attribute(neuron, "data-activation")
     assert page.get_attribute("#card-activation", "data-value") == shown_value
     draw(page, [[(0.15, 0.5), (0.85, 0.5)]])  # a bar across: the open card follows the drawing
-    now = page.get_attribute('#view .neuron[data-layer="hidden_1"][data-index="5"]', "data-activation")
+    now = page.get_attribute(neuron, "data-activation")
     assert now != shown_value and page.get_attribute("#card-activation", "data-value") == now
     page.keyboard.press("Escape")
     page.wait_for_selector("#neuron-card", state="detached")
@@ -220,7 +226,7 @@ def test_switching_between_drawing_and_test_digits(pad, network, testset):
     assert page.is_hidden("#draw-panel")
     view = shown(page)
     check_matches_cpython(view, network, testset)
-    page.wait_for_function(f"location.hash === '#sample={view['sample']}'")  # the URL follows the paint
+    page.wait_for_function(f"location.hash === {json.dumps(pad.hash('sample=' + view['sample']))}")  # the URL follows the paint
     page.click("#draw-toggle")  # and to the pad again: the drawing is still there
     page.wait_for_selector("#model-input")
     assert "mode=draw" in page.evaluate("location.hash") and page.is_visible("#draw-pad")

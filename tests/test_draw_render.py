@@ -11,6 +11,7 @@ import json
 import numpy as np
 import pytest
 
+from conftest import pinned_to_default
 from drawn_digits import TEMPLATES, rasterize, transform
 from pyscript_app import render
 from pyscript_app.preprocess import preprocess
@@ -27,6 +28,10 @@ def plain_forward(network, pixels):
         out.append(x)
     return out
 
+
+
+# every model goes through the same functions in tests/test_any_model.py.
+network, testset = pinned_to_default()
 
 @pytest.fixture(scope="module")
 def drawn_seven():

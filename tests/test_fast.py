@@ -101,7 +101,10 @@ def test_pyscript_config_is_inline_and_skips_micropip_and_plugins(page):
     assert not (SITE / "pyscript.toml").exists()
 
 
-def test_every_preload_is_a_site_file_and_the_start_up_files_are_all_hinted(page, manifest):
+def test_every_preload_is_a_site_file_and_the_start_up_files_are_all_hinted(page, seed_export):
+    from conftest import DEFAULT_MODEL
+
+    manifest = seed_export[0].manifest
     hinted = {site_path(link["href"]) for link in page.links}
     assert len(hinted) == len(page.links)  # no duplicates
     early = set(json.loads(page.early))  # what loader.js fetches at once instead of a preload hint
@@ -113,8 +116,9 @@ def test_every_preload_is_a_site_file_and_the_start_up_files_are_all_hinted(page
     needed = {f"vendor/pyodide/{f}" for f in ("pyodide.mjs", "pyodide.asm.js", "python_stdlib.zip",
                                               "pyodide-lock.json")}
     needed.add("vendor/pyodide/" + lock["packages"]["numpy"]["file_name"])
-    needed |= {"model/manifest.json", "data/mnist_test.npz", "vendor/pyscript/core.js"}
-    needed |= {f"model/{layer[key]['file']}" for layer in manifest["layers"] for key in ("weights", "bias")}
+    needed |= {f"models/{DEFAULT_MODEL}/manifest.json", "models/index.json", "data/manifest.json", "data/mnist_test.npz",
+               "vendor/pyscript/core.js"}
+    needed |= {f"models/{DEFAULT_MODEL}/{layer[key]['file']}" for layer in manifest["layers"] for key in ("weights", "bias")}
     assert needed <= hinted, needed - hinted
     # not the wasm: compiled from a preloaded response, it misses Chromium's code cache
     assert "vendor/pyodide/pyodide.asm.wasm" not in hinted

@@ -58,7 +58,7 @@ def test_twenty_clicks_show_the_cpython_forward_pass(app, network, testset):
         page.wait_for_function(f"document.getElementById('input-image').dataset.sampleIndex !== '{before}'")
         view = shown(page)
         check_matches_cpython(view, network, testset)
-        page.wait_for_function(f"location.hash === '#sample={view['sample']}'")  # the URL follows the click
+        page.wait_for_function(f"location.hash === {json.dumps(app.hash('sample=' + view['sample']))}")  # the URL follows the click
         seen.add(view["sample"])
     assert len(seen) >= 15  # really random digits, not the same few
     assert app.errors == [] and app.outside == []
@@ -74,18 +74,19 @@ SAME_AS_RENDERED = """(markup) => {
 }"""
 
 
-def test_warming_the_click_path_changes_nothing_on_screen(browser, site_server, network, testset):
+def test_warming_the_click_path_changes_nothing_on_screen(browser, site_server, network, testset, model_id):
     """In idle time after start-up the page runs the click path a few times (Page.warm_up_clicks):
     afterwards the view is still exactly the render of the digit shown, the URL and history as they were."""
     context = browser.new_context()
     try:
-        w = watch(context, site_server.url)
+        w = watch(context, site_server.url, model=model_id)
         assert w.goto("#sample=42") == "ready"
         history = w.page.evaluate("history.length")
         w.page.wait_for_selector("#view[data-warm='done']", state="attached", timeout=READY_TIMEOUT_MS)
         view = render.view_for_sample(network, testset, 42)
         assert w.page.evaluate(SAME_AS_RENDERED, render.network_view(network, view)) == ""
-        assert w.page.evaluate("[location.hash, history.length]") == ["#sample=42", history]
+        hash_ = "#sample=42" if w.model is None else f"#model={w.model}&sample=42"
+        assert w.page.evaluate("[location.hash, history.length]") == [hash_, history]
         assert w.errors == [] and w.outside == []
     finally:
         context.close()
@@ -102,7 +103,7 @@ def test_view_updated_in_place_is_exactly_the_cpython_render(app, network, tests
         assert page.evaluate(SAME_AS_RENDERED, render.network_view(network, view)) == "", f"sample {index}"
 
     def go(hash_text, ready):
-        page.evaluate(f"location.hash = {json.dumps(hash_text)}")
+        page.evaluate(f"location.hash = {json.dumps(app.hash(hash_text))}")
         page.wait_for_function(ready)
 
     go("#sample=0", "document.getElementById('input-image').dataset.sampleIndex === '0'")
@@ -113,8 +114,11 @@ def test_view_updated_in_place_is_exactly_the_cpython_render(app, network, tests
         page.click("#random-sample")
         page.wait_for_function(f"document.getElementById('input-image').dataset.sampleIndex !== '{before}'")
         check(int(page.get_attribute("#input-image", "data-sample-index")))
-    go("#sample=77&neuron=hidden_1:5&ko=hidden_1:5;hidden_2:1,9", "document.querySelectorAll('[data-knocked-out]').length === 3")
-    check(77, {"hidden_1": [5], "hidden_2": [1, 9]}, ("hidden_1", 5))
+    first, last = network.layers[0].name, network.layers[-2].name
+    ko = {first: [5], last: [1, 7]} if last != first else {first: [1, 5, 7]}
+    ko_text = ";".join(f"{name}:{','.join(map(str, units))}" for name, units in ko.items())
+    go(f"#sample=77&neuron={first}:5&ko={ko_text}", "document.querySelectorAll('[data-knocked-out]').length === 3")
+    check(77, ko, (first, 5))
     go("#sample=78", "document.getElementById('input-image').dataset.sampleIndex === '78'")
     check(78)
     assert page.evaluate("document.querySelector('#view .neuron').probe") == "kept"
@@ -127,7 +131,7 @@ def test_right_or_wrong_is_marked(app, network, testset):
     wrong = int(np.flatnonzero(pred != testset.labels)[0])
     right = int(np.flatnonzero(pred == testset.labels)[0])
     for index, mark in ((wrong, "wrong"), (right, "right")):
-        page.evaluate(f"location.hash = '#sample={index}'")
+        page.evaluate(f"location.hash = {json.dumps(app.hash(f'sample={index}'))}")
         page.wait_for_function(f"document.getElementById('input-image').dataset.sampleIndex === '{index}'")
         assert mark in page.inner_text("#verdict")
         check_matches_cpython(shown(page), network, testset)
@@ -140,10 +144,10 @@ def test_hash_addresses_a_sample_and_back_returns(app, network, testset):
     check_matches_cpython(shown(page), network, testset)
     page.click("#random-sample")
     page.wait_for_function("document.getElementById('input-image').dataset.sampleIndex !== '1234'")
-    page.wait_for_function("location.hash !== '#sample=1234'")  # the new history entry follows the clicks
+    page.wait_for_function(f"location.hash !== {json.dumps(app.hash('sample=1234'))}")  # the new history entry follows the clicks
     page.go_back()
     page.wait_for_function("document.getElementById('input-image').dataset.sampleIndex === '1234'")
-    assert page.evaluate("location.hash") == "#sample=1234"
+    assert page.evaluate("location.hash") == app.hash("sample=1234")
     check_matches_cpython(shown(page), network, testset)
 
 
@@ -162,19 +166,19 @@ def test_a_quick_run_of_clicks_is_one_step_back(app, network, testset):
       return [seen, location.hash];
     }""")
     assert len(set(seen)) == 5 and "321" not in seen  # every click a new digit, shown at once
-    assert hash_during == "#sample=321"  # no history entry in the middle of the run
+    assert hash_during == app.hash("sample=321")  # no history entry in the middle of the run
     check_matches_cpython(shown(page), network, testset)
-    page.wait_for_function(f"location.hash === '#sample={seen[-1]}'")
+    page.wait_for_function(f"location.hash === {json.dumps(app.hash('sample=' + seen[-1]))}")
     assert page.evaluate("history.length") == history + 1
     page.go_back()
     page.wait_for_function("document.getElementById('input-image').dataset.sampleIndex === '321'")
     check_matches_cpython(shown(page), network, testset)
 
 
-def test_every_neuron_tells_its_exact_value(app):
+def test_every_neuron_tells_its_exact_value(app, network):
     page = app.page
     neurons = page.query_selector_all(".neuron")
-    assert len(neurons) == 32 + 32 + 10
+    assert len(neurons) == sum(layer.units for layer in network.layers)
     for n in neurons[:3] + neurons[-3:]:
         value = float(n.get_attribute("data-activation"))
         label = n.get_attribute("aria-label")
@@ -187,16 +191,31 @@ def test_every_neuron_tells_its_exact_value(app):
     assert page.evaluate("document.activeElement.classList.contains('neuron')")
 
 
-def test_legend_and_model_facts(app, manifest):
+def test_legend_and_model_facts(app, network, manifest):
     page = app.page
     assert page.is_visible(".legend")
+    # one colour key a hidden layer, on the scale its activation calls for
+    keys = page.eval_on_selector_all(".legend .scale-key", "ks => ks.map(k => [k.dataset.layer, k.dataset.scale, +k.dataset.low, +k.dataset.high])")
+    assert [k[0] for k in keys] == [layer.name for layer in network.layers[:-1]]
+    for (_, scale, low, high), layer in zip(keys, network.layers):
+        if layer.activation in ("sigmoid",):
+            assert (scale, low, high) == ("viridis", 0, 1)
+        elif layer.activation == "tanh":
+            assert (scale, low, high) == ("diverging", -1, 1)
+        elif layer.activation == "relu":
+            assert scale == "viridis" and low == 0 and high > 0
+        else:
+            assert scale == "diverging" and low == -high and high > 0
     facts = page.inner_text("#facts")
-    assert f"{manifest['training']['test_accuracy']:.2%}" in facts
+    if "test_accuracy" in manifest["training"]:
+        assert f"{manifest['training']['test_accuracy']:.2%}" in facts
+        assert f"{manifest['training']['test_accuracy']:.2%}" in page.inner_text("#model-card")
+    assert page.get_attribute("#view", "data-model") == manifest["id"]
 
 
-def test_phone_layout_and_touch(browser, site_server, network, testset):
+def test_phone_layout_and_touch(browser, site_server, network, testset, model_id):
     context = browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True)
-    w = watch(context, site_server.url)
+    w = watch(context, site_server.url, model=model_id)
     try:
         assert w.goto("#sample=7") == "ready"
         page = w.page
@@ -204,7 +223,7 @@ def test_phone_layout_and_touch(browser, site_server, network, testset):
         page.tap("#random-sample")
         page.wait_for_function("document.getElementById('input-image').dataset.sampleIndex !== '7'")
         check_matches_cpython(shown(page), network, testset)
-        boxes = [page.locator(f"#layer-{n}").bounding_box() for n in ("hidden_1", "hidden_2", "output")]
+        boxes = [page.locator(f"#layer-{layer.name}").bounding_box() for layer in network.layers]
         assert all(b["width"] <= 390 for b in boxes)
         assert w.errors == [] and w.outside == []
     finally:
@@ -229,7 +248,7 @@ def load_broken(browser, root):
 
 def test_corrupted_weight_file_is_named(browser, tmp_path):
     root = site_copy(tmp_path)
-    path = root / "model" / "hidden_2_weights.npy"
+    path = root / "models" / "seed" / "hidden_2_weights.npy"
     data = bytearray(path.read_bytes())
     data[200] ^= 0x55
     path.write_bytes(bytes(data))
@@ -240,7 +259,7 @@ def test_corrupted_weight_file_is_named(browser, tmp_path):
 
 def test_missing_weight_file_is_named(browser, tmp_path):
     root = site_copy(tmp_path)
-    (root / "model" / "output_bias.npy").unlink()
+    (root / "models" / "seed" / "output_bias.npy").unlink()
     state, text, _ = load_broken(browser, root)
     assert state == "error"
     assert "output_bias.npy" in text and "404" in text

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pyscript_app.network import read_export_dir
+from pyscript_app.network import read_site
 from pyscript_app.preprocess import (
     BOX,
     CENTRE,
@@ -23,13 +23,13 @@ from pyscript_app.preprocess import (
     resize_to_box,
 )
 
-MODEL_DIR = Path(__file__).resolve().parents[1] / "site" / "model"
+SITE = Path(__file__).resolve().parents[1] / "site"
 PAD = 400
 
 
 @pytest.fixture(scope="module")
 def export():
-    return read_export_dir(MODEL_DIR)
+    return read_site(SITE)
 
 
 # ---------------------------------------------------------------------------

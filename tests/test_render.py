@@ -1,4 +1,4 @@
-"""pyscript_app.render and pyscript_app.state: what the page draws and its URL state."""
+"""pyscript_app.render: what the page draws."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from conftest import SITE
-from pyscript_app import render, state
+from pyscript_app import network as nw
+from pyscript_app import render
 
 
 class Elements(HTMLParser):
@@ -89,12 +90,39 @@ def test_view_has_one_element_per_neuron_with_exact_values(network, testset):
     assert doc.by_id("true-label")["data-digit"] == str(int(testset.labels[42]))
 
 
-def test_hidden_layers_are_16_by_2_grids_from_the_manifest(network, testset):
+def test_each_hidden_layer_is_a_grid_derived_from_its_width(network, testset):
     html = render.network_view(network, render.view_for_sample(network, testset, 0))
-    for layer in network.layers[:2]:
+    for layer in network.layers[:-1]:
         assert f'id="layer-{layer.name}"' in html
-        assert re.search(rf'id="layer-{layer.name}".*?--rows:16;--cols:2', html)
-    assert "Hidden layer 1" in html and "Output layer" in html
+        rows, cols = (int(v) for v in re.search(rf'id="layer-{layer.name}".*?--rows:(\d+);--cols:(\d+)', html).groups())
+        assert rows * cols >= layer.units > rows * (cols - 1)  # every unit has a cell, no empty column
+    assert network.layers[0].title in html and network.layers[-1].title in html
+
+
+@pytest.mark.parametrize("units", [1, 2, 10, 16, 17, 31, 32, 33, 64, 65, 100, 128, 129, 256, 300, 512])
+def test_grids_hold_every_width_from_1_to_512_and_stay_small(units):
+    g = render.grid_for(units)
+    assert g.rows * g.columns >= units > g.rows * (g.columns - 1)
+    assert g.rows * (g.cell + 3) <= 480  # the height of four laptop panels side by side
+    assert g.columns * (max(g.cell, 26 * 1.7 if g.text else 0) + 3) <= 240
+    if units == 32:
+        assert (g.rows, g.columns, g.text) == (16, 2, True)
+
+
+@pytest.mark.parametrize(
+    "activation, stats, expected",
+    [("sigmoid", None, ("viridis", 0.0, 1.0)), ("tanh", None, ("diverging", -1.0, 1.0)),
+     ("relu", {"p99": 3.5, "max": 9.0}, ("viridis", 0.0, 3.5)), ("linear", {"p99": 2.0, "max": 4.0}, ("diverging", -2.0, 2.0)),
+     ("softmax", None, ("viridis", 0.0, 1.0))],
+)
+def test_colour_scales_follow_the_activation_range(activation, stats, expected):
+    layer = nw.Layer("h", "H", activation, np.zeros((2, 3), np.float32), np.zeros(3, np.float32), stats=stats)
+    scale = render.scale_for(layer)
+    assert (scale.kind, scale.low, scale.high) == expected
+    # the ends of the scale get the ends of the ramp; beyond them, the same colour as the end
+    assert render.cell_colours(expected[2], scale)[0] == render.hex_colour(1.0, scale.stops)
+    assert render.cell_colours(expected[2] * 10, scale) == render.cell_colours(expected[2], scale)
+    assert render.cell_colours(expected[1], scale)[0] == render.hex_colour(0.0, scale.stops)
 
 
 def test_output_writes_probabilities_and_marks_the_best(network, testset):
@@ -121,24 +149,37 @@ def test_drawn_digit_has_no_label(network, testset):
 
 
 def test_knocked_out_and_selected_neurons_are_marked(network, testset):
-    view = render.view_for_sample(network, testset, 0, knocked_out={"hidden_1": [3]}, selected=("hidden_2", 5))
+    first, second = network.layers[0].name, network.layers[1].name
+    view = render.view_for_sample(network, testset, 0, knocked_out={first: [3]}, selected=(second, 5))
     doc = Elements(render.network_view(network, view))
     dead = [n for n in doc.neurons() if n.get("data-knocked-out") == "true"]
-    assert [(n["data-layer"], n["data-index"]) for n in dead] == [("hidden_1", "3")]
+    assert [(n["data-layer"], n["data-index"]) for n in dead] == [(first, "3")]
     assert float(dead[0]["data-activation"]) == 0.0
     assert "knocked out" in dead[0]["aria-label"]
     chosen = [n for n in doc.neurons() if n.get("aria-pressed") == "true"]
-    assert [(n["data-layer"], n["data-index"]) for n in chosen] == [("hidden_2", "5")]
+    assert [(n["data-layer"], n["data-index"]) for n in chosen] == [(second, "5")]
 
 
 def test_model_facts_come_from_the_manifest(manifest):
     text = render.model_facts(manifest)
-    assert f"{manifest['training']['test_accuracy']:.2%}" in text
-    assert "784" in text and "32 sigmoid" in text and "10 softmax" in text
+    if "test_accuracy" in manifest["training"]:
+        assert f"{manifest['training']['test_accuracy']:.2%}" in text
+    sizes = [str(manifest["input"]["size"])] + [f'{l["units"]} {l["activation"]}' for l in manifest["layers"]]
+    assert text.startswith(" &rarr; ".join(sizes))
 
 
-def test_prerendered_first_view_is_the_live_forward_pass(network, testset):
-    """site/index.html (written by `make site`) shows test digit 0 with its real activations."""
+def test_the_model_card_states_shape_activations_and_accuracy(manifest):
+    doc = render.model_card(manifest["id"], manifest)
+    assert f'data-model="{manifest["id"]}"' in doc and manifest["title"] in doc
+    assert " \u2192 ".join([str(manifest["input"]["size"])] + [str(l["units"]) for l in manifest["layers"]]) in doc
+    assert ", ".join(l["activation"] for l in manifest["layers"]) in doc
+    acc = manifest["training"].get("test_accuracy")
+    assert (f"test accuracy {acc:.2%}" if acc is not None else "test accuracy not stated") in doc
+
+
+def test_prerendered_first_view_is_the_live_forward_pass(seed_export):
+    """site/index.html (written by `make site`) shows test digit 0 of the default model with its real activations."""
+    network, testset = seed_export
     doc = Elements((SITE / "index.html").read_text())
     assert doc.by_id("input-image")["data-sample-index"] == "0"
     expected = np.concatenate(network.forward(network.normalize(testset.images[0])))
@@ -146,23 +187,24 @@ def test_prerendered_first_view_is_the_live_forward_pass(network, testset):
     np.testing.assert_array_equal(got, expected)
 
 
-def test_prerendered_first_view_is_what_the_live_code_renders(network, testset):
+def test_prerendered_first_view_is_what_the_live_code_renders(seed_export):
     """index.html's view is render.network_view of test digit 0, byte for byte (the page then updates it in place)."""
+    network, testset = seed_export
     assert render.network_view(network, render.view_for_sample(network, testset, 0)) in (SITE / "index.html").read_text()
 
 
 def test_view_patch_describes_every_neuron_element_of_the_whole_render(network, testset):
     """The in-place update writes, for each layer, exactly the elements (tags, child counts, all
     attributes, text) that network_view draws inside the layer's grid or bars, in document order."""
-    view = render.view_for_sample(network, testset, 77, knocked_out={"hidden_1": [5]}, selected=("output", 3))
+    view = render.view_for_sample(network, testset, 77, knocked_out={network.layers[0].name: [5]}, selected=("output", 3))
     whole = render.network_view(network, view)
     (panel_selector, panel), *layers = json.loads(render.view_patch(network, view))
     assert panel_selector == "#input-panel" and panel == render.input_panel(network, view) and panel in whole
     assert len(layers) == len(network.layers)
     for (selector, rows), layer in zip(layers, network.layers):
-        container = "bars" if layer.labels else "grid"
+        container = "bars" if layer.is_output else "grid"
         assert selector == f"#layer-{layer.name} > .{container} *"
-        inner = re.search(rf'id="layer-{layer.name}".*?<div class="{container}"[^>]*>(.*?)</div></section>', whole).group(1)
+        inner = re.search(rf'id="layer-{layer.name}".*?<div class="{container}[^"]*"[^>]*>(.*?)</div></section>', whole).group(1)
         assert [(tag, attrs) for tag, _, attrs, _ in rows] == Elements(inner).items
         assert "".join(text or "" for *_, text in rows) == re.sub(r"<[^>]+>", "", inner)
     neurons = [attrs for _, rows in layers for _, _, attrs, _ in rows if "neuron" in attrs.get("class", "").split()]
@@ -173,35 +215,3 @@ def test_markup_escapes_attribute_values_and_text():
     tree = ("button", {"aria-label": 'a "b" & <c>'}, (("span", {}, "<1 & 2>"),))
     assert render.markup(tree) == '<button aria-label="a &quot;b&quot; &amp; &lt;c&gt;"><span>&lt;1 &amp; 2&gt;</span></button>'
     assert render.flatten([tree]) == [["button", 1, {"aria-label": 'a "b" & <c>'}, None], ["span", 0, {}, "<1 & 2>"]]
-
-
-# --- URL state -----------------------------------------------------------------------------
-
-UNITS = {"hidden_1": 32, "hidden_2": 32, "output": 10}
-
-
-@pytest.mark.parametrize(
-    "s",
-    [
-        state.State(),
-        state.State(sample=5),
-        state.State(sample=9999, neuron=("hidden_1", 31), knocked_out={"hidden_1": [0, 3], "hidden_2": [7]}),
-        state.State(mode="draw", neuron=("output", 2)),
-    ],
-)
-def test_state_round_trips(s):
-    text = state.format(s)
-    assert state.parse(text, UNITS, 10000) == s
-
-
-def test_state_format_is_readable():
-    s = state.State(sample=12, neuron=("hidden_1", 3), knocked_out={"hidden_2": [9, 1]})
-    assert state.format(s) == "#sample=12&neuron=hidden_1:3&ko=hidden_2:1,9"
-
-
-@pytest.mark.parametrize(
-    "text",
-    ["#sample=abc", "#sample=-4", "#sample=10000", "#neuron=hidden_1:99", "#neuron=nolayer:1", "#ko=hidden_1:x,99", "#garbage", "#mode=fly"],
-)
-def test_bad_hash_values_are_dropped_not_fatal(text):
-    assert state.parse(text, UNITS, 10000) == state.State()

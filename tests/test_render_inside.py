@@ -14,11 +14,11 @@ from html.parser import HTMLParser
 import numpy as np
 import pytest
 
-from conftest import SITE
+from conftest import SITE, pinned_to_default
 from pyscript_app import render, render_inside as ri
 from test_render import decode_png
 
-MODEL = SITE / "model"
+MODEL = SITE / "models" / "seed"
 
 
 class Doc(HTMLParser):
@@ -53,6 +53,10 @@ class Doc(HTMLParser):
     def all(self, tag=None, cls=None):
         return [a for t, a in self.items if (tag is None or t == tag) and (cls is None or cls in (a.get("class") or "").split())]
 
+
+
+# every model goes through the same functions in tests/test_any_model.py.
+network, testset = pinned_to_default()
 
 @pytest.fixture(scope="module")
 def plain():
@@ -215,75 +219,6 @@ def test_knockout_summary(network):
     assert ri.knockout_summary(network, {}) == ""
     text = ri.knockout_summary(network, {"hidden_2": [9, 1], "hidden_1": [3]})
     assert text == "3 knocked out: Hidden layer 1 #3; Hidden layer 2 #1, #9"
-
-
-# ---------------------------------------------------------------------------
-# connections
-
-
-def layout(network, stacked=False):
-    """Boxes as a laptop (layers left to right) or a phone (stacked) would place them."""
-    boxes = {}
-    for pos, layer in enumerate(network.layers, start=1):
-        if stacked:
-            boxes[layer.name] = [(10 + 20 * i, 300 * pos, 18, 18) for i in range(layer.units)]
-        else:
-            boxes[layer.name] = [(250 * pos, 10 + 20 * i, 40, 18) for i in range(layer.units)]
-    return boxes
-
-
-@pytest.mark.parametrize("stacked", [False, True])
-def test_connection_lines_carry_activation_times_weight(network, testset, plain, stacked):
-    view = render.view_for_sample(network, testset, 7, {"hidden_1": [2]})
-    boxes = layout(network, stacked)
-    svg = ri.connections_svg(network, view, boxes, (1000, 1200), (0, 0, 168, 168))
-    lines = Doc(svg).all("line")
-    dead = {0: [2]}
-    (_, a1), (_, a2), _ = plain_pass(plain, plain["images"][7], dead)
-    a1 = a1.copy()
-    a1[2] = 0.0
-    x = plain["images"][7].reshape(-1) / 255.0
-    stages = {"hidden_2": (a1, plain["W"][1], "hidden_1"), "output": (a2, plain["W"][2], "hidden_2")}
-    seen = {}
-    for line in lines:
-        (src_layer, k), (dst_layer, j) = [(s.split(":")[0], int(s.split(":")[1])) for s in (line["data-from"], line["data-to"])]
-        s = float(line["data-strength"])
-        assert line["class"] == ("pos" if s > 0 else "neg")
-        seen.setdefault(dst_layer, {})[(k, j)] = s
-        if dst_layer == "hidden_1":
-            assert src_layer == "input"
-            assert s == pytest.approx(x[k] * plain["W"][0][k, j], abs=1e-6)
-            continue
-        acts, W, source = stages[dst_layer]
-        assert src_layer == source
-        assert s == pytest.approx(acts[k] * W[k, j], abs=1e-6)
-        sx, sy, sw, sh = boxes[src_layer][k]
-        dx, dy, dw, dh = boxes[dst_layer][j]
-        if stacked:  # bottom edge to top edge
-            assert (float(line["x1"]), float(line["y1"])) == pytest.approx((sx + sw / 2, sy + sh), abs=0.06)
-            assert (float(line["x2"]), float(line["y2"])) == pytest.approx((dx + dw / 2, dy), abs=0.06)
-        else:  # right edge to left edge
-            assert (float(line["x1"]), float(line["y1"])) == pytest.approx((sx + sw, sy + sh / 2), abs=0.06)
-            assert (float(line["x2"]), float(line["y2"])) == pytest.approx((dx, dy + dh / 2), abs=0.06)
-    # every connection at least 3% of its stage's strongest is drawn; the knocked-out unit sends nothing
-    for dst_layer, (acts, W, _) in stages.items():
-        strengths = acts[:, None] * W
-        wanted = {(int(k), int(j)) for k, j in zip(*np.nonzero(np.abs(strengths) >= 0.03 * np.abs(strengths).max()))}
-        assert set(seen[dst_layer]) == wanted
-    assert not any(k == 2 for k, _ in seen["hidden_2"])
-    # the 100 strongest pixel connections into the first layer
-    strengths = x[:, None] * plain["W"][0]
-    top = np.argsort(-np.abs(strengths).reshape(-1), kind="stable")[:100]
-    assert {k * 32 + j for k, j in seen["hidden_1"]} == set(top.tolist())
-    assert 'aria-hidden="true"' in svg
-
-
-def test_connections_skip_layers_without_boxes(network, testset):
-    view = render.view_for_sample(network, testset, 0)
-    boxes = layout(network)
-    del boxes["output"]
-    lines = Doc(ri.connections_svg(network, view, boxes, (800, 800))).all("line")
-    assert lines and {l["data-to"].split(":")[0] for l in lines} == {"hidden_2"}  # no input box: no pixel lines
 
 
 # ---------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import queue
 import re
@@ -101,12 +102,14 @@ def test_zip_holds_the_built_site_and_the_launcher_only(bundle):
     assert junk == []
     for required in ("index.html", "sw.js", "loader.js", "offline.js", "app/pyscript_app.zip", "vendor/pyscript/core.js",
                      "vendor/pyodide/pyodide.asm.wasm", "vendor/pyodide/python_stdlib.zip",
-                     "model/manifest.json", "data/mnist_test.npz", "app/pyscript_app/main.py"):
+                     "models/index.json", "models/seed/manifest.json", "data/manifest.json", "data/mnist_test.npz",
+                     "app/pyscript_app/main.py"):
         assert required in site_names
     # every file is the built one, byte for byte, and the zipped sw.js lists exactly the zipped site
     for rel in site_names:
         assert (top / "site" / rel).read_bytes() == (SITE / rel).read_bytes(), rel
-    listed = dict(precache.read_service_worker(top / "site")["files"])
+    recorded = precache.read_service_worker(top / "site")
+    listed = dict(recorded["files"] + recorded["on_demand"])  # the training digits too, though fetched on demand
     assert sorted(listed) == [n for n in site_names if n != "sw.js"]
     assert all(listed[rel] == sri((top / "site" / rel).read_bytes()) for rel in listed)
     assert (top / "serve.py").read_bytes() == (ROOT / "tools" / "serve.py").read_bytes()
@@ -184,7 +187,8 @@ def python3_on_path(tmp_path: Path) -> dict:
     return {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
 
 
-def test_launcher_serves_the_unzipped_bundle_and_the_page_works(bundle, browser, network, testset, tmp_path):
+def test_launcher_serves_the_unzipped_bundle_and_the_page_works(bundle, browser, seed_export, tmp_path):
+    network, testset = seed_export  # the site's default model: what the page starts with
     """start.sh -> start.py on 127.0.0.1; the page loads with every outside request aborted, and works."""
     _, top = bundle
     launched = Launched(["/bin/sh", "start.sh", "--no-browser"], cwd=top, env=python3_on_path(tmp_path))
@@ -319,15 +323,17 @@ def test_the_first_visit_downloads_each_file_once_offline_copy_included(playwrig
         paths = [path for path, _ in server.requests]
         assert sorted({p for p in paths if paths.count(p) > 1}) == []
         assert all(status == 200 for _, status in server.requests), server.requests
-        cached = {"/" + rel for rel in precache.site_files(SITE)}
+        cached = {"/" + rel for rel, _ in precache.read_service_worker(SITE)["files"]}
         assert cached <= set(paths) | {"/index.html"}  # the offline copy holds every file, each downloaded once
+        assert not {"/" + rel for rel in precache.on_demand_files(SITE)} & set(paths)  # but not the training digits
         assert w.errors == [] and w.outside == []
     finally:
         context.close()
         server.close()
 
 
-def test_second_visit_works_offline_with_no_csp_violation(browser, network, testset):
+def test_second_visit_works_offline_with_no_csp_violation(browser, seed_export):
+    network, testset = seed_export  # the site's default model: what the page starts with
     """Load once, go offline with the server gone, reload: the page starts and works from the
     service worker's cache. No CSP violation on either visit (the second takes other paths:
     PyScript's cached lock file), and the policy is enforced."""
@@ -599,3 +605,31 @@ def test_pages_workflow_deploys_what_make_site_builds():
     makefile = (ROOT / "Makefile").read_text()
     assert re.search(r"^site:.*\n\t\$\(PY\) tools/build_site\.py\s*$", makefile, re.M)
     assert "default=ROOT / \"site\"" in (ROOT / "tools" / "build_site.py").read_text()
+
+
+def test_a_model_picked_once_works_offline_afterwards(browser):
+    """Only the default model is in the offline copy from the start; another one is stored the
+    first time it is picked (checked against the build's sha256) and opens offline from then on."""
+    index = json.loads((SITE / "models" / "index.json").read_text())
+    other = next(m for m in index["models"] if m != index["default"])
+    server = Server(SITE)
+    context = browser.new_context()
+    try:
+        w = watch(context, server.url)
+        assert w.goto("") == "ready"
+        wait_offline_ready(w.page)
+        assert not [p for p, _ in server.requests if p.startswith(f"/models/{other}/")]  # not fetched at install
+        w.page.select_option("#model-picker", other)
+        w.page.wait_for_selector(f'#view[data-model="{other}"]')
+        w.page.wait_for_function(  # the worker has stored every file of the model it just served
+            "async (names) => { const c = await caches.open((await caches.keys())[0]);"
+            " return (await Promise.all(names.map(n => c.match(n)))).every(Boolean); }",
+            arg=[f"models/{other}/{f.name}" for f in (SITE / "models" / other).iterdir()])
+        server.close()
+        context.set_offline(True)
+        w.page.goto(w.base + f"#model={other}&sample=5")
+        assert w.wait_settled() == "ready", w.page.inner_text("#status")
+        assert w.page.get_attribute("#view", "data-model") == other
+        assert w.outside == [] and w.errors == []
+    finally:
+        context.close()

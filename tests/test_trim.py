@@ -53,7 +53,7 @@ def test_the_site_holds_none_of_the_dropped_files():
     wheels = {p.name for p in (VENDOR / "pyodide").glob("*.whl")}
     assert wheels == {NUMPY_WHEEL}  # no micropip, no packaging
     cached = {path for path, _ in precache.read_service_worker(SITE)["files"]}  # the offline copy
-    assert cached == set(precache.site_files(SITE))
+    assert cached | precache.on_demand_files(SITE) == set(precache.site_files(SITE))
     assert not {f"vendor/pyscript/{n}" for n in dropped} & cached
     assert not [p for p in cached if re.search(r"micropip|packaging-", p)]
 
@@ -178,8 +178,9 @@ def use_every_feature(page):
     page.wait_for_selector('.neuron[data-layer="hidden_2"][data-index="1"][data-knocked-out="true"]')
     page.click("#reset-network")
     page.wait_for_selector('.neuron[data-layer="hidden_2"][data-index="1"]:not([data-knocked-out])')
-    page.click("#connections-toggle")
     page.wait_for_selector("#connections line")
+    page.fill("#links-per-neuron", "5")
+    page.dispatch_event("#links-per-neuron", "input")
     page.click("#errors-toggle")
     page.wait_for_selector("#confusion-matrix[data-compute-ms]")
     page.click('#confusion-matrix [data-true="4"][data-predicted="9"]')

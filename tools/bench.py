@@ -160,6 +160,7 @@ TARGETS = (  # (key, label, summary key, statistic, limit, unit, holds when valu
     ("cold_requests", "cold requests < 30 (whole first visit)", "cold.requests", "median", 30, "", "<"),
     ("cold_bytes_ready", "cold transfer < 18 MB (until ready)", "cold.bytes_until_ready", "median", 18e6, "MB", "<"),
     ("cold_requests_ready", "cold requests < 30 (until ready)", "cold.requests_until_ready", "median", 30, "", "<"),
+    ("switch_cached", "cached model switch <= 0.5 s (worst model)", "switch.cached_ms", "max", 500, "ms", "<="),
 )
 
 
@@ -383,6 +384,45 @@ def measure_confusion(page) -> dict | None:
     return page.evaluate(CONFUSION_JS, ERROR_EXPLORER_BUTTONS)
 
 
+SWITCH_JS = """
+async (id) => {
+  const view = document.getElementById('view'), before = view.dataset.switchMs;
+  const picker = document.getElementById('model-picker');
+  picker.value = id;
+  picker.dispatchEvent(new Event('change', { bubbles: true }));
+  const t0 = performance.now();
+  while (view.dataset.model !== id || view.dataset.switchMs === before) {
+    await new Promise((r) => setTimeout(r, 5));
+    if (performance.now() - t0 > 60000) throw new Error(`model ${id} did not show`);
+  }
+  return { id, switch_ms: parseFloat(view.dataset.switchMs), cached: view.dataset.switchCached === 'true' };
+}
+"""
+
+
+def measure_models(page, clicks: int) -> list[dict]:
+    """Every model of the picker: switched to twice (its files fetched, then cached), then clicks
+    and the confusion matrix once its first layer has run over the test set (idle time)."""
+    ids = page.eval_on_selector_all("#model-picker option", "os => os.map(o => o.value)")
+    if len(ids) < 2:
+        return []
+    out = []
+    for model_id in ids[1:] + ids[:1]:
+        first = page.evaluate(SWITCH_JS, model_id)
+        other = ids[0] if model_id != ids[0] else ids[1]
+        page.evaluate(SWITCH_JS, other)
+        again = page.evaluate(SWITCH_JS, model_id)
+        page.wait_for_function("id => document.getElementById('inside').dataset.warm === 'done' && "
+                               "document.getElementById('inside').dataset.warmModel === id", arg=model_id, timeout=120_000)
+        entry = {"id": model_id, "first_switch_ms": first["switch_ms"], "cached_switch_ms": again["switch_ms"],
+                 "cached": again["cached"], "clicks": measure_clicks(page, clicks),
+                 "warm_ms": float(page.get_attribute("#inside", "data-warm-ms"))}
+        entry["confusion"] = measure_confusion(page)
+        page.click("#errors-toggle")  # closed again
+        out.append(entry)
+    return out
+
+
 def run_ours(playwright, url: str, traffic: Traffic, clicks: int, draw_seconds: float) -> dict:
     with tempfile.TemporaryDirectory(prefix="nnv-bench-") as tmp:
         browser = Browser(playwright, Path(tmp))
@@ -402,6 +442,8 @@ def run_ours(playwright, url: str, traffic: Traffic, clicks: int, draw_seconds: 
                    "clicks": measure_clicks(page, clicks),
                    "drawing": measure_drawing(page, draw_seconds),
                    "confusion": measure_confusion(page)}
+            page.click("#errors-toggle")  # closed again
+            out["models"] = measure_models(page, max(clicks // 4, 20))
             if page.errors:
                 raise SystemExit(f"bench: the page raised errors: {page.errors[:3]}")
             return out
@@ -460,6 +502,15 @@ def summarise(rounds: list[dict]) -> dict:
     confusion = [r["ours"]["confusion"] for r in rounds if r["ours"]["confusion"]]
     s["confusion.compute_ms"] = stats([c["compute_ms"] for c in confusion])
     s["confusion.wall_ms"] = stats([c["wall_ms"] for c in confusion])
+    models = [m for r in rounds for m in r["ours"].get("models", [])]
+    s["switch.cached_ms"] = stats([m["cached_switch_ms"] for m in models])
+    s["switch.first_ms"] = stats([m["first_switch_ms"] for m in models])
+    for model_id in dict.fromkeys(m["id"] for m in models):
+        mine = [m for m in models if m["id"] == model_id]
+        s[f"model.{model_id}.click_frame_ms"] = stats([c["frame"] for m in mine for c in m["clicks"]])
+        s[f"model.{model_id}.confusion_ms"] = stats([m["confusion"]["wall_ms"] for m in mine if m["confusion"]])
+        s[f"model.{model_id}.first_layer_ms"] = stats([m["warm_ms"] for m in mine])
+        s[f"model.{model_id}.cached_switch_ms"] = stats([m["cached_switch_ms"] for m in mine])
     return s
 
 
@@ -486,6 +537,8 @@ ROWS = (  # (summary key, label, unit)
     ("drawing.updates_per_s", "drawing: view updates per second", "/s"),
     ("confusion.compute_ms", "confusion matrix: Python compute", "ms"),
     ("confusion.wall_ms", "confusion matrix: click -> shown", "ms"),
+    ("switch.first_ms", "model switch, files not yet fetched", "ms"),
+    ("switch.cached_ms", "model switch, files cached", "ms"),
     ("cold.bytes_until_ready", "cold: bytes transferred until ready", "MB"),
     ("cold.requests_until_ready", "cold: requests until ready", ""),
     ("cold.bytes", "cold: bytes, whole visit (+ offline copy)", "MB"),
@@ -515,6 +568,14 @@ def report(summary: dict, rounds: int, clicks: int) -> str:
             continue
         cells = " ".join(f"{fmt(st[k], unit):>9}" for k in ("median", "min", "max", "p95"))
         lines.append(f"{label:44} {cells}  {unit}")
+    for key in sorted(k for k in summary if k.startswith("model.")):
+        _, model_id, what = key.split(".")
+        unit, label = "ms", {"click_frame_ms": "click -> next frame", "confusion_ms": "confusion matrix shown",
+                             "first_layer_ms": "first layer over the test set", "cached_switch_ms": "cached switch"}[what]
+        st = summary[key]
+        if st["n"]:
+            cells = " ".join(f"{fmt(st[k], unit):>9}" for k in ("median", "min", "max", "p95"))
+            lines.append(f"{f'{model_id}: {label}':44} {cells}  {unit}")
     lines.append("")
     lines.append(f"targets ({rounds} rounds, {clicks} clicks a round; ratios are medians of per-round pairs):")
     for target in TARGETS:

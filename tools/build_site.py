@@ -7,10 +7,14 @@
    the one file PyScript fetches (its configuration is written inline into
    index.html), and copy main.py, the page's <script src>, beside it.
 3. Render site/index.html from tools/index.template.html, with the first view
-   (test digit 0 and its real activations) pre-rendered by the same
-   pyscript_app.render code the page runs, so something real shows at once.
+   (test digit 0 and its real activations, of the default model of
+   site/models/index.json) pre-rendered by the same pyscript_app.render code
+   the page runs, so something real shows at once. Every model the index
+   lists is loaded and checked first; the model picker lists them all.
+4. Write the training digits, site/data/mnist_train.npz, and check them against
+   site/data/manifest.json (tools/train_data.py; not committed, about 10 MB).
 
-Only site/model and site/data (the export) and the hand-written site files
+Only site/models and site/data (the exports) and the hand-written site files
 (style.css, loader.js) are committed; everything this writes is rebuilt.
 """
 
@@ -24,9 +28,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tools"))
+if str(ROOT) not in sys.path:  # run as a script (python tools/build_site.py): the project and its tools
+    sys.path[:0] = [str(ROOT), str(ROOT / "tools")]
 
+from pyscript_app import explain  # noqa: E402
 from pyscript_app import network as nw  # noqa: E402
 from pyscript_app import render  # noqa: E402
 from pyscript_app import render_inside  # noqa: E402
@@ -69,17 +74,38 @@ def pyscript_config() -> dict:
     }
 
 
+def check_models(site: Path) -> dict:
+    """Every model of models/index.json, loaded and checked: {id: manifest}, in the index's order."""
+    index = nw.read_models_index(site)
+    testset = nw.read_testset_dir(site / "data")
+    manifests = {}
+    for model_id in index["models"]:
+        network = nw.read_model_dir(site / "models" / model_id)
+        nw.check_fits(network, testset, f"{model_id}/{nw.MANIFEST_NAME}")
+        if network.id not in (None, model_id):
+            raise nw.ExportError(f"{model_id}/{nw.MANIFEST_NAME}: id is {network.id!r}, its folder is {model_id!r}")
+        manifests[model_id] = network.manifest
+    return manifests
+
+
 def render_index(site: Path) -> str:
-    network, testset = nw.read_export_dir(site / "model")
+    index = nw.read_models_index(site)
+    manifests = check_models(site)
+    default = index["default"]
+    network, testset = nw.read_site(site, default)
+    explain.fill_activation_stats(network, testset)
     view = render.view_for_sample(network, testset, FIRST_SAMPLE)
     page = TEMPLATE.read_text()
     for marker, content in (
         ("{{VIEW}}", render.network_view(network, view)),
-        ("{{LEGEND}}", render.legend()),
+        ("{{MODEL}}", html.escape(default)),
+        ("{{MODEL_PICKER}}", render.model_picker([(m, manifests[m], False) for m in index["models"]], default)),
+        ("{{MODEL_CARD}}", render.model_card(default, network.manifest)),
+        ("{{LEGEND}}", render.legend(network)),
         ("{{FACTS}}", render.model_facts(network.manifest)),
         ("{{CONNECTIONS_LEGEND}}", render_inside.connections_legend()),  # look inside (issue 5)
-        (PRELOAD_MARKER, preload_links(site, network.manifest)),  # start-up speed (issue 7)
-        (RUNTIME_FILES_MARKER, runtime_files_block(site, network.manifest)),
+        (PRELOAD_MARKER, preload_links(site)),  # start-up speed (issue 7)
+        (RUNTIME_FILES_MARKER, runtime_files_block(site, default, network.manifest)),
         ("{{PYSCRIPT_CONFIG}}", attribute_json(pyscript_config())),
         (MPY_CONFIG_MARKER, mpy_config()),
     ):
@@ -118,10 +144,10 @@ def data_block(ident: str, value) -> str:
     return f'<script type="application/json" id="{ident}">{data}</script>'
 
 
-def runtime_files_block(site: Path, manifest: dict) -> str:
+def runtime_files_block(site: Path, model_id: str, manifest: dict) -> str:
     """The runtime files' sha256 (#runtime-files) and the files to fetch early (#early-fetches)."""
     return "\n".join([data_block("runtime-files", runtime_files(site)),
-                      data_block("early-fetches", early_fetches(site, manifest))])
+                      data_block("early-fetches", early_fetches(site, model_id, manifest))])
 
 
 def attribute_json(value) -> str:
@@ -170,7 +196,7 @@ def numpy_wheel(site: Path) -> str:
     return json.loads(lock_path.read_text())["packages"]["numpy"]["file_name"]
 
 
-def preloads(site: Path, manifest: dict) -> list[tuple[str, str, str]]:
+def preloads(site: Path) -> list[tuple[str, str, str]]:
     """(rel, href, extra attributes) for the runtime's files, in the order it needs them.
 
     Started from the HTML head, the downloads run in parallel with the runtime's own
@@ -199,24 +225,20 @@ def preloads(site: Path, manifest: dict) -> list[tuple[str, str, str]]:
     ]
 
 
-def early_fetches(site: Path, manifest: dict) -> list[str]:
+def early_fetches(site: Path, model_id: str, manifest: dict) -> list[str]:
     """The files the start-up needs only once the interpreter runs (seconds after the load event on
-    a slow machine): the app, numpy, the export: site/loader.js fetches them at once and hands each response to the first fetch()
-    of it. The numpy wheel's sha256 is still checked (Pyodide asks for it as fetch integrity)."""
-    return [APP_BUNDLE, f"app/{APP_PACKAGE}/main.py", f"{PYODIDE}/{numpy_wheel(site)}", "model/" + nw.MANIFEST_NAME,
-            *["model/" + name for name in nw.model_files(manifest)],
-            *[posix_join("model", name) for name in nw.dataset_files(manifest)]]
+    a slow machine): the app, numpy, the default model and the test digits: site/loader.js fetches
+    them at once and hands each response to the first fetch() of it. The numpy wheel's sha256 is
+    still checked (Pyodide asks for it as fetch integrity)."""
+    data = nw.parse_data_manifest((site / "data" / "manifest.json").read_bytes())
+    return [APP_BUNDLE, f"app/{APP_PACKAGE}/main.py", f"{PYODIDE}/{numpy_wheel(site)}",
+            "models/index.json", "data/manifest.json", f"models/{model_id}/{nw.MANIFEST_NAME}",
+            *[f"models/{model_id}/{name}" for name in nw.model_files(manifest)],
+            f"data/{nw.testset_file(data)}"]
 
 
-def posix_join(base: str, relative: str) -> str:
-    """model + ../data/x.npz -> data/x.npz (a URL path relative to the page)."""
-    import posixpath
-
-    return posixpath.normpath(posixpath.join(base, relative))
-
-
-def preload_links(site: Path, manifest: dict) -> str:
-    return "\n".join(f'<link rel="{rel}" href="./{href}"{extra}>' for rel, href, extra in preloads(site, manifest))
+def preload_links(site: Path) -> str:
+    return "\n".join(f'<link rel="{rel}" href="./{href}"{extra}>' for rel, href, extra in preloads(site))
 
 
 def build(site: Path, vendor: bool = True) -> None:
@@ -234,9 +256,20 @@ def build(site: Path, vendor: bool = True) -> None:
     try:
         (site / "index.html").write_text(render_index(site))
     except nw.ExportError as exc:
-        raise SystemExit(f"build_site: the export in {site / 'model'} is broken: {exc}") from None
+        raise SystemExit(f"build_site: an export in {site / 'models'} or {site / 'data'} is broken: {exc}") from None
     print(f"site: {len(modules)} app modules, {APP_BUNDLE} and index.html (first view: test digit {FIRST_SAMPLE}) written")
+    write_training_digits(site)
     write_offline_copy(site)
+
+
+def write_training_digits(site: Path) -> None:
+    """site/data/mnist_train.npz for training in the page (tools/train_data.py); a check once written."""
+    import train_data
+
+    try:
+        train_data.write_train_data(site)
+    except train_data.TrainDataError as exc:
+        raise SystemExit(f"build_site: {exc}") from None
 
 
 # --- offline: the service worker that caches this exact build (tools/precache.py) ---------

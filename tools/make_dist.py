@@ -13,7 +13,7 @@ folder, ``nn-visualizer-<version>/``, with
   helpers ``start.command`` (macOS), ``start.bat`` (Windows), ``start.sh``
   (Linux), executable where the platform honours it;
 * ``site/``: every file of the build (precache.site_files: no source maps,
-  caches, dot-files) plus ``site/sw.js``. Nothing else of the repository
+  caches, dot-files; the on-demand training digits included) plus ``site/sw.js``. Nothing else of the repository
   (tests, templates, tools) goes in.
 
 The zip is deterministic: sorted entries, fixed timestamps ($SOURCE_DATE_EPOCH,
@@ -90,7 +90,7 @@ def write_zip(target: Path, entries: list[tuple[str, bytes, bool]]) -> None:
 def make_dist(site: Path, out: Path) -> tuple[Path, dict]:
     """Write the zip for the built site; return (its path, the site's build manifest)."""
     manifest = precache.check_built(site)
-    files = [rel for rel, _ in manifest["files"]]
+    files = precache.all_files(manifest)  # the on-demand training digits too: the stick has no network
     out.mkdir(parents=True, exist_ok=True)
     target = out / f"{NAME}-{manifest['version']}.zip"
     write_zip(target, bundle_entries(site, manifest["version"], files))
@@ -110,7 +110,7 @@ def main(argv=None) -> int:
     except precache.StaleSite as exc:
         print(f"make_dist: error: {exc}", file=sys.stderr)
         return 2
-    unpacked = sum((args.site / rel).stat().st_size for rel, _ in manifest["files"])
+    unpacked = sum((args.site / rel).stat().st_size for rel in precache.all_files(manifest))
     with zipfile.ZipFile(target) as zf:
         count = len(zf.infolist())
     print(f"{target}: {target.stat().st_size / 1e6:.1f} MB ({target.stat().st_size} bytes), {count} files; "

@@ -9,6 +9,16 @@ dot-folders (such as a half-finished ``.vendor-*``), and ``sw.js`` itself. The
 same list is what the service worker caches and what ``tools/make_dist.py``
 puts into the offline bundle.
 
+Files fetched on demand (the training digits, about 10 MB, that only the
+Train mode needs, and the files of every model but the default one, which a
+visit fetches only when that model is picked) belong to the build like the others, but the worker does
+not download them at install, so a first visit transfers no more than the
+page needs: it stores them the first time the page fetches them, checked
+against the same build hash, and serves them from then on, offline too. An
+update copies them from the previous build's cache when they are unchanged.
+Which files those are: the ``train`` entry of ``data/manifest.json`` and the
+non-default models of ``models/index.json``.
+
 The build version (the one source of truth for "which build is this") is the
 first 16 hex digits of a sha256 over every file's path and sha256, plus the
 service-worker template. ``site/sw.js`` is written from
@@ -31,6 +41,9 @@ ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "tools" / "sw.template.js"
 SERVICE_WORKER = "sw.js"
 MARKER = "{{BUILD}}"
+DATA_MANIFEST = "data/manifest.json"
+ON_DEMAND_ENTRIES = ("train",)  # data/manifest.json entries whose file is cached when first fetched
+MODELS_INDEX = "models/index.json"  # every model but its default is cached when first fetched
 
 # Never part of the site, wherever they turn up.
 EXCLUDED_DIRS = {"__pycache__", "node_modules"}
@@ -68,16 +81,56 @@ def integrity(path: Path) -> str:
     return "sha256-" + base64.b64encode(digest.digest()).decode("ascii")
 
 
-def build_manifest(site: Path) -> dict:
-    """{"version": build id, "files": [[path, integrity], ...]} of the site as it is now."""
+def other_models_files(site: Path) -> set[str]:
+    """Site paths of the files of every model but the default one (a visit fetches those only when picked)."""
+    path = Path(site) / MODELS_INDEX
+    if not path.is_file():
+        return set()
+    try:
+        index = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise StaleSite(f"{path} is not valid JSON ({exc})") from None
+    folder = path.parent
+    return {f.relative_to(site).as_posix() for model in index.get("models", []) if model != index.get("default")
+            for f in (folder / str(model)).glob("*") if f.is_file()}
+
+
+def on_demand_files(site: Path) -> set[str]:
+    """Site paths of the files cached only once the page fetches them (see the module's notes)."""
     site = Path(site)
-    files = [[rel, integrity(site / rel)] for rel in site_files(site)]
-    if "index.html" not in {rel for rel, _ in files}:
+    path = site / DATA_MANIFEST
+    if not path.is_file():
+        return other_models_files(site)
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise StaleSite(f"{path} is not valid JSON ({exc})") from None
+    folder = Path(DATA_MANIFEST).parent.as_posix()
+    return other_models_files(site) | {f"{folder}/{manifest[key]['file']}" for key in ON_DEMAND_ENTRIES
+                                       if isinstance(manifest.get(key), dict) and isinstance(manifest[key].get("file"), str)}
+
+
+def build_manifest(site: Path) -> dict:
+    """{"version": build id, "files": [[path, integrity], ...], "on_demand": [...]} of the site as it is now.
+
+    ``files`` are cached at install, ``on_demand`` when first fetched; both are the build.
+    """
+    site = Path(site)
+    lazy = on_demand_files(site)
+    everything = [[rel, integrity(site / rel)] for rel in site_files(site)]
+    if "index.html" not in {rel for rel, _ in everything}:
         raise StaleSite(f"{site} has no index.html: build the site first (make site)")
     h = hashlib.sha256(TEMPLATE.read_bytes())
-    for rel, sri in files:
+    for rel, sri in everything:
         h.update(f"\n{rel}\0{sri}".encode())
-    return {"version": h.hexdigest()[:16], "files": files}
+    return {"version": h.hexdigest()[:16],
+            "files": [f for f in everything if f[0] not in lazy],
+            "on_demand": [f for f in everything if f[0] in lazy]}
+
+
+def all_files(manifest: dict) -> list[str]:
+    """Every file of a build (cached at install or on demand), sorted."""
+    return sorted(rel for rel, _ in manifest["files"] + manifest.get("on_demand", []))
 
 
 def render_service_worker(manifest: dict) -> str:
@@ -110,7 +163,8 @@ def check_built(site: Path) -> dict:
     recorded = read_service_worker(site)
     current = build_manifest(site)
     if current != recorded:
-        was, now = dict(recorded["files"]), dict(current["files"])
+        was = dict(recorded["files"] + recorded.get("on_demand", []))
+        now = dict(current["files"] + current["on_demand"])
         changed = sorted(p for p in was.keys() & now.keys() if was[p] != now[p])
         parts = [f"{label}: {', '.join(names[:5])}{' …' if len(names) > 5 else ''}"
                  for label, names in (("changed", changed), ("new", sorted(now.keys() - was.keys())),
@@ -122,7 +176,12 @@ def check_built(site: Path) -> dict:
 
 def describe(site: Path, manifest: dict) -> str:
     size = sum((Path(site) / rel).stat().st_size for rel, _ in manifest["files"])
-    return f"{SERVICE_WORKER}: build {manifest['version']}, {len(manifest['files'])} files, {size / 1e6:.1f} MB to cache"
+    text = f"{SERVICE_WORKER}: build {manifest['version']}, {len(manifest['files'])} files, {size / 1e6:.1f} MB to cache"
+    lazy = manifest.get("on_demand", [])
+    if lazy:
+        extra = sum((Path(site) / rel).stat().st_size for rel, _ in lazy)
+        text += f" (+ {len(lazy)} on demand, {extra / 1e6:.1f} MB)"
+    return text
 
 
 def main(argv=None) -> int:

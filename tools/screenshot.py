@@ -20,7 +20,8 @@ sys.path.insert(0, str(ROOT / "tools"))
 import browser  # noqa: E402
 import serve  # noqa: E402
 
-SHOTS = (("screenshot.png", {"width": 1280, "height": 860}, False), ("screenshot-phone.png", {"width": 390, "height": 844}, True))
+SHOTS = (("screenshot.png", {"width": 1400, "height": 900}, False), ("screenshot-phone.png", {"width": 390, "height": 844}, True))
+TOUR_SEEN = "localStorage.setItem('nnv-tour-dismissed', 'true')"  # a returning visitor: no tour over the page
 
 
 # A "2" as a polyline, in fractions of the pad (drawn with real mouse events).
@@ -28,7 +29,8 @@ TWO = ((0.3, 0.25), (0.5, 0.15), (0.7, 0.25), (0.65, 0.45), (0.35, 0.85), (0.75,
 
 
 def draw_shot(b, base: str, path: Path) -> None:
-    page = b.new_page(viewport={"width": 1280, "height": 860}, device_scale_factor=1)
+    page = b.new_page(viewport={"width": 1400, "height": 900}, device_scale_factor=1)
+    page.add_init_script(TOUR_SEEN)
     page.goto(base + "#mode=draw")
     page.wait_for_function("document.getElementById('status').dataset.state === 'ready'", timeout=90_000)
     box = page.locator("#draw-pad").bounding_box()
@@ -49,18 +51,23 @@ def main(argv=None) -> int:
     p.add_argument("--sample", type=int, default=8, help="test digit to show (default %(default)s)")
     p.add_argument("--hash", default="", help="URL hash to open instead of #sample=N (e.g. '#sample=8&neuron=hidden_1:3')")
     p.add_argument("--out", type=Path, default=ROOT / "docs", help="folder for the PNGs (default: docs/)")
+    p.add_argument("--site", type=Path, default=ROOT / "site", help="the built site to serve (default: site/)")
+    p.add_argument("--no-draw", action="store_true", help="skip the draw-mode screenshot")
+    p.add_argument("--width", type=int, default=SHOTS[0][1]["width"], help="the laptop screenshot's width in px")
     args = p.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
-    httpd = serve.make_server(ROOT / "site", port=0)
+    httpd = serve.make_server(args.site, port=0)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     url = serve.url_of(httpd) + (args.hash or f"#sample={args.sample}")
     args.out.mkdir(parents=True, exist_ok=True)
     try:
         with sync_playwright() as pw:
             b = browser.launch(pw)
-            for name, viewport, mobile in SHOTS:
+            shots = ((SHOTS[0][0], {**SHOTS[0][1], "width": args.width}, False), *SHOTS[1:])
+            for name, viewport, mobile in shots:
                 page = b.new_page(viewport=viewport, is_mobile=mobile, has_touch=mobile, device_scale_factor=1)
+                page.add_init_script(TOUR_SEEN)
                 page.goto(url)
                 page.wait_for_function("document.getElementById('status').dataset.state !== 'loading'", timeout=90_000)
                 state = page.get_attribute("#status", "data-state")
@@ -71,7 +78,8 @@ def main(argv=None) -> int:
                 page.screenshot(path=str(args.out / name), full_page=not mobile)
                 print(f"wrote {args.out / name}")
                 page.close()
-            draw_shot(b, serve.url_of(httpd), args.out / "screenshot-draw.png")
+            if not args.no_draw:
+                draw_shot(b, serve.url_of(httpd), args.out / "screenshot-draw.png")
             b.close()
     finally:
         httpd.shutdown()

@@ -10,6 +10,13 @@
 // - activate: delete the caches of all other builds.
 // - fetch: a file of this build comes from its cache (from the network if the cache lost it);
 //   every other request goes to the network untouched.
+// - On-demand files (BUILD.on_demand: the training digits, which only Train mode needs, and the
+//   models other than the default, fetched when picked) are not
+//   downloaded at install, so a first visit transfers no more than the page needs. The first
+//   time the page fetches one, it streams to the page, and a copy (once checked against the
+//   build's sha256) is stored in this build's cache and served from there afterwards, offline too.
+//   (Fetched before this worker controlled the page, they are stored at their next fetch.) Install copies them from
+//   an older build's cache when that holds the same bytes.
 // - No skipWaiting on install: a new build waits until no page of the old one is open, or until
 //   the page asks for it (message "skip-waiting", sent when the user clicks "reload" in the
 //   page), and the page then reloads. No page ever runs on files of two builds.
@@ -19,6 +26,7 @@ const BUILD = {{BUILD}};
 const PREFIX = "nn-visualizer-";
 const CACHE = PREFIX + BUILD.version;
 const FILES = new Map(BUILD.files.map(([path, sri]) => [new URL(path, self.registration.scope).href, sri]));
+const ON_DEMAND = new Map((BUILD.on_demand || []).map(([path, sri]) => [new URL(path, self.registration.scope).href, sri]));
 
 async function sha256(response) {
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", await response.arrayBuffer()));
@@ -56,13 +64,41 @@ async function fill() {
     const response = (await fromOlderBuild(url, sri)) || (await download(url, sri));
     await cache.put(url, response);
   }));
+  // On-demand files: kept across an update when unchanged, never downloaded here.
+  await Promise.all([...ON_DEMAND].map(async ([url, sri]) => {
+    if (await cache.match(url)) return;
+    const response = await fromOlderBuild(url, sri);
+    if (response) await cache.put(url, response);
+  }));
+}
+
+// The first fetch of an on-demand file streams from the network to the page as it arrives (the
+// page shows the download's progress); a copy is stored once its bytes prove to be this build's.
+async function storeIfIntact(url, sri, response) {
+  const body = await response.arrayBuffer();
+  if ((await sha256(new Response(body))) !== sri) return;
+  const headers = { "Content-Type": response.headers.get("Content-Type") || "application/octet-stream" };
+  await (await caches.open(CACHE)).put(url, new Response(body, { headers }));
+}
+
+async function fetchOnDemand(event, url, sri) {
+  const cached = await (await caches.open(CACHE)).match(url);
+  if (cached) return cached;
+  const response = await fetch(event.request.url, { cache: "no-cache" });
+  if (response.ok) event.waitUntil(storeIfIntact(url, sri, response.clone()));
+  return response;
 }
 
 self.addEventListener("install", (event) => event.waitUntil(fill()));
 
+// clients.claim(): the page of a first visit (loaded before any worker) is served by this one from
+// now on, so that fetching the on-demand files during that visit already stores them. Its files
+// are this build's (the install checked them), and an update only activates when no page of the
+// old build is open or when the page asked for it and reloads.
 self.addEventListener("activate", (event) => event.waitUntil((async () => {
   const old = (await caches.keys()).filter((name) => name.startsWith(PREFIX) && name !== CACHE);
   await Promise.all(old.map((name) => caches.delete(name)));
+  await self.clients.claim();
 })()));
 
 function fileOf(request) {
@@ -78,6 +114,10 @@ function fileOf(request) {
 self.addEventListener("fetch", (event) => {
   if (event.request.method !== "GET") return;
   const url = fileOf(event.request);
+  if (ON_DEMAND.has(url)) {
+    event.respondWith(fetchOnDemand(event, url, ON_DEMAND.get(url)));
+    return;
+  }
   if (!FILES.has(url)) return;
   event.respondWith((async () => {
     const cached = await (await caches.open(CACHE)).match(url);

@@ -1,0 +1,87 @@
+"""Small helpers every browser-side module uses: elements, the status line, fetching, idle time.
+
+Browser-only (imports ``js`` and ``pyscript``): only the page's ``page_*``
+modules import it, never the numpy core.
+"""
+
+import json
+
+import js
+from pyodide.ffi import create_proxy
+from pyscript import document, window
+
+STAGES = ("runtime", "numpy", "model", "data")
+
+
+def el(element_id):
+    return document.getElementById(element_id)
+
+
+def set_status(state, text, stage=None):
+    status = el("status")
+    if status.dataset.state == "error":
+        return  # the first error stays: loader.js may already have named a file that failed to load
+    status.dataset.state = state
+    if stage is not None:
+        status.dataset.stage = stage
+        el("progress").value = STAGES.index(stage) + 1
+    el("status-text").textContent = text
+
+
+class LoadError(Exception):
+    """A file the page needs could not be fetched; the message names it."""
+
+
+async def fetch_bytes(url):
+    try:
+        response = await js.fetch(url)
+    except Exception as exc:  # network failure: the browser gives a TypeError
+        raise LoadError(f"{url} could not be fetched ({exc})") from None
+    if not response.ok:
+        raise LoadError(f"{url} could not be loaded (HTTP {response.status} {response.statusText})")
+    buffer = await response.arrayBuffer()
+    return buffer.to_bytes()
+
+
+def js_object(**options):
+    """A plain JS object (a Python dict would arrive as a Map)."""
+    return js.JSON.parse(json.dumps(options))
+
+
+def rerender(container, markup):
+    """Replace a container's content, keeping focus on the element with the same data-focus-key."""
+    active = document.activeElement
+    key = active.getAttribute("data-focus-key") if active is not None and container.contains(active) else None
+    container.innerHTML = markup
+    if key:
+        again = container.querySelector(f'[data-focus-key="{key}"]')
+        if again is not None:
+            again.focus()
+
+
+def in_idle_time(steps, then=None):
+    """Advance the generator ``steps`` one step per idle period of the page, then call ``then``."""
+
+    def step(*_):
+        if next(steps, StopIteration) is StopIteration:
+            if then is not None:
+                then()
+        else:
+            schedule()
+
+    proxy = create_proxy(step)
+
+    def schedule():
+        if hasattr(window, "requestIdleCallback"):
+            window.requestIdleCallback(proxy, js_object(timeout=1000))
+        else:
+            window.setTimeout(proxy, 20)
+
+    schedule()
+
+
+def listen(target, kind, handler):
+    """addEventListener with a proxy kept alive for the page's life."""
+    proxy = create_proxy(handler)
+    target.addEventListener(kind, proxy)
+    return proxy

@@ -1,0 +1,288 @@
+"""The page's view: what the address says is shown; the model shown; the URL and its notes.
+
+Browser-side. Everything shareable is in the address (state.py): a click
+changes the address, the hashchange listener draws it. Any address is read
+as the nearest valid state (state.read); the address is then rewritten to
+that state (replaceState: no extra history entry) and what was ignored is
+said in #url-note.
+"""
+
+import asyncio
+import time
+
+from pyodide.ffi import create_proxy, to_js
+from pyscript import document, window
+
+from pyscript_app import explain, render, state
+from pyscript_app.page_dom import el, in_idle_time
+
+NOTE_SECONDS = 12  # how long a note about the address stays (it can be dismissed sooner)
+
+
+def draw_view(network, view, whole=False):
+    """Show ``view`` in #view: in place when #view shows a view of the same shape (one call
+    into the page, site/patch.js), else (or with ``whole``) by rendering it whole, keeping a neuron's focus."""
+    box, apply_patch = el("view"), getattr(window, "nnvApplyPatch", None)
+    if not whole and apply_patch is not None and apply_patch(box, to_js(render.view_patch(network, view).encode())):
+        return
+    focused = document.activeElement
+    refocus = (focused.dataset.layer, focused.dataset.index) if focused and focused.classList.contains("neuron") else None
+    box.innerHTML = render.network_view(network, view)
+    if refocus:
+        again = box.querySelector(f'.neuron[data-layer="{refocus[0]}"][data-index="{refocus[1]}"]')
+        if again:
+            again.focus()
+
+
+def updated(t0):
+    """Record an update of #view: its Python time (data-update-ms, which tools/bench.py reads)."""
+    el("view").setAttribute("data-update-ms", f"{(time.perf_counter() - t0) * 1000:.3f}")
+
+
+class Page:
+    """The running page: the models, the one shown, the test set, and what is shown of it."""
+
+    URL_DELAY_MS = 300
+    CLICK_WARM_UP_ROUNDS = 30
+
+    def __init__(self, models, testset, model_id):
+        import numpy as np
+
+        self.models, self.testset = models, testset
+        self.model_id, self.network = model_id, models.networks[model_id]
+        self.rng = np.random.default_rng()
+        self.shown = None
+        self.shown_view = None  # the view #view shows (None in draw mode)
+        self.features = []  # controllers told of every view drawn: .update(state, view), .reset() on a new model
+        self.pad = None  # the drawing pad (page_pad.Pad), wired once the page runs
+        self.url_pending = None  # a URL (hash) shown but not yet written: see random_sample
+        self.url_timer = None
+        self.write_url_proxy = create_proxy(self.write_url)
+        self.hide_note_proxy = create_proxy(lambda *_: self.show_notes([]))
+        self.note_timer = None
+        self.switching = None  # the id of the model being fetched
+        self.prepared = {}  # network version -> Python ms of its first layer's pass over the test set (None: running)
+
+    # --- the state
+    def context(self):
+        layers = self.network.layers
+        return state.Context(
+            layer_units={layer.name: layer.units for layer in layers},
+            knockable=explain.knockable_layers(self.network),
+            samples=len(self.testset),
+            models=self.models.ids(),
+            default_model=self.models.default,
+        )
+
+    def address(self):
+        return self.url_pending if self.url_pending is not None else str(window.location.hash)
+
+    def current_state(self, write_url=True):
+        """What the page shows. A URL still to be written is the state: it is written first
+        (so a change made next comes after it in the history), unless ``write_url`` is False."""
+        if write_url:
+            self.write_url()
+        return state.read(self.address(), self.context())[0]
+
+    def go(self, **changes):
+        if changes.get("model") == self.models.default:
+            changes["model"] = None
+        new = self.current_state().with_(**changes)
+        window.location.hash = state.format(new)  # the hashchange listener draws it
+
+    def write_url(self, *_):
+        if self.url_pending is not None:
+            url, self.url_pending = self.url_pending, None
+            window.history.pushState(None, "", url)  # a new history entry (Back returns), no hashchange
+
+    def on_hashchange(self, *_):
+        self.url_pending = None  # the URL moved on (Back, a link, a typed hash): it says what to show
+        self.show()
+
+    def normalise_address(self, text, shown, notes):
+        """Rewrite the address to the state shown when it says anything else, and say what was ignored."""
+        canonical = state.format(shown)
+        if canonical != text:
+            window.history.replaceState(None, "", canonical or (str(window.location.pathname) + str(window.location.search)))
+        if notes:
+            self.show_notes(notes)
+
+    def show_notes(self, notes):
+        box = el("url-note")
+        window.clearTimeout(self.note_timer)
+        if not notes:
+            box.hidden = True
+            return
+        el("url-note-text").textContent = "The address was adjusted: " + "; ".join(notes) + "."
+        box.hidden = False
+        self.note_timer = window.setTimeout(self.hide_note_proxy, NOTE_SECONDS * 1000)
+
+    def show_model_error(self, message):
+        box = el("open-model-error")
+        box.textContent = message and f"Not opened: {message}. The network shown is unchanged."
+        box.hidden = not message
+
+    # --- drawing
+    def show(self, *_, state_=None, whole=False):
+        t0 = time.perf_counter()
+        if state_ is None:
+            self.write_url()
+            text = self.address()
+            state_, notes = state.read(text, self.context())
+            wanted = state_.model or self.models.default
+            if wanted != self.model_id:
+                asyncio.ensure_future(self.switch(wanted, t0))
+                return
+            self.normalise_address(text, state_, notes)
+        if self.pad is not None and self.pad.follow(state_):  # draw mode: the pad shows the view
+            self.shown = self.shown_view = None
+            return
+        index = state_.sample if state_.sample is not None else 0
+        key = (self.network.version, index, state_.neuron, tuple(sorted((k, tuple(v)) for k, v in state_.knocked_out.items())))
+        if key == self.shown and not whole:
+            return
+        self.shown = key
+        view = render.view_for_sample(self.network, self.testset, index, state_.knocked_out, state_.neuron)
+        draw_view(self.network, view, whole)
+        self.shown_view = view
+        updated(t0)
+        self.tell(state_, view)
+
+    def tell(self, state_, view):
+        for feature in self.features:
+            feature.update(state_, view)
+
+    def random_sample(self, *_):
+        current = self.current_state(write_url=False)
+        index = current.sample
+        while index == current.sample:
+            index = int(self.rng.integers(len(self.testset)))
+        new = current.with_(sample=index, mode="sample")
+        self.show(state_=new)
+        # The URL (a new history entry) follows once the clicking pauses. Chromium's same-document
+        # navigation, after every paint, slowed the next click (measured: click p95 17.5 ms, 10.4
+        # without it; docs/benchmarks.md). A quick run of clicks is then one Back step, like
+        # typing is one undo step. Anything that reads the state writes it first.
+        self.url_pending = state.format(new)
+        window.clearTimeout(self.url_timer)  # (None, before the first click: no timer, no-op)
+        self.url_timer = window.setTimeout(self.write_url_proxy, self.URL_DELAY_MS)
+
+    # --- switching models
+    async def switch(self, model_id, t0):
+        if self.switching == model_id:
+            return
+        self.switching = model_id
+        cached = model_id in self.models.networks
+        progress = el("model-progress")
+        if not cached:
+            progress.textContent = f"Loading the model {model_id}…"
+            progress.hidden = False
+        try:
+            network = await self.models.network(model_id)
+        except Exception as exc:  # noqa: BLE001 (named in the page; the model shown stays)
+            self.switching = None
+            progress.hidden = True
+            self.show_model_error(f"the model {model_id!r} could not be loaded: {exc}")
+            back = state.read(self.address(), self.context())[0]
+            window.history.replaceState(None, "", state.format(back.with_(
+                model=None if self.model_id == self.models.default else self.model_id)) or str(window.location.pathname))
+            self.show()
+            return
+        self.switching = None
+        progress.hidden = True
+        if (state.read(self.address(), self.context())[0].model or self.models.default) != model_id:
+            self.show()  # the address moved on while the files came
+            return
+        self.model_id, self.network = model_id, network
+        self.shown = None
+        for feature in self.features:
+            feature.reset()
+        self.draw_model_parts()
+        self.show(whole=True)
+        el("view").dataset.switchMs = f"{(time.perf_counter() - t0) * 1000:.1f}"
+        el("view").dataset.switchCached = "true" if cached else "false"
+        self.prepare()
+
+    def draw_model_parts(self):
+        """Everything outside #view that belongs to the model: its name in the picker, its card, the legend, facts."""
+        el("view").dataset.model = self.model_id
+        picker = el("model-picker")
+        picker.innerHTML = self.models.picker_html(self.model_id)
+        picker.value = self.model_id
+        el("model-card").outerHTML = self.models.card_html(self.model_id)
+        el("legend").outerHTML = render.legend(self.network)
+        el("facts").innerHTML = render.model_facts(self.network.manifest)
+        self.draw_gallery()
+
+    def draw_gallery(self):
+        """#weight-gallery: what the first layer of the network shown has learned (again whenever its weights change)."""
+        from pyscript_app import gallery
+
+        el("gallery-slot").innerHTML = gallery.gallery_html(self.network)
+
+    # --- idle time
+    def warm_up_clicks(self):
+        """Run the click path in idle time, a round a step, changing nothing on screen.
+
+        A round computes a random sample's view and its patch (what a click computes) and
+        applies the patch of the view already shown (patch.js then writes nothing but the
+        input image, identical). The first clicks after start-up would otherwise pay for
+        that code's first runs (measured: the first ~10 clicks 30 to 80 ms, later ~10 ms).
+        Stops early in draw mode. #view gets data-warm="done" when it is over.
+        """
+        for _ in range(self.CLICK_WARM_UP_ROUNDS):
+            if self.shown_view is None:
+                break
+            current = self.current_state(write_url=False)
+            index = int(self.rng.integers(len(self.testset)))
+            network = self.network
+            view = render.view_for_sample(network, self.testset, index, current.knocked_out, current.neuron)
+            render.view_patch(network, view)
+            draw_view(network, self.shown_view)
+            yield
+        el("view").dataset.warm = "done"
+
+    def prepare(self):
+        """Run the model's first layer over the test set in idle time, once per model, with progress shown.
+
+        That pass is what a first confusion matrix or first-layer card would
+        otherwise wait for (explain.TestsetCache.first_layer_blocks); it grows
+        with the first layer's width. #inside gets data-warm="done",
+        data-warm-model and data-warm-ms (Python time of the steps) when it is over.
+        """
+        network = self.network
+        box, progress = el("inside"), el("model-progress")
+
+        def mark_done(spent_ms):
+            progress.hidden = True
+            box.dataset.warmMs = f"{spent_ms:.3f}"
+            box.dataset.warmModel = self.model_id
+            box.dataset.warm = "done"
+
+        if network.version in self.prepared:  # done before (or running still: it marks itself when done)
+            if self.prepared[network.version] is not None:
+                mark_done(self.prepared[network.version])
+            else:
+                box.dataset.warm = "running"
+            return
+        self.prepared[network.version] = None
+        box.dataset.warm = "running"
+
+        def steps():
+            blocks = explain.cache_for(network, self.testset).first_layer_blocks()
+            spent, total = 0.0, len(self.testset)
+            while True:
+                t0 = time.perf_counter()
+                done = next(blocks, None)
+                spent += time.perf_counter() - t0
+                if done is None:
+                    break
+                if network is self.network:
+                    progress.textContent = f"Preparing the error explorer: {done:,} / {total:,} test digits"
+                    progress.hidden = done >= total
+                yield
+            self.prepared[network.version] = spent * 1000
+            if network is self.network:
+                mark_done(spent * 1000)
+
+        in_idle_time(steps())

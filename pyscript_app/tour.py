@@ -1,0 +1,50 @@
+"""The first-visit tour: a few steps, each pointing at one part of the page.
+
+Pure Python: the steps and their markup. ``tour_page.py`` shows them in the
+page, remembers (in the browser's local storage) that the tour was
+dismissed, and reopens it from the Tour button.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Step:
+    title: str
+    text: str
+    target: str  # a CSS selector of what the step points at
+
+
+STEPS = (
+    Step("A digit goes in", "This is one handwritten digit from the test set, as the grey pixels the network "
+         "reads. Get random prediction shows another one.", "#input-panel"),
+    Step("Layer by layer", "Each square is a neuron of a hidden layer; its colour is how strongly it fires for "
+         "this digit (the legend gives the scale). Lines show the strongest connections between layers.",
+         "#view .layer"),
+    Step("The answer", "The output layer gives a probability for each class. The longest bar is the network's "
+         "answer; the input panel says whether it is right.", "#view .layer.output"),
+    Step("Look inside a neuron", "Click any neuron (or Tab to it and press Enter) to see its weights, its bias, "
+         "what each input sends in, and the test digits that excite it most.", "#view .layer .grid"),
+    Step("Try it yourself", "Draw your own digit and watch the layers follow your pen, knock neurons out, or open "
+         "the error explorer to see which digits the network confuses.", "#draw-toggle"),
+)
+
+STORAGE_KEY = "nnv-tour-dismissed"
+
+
+def step_html(index: int) -> str:
+    """The tour's content at step ``index`` (0-based)."""
+    step, last = STEPS[index], len(STEPS) - 1
+    back = "" if index == 0 else '<button type="button" class="secondary" data-tour="back">Back</button>'
+    forward = ('<button type="button" class="primary" data-tour="done">Done</button>' if index == last
+               else '<button type="button" class="primary" data-tour="next">Next</button>')
+    return (
+        f'<p class="tour-count">Step {index + 1} of {len(STEPS)}</p>'
+        f'<h2 id="tour-title">{html.escape(step.title)}</h2>'
+        f'<p id="tour-text">{html.escape(step.text)}</p>'
+        f'<p class="tour-actions">{back}{forward}'
+        '<button type="button" class="secondary" data-tour="skip">Skip the tour</button></p>'
+    )

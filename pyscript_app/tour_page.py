@@ -1,0 +1,84 @@
+"""The tour in the page: shown on a first visit, never again once dismissed, reopened by #tour-open."""
+
+from pyodide.ffi import create_proxy
+from pyscript import document, window
+
+from pyscript_app import tour
+
+HIGHLIGHT = "tour-target"
+
+
+class Tour:
+    def __init__(self):
+        self.box = document.getElementById("tour")
+        self.index = 0
+        self.opener = None
+        self.proxies = [create_proxy(self.on_click), create_proxy(self.on_key), create_proxy(self.open)]
+        self.box.addEventListener("click", self.proxies[0])
+        self.box.addEventListener("keydown", self.proxies[1])
+        button = document.getElementById("tour-open")
+        button.addEventListener("click", self.proxies[2])
+        button.disabled = False
+
+    def dismissed(self) -> bool:
+        try:
+            return window.localStorage.getItem(tour.STORAGE_KEY) == "true"
+        except Exception:  # storage blocked (a private window's policy): the tour shows once per visit
+            return False
+
+    def remember(self):
+        try:
+            window.localStorage.setItem(tour.STORAGE_KEY, "true")
+        except Exception:
+            pass
+
+    def open(self, *_):
+        self.opener = document.activeElement
+        self.show(0)
+        self.box.hidden = False
+        self.box.focus()
+
+    def show(self, index):
+        self.index = index
+        self.box.dataset.step = str(index)
+        self.box.innerHTML = tour.step_html(index)
+        for old in document.querySelectorAll("." + HIGHLIGHT):
+            old.classList.remove(HIGHLIGHT)
+        target = document.querySelector(tour.STEPS[index].target)
+        if target is not None:
+            target.classList.add(HIGHLIGHT)
+
+    def close(self):
+        self.remember()
+        self.box.hidden = True
+        for old in document.querySelectorAll("." + HIGHLIGHT):
+            old.classList.remove(HIGHLIGHT)
+        back = self.opener if self.opener is not None and self.opener != document.body else document.getElementById("tour-open")
+        back.focus()
+
+    def on_click(self, event):
+        action = event.target.closest("[data-tour]") if event.target.closest else None
+        if action is None:
+            return
+        kind = action.dataset.tour
+        if kind == "next":
+            self.show(self.index + 1)
+            self.box.querySelector('[data-tour="next"], [data-tour="done"]').focus()
+        elif kind == "back":
+            self.show(self.index - 1)
+            self.box.querySelector('[data-tour="back"], [data-tour="next"]').focus()
+        else:  # done, skip
+            self.close()
+
+    def on_key(self, event):
+        if event.key == "Escape":
+            event.stopPropagation()
+            self.close()
+
+
+def start():
+    """Wire the tour; open it unless this browser dismissed it before."""
+    t = Tour()
+    if not t.dismissed():
+        t.open()
+    return t

@@ -1,0 +1,57 @@
+"""An independent float64 forward pass for the tests: the .npy files read with np.load, the maths written out.
+
+It shares no code with pyscript_app: each activation is written here again.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+FUNCTIONS = {
+    "sigmoid": lambda z: 1.0 / (1.0 + np.exp(-z)),
+    "tanh": np.tanh,
+    "relu": lambda z: np.where(z > 0, z, 0.0),
+    "linear": lambda z: z,
+}
+
+
+def softmax(z):
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def load(model_dir: Path):
+    """(manifest, [(W float64, b float64, activation)]) of an export folder."""
+    model_dir = Path(model_dir)
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    layers = [
+        (np.load(model_dir / s["weights"]["file"]).astype(np.float64),
+         np.load(model_dir / s["bias"]["file"]).astype(np.float64), s["activation"])
+        for s in manifest["layers"]
+    ]
+    return manifest, layers
+
+
+def forward(layers, x, dead=None, pre=False):
+    """Every layer's activations (float64) for x (n, inputs); ``dead``: {layer position: [units]} set to 0.
+
+    With ``pre=True``: [(net input, activation)] per layer.
+    """
+    a = np.asarray(x, dtype=np.float64)
+    out = []
+    for pos, (w, b, activation) in enumerate(layers):
+        z = a @ w + b
+        a = softmax(z) if activation == "softmax" else FUNCTIONS[activation](z)
+        if dead and pos in dead:
+            a = a.copy()
+            a[..., list(dead[pos])] = 0.0
+        out.append((z, a) if pre else a)
+    return out
+
+
+def plain_forward(manifest, model_dir, x):
+    """Every layer's activations of the export in model_dir for x (n, inputs)."""
+    return forward(load(model_dir)[1], x)

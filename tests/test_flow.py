@@ -1,0 +1,81 @@
+"""flow.py: the connections drawn for a digit are each neuron's strongest, and they stay in the gutters."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pyscript_app import flow
+
+
+def plain_signals(network, pixels):
+    """Each layer's (fan_in, units) signal matrix, from a plain float64 forward pass written out here."""
+    a = pixels.reshape(-1).astype(np.float64) * network.normalization["scale"] + network.normalization["offset"]
+    out = []
+    for layer in network.layers:
+        w, b = layer.weights.astype(np.float64), layer.bias.astype(np.float64)
+        out.append(a[:, None] * w)
+        z = a @ w + b
+        if layer.activation == "softmax":
+            a = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+        else:
+            a = {"sigmoid": lambda v: 1 / (1 + np.exp(-v)), "tanh": np.tanh, "relu": lambda v: np.maximum(v, 0),
+                 "linear": lambda v: v}[layer.activation](z)
+    return out
+
+
+@pytest.mark.parametrize("sample", [0, 7, 4321])
+@pytest.mark.parametrize("k", [1, 3])
+def test_each_neuron_gets_its_k_strongest_incoming(network, testset, sample, k):
+    pixels = testset.images[sample]
+    x = network.normalize(pixels)
+    links = flow.top_incoming(network, x, network.forward(x), k)
+    names = [flow.INPUT] + [layer.name for layer in network.layers]
+    got = {}
+    for link in links:
+        got.setdefault((link.target, link.target_index), set()).add((link.source, link.source_index))
+    for pos, (layer, signals) in enumerate(zip(network.layers, plain_signals(network, pixels))):
+        for j in range(layer.units):
+            column = signals[:, j]
+            ranked = sorted(range(column.size), key=lambda i: -abs(column[i]))
+            expected = {(names[pos], i) for i in ranked[:k] if column[i] != 0}
+            assert got.get((layer.name, j), set()) == expected, (layer.name, j)
+
+
+def test_strengths_are_activation_times_weight_and_strongest_last(network, testset):
+    x = network.normalize(testset.images[3])
+    acts = network.forward(x)
+    links = flow.top_incoming(network, x, acts, 2)
+    inputs = {flow.INPUT: x, **{layer.name: a for layer, a in zip(network.layers, acts)}}
+    for link in links:
+        w = network.layer(link.target).weights[link.source_index, link.target_index]
+        assert link.strength == pytest.approx(float(inputs[link.source][link.source_index]) * float(w), rel=1e-6)
+    sizes = [abs(link.strength) for link in links]
+    assert sizes == sorted(sizes)
+
+
+def test_a_knocked_out_source_sends_nothing(network, testset):
+    x = network.normalize(testset.images[3])
+    first = network.layers[0].name
+    dead = {first: list(range(network.layers[0].units))}
+    links = flow.top_incoming(network, x, network.forward(x, dead), 3)
+    assert not [link for link in links if link.source == first]
+
+
+def test_zero_per_neuron_draws_nothing(network, testset):
+    x = network.normalize(testset.images[3])
+    assert flow.top_incoming(network, x, network.forward(x), 0) == []
+
+
+@pytest.mark.parametrize(
+    "src_panel, dst_panel, stacked",
+    [((0, 0, 100, 400), (160, 0, 100, 400), False),  # side by side
+     ((0, 0, 300, 200), (0, 240, 300, 200), True)],  # stacked (a phone)
+)
+def test_lines_run_in_the_gutter_between_panels(src_panel, dst_panel, stacked):
+    src_box, dst_box = (10, 50, 40, 20), (170, 300, 40, 20) if not stacked else (30, 260, 40, 20)
+    x1, y1, x2, y2 = flow.anchors(src_panel, dst_panel, src_box, dst_box)
+    if stacked:
+        assert (y1, y2) == (200, 240) and x1 == 30 and x2 == 50
+    else:
+        assert (x1, x2) == (100, 160) and y1 == 60 and y2 == 310

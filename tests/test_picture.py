@@ -1,0 +1,201 @@
+"""End to end: the page reads as a network. The flow between the layers, the weight gallery,
+arrow keys, and a layout that holds for every model on a desktop and a phone.
+
+The expected lines come from flow.top_incoming run here in CPython (itself checked against a
+plain numpy computation in test_flow.py); the gallery's images are decoded here and compared
+with the exported weights.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import pytest
+
+from conftest import SHIPPED, watch
+from pyscript_app import flow
+from test_gallery import decode_png
+
+
+def lines(page):
+    page.wait_for_selector("#connections")
+    return page.eval_on_selector_all(
+        "#connections line", "ls => ls.map(l => [l.dataset.from, l.dataset.to, +l.dataset.strength])")
+
+
+def expected_links(network, testset, index, per_neuron, knocked_out=None):
+    x = network.normalize(testset.images[index])
+    links = flow.top_incoming(network, x, network.forward(x, knocked_out), per_neuron)
+    return {(f"{l.source}:{l.source_index}", f"{l.target}:{l.target_index}"): l.strength for l in links}
+
+
+def shown_sample(page) -> int:
+    return int(page.get_attribute("#input-image", "data-sample-index"))
+
+
+def test_the_flow_is_each_neurons_strongest_connections(app, network, testset):
+    page = app.page
+    app.goto(app.hash("sample=21"))
+    page.wait_for_function("document.getElementById('connections') && document.getElementById('connections').dataset.perNeuron")
+    per_neuron = int(page.get_attribute("#connections", "data-per-neuron"))
+    assert per_neuron == flow.DEFAULT_PER_NEURON  # on by default
+    drawn = {(a, b): s for a, b, s in lines(page)}
+    expected = expected_links(network, testset, 21, per_neuron)
+    assert drawn.keys() == expected.keys()
+    for key, s in expected.items():
+        assert drawn[key] == pytest.approx(s, rel=1e-5, abs=1e-7)
+    # fewer lines per neuron: exactly the strongest one of each
+    page.fill("#links-per-neuron", "1")
+    page.dispatch_event("#links-per-neuron", "input")
+    page.wait_for_function("document.getElementById('connections').dataset.perNeuron === '1'")
+    assert {(a, b) for a, b, _ in lines(page)} == expected_links(network, testset, 21, 1).keys()
+    # a new digit: the lines follow it
+    page.click("#random-sample")
+    page.wait_for_function("document.getElementById('input-image').dataset.sampleIndex !== '21'")
+    index = shown_sample(page)
+    page.wait_for_function(f"document.getElementById('connections').dataset.sample === '{index}'")
+    assert {(a, b) for a, b, _ in lines(page)} == expected_links(network, testset, index, 1).keys()
+    page.fill("#links-per-neuron", str(flow.DEFAULT_PER_NEURON))
+    page.dispatch_event("#links-per-neuron", "input")
+
+
+GEOMETRY = """() => {
+  const box = n => { const r = n.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; };
+  const lines = [...document.querySelectorAll('#connections line')].map(l => {
+    const svg = l.ownerSVGElement.getBoundingClientRect();
+    return [svg.left + +l.getAttribute('x1'), svg.top + +l.getAttribute('y1'),
+            svg.left + +l.getAttribute('x2'), svg.top + +l.getAttribute('y2'), l.dataset.from + '>' + l.dataset.to];
+  });
+  const blocks = [...document.querySelectorAll('#view .neuron, #view h2, #view .sub, #view .verdict, #input-image')]
+    .map(n => [...box(n), n.id || n.className || n.tagName]);
+  return {lines, blocks};
+}"""
+
+
+def crosses(line, rect, margin=0.5) -> bool:
+    """Does the segment pass through the rectangle's inside (shrunk by ``margin``)?"""
+    x1, y1, x2, y2 = line[:4]
+    left, top, right, bottom = rect[0] + margin, rect[1] + margin, rect[2] - margin, rect[3] - margin
+    if right <= left or bottom <= top:
+        return False
+    for t in np.linspace(0.0, 1.0, 200):  # dense enough for boxes a few pixels wide
+        x, y = x1 + (x2 - x1) * t, y1 + (y2 - y1) * t
+        if left < x < right and top < y < bottom:
+            return True
+    return False
+
+
+@contextlib.contextmanager
+def page_at(browser, server, model, viewport, sample):
+    """A fresh page of ``model`` at a screen size, showing test digit ``sample`` with its lines drawn."""
+    context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
+    w = watch(context, server.url, model=model)
+    try:
+        assert w.goto(w.hash(f"sample={sample}")) == "ready"
+        w.page.wait_for_selector("#connections line")
+        yield w
+        assert w.errors == [] and w.outside == []
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("viewport", [(1400, 900), (390, 844)])
+def test_no_line_is_drawn_over_a_value_a_heading_or_the_digit(browser, site_server, model_id, viewport):
+    with page_at(browser, site_server, model_id, viewport, 8) as w:
+        geometry = w.page.evaluate(GEOMETRY)
+        assert geometry["lines"]
+        bad = [(line[4], block[4]) for line in geometry["lines"] for block in geometry["blocks"] if crosses(line, block)]
+        assert bad == [], bad[:5]
+
+
+def test_the_gallery_shows_every_first_layer_neurons_weights(app, network):
+    page = app.page
+    page.wait_for_selector("#weight-gallery .gthumb")
+    items = page.eval_on_selector_all(
+        "#weight-gallery .gthumb", "bs => bs.map(b => [+b.dataset.index, b.querySelector('img').src])")
+    layer = network.layers[0]
+    assert [i for i, _ in items] == list(range(layer.units))
+    assert page.get_attribute("#weight-gallery", "data-layer") == layer.name
+    limit = float(page.get_attribute("#weight-gallery", "data-limit"))
+    for i, url in items:
+        img = decode_png(url).astype(int)
+        w = layer.weights[:, i].reshape(network.image_shape)
+        strong_pos, strong_neg = w > limit * 0.3, w < -limit * 0.3
+        assert (img[strong_pos][:, 0] > img[strong_pos][:, 2]).all(), i
+        assert (img[strong_neg][:, 2] > img[strong_neg][:, 0]).all(), i
+    # a gallery image opens its neuron's card
+    page.click('#weight-gallery .gthumb[data-index="2"]')
+    page.wait_for_selector(f'#neuron-card[data-layer="{layer.name}"][data-index="2"]')
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#neuron-card", state="detached")
+
+
+def focused(page):
+    return page.evaluate("(() => { const a = document.activeElement; return [a.dataset.layer || null, a.dataset.index ? +a.dataset.index : null]; })()")
+
+
+def test_arrow_keys_reach_every_neuron_of_every_layer(app, network):
+    page = app.page
+    layers = network.layers
+    page.focus(f'#view .neuron[data-layer="{layers[0].name}"][data-index="0"]')
+    for pos, layer in enumerate(layers):
+        assert focused(page) == [layer.name, 0]
+        for i in range(1, layer.units):
+            page.keyboard.press("ArrowDown")
+            assert focused(page) == [layer.name, i]
+        page.keyboard.press("ArrowDown")  # the last: stays
+        assert focused(page) == [layer.name, layer.units - 1]
+        page.keyboard.press("Home")
+        assert focused(page) == [layer.name, 0]
+        if pos + 1 < len(layers):
+            page.keyboard.press("ArrowRight")
+    page.keyboard.press("End")
+    page.keyboard.press("ArrowLeft")
+    assert focused(page) == [layers[-2].name, layers[-2].units - 1]
+    # one Tab stop per layer: Tab from a layer's neuron leaves the layer
+    page.focus(f'#view .neuron[data-layer="{layers[0].name}"][data-index="0"]')
+    page.keyboard.press("Tab")
+    assert focused(page)[0] != layers[0].name or focused(page)[1] == 0
+
+
+def test_the_skip_button_reaches_the_answer(app, network):
+    page = app.page
+    page.focus(".skip")
+    assert page.evaluate("document.activeElement.getBoundingClientRect().top >= 0")  # shown while focused
+    page.keyboard.press("Enter")
+    assert focused(page) == [network.layers[-1].name, 0]
+
+
+LAYOUT = """() => {
+  const W = document.documentElement.clientWidth;
+  const out = [];
+  for (const n of document.querySelectorAll('body *')) {
+    const r = n.getBoundingClientRect();
+    if (!r.width || !r.height || getComputedStyle(n).visibility === 'hidden') continue;
+    if (n.closest('.skip, #tour, [hidden], details:not([open]) > .term-body, svg')) continue;
+    if (r.right > W + 1 || r.left < -1) out.push([n.tagName + '#' + n.id + '.' + n.className, r.left, r.right]);
+  }
+  const texts = [...document.querySelectorAll('h1, h2, h3, .sub, .tagline, #view .neuron span, .prob, .digit-label, .verdict, label, button, dt, dd, figcaption, .legend .ticks span')]
+    .filter(n => { const r = n.getBoundingClientRect(); return r.width && r.height && !n.closest('[hidden], .skip, #tour, details:not([open]) > .term-body'); })
+    .map(n => [n, n.getBoundingClientRect()]);
+  const overlaps = [];
+  for (let i = 0; i < texts.length; i++) for (let j = i + 1; j < texts.length; j++) {
+    const [a, ra] = texts[i], [b, rb] = texts[j];
+    if (a.contains(b) || b.contains(a)) continue;
+    const x = Math.min(ra.right, rb.right) - Math.max(ra.left, rb.left), y = Math.min(ra.bottom, rb.bottom) - Math.max(ra.top, rb.top);
+    if (x > 1 && y > 1) overlaps.push([a.tagName + '.' + a.className + ':' + a.textContent.slice(0, 20), b.tagName + '.' + b.className + ':' + b.textContent.slice(0, 20)]);
+  }
+  return {scroll: document.documentElement.scrollWidth, width: W, outside: out.slice(0, 8), overlaps: overlaps.slice(0, 8)};
+}"""
+
+
+@pytest.mark.parametrize("viewport", [(1400, 900), (1920, 1080), (390, 844)])
+@pytest.mark.parametrize("model", SHIPPED)
+def test_layout_fits_every_screen(browser, site_server, model, viewport):
+    with page_at(browser, site_server, model, viewport, 4) as w:
+        w.page.wait_for_selector("#weight-gallery")
+        found = w.page.evaluate(LAYOUT)
+        assert found["scroll"] <= found["width"], f"the page scrolls sideways: {found}"
+        assert found["outside"] == [], found["outside"]
+        assert found["overlaps"] == [], found["overlaps"]
