@@ -189,7 +189,7 @@ class Watched:
         return self.page.get_attribute("#status", "data-state")
 
 
-TOUR_SEEN = "localStorage.setItem('nnv-tour-dismissed', 'true')"
+TOUR_SEEN = "try { localStorage.setItem('nnv-tour-dismissed', 'true'); } catch (e) {}"  # (storage can be off limits, about:blank)
 
 
 def watch(context, base: str, intercept: bool = True, model: str | None = None, first_visit: bool = False) -> Watched:
