@@ -97,7 +97,7 @@ def neuron_label(layer: Layer, index: int, value: float) -> str:
     """The neuron's name and value, also its tooltip. It contains the text the neuron shows, so
     what is read out matches what is seen; the exact value follows in brackets."""
     if layer.is_output:
-        return f"{layer.labels[index]} {percent(value)} · {layer.title}, digit {layer.labels[index]} (probability {value:.4f})"
+        return f"{layer.labels[index]} {percent(value)}, {layer.title}, digit {layer.labels[index]} (probability {value:.4f})"
     return f"{layer.title}, neuron {index}: {short(value)} (activation {value:.4f})"
 
 

@@ -76,6 +76,16 @@ def pinned_to_default():
     return network_fixture, testset_fixture
 
 
+def default_model_dir() -> Path:
+    """The folder of the model the page shows by default (its manifest.json and .npy files)."""
+    return SITE / "models" / DEFAULT_MODEL
+
+
+def read_default_model():
+    """(network, testset) of the model the page shows by default."""
+    return nw.read_site(SITE)
+
+
 @pytest.fixture(scope="session")
 def network(export):
     return export[0]
@@ -179,7 +189,7 @@ class Watched:
         return self.page.get_attribute("#status", "data-state")
 
 
-TOUR_SEEN = "localStorage.setItem('nnv-tour-dismissed', 'true')"
+TOUR_SEEN = "try { localStorage.setItem('nnv-tour-dismissed', 'true'); } catch (e) {}"  # (storage can be off limits, about:blank)
 
 
 def watch(context, base: str, intercept: bool = True, model: str | None = None, first_visit: bool = False) -> Watched:
@@ -259,3 +269,17 @@ def site_copy(tmp_path: Path) -> Path:
         for f in (SITE / "vendor" / part).iterdir():
             (copy / "vendor" / part / f.name).symlink_to(f)
     return copy
+
+
+def rehash_runtime_files(root: Path) -> None:
+    """After changing a runtime file of a site copy on purpose, record its new sha256 in the
+    copy's index.html, as a rebuild would (site/loader.js would otherwise call it damaged)."""
+    import re
+
+    import build_site
+
+    index = root / "index.html"
+    block = build_site.data_block("runtime-files", build_site.runtime_files(root))
+    page, n = re.subn(r'<script type="application/json" id="runtime-files">.*?</script>', lambda _: block, index.read_text())
+    assert n == 1, "index.html has no runtime-files block"
+    index.write_text(page)

@@ -104,7 +104,8 @@ def render_index(site: Path) -> str:
         ("{{LEGEND}}", render.legend(network)),
         ("{{FACTS}}", render.model_facts(network.manifest)),
         ("{{CONNECTIONS_LEGEND}}", render_inside.connections_legend()),  # look inside (issue 5)
-        (PRELOAD_MARKER, preload_links(site, default, network.manifest)),
+        (PRELOAD_MARKER, preload_links(site)),  # start-up speed (issue 7)
+        (RUNTIME_FILES_MARKER, runtime_files_block(site, default, network.manifest)),
         ("{{PYSCRIPT_CONFIG}}", attribute_json(pyscript_config())),
         (MPY_CONFIG_MARKER, mpy_config()),
     ):
@@ -122,7 +123,31 @@ APP_BUNDLE = f"app/{APP_PACKAGE}.zip"
 UNUSED_PLUGINS = ("error", "codemirror", "deprecations-manager", "donkey", "py-editor", "py-game", "py-terminal")
 PRELOAD_MARKER = "<!-- {{PRELOAD}} -->"
 MPY_CONFIG_MARKER = "<!-- {{MPY_CONFIG}} -->"
+RUNTIME_FILES_MARKER = "<!-- {{RUNTIME_FILES}} -->"
 PYODIDE = "vendor/pyodide"
+# The folders of the files that the runtime fetches for itself; site/loader.js checks each one it
+# has loaded against this build's sha256 (the export's files are checked by the Python loader).
+RUNTIME_FOLDERS = ("vendor/", "app/")
+
+
+def runtime_files(site: Path) -> dict[str, list]:
+    """{path: [integrity ("sha256-<base64>"), size in bytes]} of every runtime file of the site."""
+    import precache
+
+    return {rel: [precache.integrity(site / rel), (site / rel).stat().st_size]
+            for rel in precache.site_files(site) if rel.startswith(RUNTIME_FOLDERS)}
+
+
+def data_block(ident: str, value) -> str:
+    """A JSON data block for site/loader.js (not a script: nothing runs, the CSP allows it)."""
+    data = html.escape(json.dumps(value, separators=(",", ":"), sort_keys=True), quote=False)
+    return f'<script type="application/json" id="{ident}">{data}</script>'
+
+
+def runtime_files_block(site: Path, model_id: str, manifest: dict) -> str:
+    """The runtime files' sha256 (#runtime-files) and the files to fetch early (#early-fetches)."""
+    return "\n".join([data_block("runtime-files", runtime_files(site)),
+                      data_block("early-fetches", early_fetches(site, model_id, manifest))])
 
 
 def attribute_json(value) -> str:
@@ -164,15 +189,23 @@ def write_app_bundle(site: Path) -> Path:
     return target
 
 
-def preloads(site: Path, model_id: str, manifest: dict) -> list[tuple[str, str, str]]:
-    """(rel, href, extra attributes) for everything the start-up fetches, in the order it is needed.
+def numpy_wheel(site: Path) -> str:
+    lock_path = site / PYODIDE / "pyodide-lock.json"
+    if not lock_path.is_file():
+        raise SystemExit(f"build_site: {lock_path} is missing: vendor the runtime first (make site, without --no-vendor)")
+    return json.loads(lock_path.read_text())["packages"]["numpy"]["file_name"]
+
+
+def preloads(site: Path) -> list[tuple[str, str, str]]:
+    """(rel, href, extra attributes) for the runtime's files, in the order it needs them.
 
     Started from the HTML head, the downloads run in parallel with the runtime's own
     start instead of one after the other. Each hint must match the later request
     (destination and CORS mode: fetch() is "cors"), or the browser downloads the file
-    twice. The numpy wheel's hint carries no integrity attribute (Chromium ignores it on
-    as="fetch" and warns): pyodide.loadPackage's own fetch still checks the lock file's
-    sha256 on the preloaded bytes.
+    twice. Only files that the start-up uses within a few seconds of the page's load
+    event are hinted: the browser warns about a preload left unused longer than that.
+    What is needed later (numpy, the export) is fetched early by site/loader.js instead
+    (early_fetches).
 
     pyodide.asm.wasm is left out on purpose: Pyodide compiles it from a streamed fetch,
     which on a second visit reuses the compiled code Chromium cached beside the HTTP
@@ -180,11 +213,8 @@ def preloads(site: Path, model_id: str, manifest: dict) -> list[tuple[str, str, 
     to 3 s more CPU on every warm start). Its download starts within the first ~0.5 s
     anyway, and is not what a cold start waits for.
     """
-    lock_path = site / PYODIDE / "pyodide-lock.json"
-    if not lock_path.is_file():
-        raise SystemExit(f"build_site: {lock_path} is missing: vendor the runtime first (make site, without --no-vendor)")
-    numpy = json.loads(lock_path.read_text())["packages"]["numpy"]
-    links = [
+    numpy_wheel(site)  # the runtime must be vendored
+    return [
         ("modulepreload", "vendor/pyscript/core.js", ""),
         *[("modulepreload", f"vendor/pyscript/{chunk.name}", "")  # core.js's one static import
           for chunk in sorted((site / "vendor" / "pyscript").glob("core-*.js"))],
@@ -192,21 +222,23 @@ def preloads(site: Path, model_id: str, manifest: dict) -> list[tuple[str, str, 
         ("modulepreload", f"{PYODIDE}/pyodide.asm.js", ""),
         ("preload", f"{PYODIDE}/python_stdlib.zip", ' as="fetch" crossorigin'),
         ("preload", f"{PYODIDE}/pyodide-lock.json", ' as="fetch" crossorigin'),
-        ("preload", APP_BUNDLE, ' as="fetch" crossorigin'),
-        ("preload", f"app/{APP_PACKAGE}/main.py", ' as="fetch" crossorigin'),
-        ("preload", f"{PYODIDE}/{numpy['file_name']}", ' as="fetch" crossorigin'),
-        ("preload", "models/index.json", ' as="fetch" crossorigin'),
-        ("preload", "data/manifest.json", ' as="fetch" crossorigin'),
-        ("preload", f"models/{model_id}/{nw.MANIFEST_NAME}", ' as="fetch" crossorigin'),
     ]
-    links += [("preload", f"models/{model_id}/{name}", ' as="fetch" crossorigin') for name in nw.model_files(manifest)]
+
+
+def early_fetches(site: Path, model_id: str, manifest: dict) -> list[str]:
+    """The files the start-up needs only once the interpreter runs (seconds after the load event on
+    a slow machine): the app, numpy, the default model and the test digits: site/loader.js fetches
+    them at once and hands each response to the first fetch() of it. The numpy wheel's sha256 is
+    still checked (Pyodide asks for it as fetch integrity)."""
     data = nw.parse_data_manifest((site / "data" / "manifest.json").read_bytes())
-    links.append(("preload", f"data/{nw.testset_file(data)}", ' as="fetch" crossorigin'))
-    return links
+    return [APP_BUNDLE, f"app/{APP_PACKAGE}/main.py", f"{PYODIDE}/{numpy_wheel(site)}",
+            "models/index.json", "data/manifest.json", f"models/{model_id}/{nw.MANIFEST_NAME}",
+            *[f"models/{model_id}/{name}" for name in nw.model_files(manifest)],
+            f"data/{nw.testset_file(data)}"]
 
 
-def preload_links(site: Path, model_id: str, manifest: dict) -> str:
-    return "\n".join(f'<link rel="{rel}" href="./{href}"{extra}>' for rel, href, extra in preloads(site, model_id, manifest))
+def preload_links(site: Path) -> str:
+    return "\n".join(f'<link rel="{rel}" href="./{href}"{extra}>' for rel, href, extra in preloads(site))
 
 
 def build(site: Path, vendor: bool = True) -> None:

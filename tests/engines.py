@@ -1,0 +1,239 @@
+"""One small driver interface over Playwright (Chromium, Firefox) and Selenium (WebKitGTK), so that
+the same test body runs in every engine (tests/test_engines.py).
+
+Scripts are function bodies that read their arguments from ``arguments`` and ``return`` a value
+(Selenium's convention; under Playwright they are wrapped in a function). Attributes are always
+read through scripts: element handles can race a re-render of the view.
+"""
+
+from __future__ import annotations
+
+import http.server
+import threading
+import time
+import urllib.parse
+
+from conftest import TOUR_SEEN  # noqa: E402
+
+READY_TIMEOUT_S = 90
+
+
+class Page:
+    """What a test does with a page: go, run a script, wait, click, draw, and what left the origin."""
+
+    engine: str
+    local: set  # every local test server this page was pointed at: requests to them are not outside
+
+    @property
+    def base(self) -> str:
+        """The page's server (a test may point the page at another one for a while)."""
+        return self._base
+
+    @base.setter
+    def base(self, url: str) -> None:
+        self._base = url
+        self.local = getattr(self, "local", set()) | {url}
+
+    def is_local(self, url: str) -> bool:
+        return url.startswith("data:") or any(url.startswith(b) for b in self.local)
+
+    def run(self, body: str, *args):
+        raise NotImplementedError
+
+    def goto(self, url: str) -> None:
+        raise NotImplementedError
+
+    def reload(self) -> None:
+        raise NotImplementedError
+
+    def click(self, selector: str) -> None:
+        raise NotImplementedError
+
+    def _pointer(self, points: list[tuple[float, float]]) -> None:
+        """Press the mouse button at points[0], move through the others, release (viewport px)."""
+        raise NotImplementedError
+
+    def outside(self) -> list[str]:
+        """Every request this page made outside its own server."""
+        raise NotImplementedError
+
+    def errors(self) -> list[str] | None:
+        """Uncaught exceptions and console errors, or None where the driver cannot report them."""
+        return None
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    # --- built on the above, the same in every engine --------------------------------------
+
+    def wait(self, body: str, *args, timeout: float = 30.0):
+        """Run the script until it returns something truthy; that value."""
+        end = time.monotonic() + timeout
+        while True:
+            value = self.run(body, *args)
+            if value:
+                return value
+            if time.monotonic() > end:
+                raise TimeoutError(f"{self.engine}: still false after {timeout} s: {body}")
+            time.sleep(0.05)
+
+    def settle(self) -> str:
+        """Wait until the start-up has ended; the status's state ("ready" or "error")."""
+        return self.wait("const s = document.getElementById('status').dataset.state; return s !== 'loading' && s;",
+                         timeout=READY_TIMEOUT_S)
+
+    def attribute(self, selector: str, name: str):
+        return self.run("const e = document.querySelector(arguments[0]); return e && e.getAttribute(arguments[1]);", selector, name)
+
+    def draw(self, strokes, steps: int = 4) -> None:
+        """Draw strokes (polylines in pad units, 0..1) on #draw-pad with the mouse, then let two
+        animation frames pass (the pad updates once per frame)."""
+        self.run("document.getElementById('draw-pad').scrollIntoView({block: 'center'});")
+        box = self.run("const r = document.getElementById('draw-pad').getBoundingClientRect(); return [r.x, r.y, r.width, r.height];")
+        x0, y0, w, h = box
+        for stroke in strokes:
+            points = [stroke[0]]
+            for (ax, ay), (bx, by) in zip(stroke, stroke[1:]):
+                points += [(ax + (bx - ax) * t / steps, ay + (by - ay) * t / steps) for t in range(1, steps + 1)]
+            self._pointer([(x0 + x * w, y0 + y * h) for x, y in points])
+        self.run("return new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))));")
+
+
+class PlaywrightPage(Page):
+    """A Playwright page (Chromium or Firefox) in its own context; outside requests aborted and recorded."""
+
+    def __init__(self, browser, engine: str, base: str):
+        self.engine, self.base = engine, base
+        self.context = browser.new_context(viewport={"width": 1280, "height": 900})
+        self.context.add_init_script(TOUR_SEEN)  # a returning visitor: no tour over the page
+        self.page = self.context.new_page()
+        self._outside, self._errors = [], []
+
+        def route(r):
+            if self.is_local(r.request.url):
+                r.continue_()
+            else:
+                self._outside.append(r.request.url)
+                r.abort()
+
+        self.context.route("**/*", route)
+        self.page.on("pageerror", lambda e: self._errors.append(f"pageerror: {e}"))
+        self.page.on("console", lambda m: m.type == "error" and self._errors.append(f"console: {m.text}"))
+
+    def run(self, body, *args):
+        return self.page.evaluate(f"(args) => (function () {{ {body}\n}}).apply(null, args)", list(args))
+
+    def goto(self, url):
+        self.page.goto(url)
+
+    def reload(self):
+        self.page.reload()
+
+    def click(self, selector):
+        self.page.click(selector)
+
+    def _pointer(self, points):
+        mouse = self.page.mouse
+        mouse.move(*points[0])
+        mouse.down()
+        for x, y in points[1:]:
+            mouse.move(x, y)
+        mouse.up()
+
+    def outside(self):
+        return list(self._outside)
+
+    def errors(self):
+        return list(self._errors)
+
+    def close(self):
+        self.context.close()
+
+
+class RecordingProxy:
+    """An HTTP proxy on 127.0.0.1 that forwards nothing: it records each request (and CONNECT)
+    sent to it and answers 502. A browser configured to use it for every host but the local
+    server shows through it every request that would leave the machine."""
+
+    def __init__(self):
+        self.requests: list[str] = []
+        requests = self.requests
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _refuse(self):
+                requests.append(f"{self.command} {self.path}")
+                self.send_error(502, "outside requests are refused in tests")
+
+            do_GET = do_POST = do_HEAD = do_PUT = do_DELETE = do_OPTIONS = do_CONNECT = _refuse
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.address = f"127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class SeleniumPage(Page):
+    """The one window of a Selenium WebDriver session (WebKitGTK). No request interception in
+    this driver: outside requests are what the recording proxy saw, plus any resource the page
+    itself reports (performance entries) that is not on its server."""
+
+    def __init__(self, driver, engine: str, base: str, proxy: RecordingProxy):
+        self.engine, self.base, self.driver, self.proxy = engine, base, driver, proxy
+        driver.set_window_size(1280, 900)
+        self.tour_seen = False
+        driver.set_page_load_timeout(READY_TIMEOUT_S)  # a browser that stops answering fails the test, never hangs it
+        driver.set_script_timeout(60)
+
+    def run(self, body, *args):
+        return self.driver.execute_script(body, *args)
+
+    def goto(self, url):
+        if not self.tour_seen:  # a returning visitor (no init scripts here): dismissed on the site's own origin first
+            self.driver.get(urllib.parse.urljoin(url, "icon.svg"))  # a plain file of the same origin
+            self.driver.execute_script(TOUR_SEEN)
+            self.tour_seen = True
+        self.driver.get(url)
+
+    def reload(self):
+        self.driver.refresh()
+
+    def click(self, selector):
+        from selenium.common.exceptions import StaleElementReferenceException
+        from selenium.webdriver.common.by import By
+
+        end = time.monotonic() + 10
+        while True:
+            try:
+                self.driver.find_element(By.CSS_SELECTOR, selector).click()
+                return
+            except StaleElementReferenceException:  # the view was re-rendered under the handle: again
+                if time.monotonic() > end:
+                    raise
+
+    def _pointer(self, points):
+        from selenium.webdriver.common.actions.action_builder import ActionBuilder
+
+        actions = ActionBuilder(self.driver, duration=0)
+        pointer = actions.pointer_action
+        pointer.move_to_location(round(points[0][0]), round(points[0][1]))
+        pointer.pointer_down()
+        for x, y in points[1:]:
+            pointer.move_to_location(round(x), round(y))
+        pointer.pointer_up()
+        actions.perform()
+
+    probe_host = None  # the host of the fixture's own probe of the proxy (its favicon request comes late)
+
+    def outside(self):
+        seen = self.run("return performance.getEntriesByType('resource').map(e => e.name);")
+        heard = [r for r in self.proxy.requests if not (self.probe_host and f"//{self.probe_host}/" in r)]
+        return heard + [u for u in seen if not self.is_local(u)]
+
+    def close(self):
+        pass  # the driver session belongs to the fixture
