@@ -199,3 +199,15 @@ def test_layout_fits_every_screen(browser, site_server, model, viewport):
         assert found["scroll"] <= found["width"], f"the page scrolls sideways: {found}"
         assert found["outside"] == [], found["outside"]
         assert found["overlaps"] == [], found["overlaps"]
+
+
+@pytest.mark.parametrize("viewport", [(1400, 900), (390, 844)])
+def test_train_mode_fits_the_screen_too(browser, site_server, viewport):
+    with page_at(browser, site_server, None, viewport, 4) as w:
+        w.page.evaluate("location.hash = '#mode=train&sample=4'")
+        w.page.wait_for_selector("#train-panel:not([hidden])")
+        w.page.wait_for_selector("#train-start:not([disabled])", timeout=90_000)  # the training digits are in
+        found = w.page.evaluate(LAYOUT)
+        assert found["scroll"] <= found["width"], f"the page scrolls sideways: {found}"
+        assert found["outside"] == [], found["outside"]
+        assert found["overlaps"] == [], found["overlaps"]
