@@ -130,5 +130,5 @@ def test_pad_reading_names_the_predicted_digit(network, drawn_seven):
     _, pre = drawn_seven
     view = render.view_for_drawing(network, pre.centred)
     probs = plain_forward(network, pre.centred)[-1]
-    assert render.pad_reading(network, view) == f"reads <b>{int(np.argmax(probs))}</b> <small>{probs.max():.0%}</small>"
+    assert render.pad_reading(network, view) == f"reads <b>{int(np.argmax(probs))}</b> <small>{probs.max() * 100:.1f}%</small>"
     assert render.pad_reading(network, None) == ""
