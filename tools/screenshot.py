@@ -74,6 +74,10 @@ def main(argv=None) -> int:
                 if state != "ready":
                     print(f"screenshot: the page did not get ready: {page.inner_text('#status')}", file=sys.stderr)
                     return 1
+                page.wait_for_selector("#connections line")
+                page.wait_for_selector("#weight-gallery", timeout=30_000)  # drawn in idle time after start-up
+                if mobile:  # a phone's screen: the network, where a reader scrolls to it
+                    page.evaluate("document.getElementById('view').scrollIntoView()")
                 page.wait_for_timeout(300)
                 page.screenshot(path=str(args.out / name), full_page=not mobile)
                 print(f"wrote {args.out / name}")
