@@ -211,3 +211,11 @@ def test_train_mode_fits_the_screen_too(browser, site_server, viewport):
         assert found["scroll"] <= found["width"], f"the page scrolls sideways: {found}"
         assert found["outside"] == [], found["outside"]
         assert found["overlaps"] == [], found["overlaps"]
+
+
+@pytest.mark.parametrize("model", SHIPPED)
+def test_every_neuron_is_a_finger_wide_on_a_phone(browser, site_server, model):
+    with page_at(browser, site_server, model, (390, 844), 4) as w:
+        sizes = w.page.eval_on_selector_all(
+            "#view .neuron", "ns => ns.map(n => { const r = n.getBoundingClientRect(); return [r.width, r.height]; })")
+        assert sizes and min(min(s) for s in sizes) >= 44, min(sizes)
