@@ -189,7 +189,8 @@ def hidden_layer(layer: Layer, acts: np.ndarray, view: View) -> str:
     return (
         f'<section class="panel layer" id="layer-{layer.name}" aria-labelledby="title-{layer.name}" data-units="{layer.units}">'
         f'<h2 id="title-{layer.name}">{html.escape(layer.title)}</h2>'
-        f'<p class="sub">{layer.units} neurons &middot; {html.escape(layer.activation)} &middot; {g.rows}&times;{g.columns} '
+        f'<p class="sub">{layer.units} neurons &middot; {html.escape(layer.activation)}'
+        f'<span class="grid-shape"> &middot; {g.rows}&times;{g.columns}</span> '
         f'{glossary.note(layer.activation, extra=glossary.curve_svg(layer.activation))}</p>'
         f'<div {grid_attrs(layer)}>{"".join(map(markup, hidden_neurons(layer, acts, view)))}</div></section>'
     )

@@ -9,6 +9,7 @@ with the exported weights.
 from __future__ import annotations
 
 import contextlib
+import re
 
 import numpy as np
 import pytest
@@ -190,6 +191,12 @@ LAYOUT = """() => {
 }"""
 
 
+CAPTIONS = """() => [...document.querySelectorAll('#view .layer:not(.output)')].map(l => [
+  l.querySelector('.sub').innerText,
+  [...l.querySelectorAll('.neuron')].map(n => Math.round(n.getBoundingClientRect().left)),
+  [...l.querySelectorAll('.neuron')].map(n => Math.round(n.getBoundingClientRect().top))])"""
+
+
 @pytest.mark.parametrize("viewport", [(1400, 900), (1920, 1080), (390, 844)])
 @pytest.mark.parametrize("model", SHIPPED)
 def test_layout_fits_every_screen(browser, site_server, model, viewport):
@@ -199,6 +206,11 @@ def test_layout_fits_every_screen(browser, site_server, model, viewport):
         assert found["scroll"] <= found["width"], f"the page scrolls sideways: {found}"
         assert found["outside"] == [], found["outside"]
         assert found["overlaps"] == [], found["overlaps"]
+        # each layer's caption says the grid that is drawn (or no grid at all)
+        for caption, xs, ys in w.page.evaluate(CAPTIONS):
+            shape = re.search(r"(\d+)\u00d7(\d+)", caption)
+            if shape:
+                assert (int(shape[1]), int(shape[2])) == (len(set(ys)), len(set(xs))), caption
 
 
 @pytest.mark.parametrize("viewport", [(1400, 900), (390, 844)])
