@@ -1,4 +1,4 @@
-"""End to end: drawing a digit on the page's pad (issue 4), in headless Chromium.
+"""End to end: drawing a digit on the page's pad, in headless Chromium.
 
 Strokes are real input events (Playwright's mouse; touch through the DevTools
 protocol, as a touchscreen sends them) along the hand-written polylines of

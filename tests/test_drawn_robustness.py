@@ -1,4 +1,4 @@
-"""How well the committed model reads digits drawn on the pad (issue 4: robustness).
+"""How well the committed model reads digits drawn on the pad (robustness).
 
 Drawings are painted in numpy as the page's canvas paints them (a round brush,
 one stroke width, the anti-aliased edge as alpha), then go through the page's

@@ -1,4 +1,4 @@
-"""The start-up optimisations (issue 7) change how the page is delivered; it must still be right.
+"""The start-up optimisations change how the page is delivered; it must still be right.
 
 - the app's Python ships as one archive: exactly the pyscript_app modules;
 - PyScript's configuration is inline: no micropip, no plugin module, no config file;

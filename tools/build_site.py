@@ -103,8 +103,8 @@ def render_index(site: Path) -> str:
         ("{{MODEL_CARD}}", render.model_card(default, network.manifest)),
         ("{{LEGEND}}", render.legend(network)),
         ("{{FACTS}}", render.model_facts(network.manifest)),
-        ("{{CONNECTIONS_LEGEND}}", render_inside.connections_legend()),  # look inside (issue 5)
-        (PRELOAD_MARKER, preload_links(site)),  # start-up speed (issue 7)
+        ("{{CONNECTIONS_LEGEND}}", render_inside.connections_legend()),
+        (PRELOAD_MARKER, preload_links(site)),  # start-up speed
         (RUNTIME_FILES_MARKER, runtime_files_block(site, default, network.manifest)),
         ("{{PYSCRIPT_CONFIG}}", attribute_json(pyscript_config())),
         (MPY_CONFIG_MARKER, mpy_config()),
@@ -115,7 +115,7 @@ def render_index(site: Path) -> str:
     return page
 
 
-# --- start-up speed (issue 7): one archive for the app, no unused plugins, preload hints ----
+# --- start-up speed: one archive for the app, no unused plugins, preload hints ----
 
 APP_BUNDLE = f"app/{APP_PACKAGE}.zip"
 # PyScript 0.6.66 imports each of its plugins (one request each) unless the config

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Compile the vendored runtime's Python to bytecode once, at build time (issue 7).
+"""Compile the vendored runtime's Python to bytecode once, at build time.
 
     python tools/pycompile_runtime.py --site site
 

@@ -1,4 +1,4 @@
-"""What of the vendored runtime the page never loads, and so is not shipped (issue 7: cold transfer < 18 MB).
+"""What of the vendored runtime the page never loads, and so is not shipped (a cold transfer under 18 MB).
 
 Used by the build, not run by itself:
 
