@@ -305,10 +305,13 @@ def configure_tensorflow(seed: int):
 
     # (Once TensorFlow has run, its thread counts can no longer be set, not even to the same number:
     # a second call in one process, say from two test modules, keeps the first call's.)
-    if tf.config.threading.get_intra_op_parallelism_threads() != THREADS:
-        tf.config.threading.set_intra_op_parallelism_threads(THREADS)
-    if tf.config.threading.get_inter_op_parallelism_threads() != THREADS:
-        tf.config.threading.set_inter_op_parallelism_threads(THREADS)
+    try:
+        if tf.config.threading.get_intra_op_parallelism_threads() != THREADS:
+            tf.config.threading.set_intra_op_parallelism_threads(THREADS)
+        if tf.config.threading.get_inter_op_parallelism_threads() != THREADS:
+            tf.config.threading.set_inter_op_parallelism_threads(THREADS)
+    except RuntimeError:  # TensorFlow already ran in this process (a test module used it first): it keeps its threads
+        pass
     tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(seed)
     return tf, keras

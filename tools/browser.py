@@ -109,9 +109,18 @@ class VirtualDisplay:
         self.process.wait(timeout=10)
 
 
-def launch_webkit(display: str | None = None, proxy: str | None = None):
+COMMAND_TIMEOUT_S = 150
+
+
+def launch_webkit(display: str | None = None, proxy: str | None = None, attempts: int = 3, timeout: float = 60):
     """WebKitGTK's MiniBrowser under Selenium. display: the X display (else $DISPLAY);
-    proxy: "host:port" of an HTTP proxy for every request except to 127.0.0.1 / localhost."""
+    proxy: "host:port" of an HTTP proxy for every request except to 127.0.0.1 / localhost.
+
+    Now and then WebKitWebDriver never answers the new-session request (its browser is gone
+    and it waits on): a start that has not answered within ``timeout`` seconds is stopped,
+    driver and all, and tried again, up to ``attempts`` times; then it fails, saying so."""
+    import threading
+
     from selenium import webdriver
     from selenium.webdriver.common.proxy import Proxy, ProxyType
     from selenium.webdriver.webkitgtk.options import Options
@@ -126,5 +135,29 @@ def launch_webkit(display: str | None = None, proxy: str | None = None):
     env = dict(os.environ)
     if display:
         env["DISPLAY"] = display
-    service = Service(executable_path=webkit_driver_executable(), env=env)
-    return webdriver.WebKitGTK(options=options, service=service)
+    problem = None
+    for _ in range(attempts):
+        service = Service(executable_path=webkit_driver_executable(), env=env)
+        started: dict = {}
+
+        def start(service=service, started=started):
+            try:
+                started["driver"] = webdriver.WebKitGTK(options=options, service=service)
+            except Exception as exc:  # the driver's own error: tried again like a hang
+                started["error"] = exc
+
+        thread = threading.Thread(target=start, daemon=True)
+        thread.start()
+        thread.join(timeout)
+        if "driver" in started:
+            driver = started["driver"]
+            # no command waits on a silent driver for ever either (page loads time out at 90 s before this)
+            driver.command_executor.client_config.timeout = COMMAND_TIMEOUT_S
+            return driver
+        problem = started.get("error") or f"no session within {timeout:.0f} s"
+        try:
+            service.stop()  # the driver process (and a browser it may have left) goes; the waiting request ends
+        except Exception:
+            pass
+        thread.join(10)
+    raise RuntimeError(f"WebKit did not start in {attempts} tries: {problem}")
