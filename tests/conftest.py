@@ -104,6 +104,7 @@ def manifest(network):
 
 # --- the browser ------------------------------------------------------------------------
 
+import contextlib  # noqa: E402
 import functools  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
@@ -137,8 +138,9 @@ class Server:
         self.thread.start()
 
     def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        if self.thread.is_alive():  # (closing twice is fine: a test may stop its server early)
+            self.httpd.shutdown()
+            self.httpd.server_close()
 
 
 @pytest.fixture(scope="session")
@@ -283,3 +285,19 @@ def rehash_runtime_files(root: Path) -> None:
     page, n = re.subn(r'<script type="application/json" id="runtime-files">.*?</script>', lambda _: block, index.read_text())
     assert n == 1, "index.html has no runtime-files block"
     index.write_text(page)
+
+
+@contextlib.contextmanager
+def offline_after_a_visit(browser, root: Path = SITE):
+    """A first visit of the site in ``root``, until its offline copy is installed: yields (server, watched page).
+    Going offline is the test's: ``server.close()`` and ``w.page.context.set_offline(True)``."""
+    server = Server(root)
+    context = browser.new_context()
+    try:
+        w = watch(context, server.url)
+        assert w.goto("") == "ready"
+        w.page.wait_for_selector("#offline-ready:not([hidden])", timeout=READY_TIMEOUT_MS)
+        yield server, w
+    finally:
+        context.close()
+        server.close()

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import READY_TIMEOUT_MS, ROOT, SITE, Server, chromium, site_copy, watch
+from conftest import READY_TIMEOUT_MS, ROOT, SITE, Server, chromium, offline_after_a_visit, site_copy, watch
 
 sys.path.insert(0, str(ROOT / "tools"))
 import precache  # noqa: E402
@@ -612,12 +612,7 @@ def test_a_model_picked_once_works_offline_afterwards(browser):
     first time it is picked (checked against the build's sha256) and opens offline from then on."""
     index = json.loads((SITE / "models" / "index.json").read_text())
     other = next(m for m in index["models"] if m != index["default"])
-    server = Server(SITE)
-    context = browser.new_context()
-    try:
-        w = watch(context, server.url)
-        assert w.goto("") == "ready"
-        wait_offline_ready(w.page)
+    with offline_after_a_visit(browser) as (server, w):
         assert not [p for p, _ in server.requests if p.startswith(f"/models/{other}/")]  # not fetched at install
         w.page.select_option("#model-picker", other)
         w.page.wait_for_selector(f'#view[data-model="{other}"]')
@@ -626,10 +621,8 @@ def test_a_model_picked_once_works_offline_afterwards(browser):
             " return (await Promise.all(names.map(n => c.match(n)))).every(Boolean); }",
             arg=[f"models/{other}/{f.name}" for f in (SITE / "models" / other).iterdir()])
         server.close()
-        context.set_offline(True)
+        w.page.context.set_offline(True)
         w.page.goto(w.base + f"#model={other}&sample=5")
         assert w.wait_settled() == "ready", w.page.inner_text("#status")
         assert w.page.get_attribute("#view", "data-model") == other
         assert w.outside == [] and w.errors == []
-    finally:
-        context.close()

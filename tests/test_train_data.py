@@ -15,7 +15,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from conftest import READY_TIMEOUT_MS, ROOT, SITE, Server, site_copy, watch
+from conftest import ROOT, SITE, offline_after_a_visit, site_copy
 
 sys.path.insert(0, str(ROOT / "tools"))
 import make_dist  # noqa: E402
@@ -187,13 +187,7 @@ def cached_paths(page) -> list[str]:
 def test_training_digits_are_fetched_only_when_asked_then_work_offline(browser, tmp_path):
     """Install caches the build without the training digits (no request for them); the page's
     first fetch of them is served and stored; with the server gone, they still come, intact."""
-    root = site_copy(tmp_path)
-    server = Server(root)
-    context = browser.new_context()
-    try:
-        w = watch(context, server.url)
-        assert w.goto("") == "ready"
-        w.page.wait_for_selector("#offline-ready:not([hidden])", timeout=READY_TIMEOUT_MS)
+    with offline_after_a_visit(browser, site_copy(tmp_path)) as (server, w):
         assert "/data/mnist_train.npz" not in [p for p, _ in server.requests]
         assert "/data/mnist_train.npz" not in cached_paths(w.page)
         fetch = """async () => {
@@ -212,5 +206,3 @@ def test_training_digits_are_fetched_only_when_asked_then_work_offline(browser, 
         server.close()
         assert w.page.evaluate(fetch) == [200, expected]  # offline: from the service worker's cache
         assert w.outside == [] and w.errors == []
-    finally:
-        context.close()

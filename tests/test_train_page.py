@@ -16,10 +16,9 @@ import zipfile
 import numpy as np
 import pytest
 
-from conftest import READY_TIMEOUT_MS, SITE, Server, watch
+from conftest import READY_TIMEOUT_MS, SITE, Server, offline_after_a_visit, watch
 from test_gallery import decode_png
 from test_models_page import check_view_against_reference, wait_model
-from test_ship import wait_offline_ready
 
 from pyscript_app import train
 
@@ -235,23 +234,16 @@ def test_a_diverging_rate_stops_with_the_trainers_message_and_reset_works(app):
 def test_training_works_offline_after_one_training_visit(browser):
     """First visit installs the service worker; the second (controlled) opens Train, which stores the
     training digits; then, with the network gone, a third visit trains."""
-    server = Server(SITE)
-    context = browser.new_context()
-    try:
-        w = watch(context, server.url)
-        assert w.goto("") == "ready"
-        wait_offline_ready(w.page)
+    with offline_after_a_visit(browser) as (server, w):
         w.page.reload()  # now the service worker controls the page
         assert w.wait_settled() == "ready"
         w.page.click("#train-toggle")
         wait_data(w.page)
         server.close()
-        context.set_offline(True)
+        w.page.context.set_offline(True)
         w.page.reload()
         assert w.wait_settled() == "ready"
         wait_data(w.page)
         w.page.click("#train-step")
         wait_steps(w.page, 1)
         assert w.errors == [] and w.outside == []
-    finally:
-        context.close()
