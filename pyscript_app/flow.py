@@ -12,17 +12,33 @@ a heading or the digit. The page measures the boxes; this module decides.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 Box = tuple  # (x, y, width, height) in the drawing's coordinates
 INPUT = "input"  # the name of the pixels' "layer" in data-from
-DEFAULT_PER_NEURON = 3  # lines into each neuron until the reader sets another number
+DEFAULT_PER_NEURON = 3  # lines into each neuron until the reader sets another number (see default_per_neuron)
 MAX_PER_NEURON = 8
+LINE_BUDGET = 256  # the default picture stays near this many lines, however many neurons the network has
 
 
 @dataclass(frozen=True)
-class Link:
+class Strongest:
+    """The connections to draw, as arrays in drawing order (weakest first): for each one the
+    receiving layer's position in network.layers (its sources are the stage before it), the
+    sending and receiving neurons' indices, and the signal it carries."""
+
+    stage: np.ndarray
+    source: np.ndarray
+    target: np.ndarray
+    strength: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.stage.size)
+
+
+class Link(NamedTuple):
     source: str  # layer name, or INPUT for a pixel
     source_index: int
     target: str
@@ -30,36 +46,64 @@ class Link:
     strength: float  # source activation x weight
 
 
+def default_per_neuron(network) -> int:
+    """Lines into each neuron until the reader sets another number: DEFAULT_PER_NEURON, or fewer
+    (at least one) when that would draw more than LINE_BUDGET lines. Past a few hundred lines the
+    picture is a tangle that says less, and each line costs a click time to draw."""
+    units = sum(layer.units for layer in network.layers)
+    return max(1, min(DEFAULT_PER_NEURON, LINE_BUDGET // max(units, 1)))
+
+
 def stage_inputs(network, x: np.ndarray, activations) -> list[np.ndarray]:
     """What each layer receives for one digit: the pixels' network input, then each layer's activations."""
     return [np.asarray(x, dtype=np.float32)] + [np.asarray(a, dtype=np.float32) for a in activations[:-1]]
 
 
-def top_incoming(network, x: np.ndarray, activations, per_neuron: int) -> list[Link]:
-    """Each neuron's ``per_neuron`` strongest incoming connections for this digit.
+def strongest(network, x: np.ndarray, activations, per_neuron: int) -> Strongest:
+    """Each neuron's ``per_neuron`` strongest incoming connections for this digit, weakest first.
 
     Connections that carry nothing (a source at 0, a knocked-out unit) are
-    never drawn. Returned weakest first, so the strongest are drawn on top.
+    never drawn. A click computes this, so it stays in numpy: the k largest of
+    each column in linear time, then one sort of what is kept.
     """
     if per_neuron < 0:
         raise ValueError(f"per_neuron must be >= 0, got {per_neuron}")
-    links = []
-    names = [INPUT] + [layer.name for layer in network.layers]
+    parts = []
     for pos, (layer, inputs) in enumerate(zip(network.layers, stage_inputs(network, x, activations))):
-        strengths = inputs[:, None].astype(np.float64) * layer.weights.astype(np.float64)  # (fan_in, units)
-        k = min(per_neuron, strengths.shape[0])
+        fan_in, units = layer.weights.shape
+        k = min(per_neuron, fan_in)
         if k == 0:
             continue
-        magnitude = np.abs(strengths)
-        # the k largest of each column in linear time (a click computes this), then only those sorted
-        top = np.argpartition(-magnitude, k - 1, axis=0)[:k] if k < magnitude.shape[0] else np.indices(magnitude.shape)[0]
-        for j in range(strengths.shape[1]):
-            for src in top[:, j].tolist():
-                s = float(strengths[src, j])
-                if s != 0.0:
-                    links.append(Link(names[pos], int(src), layer.name, j, s))
-    links.sort(key=lambda link: (abs(link.strength), link.target, link.target_index, link.source_index))
-    return links
+        # Candidates by float32 size, neuron by neuron (contiguous rows: fast); two spare ones so that
+        # values equal in float32 but not in float64 are ranked exactly below.
+        spare = min(k + 2, fan_in)
+        if spare < fan_in:
+            rough = np.abs(np.multiply(layer.weights.T, inputs, order="C"))  # (units, fan_in)
+            candidates = np.argpartition(rough, fan_in - spare, axis=1)[:, fan_in - spare:]
+        else:
+            candidates = np.broadcast_to(np.arange(fan_in), (units, fan_in))
+        rows = np.arange(units)[:, None]
+        exact = inputs[candidates].astype(np.float64) * layer.weights[candidates, rows].astype(np.float64)
+        best = np.argsort(-np.abs(exact), axis=1, kind="stable")[:, :k]
+        source = candidates[rows, best].reshape(-1)  # neuron by neuron
+        target = np.repeat(np.arange(units), k)
+        signal = exact[rows, best].reshape(-1)
+        keep = signal != 0.0
+        parts.append((np.full(int(keep.sum()), pos), source[keep], target[keep], signal[keep]))
+    if not parts:
+        empty = np.zeros(0, dtype=np.int64)
+        return Strongest(empty, empty, empty, np.zeros(0))
+    stage, source, target, strength = (np.concatenate(column) for column in zip(*parts))
+    order = np.lexsort((source, target, stage, np.abs(strength)))
+    return Strongest(stage[order], source[order], target[order], strength[order])
+
+
+def top_incoming(network, x: np.ndarray, activations, per_neuron: int) -> list[Link]:
+    """strongest() as a list of Links (layer names, indices, signal), weakest first."""
+    found = strongest(network, x, activations, per_neuron)
+    names = [INPUT] + [layer.name for layer in network.layers]
+    return [Link(names[p], s, names[p + 1], t, v) for p, s, t, v in
+            zip(found.stage.tolist(), found.source.tolist(), found.target.tolist(), found.strength.tolist())]
 
 
 def _stacked(src_panel: Box, dst_panel: Box) -> bool:
@@ -69,52 +113,66 @@ def _stacked(src_panel: Box, dst_panel: Box) -> bool:
     return dx < sx + sw - 1 and dy >= sy + sh - 1
 
 
-def anchors(src_panel: Box, dst_panel: Box, src_box: Box, dst_box: Box) -> tuple[float, float, float, float]:
-    """(x1, y1, x2, y2) of a line in the gutter between two panels, level with its two neurons."""
+def anchors(src_panel: Box, dst_panel: Box, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """(x1, y1, x2, y2) of lines in the gutter between two panels, each level with its two neurons
+    (``src`` and ``dst``: the neurons' boxes, one row each)."""
+    src, dst = np.atleast_2d(np.asarray(src, dtype=np.float64)), np.atleast_2d(np.asarray(dst, dtype=np.float64))
     sx, sy, sw, sh = src_panel
     dx, dy, dw, dh = dst_panel
+    n = src.shape[0]
     if _stacked(src_panel, dst_panel):
-        return (src_box[0] + src_box[2] / 2, sy + sh, dst_box[0] + dst_box[2] / 2, dy)
-    return (sx + sw, src_box[1] + src_box[3] / 2, dx, dst_box[1] + dst_box[3] / 2)
+        return np.column_stack((src[:, 0] + src[:, 2] / 2, np.full(n, sy + sh), dst[:, 0] + dst[:, 2] / 2, np.full(n, dy)))
+    return np.column_stack((np.full(n, sx + sw), src[:, 1] + src[:, 3] / 2, np.full(n, dx), dst[:, 1] + dst[:, 3] / 2))
 
 
-def pixel_box(image_box: Box, index: int, image_shape: tuple[int, int]) -> Box:
-    """The box of pixel ``index`` of the input image (row-major) on screen."""
+def pixel_boxes(image_box: Box, index: np.ndarray, image_shape: tuple[int, int]) -> np.ndarray:
+    """The boxes of pixels ``index`` of the input image (row-major) on screen, one row each."""
     h, w = image_shape
     ix, iy, iw, ih = image_box
-    return (ix + (index % w) * iw / w, iy + (index // w) * ih / h, iw / w, ih / h)
+    n = index.size
+    return np.column_stack((ix + (index % w) * iw / w, iy + (index // w) * ih / h, np.full(n, iw / w), np.full(n, ih / h)))
 
 
-def svg(network, links: list[Link], panels: dict, neurons: dict, size: tuple, image_box: Box | None = None) -> str:
+def svg(network, found: Strongest, panels: dict, neurons: dict, size: tuple, image_box: Box | None = None) -> str:
     """The lines, as one SVG over the view.
 
-    ``panels`` maps each layer name (and INPUT) to its panel's box,
-    ``neurons`` each layer name to its neurons' boxes in index order,
+    ``found`` is what strongest() chose; ``panels`` maps each layer name
+    (and INPUT) to its panel's box, ``neurons`` each layer name to its
+    neurons' boxes in index order (an (n, 4) array or a list of boxes),
     ``image_box`` is the input image's box; all in the drawing's
     coordinates, ``size`` its (width, height). Colour = sign, thickness and
     opacity = the signal's size relative to the strongest line drawn.
     """
-    peak = max((abs(link.strength) for link in links), default=0.0)
-    parts = []
-    for link in links:
-        src_panel, dst_panel = panels.get(link.source), panels.get(link.target)
-        dst_boxes = neurons.get(link.target)
-        if src_panel is None or dst_panel is None or dst_boxes is None:
+    names = [INPUT] + [layer.name for layer in network.layers]
+    ends = np.zeros((len(found), 4))
+    drawn = np.zeros(len(found), dtype=bool)
+    for pos in range(len(network.layers)):
+        source, target = names[pos], names[pos + 1]
+        src_panel, dst_panel = panels.get(source), panels.get(target)
+        if src_panel is None or dst_panel is None or target not in neurons:
             continue
-        if link.source == INPUT:
-            if image_box is None:
-                continue
-            src_box = pixel_box(image_box, link.source_index, network.image_shape)
+        if source == INPUT and image_box is None or source != INPUT and source not in neurons:
+            continue
+        rows = np.flatnonzero(found.stage == pos)
+        if source == INPUT:
+            src = pixel_boxes(image_box, found.source[rows], network.image_shape)
         else:
-            src_box = neurons[link.source][link.source_index]
-        x1, y1, x2, y2 = anchors(src_panel, dst_panel, src_box, dst_boxes[link.target_index])
-        m = abs(link.strength) / peak
-        parts.append(
-            f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" class="{"pos" if link.strength > 0 else "neg"}" '
-            f'stroke-width="{0.6 + 3.4 * m:.2f}" stroke-opacity="{0.25 + 0.7 * m:.2f}" '
-            f'data-from="{link.source}:{link.source_index}" data-to="{link.target}:{link.target_index}" '
-            f'data-strength="{link.strength!r}"></line>'
-        )
+            src = np.asarray(neurons[source], dtype=np.float64).reshape(-1, 4)[found.source[rows]]
+        dst = np.asarray(neurons[target], dtype=np.float64).reshape(-1, 4)[found.target[rows]]
+        ends[rows] = anchors(src_panel, dst_panel, src, dst)
+        drawn[rows] = True
+    magnitude = np.abs(found.strength)
+    peak = float(magnitude.max()) if magnitude.size else 0.0
+    m = magnitude / peak if peak > 0 else magnitude
+    parts = [
+        f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" class="{"pos" if s > 0 else "neg"}" '
+        f'stroke-width="{0.6 + 3.4 * k:.2f}" stroke-opacity="{0.25 + 0.7 * k:.2f}" '
+        f'data-from="{names[p]}:{i}" data-to="{names[p + 1]}:{j}" data-strength="{s!r}"></line>'
+        for (x1, y1, x2, y2), p, i, j, s, k, d in zip(
+            ends.tolist(), found.stage.tolist(), found.source.tolist(), found.target.tolist(),
+            found.strength.tolist(), m.tolist(), drawn.tolist())
+        if d
+    ]
     width, height = size
     return (
         f'<svg class="connections" id="connections" width="{width:.0f}" height="{height:.0f}" '

@@ -2,10 +2,14 @@
 
 Browser-side: the page measures where the panels and neurons are; flow.py
 decides which connections to draw (each neuron's strongest for this digit)
-and where (in the gutters between the panels). The lines follow a new digit
-one frame after its values, so a click's values are never held up by them.
+and where (in the gutters between the panels). The lines are drawn at the
+next animation frame after a new view (once for any number of views before
+it), so they are painted in the same frame as the values.
 """
 
+import time
+
+import numpy as np
 from pyodide.ffi import create_proxy
 from pyscript import window
 
@@ -17,15 +21,27 @@ class Connections:
     def __init__(self, page):
         self.page = page
         self.on = True
-        self.per_neuron = flow.DEFAULT_PER_NEURON
+        self.chosen = None  # lines per neuron set by the reader (None: the model's default)
+        self.per_neuron = None
+        self.follow_model()
         self.hovered = None
         self.view = None
         self.frame_pending = False
         self.frame_proxy = create_proxy(self.frame)
+        self.layout_key, self.neurons = None, {}  # see measure()
         el("view").classList.add("with-connections")
 
     def reset(self):
+        """A new model: its own default number of lines, unless the reader has chosen one."""
         self.hovered = None
+        self.layout_key = None
+        self.follow_model()
+
+    def follow_model(self):
+        if self.chosen is None:
+            self.per_neuron = flow.default_per_neuron(self.page.network)
+            el("links-per-neuron").value = str(self.per_neuron)
+            el("links-per-neuron-value").textContent = str(self.per_neuron)
 
     def update(self, state, view):
         self.view = view
@@ -45,17 +61,38 @@ class Connections:
         self.draw()
 
     def set_per_neuron(self, event):
-        self.per_neuron = min(max(0, int(event.target.value or 0)), flow.MAX_PER_NEURON)
+        self.per_neuron = self.chosen = min(max(0, int(event.target.value or 0)), flow.MAX_PER_NEURON)
         el("links-per-neuron-value").textContent = str(self.per_neuron)
         self.draw()
 
     def draw(self, *_):
+        t0 = time.perf_counter()
         box = el("view")
         old = el("connections")
         if old is not None:
             old.remove()
         if not self.on or self.view is None:
             return
+        network, view = self.page.network, self.view
+        panels, neurons, image_box = self.measure(box, network)
+        found = flow.strongest(network, network.normalize(view.pixels), view.activations, self.per_neuron)
+        svg = flow.svg(network, found, panels, neurons, (box.scrollWidth, box.scrollHeight), image_box)
+        box.insertAdjacentHTML("beforeend", svg)
+        drawn = el("connections").dataset
+        drawn.perNeuron = str(self.per_neuron)
+        drawn.sample = "" if view.sample_index is None else str(view.sample_index)
+        drawn.drawMs = f"{(time.perf_counter() - t0) * 1000:.2f}"  # (read by tools/bench.py)
+        if self.hovered:
+            self.highlight(self.hovered)
+
+    def measure(self, box, network):
+        """Where the panels, the neurons and the input image are, in #view's scrolled coordinates.
+
+        Every neuron's box is measured again only when the layout may have
+        moved them: when a panel's box, the image's box, or a layer's first or
+        last neuron is not where it was. A click on the same layout measures
+        a few boxes, not every neuron.
+        """
         origin = box.getBoundingClientRect()
         dx, dy = box.scrollLeft - origin.left, box.scrollTop - origin.top
 
@@ -63,11 +100,6 @@ class Connections:
             r = node.getBoundingClientRect()
             return (r.left + dx, r.top + dy, r.width, r.height)
 
-        network = self.page.network
-        neurons = {}
-        for node in box.querySelectorAll(".neuron"):
-            neurons.setdefault(node.dataset.layer, {})[int(node.dataset.index)] = place(node)
-        neurons = {name: [b[i] for i in sorted(b)] for name, b in neurons.items()}
         panels = {}
         for layer in network.layers:
             panel = el(f"layer-{layer.name}")
@@ -76,16 +108,20 @@ class Connections:
         image, input_panel = el("input-image"), el("input-panel")
         if input_panel is not None:
             panels[flow.INPUT] = place(input_panel)
-        view = self.view
-        links = flow.top_incoming(network, network.normalize(view.pixels), view.activations, self.per_neuron)
-        svg = flow.svg(network, links, panels, neurons, (box.scrollWidth, box.scrollHeight),
-                       place(image) if image is not None else None)
-        box.insertAdjacentHTML("beforeend", svg)
-        drawn = el("connections").dataset
-        drawn.perNeuron = str(self.per_neuron)
-        drawn.sample = "" if view.sample_index is None else str(view.sample_index)
-        if self.hovered:
-            self.highlight(self.hovered)
+        image_box = place(image) if image is not None else None
+        ends = []
+        for name in panels:
+            if name != flow.INPUT:
+                grid = box.querySelectorAll(f'.neuron[data-layer="{name}"]')
+                ends.append((name, grid.length) + ((place(grid.item(0)), place(grid.item(grid.length - 1))) if grid.length else ()))
+        key = (tuple(panels.items()), image_box, tuple(ends))
+        if key != self.layout_key:
+            found = {}
+            for node in box.querySelectorAll(".neuron"):
+                found.setdefault(node.dataset.layer, {})[int(node.dataset.index)] = place(node)
+            self.neurons = {name: np.array([b[i] for i in sorted(b)], dtype=np.float64) for name, b in found.items()}
+            self.layout_key = key
+        return panels, self.neurons, image_box
 
     def highlight(self, key):
         svg = el("connections")

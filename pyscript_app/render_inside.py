@@ -320,13 +320,14 @@ def knockout_summary(network: Network, knocked_out) -> str:
 # connections (which lines and where: flow.py)
 
 
-def connections_legend() -> str:
+def connections_legend(network) -> str:
+    per_neuron = flow.default_per_neuron(network)
     return (
         '<span class="conn-key" id="connections-legend">'
         '<label for="links-per-neuron">Lines per neuron</label> '
         f'<input type="range" id="links-per-neuron" min="0" max="{flow.MAX_PER_NEURON}" step="1" '
-        f'value="{flow.DEFAULT_PER_NEURON}" disabled> '
-        f'<output id="links-per-neuron-value" for="links-per-neuron">{flow.DEFAULT_PER_NEURON}</output> &middot; '
+        f'value="{per_neuron}" disabled> '
+        f'<output id="links-per-neuron-value" for="links-per-neuron">{per_neuron}</output> &middot; '
         f'<span class="swatch" style="background:{LINE_POSITIVE}"></span>excites '
         f'<span class="swatch" style="background:{LINE_NEGATIVE}"></span>inhibits '
         '&middot; thickness: |activation &times; weight| for this digit &middot; hover a neuron for its own</span>'

@@ -40,7 +40,8 @@ def test_the_flow_is_each_neurons_strongest_connections(app, network, testset):
     app.goto(app.hash("sample=21"))
     page.wait_for_function("document.getElementById('connections') && document.getElementById('connections').dataset.perNeuron")
     per_neuron = int(page.get_attribute("#connections", "data-per-neuron"))
-    assert per_neuron == flow.DEFAULT_PER_NEURON  # on by default
+    assert per_neuron == flow.default_per_neuron(network)  # on by default, the model's own default
+    assert int(page.input_value("#links-per-neuron")) == per_neuron
     drawn = {(a, b): s for a, b, s in lines(page)}
     expected = expected_links(network, testset, 21, per_neuron)
     assert drawn.keys() == expected.keys()
@@ -57,7 +58,7 @@ def test_the_flow_is_each_neurons_strongest_connections(app, network, testset):
     index = shown_sample(page)
     page.wait_for_function(f"document.getElementById('connections').dataset.sample === '{index}'")
     assert {(a, b) for a, b, _ in lines(page)} == expected_links(network, testset, index, 1).keys()
-    page.fill("#links-per-neuron", str(flow.DEFAULT_PER_NEURON))
+    page.fill("#links-per-neuron", str(flow.default_per_neuron(network)))
     page.dispatch_event("#links-per-neuron", "input")
 
 

@@ -103,7 +103,7 @@ def render_index(site: Path) -> str:
         ("{{MODEL_CARD}}", render.model_card(default, network.manifest)),
         ("{{LEGEND}}", render.legend(network)),
         ("{{FACTS}}", render.model_facts(network.manifest)),
-        ("{{CONNECTIONS_LEGEND}}", render_inside.connections_legend()),
+        ("{{CONNECTIONS_LEGEND}}", render_inside.connections_legend(network)),
         (PRELOAD_MARKER, preload_links(site)),  # start-up speed
         (RUNTIME_FILES_MARKER, runtime_files_block(site, default, network.manifest)),
         ("{{PYSCRIPT_CONFIG}}", attribute_json(pyscript_config())),
