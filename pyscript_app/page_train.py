@@ -2,13 +2,15 @@
 
 Browser-side. The training is pyscript_app/train.py (the same module pytest
 runs); the panel's markup, the loss curve and the progress line come from
-train_view.py, the weight gallery from gallery.py. Training runs in slices
-between animation frames: every REFRESH_S a frame first copies the weights
-into the network the page shows (network.weights_changed(): every cache of
-results follows) and redraws the live views (the progress line, the loss
-curve, #view and the page's #weight-gallery); then it advances a test-set
-evaluation by one slice, and trains with what is left of FRAME_BUDGET_S. Clicks, keys and drawing are
-handled between the slices, on the network being trained.
+train_view.py, the weight gallery from gallery.py. Training runs in slices,
+each its own task (a message to itself on a MessageChannel, so no wait for the
+display's next tick and no timer clamping): every REFRESH_S a slice first
+copies the weights into the network the page shows (network.weights_changed():
+every cache of results follows) and redraws the live views (the progress line,
+the loss curve, #view; the page's #weight-gallery every GALLERY_S); then it
+advances a test-set evaluation by one chunk, and trains with what is left of
+SLICE_S. Between two slices the browser handles clicks, keys and drawing (on
+the network being trained) and paints.
 
 The training digits (data/manifest.json's ``train`` entry, about 10 MB) are
 fetched only when Train mode is first opened, with progress shown, and checked
@@ -32,18 +34,19 @@ from pyscript_app import network as nw
 from pyscript_app.page_dom import el, js_object, listen
 
 MODEL_ID = "trained"  # the trained network's id in the picker and the address
-FRAME_BUDGET_S = 0.013  # Python time per animation frame (of ~16.7 ms): the rest is for input and painting
-REFRESH_S = 0.075  # the live views are redrawn this often while training (at 60 frames a second: every 5th, 12 a second)
+SLICE_S = 0.013  # Python time per slice: input and painting wait at most this long
+REFRESH_S = 0.075  # the live views are redrawn this often while training (about 12 a second)
+GALLERY_S = 0.25  # the weight gallery (an image per first-layer neuron) this often
 # With the error explorer open (a pass over the whole test set for every new set of weights), the
 # network shown takes the trainer's weights this often while training, not at every refresh.
 SLOW_SYNC_S = 1.0
-EVAL_CHUNK = 500  # test digits classified per frame while an evaluation runs
+EVAL_CHUNK = 500  # test digits classified per slice while an evaluation runs
 EVALS_PER_EPOCH = 4  # test accuracy is measured this often within an epoch, and after every epoch
 STATS_DIGITS = 500  # test digits over which an unbounded (relu) layer's colour scale is measured
 
 
 class Train:
-    """The Train panel, the trainer, and the loop that trains between frames."""
+    """The Train panel, the trainer, and the loop that trains in slices."""
 
     def __init__(self, page):
         self.page = page
@@ -54,20 +57,22 @@ class Train:
         self.loading = None  # the task fetching them
         self.built = False  # the panel's markup is in the page
         self.running = False
-        self.frame_pending = False
+        self.slice_pending = False
         self.redraw_view = False  # redraw #view at the next refresh even if the weights did not change
-        self.frame_proxy = create_proxy(self.frame)
+        self.gallery_due = False  # the weights changed since the gallery was drawn
+        self.channel = js.MessageChannel.new()  # a message on it runs the next slice
+        self.channel.port1.onmessage = create_proxy(self.slice)
         self.network = None  # the network the page shows for the trainer (models.networks[MODEL_ID])
         self.synced = -1  # the trainer's step the network's weights are of
         self.curve = train_view.LossCurve()
         self.rate = train_view.RateMeter()
         self.last_tick = None
-        self.last_refresh = self.last_slow_sync = 0.0
+        self.last_refresh = self.last_slow_sync = self.last_gallery = 0.0
         self.evaluation = None
         self.eval_due = False
         self.next_eval_step = 0
         self.test_accuracy = self.test_steps = None
-        self.timing = {"train": 0.0, "eval": 0.0, "refresh": 0.0, "gallery": 0.0}  # seconds spent in the last frame's parts
+        self.timing = {"train": 0.0, "eval": 0.0, "refresh": 0.0, "gallery": 0.0}  # seconds spent in the last slice's parts
         self.refreshes = 0  # live-view refreshes (#train-progress data-refreshes; tools/bench.py reads it)
         listen(el("train-toggle"), "click", self.toggle)
         el("train-toggle").disabled = False
@@ -157,7 +162,7 @@ class Train:
             params["lr"] = train._number(train.DEFAULT_RATES[str(target.value)])  # each optimizer its own default rate
         if params["optimizer"] != "momentum":
             params.pop("momentum")
-        self.page.go(extra=params)  # the hashchange listener applies them (follow)
+        self.page.go(extra=params)  # drawn through show(), which applies them (follow)
 
     def show_notes(self):
         box = el("train-notes")
@@ -267,7 +272,7 @@ class Train:
         self.schedule()
 
     def on_pause(self, *_):
-        # Stopped at once; the views follow in the next frame (which pause() asks for), so the
+        # Stopped at once; the views follow in the next slice (which pause() asks for), so the
         # click returns quickly. The view is redrawn then even if no batch was trained since the
         # last refresh: an open card lists its top test digits again.
         self.pause()
@@ -359,16 +364,16 @@ class Train:
         box.textContent = message
         box.hidden = not message
 
-    # --- the loop: a slice of training per frame
+    # --- the loop: slices of training, each a task
     def schedule(self):
-        if not self.frame_pending:
-            self.frame_pending = True
-            js.requestAnimationFrame(self.frame_proxy)
+        if not self.slice_pending:
+            self.slice_pending = True
+            self.channel.port2.postMessage(0)
 
-    def frame(self, *_):
-        """One animation frame: the live views when due, a slice of the evaluation, then training
-        until FRAME_BUDGET_S of the frame is spent (at least one batch)."""
-        self.frame_pending = False
+    def slice(self, *_):
+        """One slice: the live views when due, a chunk of the evaluation, then training
+        until SLICE_S of the slice is spent (at least one batch)."""
+        self.slice_pending = False
         t = self.trainer
         if t is None:
             return
@@ -392,7 +397,7 @@ class Train:
         self.timing["eval"] = t2 - t1
         if self.running:
             epoch = t.epoch
-            t.run_until(start + FRAME_BUDGET_S)
+            t.run_until(start + SLICE_S)
             self.timing["train"] = time.perf_counter() - t2
             if t.epoch != epoch or t.steps >= self.next_eval_step:
                 self.eval_due = True
@@ -432,7 +437,11 @@ class Train:
         if not el("train-panel").hidden:
             el("train-curve").innerHTML = self.curve.svg()
         t0 = time.perf_counter()
-        if changed and self.page.network is self.network:
+        self.gallery_due = self.gallery_due or changed
+        if (self.gallery_due and self.page.network is self.network
+                and (not self.running or t0 - self.last_gallery >= GALLERY_S)):
+            self.gallery_due = False
+            self.last_gallery = t0
             self.draw_gallery()
         self.timing["gallery"] = time.perf_counter() - t0
         if (changed or self.redraw_view) and self.page.network is self.network:

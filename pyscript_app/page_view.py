@@ -1,10 +1,11 @@
 """The page's view: what the address says is shown; the model shown; the URL and its notes.
 
 Browser-side. Everything shareable is in the address (state.py): a click
-changes the address, the hashchange listener draws it. Any address is read
-as the nearest valid state (state.read); the address is then rewritten to
-that state (replaceState: no extra history entry) and what was ignored is
-said in #url-note.
+draws the new state and writes it as a new history entry (Page.go); Back, a
+link or a typed address arrives as a hashchange and is drawn from the
+address. Any address is read as the nearest valid state (state.read); the
+address is then rewritten to that state (replaceState: no extra history
+entry) and what was ignored is said in #url-note.
 """
 
 import asyncio
@@ -88,10 +89,21 @@ class Page:
         return state.read(self.address(), self.context())[0]
 
     def go(self, **changes):
+        """Show the state with ``changes`` and make it a new history entry. It is drawn here, in the
+        event's own task, not after a hashchange (a task of its own, which would wait behind
+        whatever is queued, such as a slice of training). A change of model goes through the
+        address: the hashchange listener fetches the model."""
         if changes.get("model") == self.models.default:
             changes["model"] = None
-        new = self.current_state().with_(**changes)
-        window.location.hash = state.format(new)  # the hashchange listener draws it
+        text = state.format(self.current_state().with_(**changes))
+        new, notes = state.read(text, self.context())
+        if (new.model or self.models.default) != self.model_id:
+            window.location.hash = text
+            return
+        if text != self.address():
+            window.history.pushState(None, "", text or (str(window.location.pathname) + str(window.location.search)))
+        self.normalise_address(text, new, notes)
+        self.show(state_=new)
 
     def write_url(self, *_):
         if self.url_pending is not None:

@@ -156,7 +156,7 @@ new MutationObserver(rearm).observe(status, { attributes: true, childList: true,
 rearm();
 
 if (location.protocol === "file:") {
-  // Not reached in practice: browsers refuse module scripts from file://, so file-check.js
+  // Not reached in practice: browsers refuse module scripts from file://, so patch.js
   // (a plain script) tells the user to start the page with the launcher instead.
 } else {
   import("./vendor/pyscript/core.js").then(({ hooks }) => {

@@ -1,3 +1,17 @@
+// Opened from the disk (file://), the page cannot start: browsers refuse its module scripts
+// (loader.js never runs) and the WebAssembly runtime there. This plain script still runs and
+// says what to do instead: use the launcher that comes with the offline bundle.
+if (location.protocol === "file:") {
+  const status = document.getElementById("status");
+  status.dataset.state = "error";
+  status.setAttribute("role", "alert");
+  document.getElementById("status-text").textContent =
+    "This page was opened as a file (file://), where browsers do not let it start Python. " +
+    "Start it with the launcher next to the site folder instead: double-click start.command (macOS), " +
+    "start.bat (Windows) or start.sh (Linux), or run `python3 start.py` there; it opens the page in " +
+    "your browser (README.txt says more). From the source code: `make serve`.";
+}
+
 // One call from Python updates the view in place (pyscript_app/render.py's view_patch says
 // what to write; main.py calls this). Every call from Python into the page costs (Pyodide's
 // proxies): a few hundred setAttribute calls one by one are slower than re-parsing the whole

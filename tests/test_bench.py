@@ -68,6 +68,7 @@ def summary(**over):
         "cold.view_ms": 300, "ratio.cold_over_reference": 1.0, "ratio.warm_over_cold": 0.4,
         "click.layout_ms": 10, "cold.bytes": 17e6, "cold.requests": 25,
         "cold.bytes_until_ready": 16e6, "cold.requests_until_ready": 20, "switch.cached_ms": 120,
+        "model.seed.click_work_ms": 12.0, "model.relu.click_work_ms": 15.0,
     }
     base.update(over)
     return {k: {"n": 1, "median": v, "min": v, "max": v, "p95": v} for k, v in base.items()}
@@ -83,6 +84,14 @@ def test_targets_pass_and_fail_on_the_right_side():
     assert "[FAIL: 30] cold requests < 30 (whole first visit)" in text
     assert "[PASS: 0.50 x] warm ready <= 0.5 x cold" in text  # the limit itself is allowed there
     assert text.count("[FAIL") == 2
+
+
+def test_a_target_over_every_model_names_the_worst():
+    text = bench.report(summary(**{"model.deep.click_work_ms": 17.5}), 1, 200)
+    assert "[FAIL: 17.5 ms, deep] click work p95 within a frame" in text
+    assert "[PASS: 15.0 ms, relu] click work p95 within a frame" in bench.report(summary(), 1, 200)
+    s = {k: v for k, v in summary().items() if not k.startswith("model.")}
+    assert "[n/a] click work p95" in bench.report(s, 1, 200)
 
 
 def test_missing_features_and_metrics_say_so():

@@ -29,7 +29,7 @@ READY_MS = 120_000
 
 PROGRESS = "Object.assign({}, document.getElementById('train-progress').dataset)"
 
-# A click at a random moment (the page is busy training in slices between frames), then the time
+# A click at a random moment (the page is busy training in slices), then the time
 # until the effect is in the page: performance.now() of the planned moment to the mutation seen.
 LATENCY_JS = """async ([what, tries]) => {
   const out = [];
@@ -102,7 +102,7 @@ def measure(playwright, url: str, seconds: float = 8.0, tries: int = 10, epochs:
         page.wait_for_function("['ready', 'error'].includes(document.getElementById('train-data')?.dataset.state)",
                                timeout=READY_MS)
         page.click("#train-start")
-        page.wait_for_timeout(1500)  # past the first frames
+        page.wait_for_timeout(1500)  # past the first slices
         p0, t0 = page.evaluate(PROGRESS), time.perf_counter()
         page.wait_for_timeout(seconds * 1000)
         p1, t1 = page.evaluate(PROGRESS), time.perf_counter()
@@ -151,7 +151,7 @@ def report(r: dict) -> str:
         f"over {len(r['card_ms'])} (goal p95 < 50)",
         f"  Pause -> stopped  p95 {r['pause_p95_ms']:.1f} ms, median {percentile(r['pause_ms'], 50):.1f} ms "
         f"over {len(r['pause_ms'])} (goal p95 < 50)",
-        "  last frame        " + ", ".join(f"{k} {v:.1f} ms" for k, v in r["frame_ms"].items()),
+        "  last slice        " + ", ".join(f"{k} {v:.1f} ms" for k, v in r["frame_ms"].items()),
     ]
     if "test_accuracy" in r:
         lines.append(f"  accuracy          {r['test_accuracy']:.2%} on the test digits after {r['epochs']} epochs "

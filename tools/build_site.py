@@ -21,6 +21,7 @@ Only site/models and site/data (the exports) and the hand-written site files
 from __future__ import annotations
 
 import argparse
+import base64
 import html
 import json
 import shutil
@@ -99,6 +100,7 @@ def render_index(site: Path) -> str:
     for marker, content in (
         ("{{VIEW}}", render.network_view(network, view)),
         ("{{MODEL}}", html.escape(default)),
+        ("{{ICON}}", icon_data_url(site)),  # in the page: one request fewer
         ("{{MODEL_PICKER}}", render.model_picker([(m, manifests[m], False) for m in index["models"]], default)),
         ("{{MODEL_CARD}}", render.model_card(default, network.manifest)),
         ("{{LEGEND}}", render.legend(network)),
@@ -235,6 +237,11 @@ def early_fetches(site: Path, model_id: str, manifest: dict) -> list[str]:
             "models/index.json", "data/manifest.json", f"models/{model_id}/{nw.MANIFEST_NAME}",
             *[f"models/{model_id}/{name}" for name in nw.model_files(manifest)],
             f"data/{nw.testset_file(data)}"]
+
+
+def icon_data_url(site: Path) -> str:
+    """site/icon.svg as a data: address (the page's policy allows data: images)."""
+    return "data:image/svg+xml;base64," + base64.b64encode((site / "icon.svg").read_bytes()).decode()
 
 
 def preload_links(site: Path) -> str:
