@@ -70,22 +70,25 @@ def strongest(network, x: np.ndarray, activations, per_neuron: int) -> Strongest
         raise ValueError(f"per_neuron must be >= 0, got {per_neuron}")
     parts = []
     for pos, (layer, inputs) in enumerate(zip(network.layers, stage_inputs(network, x, activations))):
-        fan_in, units = layer.weights.shape
-        k = min(per_neuron, fan_in)
-        if k == 0:
+        units = layer.units
+        k = min(per_neuron, layer.weights.shape[0])
+        live = np.flatnonzero(inputs)  # a source at 0 sends nothing: most of a digit's pixels, relu's silent units
+        if k == 0 or live.size == 0:
             continue
+        weights, sources = layer.weights[live], inputs[live]
         # Candidates by float32 size, neuron by neuron (contiguous rows: fast); two spare ones so that
         # values equal in float32 but not in float64 are ranked exactly below.
-        spare = min(k + 2, fan_in)
-        if spare < fan_in:
-            rough = np.abs(np.multiply(layer.weights.T, inputs, order="C"))  # (units, fan_in)
-            candidates = np.argpartition(rough, fan_in - spare, axis=1)[:, fan_in - spare:]
+        spare = min(k + 2, live.size)
+        if spare < live.size:
+            rough = np.abs(np.multiply(weights.T, sources, order="C"))  # (units, live sources)
+            candidates = np.argpartition(rough, live.size - spare, axis=1)[:, live.size - spare:]
         else:
-            candidates = np.broadcast_to(np.arange(fan_in), (units, fan_in))
+            candidates = np.broadcast_to(np.arange(live.size), (units, live.size))
+        k = min(k, live.size)
         rows = np.arange(units)[:, None]
-        exact = inputs[candidates].astype(np.float64) * layer.weights[candidates, rows].astype(np.float64)
+        exact = sources[candidates].astype(np.float64) * weights[candidates, rows].astype(np.float64)
         best = np.argsort(-np.abs(exact), axis=1, kind="stable")[:, :k]
-        source = candidates[rows, best].reshape(-1)  # neuron by neuron
+        source = live[candidates[rows, best]].reshape(-1)  # neuron by neuron
         target = np.repeat(np.arange(units), k)
         signal = exact[rows, best].reshape(-1)
         keep = signal != 0.0

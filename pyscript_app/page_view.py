@@ -14,10 +14,11 @@ import time
 from pyodide.ffi import create_proxy, to_js
 from pyscript import document, window
 
-from pyscript_app import explain, render, state, train
+from pyscript_app import explain, flow, render, state, train
 from pyscript_app.page_dom import el, in_idle_time
 
 NOTE_SECONDS = 12  # how long a note about the address stays (it can be dismissed sooner)
+GLIDE_S = 0.3  # a new view glides to its colours (site/style.css) when the one before was shown this long
 
 
 def draw_view(network, view, whole=False):
@@ -45,6 +46,7 @@ class Page:
 
     URL_DELAY_MS = 300
     CLICK_WARM_UP_ROUNDS = 30
+    SWITCH_WARM_UP_ROUNDS = 10  # after a switch: the new shapes' first runs
 
     def __init__(self, models, testset, model_id):
         import numpy as np
@@ -65,6 +67,7 @@ class Page:
         self.note_timer = None
         self.switching = None  # the id of the model being fetched
         self.prepared = {}  # network version -> Python ms of its first layer's pass over the test set (None: running)
+        self.gliding, self.last_view_at = False, 0.0  # #view.glide, and when a view was last drawn
 
     # --- the state
     def context(self):
@@ -160,10 +163,20 @@ class Page:
             return
         self.shown = key
         view = render.view_for_sample(self.network, self.testset, index, state_.knocked_out, state_.neuron)
+        self.glide_unless_quick(t0)
         draw_view(self.network, view, whole)
         self.shown_view = view
         updated(t0)
         self.tell(state_, view)
+
+    def glide_unless_quick(self, now):
+        """#view.glide (colours and bars glide to a new view) unless the view before came less than
+        GLIDE_S ago. The class changes once at the start and end of a quick run, not at every view."""
+        glide = now - self.last_view_at >= GLIDE_S
+        self.last_view_at = now
+        if glide != self.gliding:
+            self.gliding = glide
+            el("view").classList.toggle("glide", glide)
 
     def tell(self, state_, view):
         for feature in self.features:
@@ -218,7 +231,7 @@ class Page:
         self.show(whole=True)
         el("view").dataset.switchMs = f"{(time.perf_counter() - t0) * 1000:.1f}"
         el("view").dataset.switchCached = "true" if cached else "false"
-        self.prepare()
+        in_idle_time(self.warm_up_clicks(rounds=self.SWITCH_WARM_UP_ROUNDS), then=self.prepare)
 
     def draw_model_parts(self):
         """Everything outside #view that belongs to the model: its name in the picker, its card, the legend, facts."""
@@ -238,16 +251,18 @@ class Page:
         el("gallery-slot").innerHTML = gallery.gallery_html(self.network)
 
     # --- idle time
-    def warm_up_clicks(self):
+    def warm_up_clicks(self, rounds=None):
         """Run the click path in idle time, a round a step, changing nothing on screen.
 
-        A round computes a random sample's view and its patch (what a click computes) and
-        applies the patch of the view already shown (patch.js then writes nothing but the
-        input image, identical). The first clicks after start-up would otherwise pay for
-        that code's first runs (measured: the first ~10 clicks 30 to 80 ms, later ~10 ms).
-        Stops early in draw mode. #view gets data-warm="done" when it is over.
+        A round computes a random sample's view, its patch and its connections
+        (what a click computes) and applies the patch of the view already shown
+        (patch.js then writes nothing but the input image, identical). The
+        first clicks after start-up or a switch of model would otherwise pay
+        for that code's first runs on these shapes (measured: the first ~10
+        clicks 30 to 80 ms, later ~10 ms). Stops early in draw mode. #view
+        gets data-warm="done" when it is over.
         """
-        for _ in range(self.CLICK_WARM_UP_ROUNDS):
+        for _ in range(self.CLICK_WARM_UP_ROUNDS if rounds is None else rounds):
             if self.shown_view is None:
                 break
             current = self.current_state(write_url=False)
@@ -255,6 +270,7 @@ class Page:
             network = self.network
             view = render.view_for_sample(network, self.testset, index, current.knocked_out, current.neuron)
             render.view_patch(network, view)
+            flow.strongest(network, network.normalize(view.pixels), view.activations, flow.default_per_neuron(network))
             draw_view(network, self.shown_view)
             yield
         el("view").dataset.warm = "done"

@@ -232,3 +232,30 @@ def test_every_neuron_is_a_finger_wide_on_a_phone(browser, site_server, model):
         sizes = w.page.eval_on_selector_all(
             "#view .neuron", "ns => ns.map(n => { const r = n.getBoundingClientRect(); return [r.width, r.height]; })")
         assert sizes and min(min(s) for s in sizes) >= 44, min(sizes)
+
+
+GLIDE_JS = """async () => {
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  const look = () => [document.getElementById('view').classList.contains('glide'),
+                      getComputedStyle(document.querySelector('#view .grid .neuron')).transitionDuration];
+  await sleep(500);
+  document.getElementById('random-sample').click();  // after a pause
+  const slow = look();
+  document.getElementById('random-sample').click();  // at once after it
+  const quick = look();
+  return [slow, quick];
+}"""
+
+
+def test_a_new_digit_glides_unless_it_comes_in_a_quick_run(app):
+    page = app.page
+    app.goto(app.hash("sample=5"))
+    slow, quick = page.evaluate(GLIDE_JS)
+    assert slow == [True, "0.28s"]  # the colours glide to the new digit's
+    assert quick == [False, "0s"]  # the next, at once: shown as it is
+    page.emulate_media(reduced_motion="reduce")
+    try:
+        slow, _ = page.evaluate(GLIDE_JS)
+        assert slow == [True, "0s"]  # "reduce motion": never
+    finally:
+        page.emulate_media(reduced_motion="no-preference")
