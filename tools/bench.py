@@ -73,13 +73,15 @@ MARKS_JS = """
 # lines: that frame's own work: from its first animation-frame callback (registered before the
 # click) to the end of the last (registered after the new view), the connections drawn in
 # between, then laid out (forced). work = layout + lines: the click's work on the main thread,
-# without the wait for the display's tick; within a frame when under 16.7 ms.
+# without the wait for the display's tick; within a frame when under 16.7 ms. With pause > 0 each
+# click comes that many ms after the one before (the view glides to a new digit after a pause).
 CLICKS_JS = """
-async (n) => {
+async ([n, pause]) => {
   const button = document.getElementById('random-sample');
   const view = document.getElementById('view');
   const out = [];
   for (let i = 0; i < n; i++) {
+    if (pause > 0) await new Promise((r) => setTimeout(r, pause));
     const before = document.getElementById('input-image').dataset.sampleIndex;
     let observer;
     const updated = new Promise((resolve) => {
@@ -351,8 +353,11 @@ def wait_service_worker(page) -> None:
     }""")
 
 
-def measure_clicks(page, n: int) -> list[dict]:
-    return page.evaluate(CLICKS_JS, n) if n > 0 else []
+SLOW_CLICKS, SLOW_PAUSE_MS = 10, 400  # per model: clicks after a pause, each starting a glide
+
+
+def measure_clicks(page, n: int, pause_ms: int = 0) -> list[dict]:
+    return page.evaluate(CLICKS_JS, [n, pause_ms]) if n > 0 else []
 
 
 def measure_drawing(page, seconds: float) -> dict | None:
@@ -429,6 +434,7 @@ def measure_models(page, clicks: int) -> list[dict]:
                                "document.getElementById('inside').dataset.warmModel === id", arg=model_id, timeout=120_000)
         entry = {"id": model_id, "first_switch_ms": first["switch_ms"], "cached_switch_ms": again["switch_ms"],
                  "cached": again["cached"], "clicks": measure_clicks(page, clicks),
+                 "slow_clicks": measure_clicks(page, SLOW_CLICKS, SLOW_PAUSE_MS),
                  "warm_ms": float(page.get_attribute("#inside", "data-warm-ms"))}
         entry["confusion"] = measure_confusion(page)
         page.click("#errors-toggle")  # closed again
@@ -456,7 +462,7 @@ def run_ours(playwright, url: str, traffic: Traffic, clicks: int, draw_seconds: 
                    "drawing": measure_drawing(page, draw_seconds),
                    "confusion": measure_confusion(page)}
             page.click("#errors-toggle")  # closed again
-            out["models"] = measure_models(page, max(clicks // 4, 20))
+            out["models"] = measure_models(page, clicks)
             if page.errors:
                 raise SystemExit(f"bench: the page raised errors: {page.errors[:3]}")
             return out
@@ -522,6 +528,7 @@ def summarise(rounds: list[dict]) -> dict:
         mine = [m for m in models if m["id"] == model_id]
         s[f"model.{model_id}.click_frame_ms"] = stats([c["frame"] for m in mine for c in m["clicks"]])
         s[f"model.{model_id}.click_work_ms"] = stats([c["work"] for m in mine for c in m["clicks"]])
+        s[f"model.{model_id}.slow_click_work_ms"] = stats([c["work"] for m in mine for c in m.get("slow_clicks", [])])
         s[f"model.{model_id}.confusion_ms"] = stats([m["confusion"]["wall_ms"] for m in mine if m["confusion"]])
         s[f"model.{model_id}.first_layer_ms"] = stats([m["warm_ms"] for m in mine])
         s[f"model.{model_id}.cached_switch_ms"] = stats([m["cached_switch_ms"] for m in mine])
@@ -586,7 +593,8 @@ def report(summary: dict, rounds: int, clicks: int) -> str:
         lines.append(f"{label:44} {cells}  {unit}")
     for key in sorted(k for k in summary if k.startswith("model.")):
         _, model_id, what = key.split(".")
-        unit, label = "ms", {"click_frame_ms": "click -> next frame", "click_work_ms": "click: work (values + lines)", "confusion_ms": "confusion matrix shown",
+        unit, label = "ms", {"click_frame_ms": "click -> next frame", "click_work_ms": "click: work (values + lines)",
+                             "slow_click_work_ms": f"click after {SLOW_PAUSE_MS} ms: work (+ glide)", "confusion_ms": "confusion matrix shown",
                              "first_layer_ms": "first layer over the test set", "cached_switch_ms": "cached switch"}[what]
         st = summary[key]
         if st["n"]:
