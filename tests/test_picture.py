@@ -237,7 +237,9 @@ def test_every_neuron_is_a_finger_wide_on_a_phone(browser, site_server, model):
 GLIDE_JS = """async () => {
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
   const look = () => [document.getElementById('view').classList.contains('glide'),
-                      getComputedStyle(document.querySelector('#view .grid .neuron')).transitionDuration];
+                      getComputedStyle(document.querySelector('#view .bars .bar > span')).transitionDuration,
+                      [...document.querySelectorAll('#view .grid')].map(
+                        (g) => [g.classList.contains('dense'), getComputedStyle(g.querySelector('.neuron')).transitionDuration])];
   await sleep(500);
   document.getElementById('random-sample').click();  // after a pause
   const slow = look();
@@ -251,11 +253,14 @@ def test_a_new_digit_glides_unless_it_comes_in_a_quick_run(app):
     page = app.page
     app.goto(app.hash("sample=5"))
     slow, quick = page.evaluate(GLIDE_JS)
-    assert slow == [True, "0.28s"]  # the colours glide to the new digit's
-    assert quick == [False, "0s"]  # the next, at once: shown as it is
+    # after a pause the bars and colours glide to the new digit's (a dense grid's cells change at once)
+    assert slow[:2] == [True, "0.28s, 0.28s"]
+    assert slow[2] and all(duration == ("0s" if dense else "0.28s") for dense, duration in slow[2])
+    # the next, at once: shown as it is
+    assert quick[:2] == [False, "0s"] and all(duration == "0s" for _, duration in quick[2])
     page.emulate_media(reduced_motion="reduce")
     try:
         slow, _ = page.evaluate(GLIDE_JS)
-        assert slow == [True, "0s"]  # "reduce motion": never
+        assert slow[:2] == [True, "0s"] and all(duration == "0s" for _, duration in slow[2])  # "reduce motion": never
     finally:
         page.emulate_media(reduced_motion="no-preference")
