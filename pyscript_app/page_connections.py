@@ -81,7 +81,7 @@ class Connections:
         drawn = el("connections").dataset
         drawn.perNeuron = str(self.per_neuron)
         drawn.sample = "" if view.sample_index is None else str(view.sample_index)
-        drawn.drawMs = f"{(time.perf_counter() - t0) * 1000:.2f}"  # (read by tools/bench.py)
+        drawn.drawMs = f"{(time.perf_counter() - t0) * 1000:.2f}"  # the Python time of this drawing
         if self.hovered:
             self.highlight(self.hovered)
 
