@@ -2,9 +2,11 @@
 
 Browser-side: the page measures where the panels and neurons are; flow.py
 decides which connections to draw (each neuron's strongest for this digit)
-and where (in the gutters between the panels). The lines are drawn at the
-next animation frame after a new view (once for any number of views before
-it), so they are painted in the same frame as the values.
+and where (in the gutters between the panels). The lines are drawn in the
+animation frame after the one that paints a new view's values (once for any
+number of views before it): each gets a frame of its own, so a click's values
+are on screen at the next frame however many lines follow, and its lines one
+frame (1/60 s) later.
 """
 
 import time
@@ -27,13 +29,15 @@ class Connections:
         self.hovered = None
         self.view = None
         self.frame_pending = False
-        self.frame_proxy = create_proxy(self.frame)
+        self.values_frame_proxy, self.frame_proxy = create_proxy(self.values_frame), create_proxy(self.frame)
         self.layout_key, self.neurons = None, {}  # see measure()
         el("view").classList.add("with-connections")
 
     def reset(self):
-        """A new model: its own default number of lines, unless the reader has chosen one."""
+        """A new model: its own default number of lines, unless the reader has chosen one. The
+        view of the model before is forgotten: a frame still to come must not draw it."""
         self.hovered = None
+        self.view = None
         self.layout_key = None
         self.follow_model()
 
@@ -47,7 +51,11 @@ class Connections:
         self.view = view
         if self.on and not self.frame_pending:
             self.frame_pending = True
-            window.requestAnimationFrame(self.frame_proxy)
+            window.requestAnimationFrame(self.values_frame_proxy)
+
+    def values_frame(self, *_):
+        """The frame that paints the new values: the lines follow in the next one."""
+        window.requestAnimationFrame(self.frame_proxy)
 
     def frame(self, *_):
         self.frame_pending = False

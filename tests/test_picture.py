@@ -264,3 +264,29 @@ def test_a_new_digit_glides_unless_it_comes_in_a_quick_run(app):
         assert slow[:2] == [True, "0s"] and all(duration == "0s" for _, duration in slow[2])  # "reduce motion": never
     finally:
         page.emulate_media(reduced_motion="no-preference")
+
+
+# A click, then two animation frames: what #view shows at once and what its lines are of then.
+FRAMES_JS = """async () => {
+  const sample = () => document.getElementById('input-image').dataset.sampleIndex;
+  const lines = () => document.getElementById('connections')?.dataset.sample;
+  const frame = () => new Promise((r) => requestAnimationFrame(() => r()));
+  const before = [sample(), lines()];
+  document.getElementById('random-sample').click();
+  const atOnce = sample();
+  await frame();
+  await frame();
+  return [before, atOnce, lines(), document.querySelectorAll('#connections line').length];
+}"""
+
+
+def test_a_clicks_values_show_at_the_next_frame_and_its_lines_at_the_one_after(app, network, testset):
+    page = app.page
+    app.goto(app.hash("sample=5"))
+    page.wait_for_function("document.getElementById('connections')?.dataset.sample === '5'")
+    before, at_once, lines_of, count = page.evaluate(FRAMES_JS)
+    assert before == ["5", "5"]
+    assert at_once != "5"  # the values: in the DOM when the click's handler returns, painted at the next frame
+    assert lines_of == at_once  # the lines: drawn for that digit by the end of the frame after
+    expected = expected_links(network, testset, int(at_once), flow.default_per_neuron(network))
+    assert count == len(expected)
