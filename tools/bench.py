@@ -70,15 +70,23 @@ MARKS_JS = """
 # Clicks the button n times; each time waits for the new sample in the DOM.
 # dom: click -> new #input-image in the DOM (Python handler, hash change, re-render);
 # layout: + style and layout of the new view (forced); frame: + the next animation frame.
-# lines: that frame's own work: from its first animation-frame callback (registered before the
-# click) to the end of the last (registered after the new view), the connections drawn in
-# between, then laid out (forced). work = layout + lines: the click's work on the main thread,
-# without the wait for the display's tick; within a frame when under 16.7 ms. With pause > 0 each
+# The page paints a click's values at the next frame and its connections at the frame after
+# (page_connections.py). values: the main-thread work of the values' frame: the click's task to
+# laid out, plus that frame's animation-frame callbacks (from the first, registered before the
+# click, to the end of the last, registered after the new view) and a forced style + layout.
+# lines: the same for the frame after it, where the page draws the connections. work: the
+# longer of the two, the click's longest frame; within a frame when under 16.7 ms. picture:
+# click -> the lines laid out (with the waits for the display's ticks). With pause > 0 each
 # click comes that many ms after the one before (the view glides to a new digit after a pause).
 CLICKS_JS = """
 async ([n, pause]) => {
   const button = document.getElementById('random-sample');
   const view = document.getElementById('view');
+  const framed = () => new Promise((r) => requestAnimationFrame(() => {
+    const at = performance.now();
+    void document.body.offsetHeight;  // style + layout of what the frame's callbacks added
+    r([at, performance.now()]);
+  }));
   const out = [];
   for (let i = 0; i < n; i++) {
     if (pause > 0) await new Promise((r) => setTimeout(r, pause));
@@ -92,22 +100,23 @@ async ([n, pause]) => {
       observer.observe(view, { subtree: true, childList: true, attributes: true,
                                attributeFilter: ['data-sample-index'] });
     });
-    let frameStart = null;
-    requestAnimationFrame(() => { frameStart = performance.now(); });
+    let firstStart = null, secondStart = null;
+    requestAnimationFrame(() => {
+      firstStart = performance.now();
+      requestAnimationFrame(() => { secondStart = performance.now(); });
+    });
     const t0 = performance.now();
     button.click();
     const dom = await updated;
     observer.disconnect();
     void document.body.offsetHeight;  // style + layout of the new view, now
     const layout = performance.now();
-    const [frame, frameEnd] = await new Promise((r) => requestAnimationFrame(() => {
-      const at = performance.now();
-      void document.body.offsetHeight;  // style + layout of what the frame's callbacks added
-      r([at, performance.now()]);
-    }));
-    const lines = frameStart === null ? 0 : frameEnd - frameStart;
-    out.push({ dom: dom - t0, layout: layout - t0, frame: frame - t0, lines, work: layout - t0 + lines,
-               py: parseFloat(view.dataset.updateMs) });
+    const [frame, firstEnd] = await framed();
+    const [, secondEnd] = await framed();
+    const values = layout - t0 + (firstStart === null ? 0 : firstEnd - firstStart);
+    const lines = secondStart === null ? 0 : secondEnd - secondStart;
+    out.push({ dom: dom - t0, layout: layout - t0, frame: frame - t0, values, lines,
+               work: Math.max(values, lines), picture: secondEnd - t0, py: parseFloat(view.dataset.updateMs) });
     await new Promise((r) => setTimeout(r, 0));
   }
   return out;
@@ -164,6 +173,8 @@ try {
 </script></body></html>
 """
 
+SLOW_CLICKS, SLOW_PAUSE_MS = 20, 400  # per model: clicks after a pause, each starting a glide
+
 TARGETS = (  # (key, label, summary key, statistic, limit, unit, holds when value < limit (or <=))
     ("first_view", "first view < 0.5 s", "cold.view_ms", "median", 500, "ms", "<"),
     ("cold_vs_reference", "cold ready <= 1.15 x reference", "ratio.cold_over_reference", "median", 1.15, "x", "<="),
@@ -174,8 +185,10 @@ TARGETS = (  # (key, label, summary key, statistic, limit, unit, holds when valu
     ("cold_bytes_ready", "cold transfer < 18 MB (until ready)", "cold.bytes_until_ready", "median", 18e6, "MB", "<"),
     ("cold_requests_ready", "cold requests < 30 (until ready)", "cold.requests_until_ready", "median", 30, "", "<"),
     ("switch_cached", "cached model switch <= 0.5 s (worst model)", "switch.cached_ms", "max", 500, "ms", "<="),
-    ("click_work_p95", "click work p95 within a frame, 16.7 ms (values + lines, worst model)",
+    ("click_work_p95", "a click's longest frame p95 within a frame, 16.7 ms (quick run, worst model)",
      "model.*.click_work_ms", "p95", 16.7, "ms", "<="),
+    ("slow_click_work_p95", f"a click's longest frame p95 within a frame, 16.7 ms ({SLOW_PAUSE_MS} ms apart, worst model)",
+     "model.*.slow_click_work_ms", "p95", 16.7, "ms", "<="),
 )
 
 
@@ -353,7 +366,6 @@ def wait_service_worker(page) -> None:
     }""")
 
 
-SLOW_CLICKS, SLOW_PAUSE_MS = 10, 400  # per model: clicks after a pause, each starting a glide
 
 
 def measure_clicks(page, n: int, pause_ms: int = 0) -> list[dict]:
@@ -514,7 +526,7 @@ def summarise(rounds: list[dict]) -> dict:
     s["ratio.third_over_cold"] = stats(
         [r["ours"]["third"]["ready_ms"] / r["ours"]["cold"]["ready_ms"] for r in rounds if "third" in r["ours"]])
     clicks = [c for r in rounds for c in r["ours"]["clicks"]]
-    for key in ("dom", "layout", "frame", "lines", "work", "py"):
+    for key in ("dom", "layout", "frame", "values", "lines", "work", "picture", "py"):
         s[f"click.{key}_ms"] = stats([c[key] for c in clicks])
     drawing = [r["ours"]["drawing"] for r in rounds if r["ours"]["drawing"]]
     s["drawing.updates_per_s"] = stats([d["updates_per_s"] for d in drawing])
@@ -554,8 +566,10 @@ ROWS = (  # (summary key, label, unit)
     ("click.dom_ms", "click -> new activations in the DOM", "ms"),
     ("click.layout_ms", "click -> DOM updated and laid out", "ms"),
     ("click.frame_ms", "click -> next animation frame", "ms"),
-    ("click.lines_ms", "click: the next frame's work (the lines)", "ms"),
-    ("click.work_ms", "click: main-thread work (laid out + lines)", "ms"),
+    ("click.values_ms", "click: the values' frame, its work", "ms"),
+    ("click.lines_ms", "click: the lines' frame (the next), its work", "ms"),
+    ("click.work_ms", "click: the longer of those two frames", "ms"),
+    ("click.picture_ms", "click -> lines laid out (two frames)", "ms"),
     ("click.py_ms", "click: Python update (data-update-ms)", "ms"),
     ("drawing.updates_per_s", "drawing: view updates per second", "/s"),
     ("confusion.compute_ms", "confusion matrix: Python compute", "ms"),
@@ -593,8 +607,8 @@ def report(summary: dict, rounds: int, clicks: int) -> str:
         lines.append(f"{label:44} {cells}  {unit}")
     for key in sorted(k for k in summary if k.startswith("model.")):
         _, model_id, what = key.split(".")
-        unit, label = "ms", {"click_frame_ms": "click -> next frame", "click_work_ms": "click: work (values + lines)",
-                             "slow_click_work_ms": f"click after {SLOW_PAUSE_MS} ms: work (+ glide)", "confusion_ms": "confusion matrix shown",
+        unit, label = "ms", {"click_frame_ms": "click -> next frame", "click_work_ms": "click: longest frame's work",
+                             "slow_click_work_ms": f"click after {SLOW_PAUSE_MS} ms: longest frame", "confusion_ms": "confusion matrix shown",
                              "first_layer_ms": "first layer over the test set", "cached_switch_ms": "cached switch"}[what]
         st = summary[key]
         if st["n"]:
