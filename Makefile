@@ -22,11 +22,14 @@ help:
 
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check -c requirements.lock.txt
 
-# One venv, filled in layers: the site needs numpy only; tests add pytest and
-# Playwright; training (and the Keras parity tests) add TensorFlow.
-$(VENV)/.base: requirements.txt
+# One venv, filled in layers: the site needs numpy only, and a .pth file that puts this tree on
+# the venv's path (the tools import pyscript_app and export_weights from it); tests add pytest
+# and Playwright; training (and the Keras parity tests) add TensorFlow. A change to a recipe
+# here fills the layers again (pip skips what is there).
+$(VENV)/.base: requirements.txt Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) -r requirements.txt
+	$(PY) -c 'import pathlib, sys, sysconfig; pathlib.Path(sysconfig.get_paths()["purelib"], "nn-visualizer.pth").write_text(sys.argv[1] + "\n")' '$(CURDIR)'
 	touch $@
 
 $(VENV)/.test: requirements-test.txt $(VENV)/.base

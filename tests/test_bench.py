@@ -20,10 +20,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, SITE
-
-sys.path.insert(0, str(ROOT / "tools"))
-
-import bench  # noqa: E402
+import bench
 
 
 def test_percentile_is_the_nearest_rank():

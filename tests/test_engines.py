@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
 import numpy as np
 import pytest
@@ -22,9 +21,8 @@ from drawn_digits import TEMPLATES
 from engines import PlaywrightPage, RecordingProxy, SeleniumPage
 from pyscript_app.preprocess import preprocess
 from test_render_inside import plain, plain_confusion, plain_pass  # noqa: F401 (plain is a fixture)
+import browser as engines_here  # tools/browser.py
 
-sys.path.insert(0, str(SITE.parent / "tools"))
-import browser as engines_here  # noqa: E402  (tools/browser.py)
 
 ENGINES = engines_here.engines()
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import sys
 import zipfile
 from html.parser import HTMLParser
 from pathlib import Path
@@ -24,7 +23,6 @@ import pytest
 
 from conftest import ROOT, SITE, Server, site_copy, watch
 
-sys.path.insert(0, str(ROOT / "tools"))
 
 LOCK = SITE / "vendor" / "pyodide" / "pyodide-lock.json"
 PLUGINS_SOURCE = ROOT / "node_modules" / "@pyscript" / "core" / "src" / "plugins.js"

@@ -12,17 +12,14 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import sys
 import zipfile
 
 import pytest
 
 from conftest import ROOT, SITE
+import pycompile_runtime
+import trim_runtime
 
-sys.path.insert(0, str(ROOT / "tools"))
-
-import pycompile_runtime  # noqa: E402
-import trim_runtime  # noqa: E402
 
 VENDOR = SITE / "vendor" / "pyodide"
 NPM = ROOT / "node_modules" / "pyodide"

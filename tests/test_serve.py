@@ -14,12 +14,11 @@ import threading
 from pathlib import Path
 
 import pytest
+import serve
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVE_PY = ROOT / "tools" / "serve.py"
-sys.path.insert(0, str(ROOT / "tools"))
 
-import serve  # noqa: E402
 
 FILES = {  # path: (body, the Content-Type it must be served with; None: any of the alternatives)
     "runtime/pyodide.asm.wasm": (b"\0asm\1\0\0\0", ("application/wasm",)),

@@ -27,9 +27,8 @@ import numpy as np
 import pytest
 
 from conftest import READY_TIMEOUT_MS, ROOT, SITE, Server, chromium, offline_after_a_visit, site_copy, watch
+import precache
 
-sys.path.insert(0, str(ROOT / "tools"))
-import precache  # noqa: E402
 
 MAKE_DIST = ROOT / "tools" / "make_dist.py"
 LAUNCHER_FILES = {"README.txt", "start.py", "serve.py", "start.command", "start.bat", "start.sh"}

@@ -16,13 +16,11 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, SITE, offline_after_a_visit, site_copy
+import make_dist
+import precache
+import train_data
+import export_weights as ew
 
-sys.path.insert(0, str(ROOT / "tools"))
-import make_dist  # noqa: E402
-import precache  # noqa: E402
-import train_data  # noqa: E402
-
-import export_weights as ew  # noqa: E402
 
 TRAIN = SITE / "data" / train_data.TRAIN_FILE
 DATA_MANIFEST = SITE / "data" / "manifest.json"

@@ -16,9 +16,8 @@ import sys
 import pytest
 
 from conftest import ROOT, SITE
+import pyodide_node
 
-sys.path.insert(0, str(ROOT / "tools"))
-import pyodide_node  # noqa: E402
 
 SCRIPT = r"""
 import hashlib, json, sys

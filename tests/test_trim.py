@@ -14,17 +14,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import sys
 import zipfile
 
 import pytest
 
 from conftest import ROOT, SITE, Server, watch
+import precache
+import trim_runtime
 
-sys.path.insert(0, str(ROOT / "tools"))
-
-import precache  # noqa: E402
-import trim_runtime  # noqa: E402
 
 VENDOR = SITE / "vendor"
 DIST = ROOT / "node_modules" / "@pyscript" / "core" / "dist"

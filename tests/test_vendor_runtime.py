@@ -13,13 +13,12 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import serve
+import trim_runtime
+import vendor_runtime as vr
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tools"))
 
-import serve  # noqa: E402
-import trim_runtime  # noqa: E402
-import vendor_runtime as vr  # noqa: E402
 
 NODE_MODULES = ROOT / "node_modules"
 DIST = NODE_MODULES / "@pyscript" / "core" / "dist"

@@ -38,11 +38,11 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tools"))
+import serve
+from browser import launch_persistent  # (the tests' choice of Chromium)
 
-import serve  # noqa: E402
-from browser import launch_persistent  # noqa: E402 (the tests' choice of Chromium)
+ROOT = Path(__file__).resolve().parent.parent
+
 
 READY_TIMEOUT_MS = 120_000
 VIEWPORT = {"width": 1280, "height": 900}

@@ -29,10 +29,10 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tools"))
+import pyodide_node
 
-import pyodide_node  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
+
 
 # Runs unchanged in Pyodide and in CPython: REPO, BATCHES, RUNS, EPOCH are set before it.
 SCRIPT = r"""

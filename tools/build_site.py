@@ -28,14 +28,12 @@ import shutil
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run as a script (python tools/build_site.py): the project and its tools
-    sys.path[:0] = [str(ROOT), str(ROOT / "tools")]
+from pyscript_app import explain
+from pyscript_app import network as nw
+from pyscript_app import render
+from pyscript_app import render_inside
 
-from pyscript_app import explain  # noqa: E402
-from pyscript_app import network as nw  # noqa: E402
-from pyscript_app import render  # noqa: E402
-from pyscript_app import render_inside  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 TEMPLATE = ROOT / "tools" / "index.template.html"
 APP_PACKAGE = "pyscript_app"

@@ -31,12 +31,11 @@ import time
 import zipfile
 from pathlib import Path
 
+import precache
+import start
+
 ROOT = Path(__file__).resolve().parent.parent
 TOOLS = ROOT / "tools"
-sys.path.insert(0, str(TOOLS))
-
-import precache  # noqa: E402
-import start  # noqa: E402
 
 NAME = "nn-visualizer"
 BUNDLE = TOOLS / "bundle"

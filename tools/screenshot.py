@@ -14,11 +14,10 @@ import sys
 import threading
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tools"))
+import browser
+import serve
 
-import browser  # noqa: E402
-import serve  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 SHOTS = (("screenshot.png", {"width": 1400, "height": 900}, False), ("screenshot-phone.png", {"width": 390, "height": 844}, True))
 TOUR_SEEN = "localStorage.setItem('nnv-tour-dismissed', 'true')"  # a returning visitor: no tour over the page

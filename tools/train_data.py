@@ -23,10 +23,10 @@ import os
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import export_weights as ew  # (TensorFlow is imported lazily there, never here)
 
-import export_weights as ew  # noqa: E402  (TensorFlow is imported lazily there, never here)
+ROOT = Path(__file__).resolve().parent.parent
+
 
 DATA_FORMAT = "nn-visualizer-data"
 DATA_MANIFEST = "manifest.json"
