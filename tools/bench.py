@@ -43,7 +43,6 @@ from browser import launch_persistent  # (the tests' choice of Chromium)
 
 ROOT = Path(__file__).resolve().parent.parent
 
-
 READY_TIMEOUT_MS = 120_000
 VIEWPORT = {"width": 1280, "height": 900}
 IDLE_SECONDS = 1.0  # the network counts as settled after this long without a request
@@ -68,7 +67,7 @@ MARKS_JS = """
 """
 
 # Clicks the button n times; each time waits for the new sample in the DOM.
-# dom: click -> new #input-image in the DOM (Python handler, hash change, re-render);
+# dom: click -> new #input-image in the DOM (the Python handler patches the view in place);
 # layout: + style and layout of the new view (forced); frame: + the next animation frame.
 # The page paints a click's values at the next frame and its connections at the frame after
 # (page_connections.py). values: the main-thread work of the values' frame: the click's task to
@@ -364,8 +363,6 @@ def wait_service_worker(page) -> None:
         if (!regs.length) return;
         await Promise.race([navigator.serviceWorker.ready, new Promise(r => setTimeout(r, 15000))]);
     }""")
-
-
 
 
 def measure_clicks(page, n: int, pause_ms: int = 0) -> list[dict]:
