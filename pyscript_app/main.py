@@ -17,7 +17,7 @@ import pyodide_js
 from pyodide.ffi import create_proxy
 from pyscript import document, window
 
-from pyscript_app.page_dom import LoadError, el, fetch_bytes, in_idle_time, listen, set_status
+from pyscript_app.page.dom import LoadError, el, fetch_bytes, in_idle_time, listen, set_status
 
 
 async def start():
@@ -28,16 +28,16 @@ async def start():
         raise LoadError(f"numpy could not be loaded from vendor/pyodide ({exc})") from None
     import json
 
-    from pyscript_app import network as nw
-    from pyscript_app import state
-    from pyscript_app.page_card import Card
-    from pyscript_app.page_connections import Connections
-    from pyscript_app.page_events import on_click, on_keydown, on_pick
-    from pyscript_app.page_explorer import Explorer
-    from pyscript_app.page_models import Models, OpenYourOwn
-    from pyscript_app.page_pad import Pad
-    from pyscript_app.page_train import Train
-    from pyscript_app.page_view import Page
+    from pyscript_app.core import network as nw
+    from pyscript_app.core import state
+    from pyscript_app.page.card import Card
+    from pyscript_app.page.connections import Connections
+    from pyscript_app.page.events import on_click, on_keydown, on_pick
+    from pyscript_app.page.explorer import Explorer
+    from pyscript_app.page.models import Models, OpenYourOwn
+    from pyscript_app.page.pad import Pad
+    from pyscript_app.page.train import Train
+    from pyscript_app.page.view import Page
 
     set_status("loading", "Loading the model and the test digits…", "model")
     index_task = asyncio.ensure_future(fetch_bytes("models/index.json"))
@@ -94,7 +94,7 @@ async def start():
     listen(picker, "change", lambda event: on_pick(page, event))
     picker.disabled = False
     page.open_your_own = OpenYourOwn(page)
-    from pyscript_app import tour_page
+    from pyscript_app.page import tour as tour_page
 
     page.tour = tour_page.start()
     document.body.dataset.ready = "true"

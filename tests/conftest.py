@@ -12,7 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SITE = ROOT / "site"
 
-from pyscript_app import network as nw  # noqa: E402
+from pyscript_app.core import network as nw  # noqa: E402
 
 import fake_exports  # noqa: E402  (tests/fake_exports.py)
 
@@ -47,7 +47,7 @@ def export(model_dir):
     """(network, testset) of one model (see model_dir) with the committed test digits.
 
     As the page does, a layer whose export states no activation_stats gets them computed."""
-    from pyscript_app import explain
+    from pyscript_app.core import explain
 
     network, testset = nw.read_export_dir(model_dir, SITE / "data")
     explain.fill_activation_stats(network, testset)

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from pyscript_app import export_format as ef
+from pyscript_app.core import export_format as ef
 
 SITE = Path(__file__).resolve().parent.parent / "site"
 

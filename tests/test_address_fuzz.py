@@ -15,9 +15,9 @@ from urllib.parse import quote
 import pytest
 
 from conftest import watch
-from pyscript_app import explain
-from pyscript_app import state as st
-from pyscript_app import train
+from pyscript_app.core import explain
+from pyscript_app.core import state as st
+from pyscript_app.core import train
 
 KEYS = ["sample", "neuron", "ko", "mode", "model", "x", "Sample", "", "neuron ", "&", "ko;"]
 WEIRD = ["", "-1", "abc", "1e3", "0x10", "٣", "9999", "10000", "99999999999", " 5", "5 ", "+7", "3.0",

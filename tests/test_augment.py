@@ -7,7 +7,7 @@ import pytest
 
 import export_weights as ew
 from export_helpers import committed_testset
-from pyscript_app.preprocess import CENTRE, centre_of_mass
+from pyscript_app.core.preprocess import CENTRE, centre_of_mass
 
 
 @pytest.fixture(scope="session")

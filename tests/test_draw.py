@@ -15,7 +15,7 @@ import pytest
 
 from conftest import SHIPPED, watch
 from drawn_digits import TEMPLATES
-from pyscript_app.preprocess import preprocess
+from pyscript_app.core.preprocess import preprocess
 from test_page import check_matches_cpython, shown
 
 

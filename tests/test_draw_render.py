@@ -1,4 +1,4 @@
-"""What the page shows for a drawn digit (pyscript_app/render.py, the "Draw" section).
+"""What the page shows for a drawn digit (pyscript_app/views/render.py, the "Draw" section).
 
 The drawings come from tests/drawn_digits.py (strokes painted like the canvas
 paints them); every number is checked against an independent computation.
@@ -13,8 +13,8 @@ import pytest
 
 from conftest import pinned_to_default
 from drawn_digits import TEMPLATES, rasterize, transform
-from pyscript_app import render
-from pyscript_app.preprocess import preprocess
+from pyscript_app.views import render, render_draw
+from pyscript_app.core.preprocess import preprocess
 from test_render import Elements, decode_png
 
 
@@ -41,7 +41,7 @@ def drawn_seven():
 
 def test_pixels_json_lists_every_grey_level_row_by_row():
     pixels = np.arange(784, dtype=np.int64).reshape(28, 28) % 256
-    text = render.pixels_json(pixels)
+    text = render_draw.pixels_json(pixels)
     assert " " not in text and json.loads(text) == [int(v) for v in pixels.ravel()]
 
 
@@ -68,7 +68,7 @@ def test_drawing_view_applies_knock_outs(network, drawn_seven):
 
 def test_inspector_shows_each_step_and_the_exact_model_input(network, drawn_seven):
     pad, pre = drawn_seven
-    doc = Elements(render.inspector(pad, pre, network.normalization))
+    doc = Elements(render_draw.inspector(pad, pre, network.normalization))
     model_input = doc.by_id("model-input")
     pixels = np.array(json.loads(model_input["data-pixels"]), dtype=np.uint8)
     assert pixels.shape == (784,)
@@ -79,7 +79,7 @@ def test_inspector_shows_each_step_and_the_exact_model_input(network, drawn_seve
     assert len(images) == 4  # pad -> crop -> 20x20 -> 28x28
     np.testing.assert_array_equal(decode_png(images[2]["src"]), pre.resized)
     top, left, bottom, right = pre.bbox
-    text = render.inspector(pad, pre)
+    text = render_draw.inspector(pad, pre)
     assert f"{right - left}&times;{bottom - top}" in text  # the crop's size in pad pixels
 
 
@@ -87,7 +87,7 @@ def test_pad_thumbnail_is_the_area_average_of_the_pad():
     # a 224-px pad to 112 px: every thumbnail pixel is the mean of a 2x2 block
     pad = rasterize(transform(TEMPLATES[3][0], scale=0.8, shift=(0.05, -0.03)), size=224)
     pre = preprocess(pad)
-    thumb, box = render.pad_thumbnail(pre, pad.shape, size=112)
+    thumb, box = render_draw.pad_thumbnail(pre, pad.shape, size=112)
     ink = pad[..., 3].astype(np.float64)
     ink[ink < 16] = 0  # the noise threshold: faint ink is paper (as in the crop)
     expected = ink.reshape(112, 2, 112, 2).mean(axis=(1, 3))
@@ -99,14 +99,14 @@ def test_pad_thumbnail_is_the_area_average_of_the_pad():
 def test_inspector_marks_the_crop_on_the_pad(drawn_seven):
     pad, pre = drawn_seven
     top, left, bottom, right = pre.bbox
-    style = render.percent_box(pre.bbox, pad.shape)
+    style = render_draw.percent_box(pre.bbox, pad.shape)
     assert style == (f"top:{100 * top / 280:.3f}%;left:{100 * left / 280:.3f}%;"
                      f"height:{100 * (bottom - top) / 280:.3f}%;width:{100 * (right - left) / 280:.3f}%")
-    assert style in render.inspector(pad, pre)
+    assert style in render_draw.inspector(pad, pre)
 
 
 def test_empty_pad_is_a_draw_a_digit_state_not_a_prediction(network):
-    html = render.empty_drawing_view(network)
+    html = render_draw.empty_drawing_view(network)
     doc = Elements(html)
     assert doc.neurons() == []  # no activations shown for nothing
     assert doc.by_id("prediction")["data-digit"] == "" and doc.by_id("true-label")["data-digit"] == ""
@@ -115,7 +115,7 @@ def test_empty_pad_is_a_draw_a_digit_state_not_a_prediction(network):
     for layer in network.layers:  # the layers are there, waiting
         assert f'id="layer-{layer.name}"' in html
     assert html.count("<span></span>") == sum(l.units for l in network.layers if not l.labels)
-    empty = render.inspector(np.zeros((280, 280, 4), np.uint8), None)
+    empty = render_draw.inspector(np.zeros((280, 280, 4), np.uint8), None)
     assert 'id="model-input"' not in empty and "Nothing drawn yet" in empty
 
 
@@ -130,5 +130,5 @@ def test_pad_reading_names_the_predicted_digit(network, drawn_seven):
     _, pre = drawn_seven
     view = render.view_for_drawing(network, pre.centred)
     probs = plain_forward(network, pre.centred)[-1]
-    assert render.pad_reading(network, view) == f"reads <b>{int(np.argmax(probs))}</b> <small>{probs.max() * 100:.1f}%</small>"
-    assert render.pad_reading(network, None) == ""
+    assert render_draw.pad_reading(network, view) == f"reads <b>{int(np.argmax(probs))}</b> <small>{probs.max() * 100:.1f}%</small>"
+    assert render_draw.pad_reading(network, None) == ""

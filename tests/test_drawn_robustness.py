@@ -24,7 +24,7 @@ import pytest
 
 from conftest import pinned_to_default
 from drawn_digits import TEMPLATES, rasterize, redraw, variants
-from pyscript_app.preprocess import preprocess
+from pyscript_app.core.preprocess import preprocess
 
 
 # The floors below were measured on the default committed model (random-weight test models read nothing).

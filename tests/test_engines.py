@@ -19,7 +19,7 @@ import pytest
 from conftest import SITE, Server, read_default_model, site_copy
 from drawn_digits import TEMPLATES
 from engines import PlaywrightPage, RecordingProxy, SeleniumPage
-from pyscript_app.preprocess import preprocess
+from pyscript_app.core.preprocess import preprocess
 from test_render_inside import plain, plain_confusion, plain_pass  # noqa: F401 (plain is a fixture)
 import browser as engines_here  # tools/browser.py
 

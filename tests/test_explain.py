@@ -1,4 +1,4 @@
-"""Tests of pyscript_app/explain.py against independent, plainly written computations.
+"""Tests of pyscript_app/core/explain.py against independent, plainly written computations.
 
 The expected side never calls ``network.forward``: the weights and the test
 set are read straight from the export's files, and the forward pass (with
@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import reference as ref
-from pyscript_app import explain
+from pyscript_app.core import explain
 
 # ``network`` and ``testset`` (the side under test) come from conftest.py.
 SITE = Path(__file__).resolve().parents[1] / "site"
@@ -338,7 +338,7 @@ def test_cache_is_keyed_on_the_knockout(network, testset, plain, reference, clas
 
 
 def test_changed_weights_never_show_stale_numbers(tmp_path, model_dir, testset, plain, classes):
-    from pyscript_app import network as nw
+    from pyscript_app.core import network as nw
 
     network, _ = nw.read_export_dir(model_dir, SITE / "data")  # a copy of its own, to edit
     before = explain.confusion_matrix(network, testset).copy()
@@ -548,7 +548,7 @@ def test_first_layer_can_be_warmed_block_by_block(network, testset, plain, refer
 
 
 def test_activation_stats_are_computed_when_the_export_states_none(model_dir, testset, plain, reference):
-    from pyscript_app import network as nw
+    from pyscript_app.core import network as nw
 
     network, _ = nw.read_export_dir(model_dir, SITE / "data")
     for layer in network.layers[:-1]:

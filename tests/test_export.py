@@ -22,7 +22,7 @@ import pytest
 
 from conftest import ROOT, SITE
 from export_helpers import committed_testset, plain_forward, read_model
-from pyscript_app import export_format as ef
+from pyscript_app.core import export_format as ef
 
 import export_weights as ew
 

@@ -1,4 +1,4 @@
-"""pyscript_app/export_format.py: the v2 manifest's rules, the checking loader, zips (no TensorFlow).
+"""pyscript_app/core/export_format.py: the v2 manifest's rules, the checking loader, zips (no TensorFlow).
 
 The export here is made in the test with numpy (784 -> 16 relu -> 8 tanh -> 10
 softmax), its manifest written out by hand from docs/manifest.md, so the
@@ -16,8 +16,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from pyscript_app import export_format as ef
-from pyscript_app import network as nw
+from pyscript_app.core import export_format as ef
+from pyscript_app.core import network as nw
 
 
 def npy(array) -> bytes:

@@ -15,8 +15,8 @@ import subprocess
 import pytest
 
 from conftest import ROOT, SITE
-from pyscript_app import export_format as ef
-from pyscript_app import network as nw
+from pyscript_app.core import export_format as ef
+from pyscript_app.core import network as nw
 from test_export_format import make_export
 
 PYODIDE = SITE / "vendor" / "pyodide"
@@ -43,7 +43,7 @@ fs.writeFileSync(outPath + ".zip", pyodide.FS.readFile("/written.zip"));
 RUNNER_PY = r"""
 import json, sys
 sys.path.insert(0, "/app")
-from pyscript_app import export_format as ef, network as nw
+from pyscript_app.core import export_format as ef, network as nw
 files = ef.read_zip(open("/good.zip", "rb").read(), "good.zip")
 manifest, arrays = ef.load_export(files, "good.zip")
 try:

@@ -76,11 +76,11 @@ def test_app_bundle_is_exactly_the_app_modules(page):
     config = json.loads(page.py_scripts[0]["config"])
     (bundle, target), = config["files"].items()
     assert target == "./*"  # unpacked into the working directory, where `import pyscript_app` looks
-    modules = sorted((ROOT / "pyscript_app").glob("*.py"))
+    modules = {m.relative_to(ROOT).as_posix(): m for m in (ROOT / "pyscript_app").rglob("*.py")}
     with zipfile.ZipFile(SITE / site_path(bundle)) as z:
-        assert sorted(z.namelist()) == sorted(f"pyscript_app/{m.name}" for m in modules)
-        for m in modules:
-            assert z.read(f"pyscript_app/{m.name}") == m.read_bytes(), m.name
+        assert sorted(z.namelist()) == sorted(modules)
+        for name, m in modules.items():
+            assert z.read(name) == m.read_bytes(), name
     # what the <script src> runs is the same main.py
     assert (SITE / site_path(page.py_scripts[0]["src"])).read_bytes() == (ROOT / "pyscript_app" / "main.py").read_bytes()
 

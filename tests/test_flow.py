@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from pyscript_app import flow
+from pyscript_app.core import flow
 
 
 def plain_signals(network, pixels):

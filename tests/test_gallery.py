@@ -9,7 +9,7 @@ import zlib
 
 import numpy as np
 
-from pyscript_app import gallery
+from pyscript_app.views import gallery
 
 
 def decode_png(url: str) -> np.ndarray:

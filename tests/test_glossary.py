@@ -7,7 +7,9 @@ import re
 
 import pytest
 
-from pyscript_app import activations, glossary
+from pyscript_app.core import activations
+
+from pyscript_app.views import glossary
 
 
 def test_every_hidden_activation_and_the_output_have_a_note():

@@ -16,8 +16,8 @@ import pytest
 import fake_exports
 import reference as ref
 from conftest import DEFAULT_MODEL, MODELS, READY_TIMEOUT_MS, SITE, watch
-from pyscript_app import export_format
-from pyscript_app import state as st
+from pyscript_app.core import export_format
+from pyscript_app.core import state as st
 from test_page import shown
 
 def served_index(test_site):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pyscript_app import navigate
+from pyscript_app.core import navigate
 
 SHAPES = [[("a", 32), ("b", 32), ("out", 10)], [("a", 128), ("b", 64), ("out", 10)], [("a", 1), ("out", 10)],
           [("a", 512), ("b", 7), ("c", 3), ("d", 64), ("out", 10)]]

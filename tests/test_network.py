@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from conftest import SHIPPED, SITE
-from pyscript_app import activations as act
-from pyscript_app import network as nw
+from pyscript_app.core import activations as act
+from pyscript_app.core import network as nw
 from reference import plain_forward
 
 

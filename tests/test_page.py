@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import READY_TIMEOUT_MS, Server, rehash_runtime_files, site_copy, watch
-from pyscript_app import render
+from pyscript_app.views import render
 
 
 def shown(page):

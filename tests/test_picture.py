@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from conftest import SHIPPED, watch
-from pyscript_app import flow
+from pyscript_app.core import flow
 from test_gallery import decode_png
 
 

@@ -1,4 +1,4 @@
-"""MNIST-style preprocessing of a drawn digit (pyscript_app/preprocess.py).
+"""MNIST-style preprocessing of a drawn digit (pyscript_app/core/preprocess.py).
 
 MNIST test digits, blown up and pasted anywhere on a large blank pad, stand in
 for drawings: preprocessing must give them back as the model saw them.
@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pyscript_app.network import read_site
-from pyscript_app.preprocess import (
+from pyscript_app.core.network import read_site
+from pyscript_app.core.preprocess import (
     BOX,
     CENTRE,
     FIELD,

@@ -1,4 +1,4 @@
-"""pyscript_app.render: what the page draws."""
+"""pyscript_app.views.render: what the page draws."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from conftest import SITE
-from pyscript_app import network as nw
-from pyscript_app import render
+from pyscript_app.core import network as nw
+from pyscript_app.views import render
 
 
 class Elements(HTMLParser):

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from conftest import SITE, pinned_to_default
-from pyscript_app import render, render_inside as ri
+from pyscript_app.views import render, render_inside as ri
 from test_render import decode_png
 
 MODEL = SITE / "models" / "seed"

@@ -21,7 +21,7 @@ import pytest
 from conftest import SITE
 from drawn_digits import rasterize, redraw, variants
 from export_helpers import committed_testset, plain_forward, read_model
-from pyscript_app.preprocess import preprocess
+from pyscript_app.core.preprocess import preprocess
 
 MODELS = SITE / "models"
 INDEX = json.loads((MODELS / "index.json").read_text())

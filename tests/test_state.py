@@ -1,4 +1,4 @@
-"""pyscript_app.state: any address becomes the nearest valid state, and says what it changed."""
+"""pyscript_app.core.state: any address becomes the nearest valid state, and says what it changed."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import string
 
 import pytest
 
-from pyscript_app import state
+from pyscript_app.core import state
 
 # A made-up network: the state code must not care about the committed model's shape.
 UNITS = {"first": 16, "second": 8, "third": 4, "out": 10}

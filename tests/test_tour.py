@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import watch
-from pyscript_app import tour
+from pyscript_app.views import tour
 
 
 @pytest.fixture()

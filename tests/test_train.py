@@ -1,4 +1,4 @@
-"""The trainer (pyscript_app/train.py) in CPython: gradients, determinism, learning, divergence,
+"""The trainer (pyscript_app/core/train.py) in CPython: gradients, determinism, learning, divergence,
 settings from the address, the export it saves, and its portable arithmetic."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import math
 import numpy as np
 import pytest
 
-from pyscript_app import activations as act
-from pyscript_app import network as nw
-from pyscript_app import train
+from pyscript_app.core import activations as act
+from pyscript_app.core import network as nw
+from pyscript_app.core import train
 
 
 @pytest.fixture(scope="module")

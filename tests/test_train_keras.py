@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import export_weights  # sets TensorFlow's environment (deterministic ops, no oneDNN) before it is imported
-from pyscript_app import train
+from pyscript_app.core import train
 
 pytest.importorskip("tensorflow")
 

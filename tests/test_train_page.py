@@ -3,7 +3,7 @@
 One page is shared by most tests (a cold load costs seconds). The weights the
 page trained are read the way a user gets them, by saving the export zip
 (#train-save, a download) and parsing it here; they must equal, bit for bit,
-pyscript_app/train.py run in CPython on the same digits with the same settings.
+pyscript_app/core/train.py run in CPython on the same digits with the same settings.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from conftest import READY_TIMEOUT_MS, SITE, Server, offline_after_a_visit, watc
 from test_gallery import decode_png
 from test_models_page import check_view_against_reference, wait_model
 
-from pyscript_app import train
+from pyscript_app.core import train
 
 TRAIN_FILE = json.loads((SITE / "data" / "manifest.json").read_text())["train"]["file"]
 SMALL = {"mode": "train", "hidden": "16", "activation": "sigmoid", "optimizer": "adam", "lr": "0.003",

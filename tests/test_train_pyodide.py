@@ -23,7 +23,7 @@ SCRIPT = r"""
 import hashlib, json, sys
 sys.path.insert(0, REPO)
 import numpy as np
-from pyscript_app import train
+from pyscript_app.core import train
 
 with np.load(REPO + "/site/data/mnist_test.npz") as f:
     images, labels = f["images"], f["labels"]

@@ -1,4 +1,4 @@
-"""The Train panel's pure parts (pyscript_app/train_view.py): the loss curve, the rate, the form."""
+"""The Train panel's pure parts (pyscript_app/views/train_view.py): the loss curve, the rate, the form."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import re
 
 import numpy as np
 
-from pyscript_app import train, train_view
+from pyscript_app.core import train
+
+from pyscript_app.views import train_view
 
 
 def ema(losses, smoothing):

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Training speed of pyscript_app/train.py in the browser's Pyodide (under Node) and in CPython.
+"""Training speed of pyscript_app/core/train.py in the browser's Pyodide (under Node) and in CPython.
 
     python tools/bench_train.py [--runs 5] [--batches 16,32,64,128] [--accuracy] [--json PATH]
 
@@ -39,7 +39,7 @@ SCRIPT = r"""
 import json, statistics, sys, time
 sys.path.insert(0, REPO)
 import numpy as np
-from pyscript_app import train
+from pyscript_app.core import train
 
 def load():
     import os
@@ -91,7 +91,7 @@ ACCURACY_SCRIPT = r"""
 import json, sys, time
 sys.path.insert(0, REPO)
 import numpy as np
-from pyscript_app import train
+from pyscript_app.core import train
 with np.load(REPO + "/site/data/mnist_train.npz") as f:
     images, labels = f["images"], f["labels"]
 with np.load(REPO + "/site/data/mnist_test.npz") as f:

@@ -6,7 +6,7 @@ Part of ``make bench`` (tools/bench.py calls :func:`measure`); runs alone too:
 
 In one page of the built site at ``#mode=train`` (the default settings):
 - throughput: digits trained per wall-clock second while training, in the page,
-  and the same trainer (pyscript_app/train.py) in CPython numpy in this process, and their ratio;
+  and the same trainer (pyscript_app/core/train.py) in CPython numpy in this process, and their ratio;
 - latency while training, each over ``tries`` tries at random moments: a click on a
   neuron until its card is in the page, and a click on Pause until training has stopped;
 - the live views' refresh rate (#train-progress data-refreshes per second while training);
@@ -75,7 +75,7 @@ def cpython_rate(seconds: float) -> float:
     """Digits per second of the default trainer in this process (CPython numpy)."""
     import numpy as np
 
-    from pyscript_app import train
+    from pyscript_app.core import train
 
     manifest = json.loads((ROOT / "site" / "data" / "manifest.json").read_text())
     with np.load(ROOT / "site" / "data" / manifest["train"]["file"]) as npz:

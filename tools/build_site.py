@@ -3,12 +3,12 @@
 
 1. Vendor the browser runtime (PyScript, Pyodide, wheels) into site/vendor, and
    compile its standard library and numpy to bytecode (tools/pycompile_runtime.py).
-2. Bundle the app's Python (pyscript_app/*.py) as site/app/pyscript_app.zip,
+2. Bundle the app's Python (pyscript_app/**/*.py) as site/app/pyscript_app.zip,
    the one file PyScript fetches (its configuration is written inline into
    index.html), and copy main.py, the page's <script src>, beside it.
 3. Render site/index.html from tools/index.template.html, with the first view
    (test digit 0 and its real activations, of the default model of
-   site/models/index.json) pre-rendered by the same pyscript_app.render code
+   site/models/index.json) pre-rendered by the same pyscript_app.views.render code
    the page runs, so something real shows at once. Every model the index
    lists is loaded and checked first; the model picker lists them all.
 4. Write the training digits, site/data/mnist_train.npz, and check them against
@@ -28,10 +28,10 @@ import shutil
 import sys
 from pathlib import Path
 
-from pyscript_app import explain
-from pyscript_app import network as nw
-from pyscript_app import render
-from pyscript_app import render_inside
+from pyscript_app.core import explain
+from pyscript_app.core import network as nw
+from pyscript_app.views import render
+from pyscript_app.views import render_inside
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,7 +41,7 @@ FIRST_SAMPLE = 0
 
 
 def app_modules() -> list[Path]:
-    return sorted((ROOT / APP_PACKAGE).glob("*.py"))
+    return sorted((ROOT / APP_PACKAGE).rglob("*.py"))
 
 
 def copy_app(site: Path) -> list[str]:
@@ -56,7 +56,7 @@ def copy_app(site: Path) -> list[str]:
         shutil.rmtree(target)
     target.mkdir(parents=True)
     shutil.copy2(ROOT / APP_PACKAGE / "main.py", target / "main.py")
-    return [module.name for module in app_modules()]
+    return [module.relative_to(ROOT / APP_PACKAGE).as_posix() for module in app_modules()]
 
 
 def pyscript_config() -> dict:
@@ -182,7 +182,7 @@ def write_app_bundle(site: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as bundle:
         for module in app_modules():
-            info = zipfile.ZipInfo(f"{APP_PACKAGE}/{module.name}", date_time=(1980, 1, 1, 0, 0, 0))
+            info = zipfile.ZipInfo(f"{APP_PACKAGE}/{module.relative_to(ROOT / APP_PACKAGE).as_posix()}", date_time=(1980, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
             bundle.writestr(info, module.read_bytes())

@@ -22,14 +22,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .colours import (  # noqa: F401  (the scales, used here and by the callers of render)
+from pyscript_app.views.colours import (  # noqa: F401  (the scales, used here and by the callers of render)
     DIVERGING_STOPS, LEVELS, SCALE_STOPS, VIRIDIS_01, Scale, cell_colours, colour, hex_colour, scale_for, scale_gradient,
     text_colour,
 )
-from . import glossary
-from .network import Layer, Network
-from .png import png_data_url
-from .view import View, view_for_drawing, view_for_sample  # noqa: F401  (re-exported: what is shown)
+from pyscript_app.views import glossary
+from pyscript_app.core.network import Layer, Network
+from pyscript_app.views.png import png_data_url
+from pyscript_app.core.view import View, view_for_drawing, view_for_sample  # noqa: F401  (re-exported: what is shown)
 
 # ---------------------------------------------------------------------------
 # grids: a layer's units laid out from its width alone
@@ -364,7 +364,3 @@ def model_card(model_id: str, manifest: dict, user: bool = False) -> str:
         + (f'<span class="model-desc">{html.escape(s["description"])}</span>' if s["description"] else "")
         + "</div>"
     )
-
-
-
-from .render_draw import THUMB, empty_drawing_view, inspector, pad_reading, pad_thumbnail, percent_box, pixels_json  # noqa: E402,F401

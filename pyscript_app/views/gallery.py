@@ -11,7 +11,7 @@ import html
 
 import numpy as np
 
-from pyscript_app import render, render_inside
+from pyscript_app.views import render, render_inside
 
 PERCENTILE = 99.0
 

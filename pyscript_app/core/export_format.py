@@ -7,7 +7,7 @@ rules; the exporter, the tests and the page all check exports with it.
 
 Pure stdlib (json, zipfile, hashlib, re) and numpy: it runs unchanged in
 CPython and in the browser (Pyodide). Every refusal is a
-``network.ExportError`` whose message names the file and the field, meant to
+``ExportError`` whose message names the file and the field, meant to
 be shown to a user as it is.
 
 API:
@@ -34,7 +34,7 @@ from typing import Mapping
 
 import numpy as np
 
-from pyscript_app import activations as act
+from pyscript_app.core import activations as act
 
 FORMAT = "nn-visualizer-export"
 FORMAT_VERSION = 2
@@ -53,12 +53,16 @@ MAX_ENTRY_BYTES = 32 << 20
 MAX_TOTAL_BYTES = 64 << 20
 
 
-def _error(message: str) -> Exception:
-    # network.py defines the project's ExportError; imported here, at call time,
-    # so that network.py may itself import this module.
-    from pyscript_app import network
+class ExportError(ValueError):
+    """An export (manifest, weights or data) is missing, broken or inconsistent.
 
-    return network.ExportError(message)
+    The message names the file and what is wrong with it; it is meant to be
+    shown to a user as it is.
+    """
+
+
+def _error(message: str) -> Exception:
+    return ExportError(message)
 
 
 def _shown(value) -> str:
@@ -147,7 +151,7 @@ def parse_manifest(data: bytes | str, name: str = MANIFEST_NAME) -> dict:
 def validate_manifest(manifest: dict, name: str = MANIFEST_NAME) -> dict:
     """Check a parsed manifest against the rules of docs/manifest.md; return it.
 
-    Raises ``network.ExportError`` naming ``name`` and the first field that is
+    Raises ``ExportError`` naming ``name`` and the first field that is
     wrong, e.g. ``manifest.json: layers[1].weights.shape must be a list of 2
     integers, got 5``.
     """

@@ -3,7 +3,7 @@
 from pyodide.ffi import create_proxy
 from pyscript import document, window
 
-from pyscript_app import tour
+from pyscript_app.views import tour
 
 HIGHLIGHT = "tour-target"
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from . import activations as act
-from .network import Layer
+from pyscript_app.core import activations as act
+from pyscript_app.core.network import Layer
 
 # Viridis at five stops: perceptually uniform and readable for colour-blind users.
 # The scale's low end is dark purple, its high end bright yellow.

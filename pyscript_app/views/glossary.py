@@ -13,7 +13,7 @@ import html
 
 import numpy as np
 
-from pyscript_app import activations
+from pyscript_app.core import activations
 
 TERMS: dict[str, tuple[str, str]] = {
     "input": (

@@ -9,10 +9,12 @@ and the model on screen stays as it was.
 
 import asyncio
 
-from pyscript_app import explain, render
-from pyscript_app import export_format as fmt
-from pyscript_app import network as nw
-from pyscript_app.page_dom import el, fetch_bytes, listen
+from pyscript_app.core import explain
+
+from pyscript_app.views import render
+from pyscript_app.core import export_format as fmt
+from pyscript_app.core import network as nw
+from pyscript_app.page.dom import el, fetch_bytes, listen
 
 
 class Models:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .network import Network
+from pyscript_app.core.network import Network
 
 
 @dataclass

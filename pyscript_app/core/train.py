@@ -35,7 +35,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from pyscript_app import activations as act
+from pyscript_app.core import activations as act
 
 # --- the settings a user chooses (and the address carries) -------------------
 
@@ -705,7 +705,7 @@ class Trainer:
 
     def to_network(self, **export_args):
         """The current network as the page's ``network.Network`` (through the export, as a saved file would be)."""
-        from pyscript_app import network as nw
+        from pyscript_app.core import network as nw
 
         manifest, files = self.to_export(**export_args)
         return nw.build_network(manifest, files)

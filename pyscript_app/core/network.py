@@ -22,17 +22,12 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from pyscript_app import activations as act
+from pyscript_app.core import activations as act
 
-from pyscript_app import export_format as fmt
+from pyscript_app.core import export_format as fmt
 
 
-class ExportError(ValueError):
-    """An export (manifest, weights or data) is missing, broken or inconsistent.
-
-    The message names the file and what is wrong with it; it is meant to be
-    shown to a user as it is. (export_format.py raises it for every rule of the format.)
-    """
+ExportError = fmt.ExportError
 
 
 FORMAT, FORMAT_VERSION, MANIFEST_NAME = fmt.FORMAT, fmt.FORMAT_VERSION, fmt.MANIFEST_NAME

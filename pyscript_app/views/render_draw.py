@@ -10,9 +10,10 @@ import math
 
 import numpy as np
 
-from .network import Network
-from .preprocess import BOX, CENTRE, FIELD, area_resample
-from .view import View
+from pyscript_app.core.network import Network
+from pyscript_app.views import render
+from pyscript_app.core.preprocess import BOX, CENTRE, FIELD, area_resample
+from pyscript_app.core.view import View
 
 THUMB = 112  # longest side, in image pixels, of the inspector's pad and crop thumbnails (2x their CSS size)
 
@@ -132,6 +133,3 @@ def pad_reading(network: Network, view: View | None) -> str:
         return ""
     best = view.predicted
     return f'reads <b>{html.escape(network.class_labels[best])}</b> <small>{render.percent(float(view.activations[-1][best]))}</small>'
-
-
-from . import render  # noqa: E402  (render imports this module at its end)

@@ -10,7 +10,7 @@ import html
 import math
 from collections import deque
 
-from pyscript_app import train
+from pyscript_app.core import train
 
 # The loss curve keeps at most this many points: when full, every other one goes and each new
 # point then stands for twice as many batches, so a long run costs the same to draw as a short one.

@@ -7,8 +7,8 @@ of what is shown goes through the address (page.go).
 
 from pyscript import document
 
-from pyscript_app import explain, navigate
-from pyscript_app.page_dom import el, js_object
+from pyscript_app.core import explain, navigate
+from pyscript_app.page.dom import el, js_object
 
 
 def click_neuron(page, event, neuron):

@@ -15,8 +15,8 @@ import numpy as np
 from pyodide.ffi import create_proxy
 from pyscript import window
 
-from pyscript_app import flow
-from pyscript_app.page_dom import el
+from pyscript_app.core import flow
+from pyscript_app.page.dom import el
 
 
 class Connections:

@@ -13,10 +13,10 @@ import numpy as np
 from pyodide.ffi import create_proxy, to_js
 from pyscript import document
 
-from pyscript_app import render
-from pyscript_app.page_dom import el
-from pyscript_app.page_view import draw_view, updated
-from pyscript_app.preprocess import preprocess
+from pyscript_app.views import render, render_draw
+from pyscript_app.page.dom import el
+from pyscript_app.page.view import draw_view, updated
+from pyscript_app.core.preprocess import preprocess
 
 
 class Pad:
@@ -148,11 +148,11 @@ class Pad:
         network = page.network
         view = None if pre is None else render.view_for_drawing(network, pre.centred, state.knocked_out, state.neuron)
         if view is None:
-            el("view").innerHTML = render.empty_drawing_view(network)
+            el("view").innerHTML = render_draw.empty_drawing_view(network)
         else:
             draw_view(network, view)
-        el("pad-reading").innerHTML = render.pad_reading(network, view)
-        el("inspector").innerHTML = render.inspector(pad, pre, network.normalization)
+        el("pad-reading").innerHTML = render_draw.pad_reading(network, view)
+        el("inspector").innerHTML = render_draw.inspector(pad, pre, network.normalization)
         el("draw-panel").dataset.empty = "true" if pre is None else "false"
         updated(t0)
         if view is not None:  # the neuron card etc. follow the drawing too

@@ -14,8 +14,10 @@ import time
 from pyodide.ffi import create_proxy, to_js
 from pyscript import document, window
 
-from pyscript_app import explain, flow, render, state, train
-from pyscript_app.page_dom import el, in_idle_time
+from pyscript_app.core import explain, flow, state, train
+
+from pyscript_app.views import render
+from pyscript_app.page.dom import el, in_idle_time
 
 NOTE_SECONDS = 12  # how long a note about the address stays (it can be dismissed sooner)
 GLIDE_S = 0.3  # a new view glides to its colours (site/style.css) when the one before was shown this long
@@ -246,7 +248,7 @@ class Page:
 
     def draw_gallery(self):
         """#weight-gallery: what the first layer of the network shown has learned (again whenever its weights change)."""
-        from pyscript_app import gallery
+        from pyscript_app.views import gallery
 
         el("gallery-slot").innerHTML = gallery.gallery_html(self.network)
 

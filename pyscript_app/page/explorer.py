@@ -6,8 +6,10 @@ the weights), render_inside.py draws.
 
 import time
 
-from pyscript_app import explain, render_inside
-from pyscript_app.page_dom import el, js_object, rerender
+from pyscript_app.core import explain
+
+from pyscript_app.views import render_inside
+from pyscript_app.page.dom import el, js_object, rerender
 
 
 class Explorer:

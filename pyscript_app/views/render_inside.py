@@ -17,8 +17,9 @@ import json
 
 import numpy as np
 
-from . import explain, flow, glossary, render
-from .network import Network
+from pyscript_app.core import explain, flow
+from pyscript_app.views import glossary, render
+from pyscript_app.core.network import Network
 
 # ColorBrewer RdBu, 7 classes (blue = negative, red = positive).
 DIVERGING_STOPS = (

@@ -27,11 +27,12 @@ import numpy as np
 from pyodide.ffi import create_proxy, to_js
 from pyscript import window
 
-from pyscript_app import activations as act
-from pyscript_app import gallery, render, render_inside, state, train, train_view
-from pyscript_app import export_format as fmt
-from pyscript_app import network as nw
-from pyscript_app.page_dom import el, js_object, listen
+from pyscript_app.core import activations as act
+from pyscript_app.views import gallery, render, render_inside, train_view
+from pyscript_app.core import state, train
+from pyscript_app.core import export_format as fmt
+from pyscript_app.core import network as nw
+from pyscript_app.page.dom import el, js_object, listen
 
 MODEL_ID = "trained"  # the trained network's id in the picker and the address
 SLICE_S = 0.013  # Python time per slice: input and painting wait at most this long

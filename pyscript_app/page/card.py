@@ -5,8 +5,8 @@ Browser-side: the numbers come from explain.py, the markup from render_inside.py
 
 from pyscript import document
 
-from pyscript_app import render_inside
-from pyscript_app.page_dom import el, js_object, rerender
+from pyscript_app.views import render_inside
+from pyscript_app.page.dom import el, js_object, rerender
 
 
 class Card:
