@@ -1,6 +1,8 @@
 """The page's state as a URL hash, so any view can be shared, bookmarked and gone Back to.
 
-Format: ``#model=relu&sample=42&neuron=hidden_1:3&ko=hidden_1:3,7;hidden_2:5&mode=draw``.
+Format: ``#model=relu&sample=42&neuron=hidden_1:3&ko=hidden_1:3,7;hidden_2:5&mode=draw``, and for
+the "why" panel ``why=ig`` (the attribution method), ``class=5`` or ``class=6-5`` (6 rather than 5),
+``attack=3`` (make it a 3) and ``applied=1`` (the changed digit shown in the network).
 Every key is optional. A hand-edited link never breaks the page: :func:`read`
 turns any hash into the nearest valid state and says, in plain words, what it
 ignored or changed; the page then shows that state and rewrites the address
@@ -14,7 +16,8 @@ from typing import Mapping, Sequence
 from urllib.parse import parse_qsl, quote
 
 MODES = ("sample", "draw", "train")
-KEYS = ("model", "mode", "sample", "neuron", "ko")
+KEYS = ("model", "mode", "sample", "neuron", "ko", "why", "class", "attack", "applied")
+WHY_METHODS = ("gradxinput", "ig", "occlusion")  # the first is the default
 MAX_NOTE_VALUE = 24  # characters of a bad value quoted back in a note
 
 
@@ -26,6 +29,10 @@ class State:
     mode: str = "sample"  # one of MODES
     model: str | None = None  # the model's id (None: the default one)
     extra: dict[str, str] = field(default_factory=dict)  # keys another part of the page reads (train settings)
+    why: str = WHY_METHODS[0]  # the attribution method
+    target: int | tuple[int, int] | None = None  # the class attributed (a pair: the first rather than the second)
+    attack: int | None = None  # "make it a ...": the target class
+    applied: bool = False  # the attack's changed digit is what the network is shown
 
     def with_(self, **changes) -> "State":
         values = {**self.__dict__, **changes}
@@ -42,6 +49,7 @@ class Context:
     models: Sequence[str] | None = None  # model ids
     default_model: str | None = None
     extra_keys: Sequence[str] = ()  # keys kept as they are for another reader (train settings)
+    classes: int | None = None  # the output layer's classes
 
 
 def _int(text: str) -> int | None:
@@ -129,7 +137,38 @@ def read(hash_text: str, ctx: Context | None = None) -> tuple[State, list[str]]:
             notes.append(f"knock-out: {_quoted(name)} has no neuron {', '.join(map(_quoted, bad[:5]))}: ignored")
         if valid:
             state.knocked_out[name] = sorted(valid | set(state.knocked_out.get(name, ())))
+    _read_why(values, ctx, state, notes)
     return state, notes
+
+
+def _class(text: str, classes: int | None) -> int | None:
+    k = _int(text)
+    return None if k is None or (classes is not None and k >= classes) else k
+
+
+def _read_why(values: dict, ctx: Context, state: State, notes: list[str]) -> None:
+    """The why panel's keys: a method, a class (or two), an attack target; a bad one is dropped."""
+    if "why" in values:
+        if values["why"] in WHY_METHODS:
+            state.why = values["why"]
+        else:
+            notes.append(f"attribution method {_quoted(values['why'])} is unknown (one of {', '.join(WHY_METHODS)}): using {WHY_METHODS[0]}")
+    if "class" in values:
+        parts = values["class"].split("-")
+        picked = [_class(p, ctx.classes) for p in parts]
+        if len(parts) > 2 or None in picked or (len(picked) == 2 and picked[0] == picked[1]):
+            notes.append(f"no class {_quoted(values['class'])}: explaining the network's answer")
+        else:
+            state.target = picked[0] if len(picked) == 1 else (picked[0], picked[1])
+    if "attack" in values:
+        target = _class(values["attack"], ctx.classes)
+        if target is None:
+            notes.append(f"no class {_quoted(values['attack'])} to make it: no change searched for")
+        else:
+            state.attack = target
+            state.applied = values.get("applied") == "1"
+    if "applied" in values and not state.applied:
+        notes.append(f"applied={_quoted(values['applied'])} needs applied=1 and attack=<class>: ignored")
 
 
 def parse(hash_text: str, layer_units: dict[str, int] | None = None, samples: int | None = None) -> State:
@@ -150,5 +189,11 @@ def format(state: State) -> str:  # noqa: A001 (mirrors parse)
     groups = [f"{quote(name)}:{','.join(map(str, sorted(idx)))}" for name, idx in sorted(state.knocked_out.items()) if idx]
     if groups:
         parts.append("ko=" + ";".join(groups))
+    if state.why != WHY_METHODS[0]:
+        parts.append(f"why={state.why}")
+    if state.target is not None:
+        parts.append("class=" + (f"{state.target[0]}-{state.target[1]}" if isinstance(state.target, tuple) else str(state.target)))
+    if state.attack is not None:
+        parts.append(f"attack={state.attack}" + ("&applied=1" if state.applied else ""))
     parts += [f"{quote(k)}={quote(v)}" for k, v in state.extra.items()]
     return "#" + "&".join(parts) if parts else ""

@@ -1,0 +1,438 @@
+"""Why this answer, what a neuron wants, and how to fool it.
+
+Pure numpy: attribution maps (gradient x input, integrated gradients, occlusion), activation
+maximisation ("dreams"), a targeted attack with the smallest epsilon that works, and an untargeted
+robustness curve. Every gradient comes from the network's own backward pass
+(:func:`gradient`, which asks ``network.input_gradient``); nothing here differentiates by itself.
+
+Vocabulary:
+
+* ``u`` is a digit as the network's pixels in [0, 1] (grey level / 255), flat; the network's
+  input is ``network.normalize`` of the grey levels, that is ``u * 255 * scale + offset``.
+* What is attributed is a class's log-probability (the log of its softmax output), or the
+  difference of two classes' log-probabilities for "A versus B" (``target = (a, b)``).
+* A unit of a hidden layer is "excited" by its net input (pre-activation): the activation is a
+  monotone function of it, and its gradient does not vanish where a sigmoid saturates or a
+  ReLU is off.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+METHODS = ("gradxinput", "ig", "occlusion")
+METHOD_TITLES = {"gradxinput": "gradient x input", "ig": "integrated gradients", "occlusion": "occlusion"}
+IG_STEPS = 32  # gradients taken at first (the quadrature adds more where they fall short)
+IG_NODES = 8  # Gauss-Legendre nodes a segment
+IG_TOLERANCE = 0.005  # completeness wanted: |sum - (f(x) - f(b))| within this share of f(x) - f(b)
+IG_MOST_STEPS = 256
+OCCLUSION_PATCH, OCCLUSION_STRIDE = 6, 2
+
+
+# ---------------------------------------------------------------------------
+# objectives and their gradients
+
+
+def input_scale(network) -> tuple[float, float]:
+    """(a, b) with input = a * u + b for pixels u in [0, 1]."""
+    norm = network.normalization or {}
+    scale = float(norm.get("scale", 1.0 / 255.0))
+    return 255.0 * scale, float(norm.get("offset", 0.0))
+
+
+def to_input(network, u: np.ndarray) -> np.ndarray:
+    a, b = input_scale(network)
+    return np.asarray(u, dtype=np.float64) * a + b
+
+
+def from_grey(network, pixels: np.ndarray) -> np.ndarray:
+    """uint8 grey levels (any shape holding input_size values per digit) -> u in [0, 1], flat float64."""
+    p = np.asarray(pixels, dtype=np.float64)
+    return (p / 255.0).reshape(-1, network.input_size) if p.size != network.input_size else (p / 255.0).reshape(-1)
+
+
+def class_objective(target) -> tuple:
+    """``k`` -> the class's log-probability; ``(a, b)`` -> log p_a - log p_b."""
+    if isinstance(target, (tuple, list)):
+        a, b = (int(t) for t in target)
+        return ("logprob", a, b)
+    return ("logprob", int(target), None)
+
+
+def unit_objective(network, layer_name: str, index: int) -> tuple:
+    """A hidden unit's net input, or an output class's log-probability."""
+    if layer_name == network.output_layer.name:
+        return ("logprob", int(index), None)
+    return ("unit", layer_name, int(index))
+
+
+def gradient(network, x: np.ndarray, objective: tuple, knocked_out=None) -> tuple[np.ndarray, np.ndarray]:
+    """(value, d value / d input) of ``objective`` at network inputs ``x`` (n, input_size), float64.
+
+    ``objective``: ``("logprob", k, None)``, ``("logprob", a, b)`` (a difference) or
+    ``("unit", layer, index)`` (a unit's net input). The gradient is the network's own backward pass.
+    """
+    x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+    if objective[0] == "logprob":
+        _, a, b = objective
+        g = network.input_gradient(x, a, minus=b, knocked_out=knocked_out)
+        logp = _log_softmax(network.output_layer.net_input)  # the forward pass input_gradient ran
+        return logp[:, a] - (logp[:, b] if b is not None else 0.0), g
+    _, layer_name, index = objective
+    network.forward(x, knocked_out=knocked_out, keep=True)
+    layer = network.layer(layer_name)
+    seed = np.zeros((x.shape[0], layer.units))
+    seed[:, index] = 1.0
+    _, g = network.backward(seed, at_net_input=True, knocked_out=knocked_out, upto=layer_name, parameters=False)
+    return layer.net_input[:, index].copy(), g
+
+
+def _log_softmax(z: np.ndarray) -> np.ndarray:
+    shifted = z - z.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def net_inputs(network, x: np.ndarray, layer_name: str, knocked_out=None) -> np.ndarray:
+    """A layer's net inputs (float64, (n, units)) at network inputs ``x``."""
+    network.forward(np.atleast_2d(x), knocked_out=knocked_out, keep=True)
+    return network.layer(layer_name).net_input.copy()
+
+
+def objective_value(network, x: np.ndarray, objective: tuple, knocked_out=None) -> np.ndarray:
+    """The objective's value at inputs ``x`` (n, input_size), from the forward pass only."""
+    if objective[0] == "logprob":
+        _, a, b = objective
+        logp = log_probabilities(network, x, knocked_out)
+        return logp[:, a] - (logp[:, b] if b is not None else 0.0)
+    _, layer, index = objective
+    return net_inputs(network, x, layer, knocked_out)[:, index]
+
+
+def log_probabilities(network, x: np.ndarray, knocked_out=None) -> np.ndarray:
+    """log softmax of the output layer's net input, float64, (n, classes)."""
+    return _log_softmax(net_inputs(network, x, network.output_layer.name, knocked_out))
+
+
+# ---------------------------------------------------------------------------
+# attribution
+
+
+@dataclass
+class Attribution:
+    method: str
+    target: tuple  # the objective
+    values: np.ndarray  # (input_size,) float64: each pixel's share
+    total: float  # the sum of values
+    value: float  # f(x)
+    baseline_value: float | None = None  # f(baseline), for integrated gradients
+    steps: int = 0  # gradients taken (integrated gradients)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        _, a, b = self.target
+        return str(a) if b is None else f"{a}-{b}"
+
+
+def attribute(network, pixels_u: np.ndarray, method: str = "gradxinput", target=None, knocked_out=None) -> Attribution:
+    """How each pixel pushes ``target``'s log-probability (default: the predicted class) at digit ``u``."""
+    u = np.asarray(pixels_u, dtype=np.float64).reshape(-1)
+    x = to_input(network, u)
+    if target is None:
+        target = int(np.argmax(objective_value_all(network, x, knocked_out)))
+    objective = class_objective(target)
+    if method == "gradxinput":
+        value, g = gradient(network, x[None], objective, knocked_out)
+        baseline = to_input(network, np.zeros_like(u))
+        values = (x - baseline) * g[0]
+        return Attribution(method, objective, values, float(values.sum()), float(value[0]))
+    if method == "ig":
+        return integrated_gradients(network, u, objective, knocked_out=knocked_out)
+    if method == "occlusion":
+        return occlusion(network, u, objective, knocked_out=knocked_out)
+    raise ValueError(f"unknown attribution method {method!r}; one of {', '.join(METHODS)}")
+
+
+def objective_value_all(network, x, knocked_out=None) -> np.ndarray:
+    return log_probabilities(network, np.atleast_2d(x), knocked_out)[0]
+
+
+def integrated_gradients(network, u: np.ndarray, objective: tuple, steps: int = IG_STEPS, knocked_out=None,
+                         tolerance: float = IG_TOLERANCE, most: int = IG_MOST_STEPS) -> Attribution:
+    """Integrated gradients from a black baseline: (x - b) times the gradient integrated along the straight path.
+
+    The integral is taken by adaptive Gauss-Legendre quadrature: ``steps`` gradients in
+    ``steps / IG_NODES`` equal segments first; a segment whose estimate of the objective's change
+    differs from the change itself (two forward passes at its ends) is halved, until the
+    attributions add up to f(x) - f(b) within ``tolerance`` of it (completeness) or ``most``
+    gradients were taken. A smooth network needs the first ``steps``; a ReLU network that grows
+    confident within a small part of the path needs more there.
+    """
+    x = to_input(network, u)
+    b = to_input(network, np.zeros_like(u))
+    direction = x - b
+    nodes, weights = np.polynomial.legendre.leggauss(IG_NODES)
+    nodes, weights = (nodes + 1) / 2, weights / 2
+
+    def estimate(segments):
+        """Per segment: its share of every pixel (its gradients' weighted sum times its length)."""
+        alphas = np.concatenate([lo + (hi - lo) * nodes for lo, hi in segments])
+        _, g = gradient(network, b[None] + alphas[:, None] * direction[None], objective, knocked_out)
+        g = g.reshape(len(segments), IG_NODES, -1)
+        return [(hi - lo) * (weights[:, None] * g[i]).sum(axis=0) for i, (lo, hi) in enumerate(segments)]
+
+    def values_at(alphas):
+        return objective_value(network, b[None] + np.asarray(alphas)[:, None] * direction[None], objective, knocked_out)
+
+    count = max(1, steps // IG_NODES)
+    edges = np.linspace(0.0, 1.0, count + 1)
+    f_edges = values_at(edges)
+    segments = {(float(lo), float(hi)): (float(f_lo), float(f_hi))
+                for lo, hi, f_lo, f_hi in zip(edges[:-1], edges[1:], f_edges[:-1], f_edges[1:])}
+    shares = dict(zip(segments, estimate(list(segments))))
+    total_change = float(f_edges[-1] - f_edges[0])
+    used = count * IG_NODES
+    while True:
+        errors = {s: abs(float(shares[s] @ direction) - (f[1] - f[0])) for s, f in segments.items()}
+        if sum(errors.values()) <= tolerance * abs(total_change) + 1e-9 or used >= most:
+            break
+        limit = tolerance * abs(total_change) / len(segments)
+        worst = sorted((s for s in errors if errors[s] > limit), key=errors.get, reverse=True)
+        worst = worst[: max(1, (most - used) // (2 * IG_NODES))]
+        mids = [(lo + hi) / 2 for lo, hi in worst]
+        f_mids = values_at(mids)
+        halves = []
+        for (lo, hi), mid, f_mid in zip(worst, mids, f_mids):
+            f_lo, f_hi = segments.pop((lo, hi))
+            del shares[(lo, hi)]
+            segments[(lo, mid)], segments[(mid, hi)] = (f_lo, float(f_mid)), (float(f_mid), f_hi)
+            halves += [(lo, mid), (mid, hi)]
+        shares.update(zip(halves, estimate(halves)))
+        used += len(halves) * IG_NODES
+    values = direction * np.sum(list(shares.values()), axis=0)
+    att = Attribution("ig", objective, values, float(values.sum()), float(f_edges[-1]), float(f_edges[0]))
+    att.steps = used
+    return att
+
+
+def occlusion(network, u: np.ndarray, objective: tuple, patch: int = OCCLUSION_PATCH,
+              stride: int = OCCLUSION_STRIDE, knocked_out=None) -> Attribution:
+    """How much ``objective`` drops when a ``patch`` x ``patch`` square is blacked out, for every position.
+
+    Each pixel gets the mean drop of the patches that cover it: positive where hiding the pixel
+    lowers the class's log-probability (it pushed towards the class).
+    """
+    rows, cols = network.image_shape
+    image = np.asarray(u, dtype=np.float64).reshape(rows, cols)
+    tops = list(range(0, max(rows - patch, 0) + 1, stride))
+    lefts = list(range(0, max(cols - patch, 0) + 1, stride))
+    if tops[-1] != max(rows - patch, 0):
+        tops.append(max(rows - patch, 0))
+    if lefts[-1] != max(cols - patch, 0):
+        lefts.append(max(cols - patch, 0))
+    batch = np.repeat(image[None], len(tops) * len(lefts), axis=0)
+    boxes = []
+    for t in tops:
+        for left in lefts:
+            batch[len(boxes), t : t + patch, left : left + patch] = 0.0
+            boxes.append((t, left))
+    x = to_input(network, image.reshape(-1))
+    base = float(objective_value(network, x[None], objective, knocked_out)[0])
+    drops = base - objective_value(network, to_input(network, batch.reshape(len(boxes), -1)), objective, knocked_out)
+    total = np.zeros((rows, cols))
+    count = np.zeros((rows, cols))
+    for (t, left), d in zip(boxes, drops):
+        total[t : t + patch, left : left + patch] += d
+        count[t : t + patch, left : left + patch] += 1
+    values = (total / np.maximum(count, 1)).reshape(-1)
+    return Attribution("occlusion", objective, values, float(values.sum()), base)
+
+
+# ---------------------------------------------------------------------------
+# fooling it: a targeted attack under a maximum per-pixel change
+
+
+ATTACK_STEPS = 24
+EPSILON_LADDER = (0.02, 0.04, 0.07, 0.1, 0.15, 0.2, 0.3, 0.45, 0.65, 1.0)
+EPSILON_REFINE = 8  # epsilons tried between the largest that failed and the smallest that worked
+MOVED = 0.1  # a pixel "moved" when it changed by more than this
+
+
+@dataclass
+class Attack:
+    target: int
+    found: bool
+    epsilon: float | None  # the smallest bound that worked (None: not even 1)
+    pixels: np.ndarray  # (input_size,) the changed digit in [0, 1] (the original when not found)
+    change: np.ndarray  # pixels - original
+    prediction: int
+    confidence: float  # the prediction's probability
+    moved: int  # pixels changed by more than MOVED
+    message: str = ""
+
+
+def _attack_batch(network, u: np.ndarray, target: int, levels: np.ndarray, knocked_out=None,
+                  steps: int = ATTACK_STEPS) -> tuple[np.ndarray, np.ndarray]:
+    """Projected gradient ascent on the target's log-probability, one row per bound.
+
+    ``levels`` are the bounds in grey levels (eps = level / 255). Each row starts at ``u``, moves
+    a few grey levels along the gradient's sign per step and is projected back onto
+    ``|change| <= eps`` and [0, 1]; every pixel stays a whole grey level, so the changed digit is
+    an image like any other (the view shows exactly what was found). Returns (the digits,
+    whether each row was read as the target at some step: the first such digit is kept).
+    """
+    a, _ = input_scale(network)
+    grey = np.rint(np.asarray(u, dtype=np.float64) * 255.0)
+    bound = np.asarray(levels, dtype=np.float64)[:, None]
+    stride = np.maximum(np.rint(2.5 * bound / steps), 1.0)
+    adv = np.repeat(grey[None], len(levels), axis=0)
+    best = adv.copy()
+    done = np.zeros(len(levels), dtype=bool)
+    objective = class_objective(target)
+    for _ in range(steps):
+        _, g = gradient(network, to_input(network, adv / 255.0), objective, knocked_out)
+        adv = np.clip(np.clip(adv + stride * np.sign(g * a), grey - bound, grey + bound), 0.0, 255.0)
+        hit = log_probabilities(network, to_input(network, adv / 255.0), knocked_out).argmax(axis=1) == target
+        new = hit & ~done
+        best[new] = adv[new]
+        done |= hit
+        if done.all():
+            break
+    return best / 255.0, done
+
+
+def attack(network, pixels_u: np.ndarray, target: int, knocked_out=None) -> Attack:
+    """The smallest change (max per-pixel epsilon) found that makes the network answer ``target``.
+
+    Tries a ladder of epsilons at once (one batch), then refines between the largest that failed
+    and the smallest that worked (a second batch). The answer is read again by a forward pass.
+    """
+    u = np.rint(np.asarray(pixels_u, dtype=np.float64).reshape(-1) * 255.0) / 255.0
+    target = int(target)
+    probs0 = np.exp(log_probabilities(network, to_input(network, u)[None], knocked_out)[0])
+    if int(probs0.argmax()) == target:
+        return Attack(target, True, 0.0, u.copy(), np.zeros_like(u), target, float(probs0[target]), 0,
+                      "the network already reads this digit as that class")
+    ladder = np.unique(np.maximum(np.rint(np.asarray(EPSILON_LADDER) * 255.0), 1.0))
+    digits, ok = _attack_batch(network, u, target, ladder, knocked_out)
+    if not ok.any():
+        return Attack(target, False, None, u.copy(), np.zeros_like(u), int(probs0.argmax()), float(probs0.max()), 0,
+                      f"no change of at most 1 per pixel made the network answer {network.class_labels[target]}")
+    first = int(np.argmax(ok))
+    found, level = digits[first], float(ladder[first])
+    low = float(ladder[first - 1]) if first > 0 else 0.0
+    finer = np.unique(np.rint(np.linspace(low, level, EPSILON_REFINE + 2)[1:-1]))
+    finer = finer[(finer > low) & (finer < level)]
+    if finer.size:
+        digits2, ok2 = _attack_batch(network, u, target, finer, knocked_out)
+        if ok2.any():
+            i = int(np.argmax(ok2))
+            found, level = digits2[i], float(finer[i])
+    probs = np.exp(log_probabilities(network, to_input(network, found)[None], knocked_out)[0])
+    change = found - u
+    return Attack(target, True, level / 255.0, found, change, int(probs.argmax()), float(probs.max()),
+                  int((np.abs(change) > MOVED).sum()))
+
+
+# ---------------------------------------------------------------------------
+# robustness: accuracy against epsilon, one signed-gradient step per digit (untargeted)
+
+ROBUSTNESS_EPSILONS = (0.0, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3)
+ROBUSTNESS_CHUNK = 250
+
+
+def robustness_steps(network, testset, epsilons=ROBUSTNESS_EPSILONS, knocked_out=None, chunk: int = ROBUSTNESS_CHUNK):
+    """Accuracy after a one-step attack (fast gradient sign) at each epsilon, computed a chunk at a time.
+
+    A generator: each step handles ``chunk`` test digits and yields (digits done, total); the
+    last value it returns (``StopIteration.value``) is the accuracies, one per epsilon. The
+    attack lowers the true class's log-probability: u' = clip(u - eps * sign(d log p_true / du)).
+    """
+    images = np.asarray(testset.images).reshape(len(testset), -1)
+    labels = np.asarray(testset.labels).astype(np.intp)
+    eps = np.asarray(epsilons, dtype=np.float64)
+    correct = np.zeros(len(eps), dtype=np.int64)
+    a, _ = input_scale(network)
+    n = len(labels)
+    for start in range(0, n, chunk):
+        u = images[start : start + chunk].astype(np.float64) / 255.0
+        y = labels[start : start + chunk]
+        x = to_input(network, u)
+        g = np.empty_like(x)
+        for k in np.unique(y):  # one backward per class present: the objective is per class
+            rows = y == k
+            _, g[rows] = gradient(network, x[rows], class_objective(int(k)), knocked_out)
+        direction = -np.sign(g * a)
+        for j, e in enumerate(eps):
+            adv = np.clip(u + e * direction, 0.0, 1.0)
+            correct[j] += int((log_probabilities(network, to_input(network, adv), knocked_out).argmax(axis=1) == y).sum())
+        yield min(start + chunk, n), n
+    return correct / max(n, 1)
+
+
+def robustness_curve(network, testset, epsilons=ROBUSTNESS_EPSILONS, knocked_out=None) -> np.ndarray:
+    steps = robustness_steps(network, testset, epsilons, knocked_out)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as stop:
+            return stop.value
+
+
+# ---------------------------------------------------------------------------
+# what a neuron wants: activation maximisation
+
+DREAM_STEPS = 160
+DREAM_RATE = 0.05
+DREAM_L2 = 0.02  # pulls pixels towards black: a picture of what matters, not noise everywhere
+DREAM_BLUR_EVERY = 8
+DREAM_POLISH = 24  # last steps without blur or jitter
+
+
+def _blur(image: np.ndarray) -> np.ndarray:
+    """A 3x3 binomial blur (1 2 1 / 4 in each direction), edges repeated."""
+    p = np.pad(image, 1, mode="edge")
+    rows = (p[:-2] + 2 * p[1:-1] + p[2:]) / 4
+    return (rows[:, :-2] + 2 * rows[:, 1:-1] + rows[:, 2:]) / 4
+
+
+def dream_steps(network, layer_name: str, index: int, knocked_out=None, steps: int = DREAM_STEPS, seed: int = 0):
+    """Gradient ascent on the input for one unit, a few steps per call (a generator).
+
+    Starts grey (0.5), keeps pixels in [0, 1]; normalised-gradient steps with an L2 pull to
+    black, a blur every few steps and a random one-pixel jitter, then plain steps to polish.
+    Yields (steps done, steps); returns (``StopIteration.value``) the image u (input_size,).
+    """
+    rows, cols = network.image_shape
+    objective = unit_objective(network, layer_name, index)
+    rng = np.random.default_rng(seed)
+    u = np.full(rows * cols, 0.5)
+    a, _ = input_scale(network)
+    for i in range(steps):
+        polish = i >= steps - DREAM_POLISH
+        dy, dx = (0, 0) if polish else (int(v) for v in rng.integers(-1, 2, 2))
+        shifted = np.roll(u.reshape(rows, cols), (dy, dx), axis=(0, 1)).reshape(-1)
+        _, g = gradient(network, to_input(network, shifted)[None], objective, knocked_out)
+        g = np.roll((g[0] * a).reshape(rows, cols), (-dy, -dx), axis=(0, 1)).reshape(-1)
+        if not polish:
+            g = g - DREAM_L2 * u
+        size = float(np.sqrt(np.mean(g * g)))
+        if size > 0 and math.isfinite(size):
+            u = np.clip(u + DREAM_RATE * g / size, 0.0, 1.0)
+        if not polish and (i + 1) % DREAM_BLUR_EVERY == 0:
+            u = _blur(u.reshape(rows, cols)).reshape(-1)
+        if (i + 1) % 8 == 0 or i + 1 == steps:
+            yield i + 1, steps
+    return u
+
+
+def dream(network, layer_name: str, index: int, knocked_out=None, steps: int = DREAM_STEPS) -> np.ndarray:
+    gen = dream_steps(network, layer_name, index, knocked_out, steps)
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value

@@ -1,0 +1,234 @@
+"""The "why" panel as HTML: the attribution map, "Make it a ...", the robustness curves; the card's dream.
+
+Pure Python + numpy (no browser imports); the numbers come from core/why.py.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+
+import numpy as np
+
+from pyscript_app.core import why
+from pyscript_app.views import glossary, render, render_inside
+
+METHOD_NOTES = {
+    "gradxinput": (
+        "Gradient × input: how fast the answer's log-probability changes with each pixel, times the pixel. "
+        "Quick and exact for this digit, but only local: a pixel that is already saturating can matter and still show little."
+    ),
+    "ig": (
+        "Integrated gradients: the gradient averaged along a straight path from a black image to this digit "
+        f"({why.IG_STEPS} steps), times the pixel. The shares add up to the change in log-probability from black to "
+        "this digit (the sum shown). It depends on the choice of black as the starting point."
+    ),
+    "occlusion": (
+        f"Occlusion: a {why.OCCLUSION_PATCH} × {why.OCCLUSION_PATCH} black square slides over the digit; each pixel "
+        "gets how much the log-probability drops, on average, when it is hidden. Easy to trust, but coarse, and it "
+        "only sees what a black patch removes (never what missing ink would add)."
+    ),
+}
+
+
+def _floats(values) -> str:
+    return ",".join(repr(float(v)) for v in np.asarray(values, dtype=np.float64).reshape(-1))
+
+
+def _limit(values) -> float:
+    top = float(np.max(np.abs(values))) if np.size(values) else 0.0
+    return top if top > 0 and math.isfinite(top) else 1.0
+
+
+def attribution_figure(network, att: why.Attribution) -> str:
+    """``#attribution``: the map (red: pushes towards the class, blue: away) with its numbers as data."""
+    shape = tuple(network.image_shape)
+    values = np.nan_to_num(att.values, nan=0.0, posinf=0.0, neginf=0.0)
+    limit = _limit(values)
+    _, a, b = att.target
+    labels = network.class_labels
+    what = f"digit {labels[a]}" if b is None else f"{labels[a]} rather than {labels[b]}"
+    rgb = render_inside.diverging_rgb(values.reshape(shape), limit)
+    sentence = ""
+    if not np.any(values):
+        sentence = '<p class="note" id="attribution-flat">Every pixel gets 0 here: nothing in this digit moves the answer (a blank input, or units that are all off or saturated).</p>'
+    total = f"sum of the map {render_inside.signed(att.total, 3)}"
+    if att.baseline_value is not None:
+        total += (f" = log-probability change from black {render_inside.signed(att.value - att.baseline_value, 3)}"
+                  f" (off by {render_inside.signed(att.total - (att.value - att.baseline_value), 3)})")
+    return (
+        f'<figure id="attribution" class="attribution" data-method="{att.method}" data-class="{html.escape(att.label)}" '
+        f'data-values="{_floats(values)}" data-sum="{repr(float(att.total))}" data-value="{repr(float(att.value))}">'
+        f'<img class="wimg" src="{render.png_data_url(rgb)}" alt="{html.escape(f"Why {what}: red pixels push towards it, blue ones away")}">'
+        f'<figcaption>Why <b>{html.escape(what)}</b>: {why.METHOD_TITLES[att.method]}'
+        f'<span class="att-sum" id="attribution-sum"> &middot; {total}</span></figcaption>'
+        + render_inside.diverging_legend(limit, "share of the log-probability") + sentence + '</figure>'
+    )
+
+
+def method_buttons(current: str) -> str:
+    return '<div class="why-methods" role="group" aria-label="Attribution method">' + "".join(
+        f'<button type="button" class="secondary small" data-action="why-method" data-method="{m}" '
+        f'aria-pressed="{"true" if m == current else "false"}">{why.METHOD_TITLES[m]}</button>'
+        for m in why.METHODS) + "</div>"
+
+
+def class_picker(network, target) -> str:
+    labels = network.class_labels
+    a, b = (target if isinstance(target, tuple) else (target, None))
+    options = "".join(f'<option value="{k}"{" selected" if k == a else ""}>{html.escape(l)}</option>' for k, l in enumerate(labels))
+    versus = '<option value="">nothing</option>' + "".join(
+        f'<option value="{k}"{" selected" if k == b else ""}>{html.escape(l)}</option>' for k, l in enumerate(labels))
+    return (
+        '<span class="why-class"><label for="why-class">class</label> '
+        f'<select id="why-class" data-action="why-class">{options}</select> '
+        f'<label for="why-versus">versus</label> <select id="why-versus" data-action="why-versus">{versus}</select></span>'
+    )
+
+
+def why_panel(network, att: why.Attribution, target_given: bool) -> str:
+    """The attribution part of the panel: method buttons, class choice, the map and the method's note."""
+    _, a, b = att.target
+    target = a if b is None else (a, b)
+    note = f'<details class="note-details"><summary aria-label="What this method means">?</summary><p>{METHOD_NOTES[att.method]}</p></details>'
+    default = "" if target_given else ' <span class="note">(the network\'s answer; pick another class, or click "why not" on an output bar)</span>'
+    return (
+        f'<div class="why-map">{method_buttons(att.method)}{note}'
+        f'<p class="why-target">{class_picker(network, target)}{default}</p>'
+        f'{attribution_figure(network, att)}</div>'
+    )
+
+
+def grey_image(u, shape, element_id: str, alt: str, attrs: str = "") -> str:
+    pixels = np.clip(np.rint(np.asarray(u, dtype=np.float64).reshape(shape) * 255), 0, 255).astype(np.uint8)
+    return render.digit_image(pixels, element_id, alt, attrs, cls="digit small")
+
+
+def attack_buttons(network, current: int | None) -> str:
+    labels = network.class_labels
+    return '<div class="attack-targets" role="group" aria-label="Make it a ...">' + "".join(
+        f'<button type="button" class="secondary small" data-action="attack" data-attack-target="{k}"'
+        f'{" aria-current=true" if k == current else ""}>{html.escape(l)}</button>' for k, l in enumerate(labels)) + "</div>"
+
+
+def attack_result(network, result: why.Attack, applied: bool) -> str:
+    shape = tuple(network.image_shape)
+    labels = network.class_labels
+    if not result.found:
+        return (f'<div id="attack-result" class="attack-result" data-target="{result.target}" data-found="false" '
+                f'data-epsilon="" data-prediction="{result.prediction}" data-pixels="{_floats(result.pixels)}">'
+                f'<p class="warn">{html.escape(result.message)}.</p></div>')
+    change = result.change
+    limit = _limit(change)
+    rgb = render_inside.diverging_rgb(change.reshape(shape), limit)
+    apply = (
+        '<button type="button" class="secondary" data-action="attack-undo" id="attack-undo">Undo</button>' if applied else
+        '<button type="button" class="primary small" data-action="attack-apply" id="attack-apply">Apply: show it in the network</button>'
+    )
+    return (
+        f'<div id="attack-result" class="attack-result" data-target="{result.target}" data-found="true" '
+        f'data-epsilon="{repr(float(result.epsilon))}" data-prediction="{result.prediction}" '
+        f'data-confidence="{repr(float(result.confidence))}" data-moved="{result.moved}" data-pixels="{_floats(result.pixels)}">'
+        '<div class="attack-images">'
+        f'<figure>{grey_image(result.pixels, shape, "attack-digit", "the changed digit")}<figcaption>changed digit</figcaption></figure>'
+        f'<figure><img class="wimg" src="{render.png_data_url(rgb)}" alt="the change: red added, blue removed"><figcaption>the change (&times;{1 / limit:.1f})</figcaption></figure>'
+        '</div>'
+        f'<p>Now read as <b>{html.escape(labels[result.prediction])}</b> ({render.percent(result.confidence)}). '
+        f'No pixel changed by more than <b>{result.epsilon:.3f}</b> (epsilon, of 1); '
+        f'{result.moved} pixel{"s" if result.moved != 1 else ""} moved by more than {why.MOVED}.</p>'
+        + (f'<p class="note">{html.escape(result.message)}.</p>' if result.message else "")
+        + f'<p>{apply}</p></div>'
+    )
+
+
+def attack_panel(network, result: why.Attack | None, applied: bool, busy: str = "") -> str:
+    body = attack_result(network, result, applied) if result is not None else '<p class="note">Pick a class: the smallest change that makes the network answer it is searched for.</p>'
+    return (
+        '<div class="attack"><h3>Fool it: make it a &hellip;</h3>'
+        f'{attack_buttons(network, None if result is None else result.target)}'
+        f'<p class="note" id="attack-busy" role="status">{html.escape(busy)}</p>{body}'
+        '<details class="note-details"><summary aria-label="How the change is found">?</summary><p>'
+        f'Gradient steps push the target class\'s log-probability up, {why.ATTACK_STEPS} at most, with every pixel kept within '
+        'epsilon of the original and within black to white. The smallest epsilon that works is searched for. A network '
+        'that can be fooled by changes this small has not learned what a person sees in the digit.</p></details></div>'
+    )
+
+
+def robustness_svg(curves: dict, epsilons=why.ROBUSTNESS_EPSILONS, width: int = 300, height: int = 150) -> str:
+    """Test accuracy against epsilon, one line per model: ``curves`` maps a title to accuracies (or None)."""
+    left, bottom, top, right = 34, 22, 8, 8
+    eps = np.asarray(epsilons, dtype=np.float64)
+    top_eps = float(eps.max()) or 1.0
+
+    def x(e):
+        return left + (width - left - right) * e / top_eps
+
+    def y(a):
+        return top + (height - top - bottom) * (1 - a)
+
+    palette = ("#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9")
+    lines, keys = [], []
+    for n, (title, acc) in enumerate(curves.items()):
+        if acc is None:
+            continue
+        colour = palette[n % len(palette)]
+        points = " ".join(f"{x(e):.1f},{y(float(a)):.1f}" for e, a in zip(eps, acc))
+        lines.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{points}"/>')
+        keys.append(f'<li><span class="swatch" style="background:{colour}"></span>{html.escape(title)}: '
+                    f'{render.percent(float(acc[0]))} &rarr; {render.percent(float(acc[-1]))} at {top_eps:g}</li>')
+    axes = (f'<line x1="{left}" y1="{y(0)}" x2="{width - right}" y2="{y(0)}" stroke="#888"/>'
+            f'<line x1="{left}" y1="{y(0)}" x2="{left}" y2="{y(1)}" stroke="#888"/>'
+            + "".join(f'<text x="{left - 4}" y="{y(a) + 4:.1f}" text-anchor="end" font-size="10">{int(a * 100)}%</text>' for a in (0, 0.5, 1))
+            + "".join(f'<text x="{x(e):.1f}" y="{height - 6}" text-anchor="middle" font-size="10">{e:g}</text>' for e in (0, top_eps / 2, top_eps)))
+    return (f'<svg class="robustness" viewBox="0 0 {width} {height}" role="img" aria-label="Test accuracy against epsilon">'
+            f'{axes}{"".join(lines)}</svg><ul class="robust-key">{"".join(keys)}</ul>')
+
+
+def robustness_panel(curves: dict, progress: str = "") -> str:
+    return (
+        '<div class="robust" id="robustness"><h3>How robust is it?</h3>'
+        f'<p class="note" id="robustness-progress" role="status">{html.escape(progress)}</p>'
+        + robustness_svg(curves) +
+        '<p class="note">Test accuracy when every test digit gets one step of the change that hurts its true class most '
+        '(each pixel moved by epsilon, black to white kept). The curves of every network looked at are compared.</p></div>'
+    )
+
+
+def dream_html(network, layer_name: str, index: int, u, activation: float, best: float, best_index: int | None) -> str:
+    """The card's "what it wants": the image that excites the unit most, its activation against the best test digit."""
+    shape = tuple(network.image_shape)
+    layer = network.layer(layer_name)
+    shown = render.percent(activation) if layer.is_output else f"{activation:.4f}"
+    best_text = render.percent(best) if layer.is_output else f"{best:.4f}"
+    compare = "more than" if activation > best else ("as much as" if activation == best else "less than")
+    return (
+        f'<figure id="neuron-dream" data-pixels="{_floats(u)}" data-activation="{repr(float(activation))}" data-best="{repr(float(best))}">'
+        + grey_image(u, shape, "", f"the image that excites {render_inside.unit_name(network, layer_name, index)} most")
+        + f'<figcaption>What it wants: {shown}, {compare} the best test digit'
+        + (f' (#{best_index}, {best_text})' if best_index is not None else f' ({best_text})') + '</figcaption></figure>'
+    )
+
+
+def class_means_svg(network, means) -> str:
+    labels = network.class_labels
+    m = np.nan_to_num(np.asarray(means, dtype=np.float64))
+    limit = _limit(m)
+    width, height, base = 200, 60, 48
+    bar = width / len(m)
+    bars = "".join(
+        f'<rect x="{i * bar + 1:.1f}" y="{base - max(v, 0) / limit * 40:.1f}" width="{bar - 2:.1f}" height="{abs(v) / limit * 40:.1f}" fill="{"#b2182b" if v >= 0 else "#2166ac"}"><title>{html.escape(labels[i])}: {v:.3f}</title></rect>'
+        f'<text x="{i * bar + bar / 2:.1f}" y="{height - 2}" text-anchor="middle" font-size="9">{html.escape(labels[i])}</text>'
+        for i, v in enumerate(m))
+    return (f'<svg class="class-means" id="card-class-means" data-values="{_floats(m)}" viewBox="0 0 {width} {height}" role="img" '
+            f'aria-label="mean activation per class">{bars}</svg>')
+
+
+def wants_section(network, testset, layer_name, index, dream_part: str, least, means, current) -> str:
+    thumbs = "".join(render_inside._thumb(testset, int(i), "Show test digit {i} (labelled {label})", current) for i in least)
+    return (
+        '<section class="wants"><h3>What it wants</h3>'
+        f'<div id="dream-slot">{dream_part}</div>'
+        '<h3>Test digits that excite it least</h3>'
+        f'<div class="top-digits" id="card-least" data-samples="{",".join(str(int(i)) for i in least)}">{thumbs}</div>'
+        '<h3>Mean activation per class</h3>' + class_means_svg(network, means) + '</section>'
+    )

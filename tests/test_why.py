@@ -1,0 +1,197 @@
+"""Why this answer, what a neuron wants, how to fool it (pyscript_app/core/why.py), in CPython.
+
+Checked against independent computations: TensorFlow's GradientTape on a Keras model built from the
+export's .npy files, and the tests' own float64 forward pass (tests/reference.py). Every committed model
+and the random test exports (conftest's model_dir) run through the same checks.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+import reference
+from pyscript_app.core import network as nw
+from pyscript_app.core import why
+
+DIGITS = (0, 7, 21, 1234, 4321)
+
+
+@pytest.fixture(scope="module")
+def ref(model_dir):
+    return reference.load(model_dir)[1]
+
+
+@pytest.fixture(scope="module")
+def keras_model(model_dir):
+    """A float64 Keras model with the export's weights: its log-softmax and input gradient come from TensorFlow."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    keras = pytest.importorskip("keras")
+    manifest, layers = reference.load(model_dir)
+    model = keras.Sequential([keras.Input((manifest["input"]["size"],), dtype="float64")]
+                             + [keras.layers.Dense(w.shape[1], activation=a, dtype="float64") for w, _, a in layers])
+    for dense, (w, b, _) in zip(model.layers, layers):
+        dense.set_weights([w, b])
+    return model
+
+
+def tape_gradient(keras_model, x, a, b=None):
+    """d (log p_a - log p_b) / dx from TensorFlow, float64."""
+    import tensorflow as tf
+
+    xt = tf.constant(np.atleast_2d(x), dtype=tf.float64)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        logp = tf.math.log(keras_model(xt))
+        f = logp[:, a] - (logp[:, b] if b is not None else 0.0)
+    return tape.gradient(f, xt).numpy(), f.numpy()
+
+
+def pixels(testset, i):
+    return testset.images[i].reshape(-1).astype(np.float64) / 255.0
+
+
+def reference_logp(ref, u):
+    probs = reference.forward(ref, np.atleast_2d(u))[-1]
+    return np.log(probs)
+
+
+def test_gradient_x_input_equals_tensorflow(export, keras_model):
+    network, testset = export
+    for i in DIGITS:
+        u = pixels(testset, i)
+        att = why.attribute(network, u, "gradxinput")
+        predicted = int(network.predict(network.normalize(testset.images[i])))
+        g, f = tape_gradient(keras_model, u, predicted)
+        expected = u * g[0]
+        assert att.target == ("logprob", predicted, None)
+        scale = np.abs(expected).max()
+        assert np.abs(att.values - expected).max() <= 1e-5 * scale + 1e-12, i
+        assert att.value == pytest.approx(float(f[0]), rel=1e-5, abs=1e-6)
+        assert att.total == pytest.approx(float(att.values.sum()))
+
+
+def test_a_contrast_is_the_difference_of_two_log_probabilities(export, keras_model):
+    network, testset = export
+    u = pixels(testset, 21)
+    att = why.attribute(network, u, "gradxinput", target=(6, 5))
+    g, f = tape_gradient(keras_model, u, 6, 5)
+    assert np.abs(att.values - u * g[0]).max() <= 1e-5 * np.abs(u * g[0]).max() + 1e-12
+    assert att.value == pytest.approx(float(f[0]), rel=1e-5, abs=1e-6)
+    assert att.label == "6-5"
+
+
+def test_integrated_gradients_are_complete_within_one_percent(export, ref):
+    network, testset = export
+    for i in DIGITS:
+        u = pixels(testset, i)
+        att = why.attribute(network, u, "ig", target=int(testset.labels[i]))
+        k = int(testset.labels[i])
+        fx, fb = reference_logp(ref, u)[0, k], reference_logp(ref, np.zeros_like(u))[0, k]
+        assert att.value == pytest.approx(fx, rel=1e-5, abs=1e-6)
+        assert att.baseline_value == pytest.approx(fb, rel=1e-5, abs=1e-6)
+        gap = abs(att.total - (fx - fb))
+        # Within 1 %; a ReLU network that turns confident within a sliver of the path can use up the
+        # quadrature's most gradients first: then the page shows the gap, which stays small.
+        assert gap <= 0.01 * abs(fx - fb) + 1e-6 or (att.steps == why.IG_MOST_STEPS and gap <= 0.05), (i, att.total, fx - fb)
+        assert why.IG_STEPS <= att.steps <= why.IG_MOST_STEPS
+
+
+def test_occlusion_equals_the_drops_of_the_reference_pass(export, ref):
+    network, testset = export
+    u = pixels(testset, 7)
+    k = int(testset.labels[7])
+    att = why.attribute(network, u, "occlusion", target=k)
+    image = u.reshape(28, 28)
+    base = reference_logp(ref, u)[0, k]
+    total, count = np.zeros((28, 28)), np.zeros((28, 28))
+    for top in range(0, 23, 2):
+        for left in range(0, 23, 2):
+            hidden = image.copy()
+            hidden[top : top + 6, left : left + 6] = 0
+            drop = base - reference_logp(ref, hidden.reshape(-1))[0, k]
+            total[top : top + 6, left : left + 6] += drop
+            count[top : top + 6, left : left + 6] += 1
+    expected = (total / count).reshape(-1)
+    assert np.abs(att.values - expected).max() <= 1e-5 * max(1.0, np.abs(expected).max())
+
+
+def test_attributions_of_a_blank_digit_are_finite(export):
+    network, _ = export
+    for method in why.METHODS:
+        att = why.attribute(network, np.zeros(network.input_size), method)
+        assert np.isfinite(att.values).all() and np.isfinite(att.total), method
+
+
+@pytest.mark.parametrize("i", [3, 1234])
+def test_an_attack_reaches_its_target_within_its_epsilon(export, ref, i):
+    network, testset = export
+    u = pixels(testset, i)
+    truth = int(testset.labels[i])
+    for target in ((truth + 1) % 10, (truth + 5) % 10):
+        result = why.attack(network, u, target)
+        if not result.found:
+            assert result.epsilon is None and "no change" in result.message
+            continue
+        assert ((result.pixels >= 0) & (result.pixels <= 1)).all()
+        assert np.abs(result.pixels - u).max() <= result.epsilon + 1e-12
+        probs = reference.forward(ref, result.pixels[None])[-1][0]
+        assert int(probs.argmax()) == target == result.prediction
+        assert result.confidence == pytest.approx(float(probs.max()), rel=1e-4)
+        assert result.moved == int((np.abs(result.pixels - u) > 0.1).sum())
+        # the pixels are grey levels: the changed digit shows in the view exactly
+        assert np.array_equal(np.rint(result.pixels * 255) / 255, result.pixels)
+
+
+def test_an_unreachable_target_says_so(fake_models):
+    files = __import__("fake_exports").export_files("unreachable", [(8, "relu")], seed=3)
+    manifest = nw.parse_manifest(files["manifest.json"])
+    network = nw.build_network(manifest, files)
+    out = network.layers[-1]
+    out.weights[:, 4] = 0.0  # class 4 can never win: no weight reaches it and its bias is far below
+    out.bias[4] = -1e4
+    network.weights_changed()
+    result = why.attack(network, np.full(network.input_size, 0.3), 4)
+    assert not result.found and result.epsilon is None
+    assert "no change of at most 1 per pixel" in result.message
+
+
+def test_the_robustness_curve_at_zero_is_the_test_accuracy_and_equals_tensorflows(export, keras_model):
+    import tensorflow as tf
+
+    network, testset = export
+    subset = nw.TestSet(testset.images[:500], testset.labels[:500])
+    eps = (0.0, 0.05, 0.1)
+    curve = why.robustness_curve(network, subset, eps)
+    u = subset.images.reshape(500, -1).astype(np.float64) / 255.0
+    y = subset.labels.astype(np.intp)
+    xt = tf.constant(u)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        logp = tf.math.log(keras_model(xt))
+        f = tf.reduce_sum(tf.gather(logp, y, axis=1, batch_dims=1))
+    g = tape.gradient(f, xt).numpy()
+    for e, acc in zip(eps, curve):
+        adv = np.clip(u - e * np.sign(g), 0, 1)
+        expected = float((keras_model(adv).numpy().argmax(1) == y).mean())
+        # a pixel whose gradient is 0 up to rounding may get another sign: allow one digit of 500
+        assert abs(acc - expected) <= 1 / 500 + 1e-12, (e, acc, expected)
+    assert curve[0] == pytest.approx(float((network.predict(network.normalize(subset.images)) == y).mean()))
+
+
+def test_a_dream_excites_its_unit_at_least_as_much_as_any_test_digit(export, ref):
+    network, testset = export
+    x = testset.images.reshape(len(testset.images), -1).astype(np.float64) / 255.0
+    pre = reference.forward(ref, x, pre=True)
+    missed = []
+    for pos, layer in enumerate(network.layers[:-1]):
+        for unit in range(0, layer.units, max(1, layer.units // 8)):
+            u = why.dream(network, layer.name, unit)
+            assert ((u >= 0) & (u <= 1)).all() and np.isfinite(u).all()
+            z = reference.forward(ref, u[None], pre=True)[pos][0][0, unit]
+            best = pre[pos][0][:, unit].max()
+            if z < best:
+                missed.append((layer.name, unit, z, best))
+    assert missed == []
