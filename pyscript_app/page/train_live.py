@@ -2,22 +2,31 @@
 
 A refresh copies the trainer's weights into the network the page shows
 (network.weights_changed(): every cache of results follows), then redraws the
-progress line, the loss curve, #view and, every GALLERY_S, the page's
-#weight-gallery. #train-progress says how long the last refresh's parts took
-(data-refresh-ms, data-gallery-ms).
+progress line, the loss curve, #view and, less often, the page's
+#weight-gallery. How often is core/pacing.py's: the intervals grow with what a
+refresh costs on this machine, so that the views take at most a fifth of the
+time while training. #train-progress says how it went: data-refresh-ms and
+data-gallery-ms (the last refresh's parts), data-refresh-interval-ms and
+data-gallery-interval-ms (the intervals now), data-views-share (the fraction of
+the last few seconds spent on the views while training).
+
+Test hook: ``window.nnvRefreshCostMs`` (a number, unset in normal use) adds that
+many ms of busy work to every refresh, as a slower machine would; the browser
+tests use it to check that the intervals follow the cost.
 """
 
 import time
 
 import numpy as np
+from pyscript import window
+
 from pyscript_app.core import activations as act
 from pyscript_app.core import network as nw
+from pyscript_app.core import pacing
 from pyscript_app.views import gallery, render, render_inside, train_view
 from pyscript_app.page.dom import el
 
 MODEL_ID = "trained"  # the trained network's id in the picker and the address
-REFRESH_S = 0.075  # the live views are redrawn this often while training (about 12 a second)
-GALLERY_S = 0.25  # the weight gallery (an image per first-layer neuron) this often
 # With the error explorer open (a pass over the whole test set for every new set of weights), the
 # network shown takes the trainer's weights this often while training, not at every refresh.
 SLOW_SYNC_S = 1.0
@@ -30,6 +39,8 @@ class LiveViews:
         self.network = None  # the network the page shows for the trainer (the model MODEL_ID)
         self.synced = -1  # the trainer's step the network's weights are of
         self.curve = train_view.LossCurve()
+        self.pacer = pacing.Pacer()
+        self.share = pacing.ShareMeter()
         self.refreshes = 0  # (#train-progress data-refreshes; tools/bench.py reads it)
         self.last_refresh = self.last_slow_sync = self.last_gallery = 0.0
         self.redraw_view = False  # redraw #view at the next refresh even if the weights did not change
@@ -37,6 +48,7 @@ class LiveViews:
 
     def restart(self):
         self.curve.reset()
+        self.share.reset()
         self.synced = -1
 
     def redraw_next(self):
@@ -48,7 +60,7 @@ class LiveViews:
 
     def due(self, now):
         """Is a refresh due while training (the interval since the last one is over)?"""
-        return now - self.last_refresh >= REFRESH_S
+        return now - self.last_refresh >= self.pacer.refresh_s
 
     # --- the network the page shows
     def install(self, trainer):
@@ -127,7 +139,7 @@ class LiveViews:
         t0 = time.perf_counter()
         self.gallery_due = self.gallery_due or changed
         drawn = None
-        if self.gallery_due and shown and (not loop.running or t0 - self.last_gallery >= GALLERY_S):
+        if self.gallery_due and shown and (not loop.running or t0 - self.last_gallery >= self.pacer.gallery_s):
             self.gallery_due = False
             self.last_gallery = t0
             self.draw_gallery()
@@ -135,10 +147,22 @@ class LiveViews:
         if (changed or self.redraw_view) and shown:
             self.redraw_view = False
             self.page.redraw()
+        added_cost()
         spent = time.perf_counter() - start
-        timing = {**loop.timing, "refresh": spent, "gallery": drawn or 0.0}
-        for part, seconds in timing.items():  # (read by tools/bench.py)
+        self.measured(box, loop, start, spent, drawn)
+
+    def measured(self, box, loop, start, spent, gallery_s):
+        """A refresh that began at ``start`` took ``spent`` seconds (``gallery_s`` of them the gallery, if drawn):
+        the intervals follow (while training), and #train-progress says so (read by tools/bench.py)."""
+        if loop.running:
+            self.pacer.measured(spent - (gallery_s or 0.0), gallery_s)
+            self.share.add(start, spent)
+        timing = {**loop.timing, "refresh": spent, "gallery": gallery_s or 0.0,
+                  "refresh-interval": self.pacer.refresh_s, "gallery-interval": self.pacer.gallery_s}
+        for part, seconds in timing.items():
             box.setAttribute(f"data-{part}-ms", f"{seconds * 1000:.2f}")
+        share = self.share.share
+        box.dataset.viewsShare = "" if share is None else f"{share:.3f}"
 
     def draw_gallery(self):
         """The page's #weight-gallery on the current weights: new images in the buttons already there
@@ -157,3 +181,11 @@ class LiveViews:
             legend.outerHTML = render_inside.diverging_legend(limit, "weight")
         box.dataset.version = str(network.version)
 
+
+def added_cost():
+    """The test hook (see the module's docstring): window.nnvRefreshCostMs of busy work, if set."""
+    extra = getattr(window, "nnvRefreshCostMs", None)
+    if isinstance(extra, (int, float)) and extra > 0:
+        until = time.perf_counter() + extra / 1000
+        while time.perf_counter() < until:
+            pass
