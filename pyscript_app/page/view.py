@@ -23,19 +23,25 @@ NOTE_SECONDS = 12  # how long a note about the address stays (it can be dismisse
 GLIDE_S = 0.3  # a new view glides to its colours (site/style.css) when the one before was shown this long
 
 
+#: called after every drawing of #view (in place or whole), which replaces elements of the view:
+#: what marks one of them (the tour's highlight) marks it again here
+after_drawing = []
+
+
 def draw_view(network, view, whole=False):
     """Show ``view`` in #view: in place when #view shows a view of the same shape (one call
     into the page, site/patch.js), else (or with ``whole``) by rendering it whole, keeping a neuron's focus."""
     box, apply_patch = el("view"), getattr(window, "nnvApplyPatch", None)
-    if not whole and apply_patch is not None and apply_patch(box, to_js(render.view_patch(network, view).encode())):
-        return
-    focused = document.activeElement
-    refocus = (focused.dataset.layer, focused.dataset.index) if focused and focused.classList.contains("neuron") else None
-    box.innerHTML = render.network_view(network, view)
-    if refocus:
-        again = box.querySelector(f'.neuron[data-layer="{refocus[0]}"][data-index="{refocus[1]}"]')
-        if again:
-            again.focus()
+    if whole or apply_patch is None or not apply_patch(box, to_js(render.view_patch(network, view).encode())):
+        focused = document.activeElement
+        refocus = (focused.dataset.layer, focused.dataset.index) if focused and focused.classList.contains("neuron") else None
+        box.innerHTML = render.network_view(network, view)
+        if refocus:
+            again = box.querySelector(f'.neuron[data-layer="{refocus[0]}"][data-index="{refocus[1]}"]')
+            if again:
+                again.focus()
+    for mark in after_drawing:
+        mark()
 
 
 def updated(t0):
