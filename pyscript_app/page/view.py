@@ -69,6 +69,7 @@ class Page:
         self.train = None  # Train mode (page_train.Train), wired once the page runs
         self.data_manifest = {}  # data/manifest.json (the test digits, the training digits)
         self.url_pending = None  # a URL (hash) shown but not yet written: see random_sample
+        self.url_under = None  # the address when url_pending was set: a moved address drops it
         self.url_timer = None
         self.write_url_proxy = create_proxy(self.write_url)
         self.hide_note_proxy = create_proxy(lambda *_: self.show_notes([]))
@@ -117,8 +118,13 @@ class Page:
         self.show(state_=new)
 
     def write_url(self, *_):
-        if self.url_pending is not None:
-            url, self.url_pending = self.url_pending, None
+        if self.url_pending is None:
+            return
+        url, self.url_pending = self.url_pending, None
+        # The address moved on since (a link, a typed hash, Back): its hashchange may still be on
+        # its way, behind this (a timer that fell due first, a click handled first); writing the
+        # click's URL now would put it back over the address, and that address would never be shown.
+        if str(window.location.href) == self.url_under:
             window.history.pushState(None, "", url)  # a new history entry (Back returns), no hashchange
 
     def on_hashchange(self, *_):
@@ -201,6 +207,8 @@ class Page:
         # navigation, after every paint, slowed the next click (measured: click p95 17.5 ms, 10.4
         # without it; docs/benchmarks.md). A quick run of clicks is then one Back step, like
         # typing is one undo step. Anything that reads the state writes it first.
+        if self.url_pending is None:
+            self.url_under = str(window.location.href)
         self.url_pending = state.format(new)
         window.clearTimeout(self.url_timer)  # (None, before the first click: no timer, no-op)
         self.url_timer = window.setTimeout(self.write_url_proxy, self.URL_DELAY_MS)
