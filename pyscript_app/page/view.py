@@ -23,19 +23,25 @@ NOTE_SECONDS = 12  # how long a note about the address stays (it can be dismisse
 GLIDE_S = 0.3  # a new view glides to its colours (site/style.css) when the one before was shown this long
 
 
+#: called after every drawing of #view (in place or whole), which replaces elements of the view:
+#: what marks one of them (the tour's highlight) marks it again here
+after_drawing = []
+
+
 def draw_view(network, view, whole=False):
     """Show ``view`` in #view: in place when #view shows a view of the same shape (one call
     into the page, site/patch.js), else (or with ``whole``) by rendering it whole, keeping a neuron's focus."""
     box, apply_patch = el("view"), getattr(window, "nnvApplyPatch", None)
-    if not whole and apply_patch is not None and apply_patch(box, to_js(render.view_patch(network, view).encode())):
-        return
-    focused = document.activeElement
-    refocus = (focused.dataset.layer, focused.dataset.index) if focused and focused.classList.contains("neuron") else None
-    box.innerHTML = render.network_view(network, view)
-    if refocus:
-        again = box.querySelector(f'.neuron[data-layer="{refocus[0]}"][data-index="{refocus[1]}"]')
-        if again:
-            again.focus()
+    if whole or apply_patch is None or not apply_patch(box, to_js(render.view_patch(network, view).encode())):
+        focused = document.activeElement
+        refocus = (focused.dataset.layer, focused.dataset.index) if focused and focused.classList.contains("neuron") else None
+        box.innerHTML = render.network_view(network, view)
+        if refocus:
+            again = box.querySelector(f'.neuron[data-layer="{refocus[0]}"][data-index="{refocus[1]}"]')
+            if again:
+                again.focus()
+    for mark in after_drawing:
+        mark()
 
 
 def updated(t0):
@@ -64,6 +70,7 @@ class Page:
         self.shown = None
         self.shown_view = None  # the view #view shows (None in draw mode)
         self.url_pending = None  # a URL (hash) shown but not yet written: see random_sample
+        self.url_under = None  # the address when url_pending was set: a moved address drops it
         self.url_timer = None
         self.write_url_proxy = create_proxy(self.write_url)
         self.hide_note_proxy = create_proxy(lambda *_: self.show_notes([]))
@@ -131,8 +138,13 @@ class Page:
         self.show(state_=new)
 
     def write_url(self, *_):
-        if self.url_pending is not None:
-            url, self.url_pending = self.url_pending, None
+        if self.url_pending is None:
+            return
+        url, self.url_pending = self.url_pending, None
+        # The address moved on since (a link, a typed hash, Back): its hashchange may still be on
+        # its way, behind this (a timer that fell due first, a click handled first); writing the
+        # click's URL now would put it back over the address, and that address would never be shown.
+        if str(window.location.href) == self.url_under:
             window.history.pushState(None, "", url)  # a new history entry (Back returns), no hashchange
 
     def on_hashchange(self, *_):
@@ -214,6 +226,8 @@ class Page:
         # navigation, after every paint, slowed the next click (measured: click p95 17.5 ms, 10.4
         # without it; docs/benchmarks.md). A quick run of clicks is then one Back step, like
         # typing is one undo step. Anything that reads the state writes it first.
+        if self.url_pending is None:
+            self.url_under = str(window.location.href)
         self.url_pending = state.format(new)
         window.clearTimeout(self.url_timer)  # (None, before the first click: no timer, no-op)
         self.url_timer = window.setTimeout(self.write_url_proxy, self.URL_DELAY_MS)
