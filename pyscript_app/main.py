@@ -1,12 +1,12 @@
 """The page's script: starts the app in the browser. A short bootstrap; each feature is its own module.
 
-page_dom (elements, fetching, idle time), page_models (the models, the
-picker, "Open your own"), page_view (the address, the view, switching
-models), page_pad (drawing), page_card (the neuron card, knock-outs),
-page_connections, page_explorer (the error explorer), page_train (Train
-mode), page_events (clicks and keys). They only touch the page; every number and every piece of
-markup comes from the numpy core (network, explain, render, render_inside,
-state), the same modules pytest runs in CPython.
+page/: dom (elements, fetching, idle time), models (the models, the
+picker, "Open your own"), view (class Page: the address, the view, switching
+models, and every feature, declared when it is built), pad (drawing), card
+(the neuron card, knock-outs), connections, explorer (the error explorer),
+train* (Train mode), events (clicks and keys), tour. They only touch the
+page; every number comes from core/ and every piece of markup from views/,
+the same modules pytest runs in CPython.
 """
 
 import asyncio
@@ -35,6 +35,7 @@ async def start():
     from pyscript_app.page.events import on_click, on_keydown, on_pick
     from pyscript_app.page.explorer import Explorer
     from pyscript_app.page.models import Models, OpenYourOwn
+    from pyscript_app.page import tour as tour_page
     from pyscript_app.page.pad import Pad
     from pyscript_app.page.train import Train
     from pyscript_app.page.view import Page
@@ -49,9 +50,9 @@ async def start():
         raise nw.ExportError(f"models/index.json is not valid ({exc})") from None
     set_status("loading", f"Loading the {data_manifest['test']['count']:,} test digits…", "data")
     testset = nw.build_testset(data_manifest, await data_task)
-    models = Models(index, testset)
     picker = el("model-picker")
-    models.names = {str(o.value): str(o.textContent) for o in picker.options}  # pre-rendered by the build
+    names = {str(o.value): str(o.textContent) for o in picker.options}  # pre-rendered by the build
+    models = Models(index, testset, names)
     # the model the address names (start-up fetches only that one), else the default
     wanted = state.read(str(window.location.hash), state.Context(models=models.ids(), default_model=models.default))[0].model
     model_id = wanted or models.default
@@ -64,16 +65,11 @@ async def start():
         await models.network(model_id)
         window.history.replaceState(None, "", str(window.location.pathname))
 
-    page = Page(models, testset, model_id)
-    page.card, page.connections, page.explorer = Card(page), Connections(page), Explorer(page)
-    page.features = [page.card, page.connections, page.explorer]
-    page.pad = Pad(page)
-    page.data_manifest = data_manifest
-    page.train = Train(page)
+    page = Page(models, testset, model_id, data_manifest, card=Card, connections=Connections, explorer=Explorer,
+                pad=Pad, train=Train, open_your_own=OpenYourOwn)
     if model_id != models.default:
         page.draw_model_parts()
-    picker.innerHTML = models.picker_html(model_id)  # every model of models/index.json
-    picker.value = model_id
+    page.draw_picker()  # every model of models/index.json
     page.show(whole=model_id != models.default)
     if wanted and model_id != wanted:
         page.show_model_error(f"the model {wanted!r} named in the address could not be loaded; showing the default")
@@ -83,20 +79,9 @@ async def start():
     button.disabled = False
     listen(document, "click", lambda event: on_click(page, event))
     listen(document, "keydown", lambda event: on_keydown(page, event))
-    view = el("view")
-    for kind, handler in (("pointerover", page.connections.on_hover), ("pointerout", page.connections.on_unhover),
-                          ("focusin", page.connections.on_hover), ("focusout", page.connections.on_unhover)):
-        listen(view, kind, handler)
-    listen(window, "resize", lambda *_: page.connections.on and page.connections.draw())
-    listen(el("links-per-neuron"), "input", page.connections.set_per_neuron)
-    for ident in ("connections-toggle", "errors-toggle", "links-per-neuron"):
-        el(ident).disabled = False
     listen(picker, "change", lambda event: on_pick(page, event))
     picker.disabled = False
-    page.open_your_own = OpenYourOwn(page)
-    from pyscript_app.page import tour as tour_page
-
-    page.tour = tour_page.start()
+    tour_page.start()
     document.body.dataset.ready = "true"
     set_status("ready", "Ready: click a button, or any neuron.")
 

@@ -118,6 +118,14 @@ import serve  # noqa: E402
 READY_TIMEOUT_MS = 90_000
 
 
+def as_a_background_job() -> None:
+    """``preexec_fn`` of a subprocess that starts with SIGINT ignored, as a shell's background job
+    (``cmd &``) or a CI runner starts it; Ctrl-C must stop the servers started that way too."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 class Server:
     """tools/serve.py's server on a free port, in a thread."""
 

@@ -59,6 +59,11 @@ def test_counting_server_records_what_was_sent(tmp_path):
     assert log[3] == ("/a.bin", 304, 0)
 
 
+LOAD = {"ready_ms": 2000.0, "cpu_s": 3.0, "fcp_ms": 100.0, "view_ms": 300.0, "requests": 25, "bytes": 17e6,
+        "requests_until_ready": 20, "bytes_until_ready": 16e6}
+ROUND = {"cold": LOAD, "warm": {**LOAD, "ready_ms": 800.0}, "third": {**LOAD, "ready_ms": 700.0}}  # one round's loads
+
+
 def summary(**over):
     """A summary as summarise() makes it, with every target met unless overridden."""
     base = {
@@ -99,6 +104,22 @@ def test_missing_features_and_metrics_say_so():
     text = bench.report(s, 1, 0)
     assert "drawing: view updates per second" in text and "n/a (feature not present)" in text
     assert "[n/a] click p95 <= 16 ms" in text
+
+
+def test_a_failed_step_is_one_line_and_the_rest_goes_on(capsys):
+    failed = []
+
+    def stalls(selector):
+        raise TimeoutError(f"Timeout 10000ms exceeded.\nwaiting for {selector} to be visible\n  (a call log)")
+
+    assert bench.attempt(failed, "drawing", stalls, "canvas#draw-pad", default=[]) == []
+    assert failed == ["drawing: TimeoutError: Timeout 10000ms exceeded."]
+    assert capsys.readouterr().out == "bench: not measured: drawing: TimeoutError: Timeout 10000ms exceeded.\n"
+    assert bench.attempt(failed, "clicks", lambda n: [n], 3) == [3] and len(failed) == 1
+    summary = bench.summarise([{"ours": {**ROUND, "clicks": [], "drawing": None, "confusion": None, "models": []},
+                                "reference": ROUND["cold"]}])
+    assert summary["click.layout_ms"] == {"n": 0} and summary["drawing.updates_per_s"] == {"n": 0}
+    assert "[n/a] click p95" in bench.report(summary, 1, 200)
 
 
 def test_reference_page_uses_the_sites_vendored_runtime(tmp_path):

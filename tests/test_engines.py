@@ -177,6 +177,31 @@ def test_drawing_with_the_mouse_is_read_like_cpython(ep, default_model):
         ep.wait("return document.getElementById('input-image').dataset.sampleIndex === '3';")
 
 
+def test_an_address_set_while_a_click_still_has_to_write_its_own_is_shown(ep):
+    """A click writes its address a moment later (one history entry for a quick run of clicks);
+    an address set meanwhile is what the page shows, whichever comes first: the click's deferred
+    write falling due while the page is busy, or another click handled before the hashchange."""
+    show_sample(ep, 3)
+    try:
+        ep.run("""document.getElementById('random-sample').click();
+            const t = performance.now(); while (performance.now() - t < 600) {}  // busy past the deferred write
+            location.hash = '#mode=draw';""")
+        ep.wait("return !document.getElementById('draw-panel').hidden;", timeout=10)
+        assert ep.run("return location.hash;") == "#mode=draw"
+        show_sample(ep, 3)
+        ep.run("""document.getElementById('random-sample').click();
+            location.hash = '#sample=42';
+            document.querySelector('#view .neuron[data-index="1"]').click();  // handled before the hashchange""")
+        ep.wait("return !!document.getElementById('neuron-card');")
+        ep.wait("return document.getElementById('input-image').dataset.sampleIndex === '42';", timeout=10)
+        assert ep.run("return location.hash;").startswith("#sample=42&neuron=")
+    finally:
+        ep.run("location.hash = '#sample=3';")
+        ep.wait("return document.getElementById('input-image').dataset.sampleIndex === '3';")
+        ep.run("const c = document.getElementById('card-close'); if (c) c.click();")
+        ep.wait("return !document.getElementById('neuron-card');")
+
+
 def test_a_neuron_card_opens_with_the_exported_weights(ep, plain):
     manifest = plain["manifest"]
     show_sample(ep, 3)

@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 import serve
 
+from conftest import as_a_background_job
+
 ROOT = Path(__file__).resolve().parent.parent
 SERVE_PY = ROOT / "tools" / "serve.py"
 
@@ -121,10 +123,12 @@ def test_cli_busy_port_and_missing_root_exit_2_with_one_line(site_root, server, 
     assert missing.stderr.count("\n") == 1 and "Traceback" not in missing.stderr
 
 
-@pytest.mark.parametrize("verbose", [False, True])
-def test_cli_start_line_quiet_log_and_clean_ctrl_c(site_root, verbose):
+@pytest.mark.parametrize("verbose,background", [(False, False), (True, False), (False, True)],
+                         ids=["quiet", "verbose", "from-a-background-job"])
+def test_cli_start_line_quiet_log_and_clean_ctrl_c(site_root, verbose, background):
     cmd = [sys.executable, str(SERVE_PY), "--root", str(site_root), "--port", "0"]
     proc = subprocess.Popen(cmd + (["--verbose"] if verbose else []),
+                            preexec_fn=as_a_background_job if background else None,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import READY_TIMEOUT_MS, ROOT, SITE, Server, chromium, offline_after_a_visit, site_copy, watch
+from conftest import READY_TIMEOUT_MS, ROOT, SITE, Server, as_a_background_job, chromium, offline_after_a_visit, site_copy, watch
 import precache
 
 
@@ -139,10 +139,12 @@ def test_readme_and_helpers_name_the_launcher(bundle):
 
 
 class Launched:
-    """The bundle's launcher in a subprocess; its address is read from what it prints."""
+    """The bundle's launcher in a subprocess, started with SIGINT ignored (as from a background job:
+    Ctrl-C must stop it however it was started); its address is read from what it prints."""
 
     def __init__(self, cmd, cwd, env=None):
-        self.proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(cmd, cwd=cwd, env=env, preexec_fn=as_a_background_job,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.lines: queue.Queue = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
         self.printed = []

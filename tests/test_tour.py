@@ -32,6 +32,13 @@ def test_steps_point_at_parts_of_the_page(first_visit):
         assert shown_step(page) == i
         assert page.inner_text("#tour-title") == step.title
         assert page.locator(step.target).first.evaluate("n => n.classList.contains('tour-target')")
+        if i == 0:  # what step 1 invites: another digit redraws the view, and the highlight stays
+            before = page.get_attribute("#input-image", "data-sample-index")
+            page.click("#random-sample")
+            page.wait_for_function("i => document.getElementById('input-image').dataset.sampleIndex !== i", arg=before)
+            assert page.locator(step.target).first.evaluate("n => n.classList.contains('tour-target')")
+            page.wait_for_selector("#view[data-warm='done']")  # the idle warm-up redraws the view too
+            assert page.locator(step.target).first.evaluate("n => n.classList.contains('tour-target')")
         box = page.locator("#tour").bounding_box()
         assert box["x"] >= 0 and box["x"] + box["width"] <= 1400
         page.click('#tour [data-tour="next"]' if i < len(tour.STEPS) - 1 else '#tour [data-tour="done"]')

@@ -231,6 +231,43 @@ def test_a_diverging_rate_stops_with_the_trainers_message_and_reset_works(app):
     assert app.errors == []
 
 
+def test_a_slow_refresh_makes_the_refreshes_rarer_and_the_views_keep_to_a_fifth_of_the_time(app):
+    """A refresh made artificially dearer (the test hook window.nnvRefreshCostMs adds that much busy work to
+    each, as a slower machine would): the interval between refreshes grows with it, and the share of the
+    time spent on the views (#train-progress data-views-share, measured in the page) stays at most 0.2."""
+    page = app.page
+    refreshes = lambda: int(progress(page)["refreshes"])  # noqa: E731
+    page.evaluate("h => { location.hash = h; }", address(SMALL))
+    page.wait_for_function("() => document.getElementById('train-progress').dataset.steps === '0'")
+    page.wait_for_selector("#train-start:not([disabled])")
+    page.click("#train-start")
+    try:
+        page.wait_for_function("n => Number(document.getElementById('train-progress').dataset.refreshes) > n",
+                               arg=refreshes() + 10, timeout=READY_TIMEOUT_MS)
+        before = float(progress(page)["refreshIntervalMs"])
+        cost = 40
+        page.evaluate("ms => { window.nnvRefreshCostMs = ms; }", cost)
+        # past the share's window (about 3 s) of refreshes that all had the added cost
+        page.wait_for_function("n => Number(document.getElementById('train-progress').dataset.refreshes) > n",
+                               arg=refreshes() + 12, timeout=READY_TIMEOUT_MS)
+        shares = []
+        for _ in range(4):
+            n = refreshes()
+            page.wait_for_function("n => Number(document.getElementById('train-progress').dataset.refreshes) > n",
+                                   arg=n, timeout=READY_TIMEOUT_MS)
+            p = progress(page)
+            assert p["running"] == "true"
+            assert float(p["refreshMs"]) >= cost  # the hook's cost is in the refresh
+            assert float(p["refreshIntervalMs"]) >= cost / 0.2 > before
+            shares.append(float(p["viewsShare"]))
+        assert max(shares) <= 0.2, shares
+    finally:
+        page.evaluate("() => { delete window.nnvRefreshCostMs; }")
+        page.click("#train-pause")
+    wait_idle(page)
+    assert app.errors == []
+
+
 def test_training_works_offline_after_one_training_visit(browser):
     """First visit installs the service worker; the second (controlled) opens Train, which stores the
     training digits; then, with the network gone, a third visit trains."""

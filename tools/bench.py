@@ -427,28 +427,44 @@ async (id) => {
 """
 
 
-def measure_models(page, clicks: int) -> list[dict]:
+def measure_models(page, clicks: int, failed: list) -> list[dict]:
     """Every model of the picker: switched to twice (its files fetched, then cached), then clicks
-    and the confusion matrix once its first layer has run over the test set (idle time)."""
+    and the confusion matrix once its first layer has run over the test set (idle time). A model
+    whose measurement fails is said and left out (see attempt)."""
     ids = page.eval_on_selector_all("#model-picker option", "os => os.map(o => o.value)")
     if len(ids) < 2:
         return []
-    out = []
-    for model_id in ids[1:] + ids[:1]:
-        first = page.evaluate(SWITCH_JS, model_id)
-        other = ids[0] if model_id != ids[0] else ids[1]
-        page.evaluate(SWITCH_JS, other)
-        again = page.evaluate(SWITCH_JS, model_id)
-        page.wait_for_function("id => document.getElementById('inside').dataset.warm === 'done' && "
-                               "document.getElementById('inside').dataset.warmModel === id", arg=model_id, timeout=120_000)
-        entry = {"id": model_id, "first_switch_ms": first["switch_ms"], "cached_switch_ms": again["switch_ms"],
-                 "cached": again["cached"], "clicks": measure_clicks(page, clicks),
-                 "slow_clicks": measure_clicks(page, SLOW_CLICKS, SLOW_PAUSE_MS),
-                 "warm_ms": float(page.get_attribute("#inside", "data-warm-ms"))}
-        entry["confusion"] = measure_confusion(page)
-        page.click("#errors-toggle")  # closed again
-        out.append(entry)
-    return out
+    measured = (attempt(failed, f"model {model_id}", measure_model, page, model_id, ids, clicks) for model_id in ids[1:] + ids[:1])
+    return [entry for entry in measured if entry is not None]
+
+
+def measure_model(page, model_id: str, ids: list, clicks: int) -> dict:
+    """One model of the picker (see measure_models)."""
+    first = page.evaluate(SWITCH_JS, model_id)
+    other = ids[0] if model_id != ids[0] else ids[1]
+    page.evaluate(SWITCH_JS, other)
+    again = page.evaluate(SWITCH_JS, model_id)
+    page.wait_for_function("id => document.getElementById('inside').dataset.warm === 'done' && "
+                           "document.getElementById('inside').dataset.warmModel === id", arg=model_id, timeout=120_000)
+    entry = {"id": model_id, "first_switch_ms": first["switch_ms"], "cached_switch_ms": again["switch_ms"],
+             "cached": again["cached"], "clicks": measure_clicks(page, clicks),
+             "slow_clicks": measure_clicks(page, SLOW_CLICKS, SLOW_PAUSE_MS),
+             "warm_ms": float(page.get_attribute("#inside", "data-warm-ms"))}
+    entry["confusion"] = measure_confusion(page)
+    page.click("#errors-toggle")  # closed again
+    return entry
+
+
+def attempt(failed: list, what: str, step, *args, default=None):
+    """``step(*args)``; a step that fails (a page that stops answering, a wait that times out) is
+    said in one line and recorded in ``failed``, and the bench goes on with the other measurements."""
+    try:
+        return step(*args)
+    except Exception as exc:  # noqa: BLE001 (Playwright's errors, an assertion in a step: all said alike)
+        message = f"{what}: {type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
+        print(f"bench: not measured: {message}", flush=True)
+        failed.append(message)
+        return default
 
 
 def run_ours(playwright, url: str, traffic: Traffic, clicks: int, draw_seconds: float) -> dict:
@@ -466,14 +482,17 @@ def run_ours(playwright, url: str, traffic: Traffic, clicks: int, draw_seconds: 
             browser.close()
             page = browser.open()
             third = load(page, url, traffic, browser.profile)
-            out = {"cold": cold, "warm": warm, "third": third, "user_agent": user_agent,
-                   "clicks": measure_clicks(page, clicks),
-                   "drawing": measure_drawing(page, draw_seconds),
-                   "confusion": measure_confusion(page)}
-            page.click("#errors-toggle")  # closed again
-            out["models"] = measure_models(page, clicks)
+            failed = []
+            out = {"cold": cold, "warm": warm, "third": third, "user_agent": user_agent, "failed": failed,
+                   "clicks": attempt(failed, "clicks", measure_clicks, page, clicks, default=[]),
+                   "drawing": attempt(failed, "drawing", measure_drawing, page, draw_seconds),
+                   "confusion": attempt(failed, "confusion matrix", measure_confusion, page)}
+            attempt(failed, "closing the error explorer", page.click, "#errors-toggle")
+            out["models"] = measure_models(page, clicks, failed)
             if page.errors:
-                raise SystemExit(f"bench: the page raised errors: {page.errors[:3]}")
+                message = f"the page raised errors: {page.errors[:3]}"
+                print(f"bench: {message}", flush=True)
+                failed.append(message)
             return out
         finally:
             browser.close()
@@ -769,6 +788,9 @@ def main(argv=None) -> int:
     summary = summarise(rounds)
     print()
     print(report(summary, args.rounds, args.clicks))
+    failed = [f"round {i + 1}: {what}" for i, r in enumerate(rounds) for what in r["ours"].get("failed", [])]
+    if failed:
+        print("\nnot measured (the figures above leave these out):\n  " + "\n  ".join(failed))
     compared = {}
     for site in args.compare:
         theirs = [r["compare"][str(site)] for r in rounds]
@@ -794,6 +816,7 @@ def main(argv=None) -> int:
         "summary": brief(summary),
         "compare": {site: {"summary": brief(c["summary"]), "paired": brief(c["paired"])} for site, c in compared.items()},
         "targets": {t[0]: {"label": t[1], "result": verdict(t, summary)} for t in TARGETS},
+        "not_measured": failed,
         "training": training,
         "raw": rounds,
     }

@@ -15,9 +15,11 @@ from __future__ import annotations
 import argparse
 import errno
 import functools
+import signal
 import socket
 import socketserver
 import sys
+import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -113,7 +115,13 @@ def url_of(server: ThreadingHTTPServer) -> str:
 
 
 def serve_until_interrupted(server: ThreadingHTTPServer) -> None:
-    """Serve until Ctrl-C, then say "Stopped." (no traceback)."""
+    """Serve until Ctrl-C, then say "Stopped." (no traceback).
+
+    Ctrl-C (SIGINT) is handled here, not left to Python's default: a process started as a
+    background job (``cmd &``, a CI runner, some desktop launchers) gets SIGINT ignored, and
+    Python then installs no KeyboardInterrupt handler, so the server would never stop."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

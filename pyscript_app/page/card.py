@@ -19,6 +19,9 @@ class Card:
     def reset(self):
         self.ko_drawn = None
 
+    def focus_next(self):
+        self.focus_card = True
+
     def update(self, state, view):
         self.draw_card(state, view)
         self.draw_knockouts(state)
@@ -35,8 +38,7 @@ class Card:
                     focus_neuron(closed)
             return
         page = self.page
-        training = page.train is not None and page.train.running and page.network is page.train.network
-        rerender(slot, render_inside.neuron_card(page.network, page.testset, view, *neuron, top_digits=not training))
+        rerender(slot, render_inside.neuron_card(page.network, page.testset, view, *neuron, top_digits=not page.is_training()))
         opened = self.card_key != neuron
         self.card_key = neuron
         if self.focus_card:

@@ -16,7 +16,7 @@ from pyodide.ffi import create_proxy
 from pyscript import window
 
 from pyscript_app.core import flow
-from pyscript_app.page.dom import el
+from pyscript_app.page.dom import el, listen
 
 
 class Connections:
@@ -31,7 +31,15 @@ class Connections:
         self.frame_pending = False
         self.values_frame_proxy, self.frame_proxy = create_proxy(self.values_frame), create_proxy(self.frame)
         self.layout_key, self.neurons = None, {}  # see measure()
-        el("view").classList.add("with-connections")
+        view = el("view")
+        view.classList.add("with-connections")
+        for kind, handler in (("pointerover", self.on_hover), ("pointerout", self.on_unhover),
+                              ("focusin", self.on_hover), ("focusout", self.on_unhover)):
+            listen(view, kind, handler)
+        listen(window, "resize", lambda *_: self.on and self.draw())
+        listen(el("links-per-neuron"), "input", self.set_per_neuron)
+        for ident in ("connections-toggle", "links-per-neuron"):
+            el(ident).disabled = False
 
     def reset(self):
         """A new model: its own default number of lines, unless the reader has chosen one. The

@@ -19,12 +19,12 @@ def click_neuron(page, event, neuron):
     elif page.current_state().neuron == key:
         page.go(neuron=None)
     else:
-        page.card.focus_card = True
+        page.focus_card_next()
         page.go(neuron=key)
 
 
 def open_neuron(page, action):
-    page.card.focus_card = True
+    page.focus_card_next()
     page.go(neuron=(action.dataset.layer, int(action.dataset.index)))
 
 
@@ -95,7 +95,7 @@ def on_click(page, event):
 
 def on_keydown(page, event):
     if event.key == "Escape":
-        if page.explorer.open and el("error-explorer").contains(document.activeElement):
+        if page.explorer_open() and el("error-explorer").contains(document.activeElement):
             page.explorer.toggle(False)
         elif page.current_state().neuron is not None:
             page.go(neuron=None)

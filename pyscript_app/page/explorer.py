@@ -19,6 +19,10 @@ class Explorer:
         self.cell = None  # (true, predicted) of the selected confusion-matrix cell
         self.drawn = None  # (weights version, knock-out key, cell) the explorer shows
         self.state = self.view = None
+        el("errors-toggle").disabled = False
+
+    def is_open(self):
+        return self.open
 
     def reset(self):
         self.cell = None

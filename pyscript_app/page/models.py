@@ -20,7 +20,7 @@ from pyscript_app.page.dom import el, fetch_bytes, listen
 class Models:
     """Every model the page knows: id -> manifest (None until fetched), the networks loaded."""
 
-    def __init__(self, index, testset):
+    def __init__(self, index, testset, names=None):
         nw.check_models_index(index)
         self.default = index["default"]
         self.shipped = list(index["models"])
@@ -30,7 +30,7 @@ class Models:
         self.user = set()
         self.testset = testset
         self.loading = {}  # id -> the task fetching it
-        self.names = {}  # id -> the picker's text for a model whose manifest is not fetched yet
+        self.names = dict(names or {})  # id -> the picker's text for a model whose manifest is not fetched yet
 
     def ids(self):
         return list(self.order)
@@ -65,6 +65,25 @@ class Models:
             if model_id not in self.order:
                 self.order.append(model_id)
         return network
+
+    def install(self, model_id, network, manifest):
+        """A model built in the page (Train mode's network): added to the picker, or replacing itself."""
+        self.manifests[model_id] = manifest
+        self.networks[model_id] = network
+        if model_id not in self.order:
+            self.order.append(model_id)
+
+    def set_test_accuracy(self, model_id, value):
+        """Record the test accuracy measured on the weights of ``model_id`` (None: not measured on these);
+        True if that changed what its card says."""
+        manifest = self.manifests.get(model_id)
+        if manifest is None:
+            return False
+        training = manifest.setdefault("training", {})
+        if training.get("test_accuracy") == value:
+            return False
+        training["test_accuracy"] = value
+        return True
 
     def picker_html(self, current):
         options = render.model_picker([(m, self.manifests.get(m), m in self.user) for m in self.order], current)

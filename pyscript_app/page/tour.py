@@ -3,6 +3,7 @@
 from pyodide.ffi import create_proxy
 from pyscript import document, window
 
+from pyscript_app.page import view
 from pyscript_app.views import tour
 
 HIGHLIGHT = "tour-target"
@@ -13,12 +14,14 @@ class Tour:
         self.box = document.getElementById("tour")
         self.index = 0
         self.opener = None
+        self.target = None  # the selector of what the step shown points at (None: the tour is closed)
         self.proxies = [create_proxy(self.on_click), create_proxy(self.on_key), create_proxy(self.open)]
         self.box.addEventListener("click", self.proxies[0])
         self.box.addEventListener("keydown", self.proxies[1])
         button = document.getElementById("tour-open")
         button.addEventListener("click", self.proxies[2])
         button.disabled = False
+        view.after_drawing.append(self.mark)  # a view update replaces parts of #view, a target among them
 
     def dismissed(self) -> bool:
         try:
@@ -42,17 +45,27 @@ class Tour:
         self.index = index
         self.box.dataset.step = str(index)
         self.box.innerHTML = tour.step_html(index)
-        for old in document.querySelectorAll("." + HIGHLIGHT):
-            old.classList.remove(HIGHLIGHT)
-        target = document.querySelector(tour.STEPS[index].target)
+        self.unmark()
+        self.target = tour.STEPS[index].target
+        self.mark()
+
+    def mark(self):
+        """Highlight what the step shown points at (again, after a view update replaced it)."""
+        if self.target is None:
+            return
+        target = document.querySelector(self.target)
         if target is not None:
             target.classList.add(HIGHLIGHT)
+
+    def unmark(self):
+        for old in document.querySelectorAll("." + HIGHLIGHT):
+            old.classList.remove(HIGHLIGHT)
 
     def close(self):
         self.remember()
         self.box.hidden = True
-        for old in document.querySelectorAll("." + HIGHLIGHT):
-            old.classList.remove(HIGHLIGHT)
+        self.target = None
+        self.unmark()
         back = self.opener if self.opener is not None and self.opener != document.body else document.getElementById("tour-open")
         back.focus()
 

@@ -23,19 +23,25 @@ NOTE_SECONDS = 12  # how long a note about the address stays (it can be dismisse
 GLIDE_S = 0.3  # a new view glides to its colours (site/style.css) when the one before was shown this long
 
 
+#: called after every drawing of #view (in place or whole), which replaces elements of the view:
+#: what marks one of them (the tour's highlight) marks it again here
+after_drawing = []
+
+
 def draw_view(network, view, whole=False):
     """Show ``view`` in #view: in place when #view shows a view of the same shape (one call
     into the page, site/patch.js), else (or with ``whole``) by rendering it whole, keeping a neuron's focus."""
     box, apply_patch = el("view"), getattr(window, "nnvApplyPatch", None)
-    if not whole and apply_patch is not None and apply_patch(box, to_js(render.view_patch(network, view).encode())):
-        return
-    focused = document.activeElement
-    refocus = (focused.dataset.layer, focused.dataset.index) if focused and focused.classList.contains("neuron") else None
-    box.innerHTML = render.network_view(network, view)
-    if refocus:
-        again = box.querySelector(f'.neuron[data-layer="{refocus[0]}"][data-index="{refocus[1]}"]')
-        if again:
-            again.focus()
+    if whole or apply_patch is None or not apply_patch(box, to_js(render.view_patch(network, view).encode())):
+        focused = document.activeElement
+        refocus = (focused.dataset.layer, focused.dataset.index) if focused and focused.classList.contains("neuron") else None
+        box.innerHTML = render.network_view(network, view)
+        if refocus:
+            again = box.querySelector(f'.neuron[data-layer="{refocus[0]}"][data-index="{refocus[1]}"]')
+            if again:
+                again.focus()
+    for mark in after_drawing:
+        mark()
 
 
 def updated(t0):
@@ -50,19 +56,21 @@ class Page:
     CLICK_WARM_UP_ROUNDS = 30
     SWITCH_WARM_UP_ROUNDS = 10  # after a switch: the new shapes' first runs
 
-    def __init__(self, models, testset, model_id):
+    def __init__(self, models, testset, model_id, data_manifest, *, card, connections, explorer, pad, train,
+                 open_your_own):
+        """The page of ``model_id`` (loaded in ``models``) and every feature it holds, each made here from the
+        class given (called with this page): the controllers talk to each other only through the page's
+        methods below (install_model, redraw, is_training, explorer_open, set_test_accuracy, ...)."""
         import numpy as np
 
         self.models, self.testset = models, testset
+        self.data_manifest = data_manifest  # data/manifest.json (the test digits, the training digits)
         self.model_id, self.network = model_id, models.networks[model_id]
         self.rng = np.random.default_rng()
         self.shown = None
         self.shown_view = None  # the view #view shows (None in draw mode)
-        self.features = []  # controllers told of every view drawn: .update(state, view), .reset() on a new model
-        self.pad = None  # the drawing pad (page_pad.Pad), wired once the page runs
-        self.train = None  # Train mode (page_train.Train), wired once the page runs
-        self.data_manifest = {}  # data/manifest.json (the test digits, the training digits)
         self.url_pending = None  # a URL (hash) shown but not yet written: see random_sample
+        self.url_under = None  # the address when url_pending was set: a moved address drops it
         self.url_timer = None
         self.write_url_proxy = create_proxy(self.write_url)
         self.hide_note_proxy = create_proxy(lambda *_: self.show_notes([]))
@@ -70,6 +78,25 @@ class Page:
         self.switching = None  # the id of the model being fetched
         self.prepared = {}  # network version -> Python ms of its first layer's pass over the test set (None: running)
         self.gliding, self.last_view_at = False, 0.0  # #view.glide, and when a view was last drawn
+        # The features. Those in self.features are told of every view drawn (.update(state, view)) and
+        # of a new model (.reset()); the pad and Train mode follow the address (.follow(state)).
+        self.card, self.connections, self.explorer = card(self), connections(self), explorer(self)
+        self.features = (self.card, self.connections, self.explorer)
+        self.pad = pad(self)
+        self.train = train(self)
+        self.open_your_own = open_your_own(self)
+
+    # --- what one feature asks of another
+    def is_training(self):
+        """Is the network shown being trained right now (Train mode running on it)?"""
+        return self.train.is_training(self.network)
+
+    def explorer_open(self):
+        return self.explorer.is_open()
+
+    def focus_card_next(self):
+        """Move the focus into the neuron card when it is next drawn (a neuron was clicked)."""
+        self.card.focus_next()
 
     # --- the state
     def context(self):
@@ -111,8 +138,13 @@ class Page:
         self.show(state_=new)
 
     def write_url(self, *_):
-        if self.url_pending is not None:
-            url, self.url_pending = self.url_pending, None
+        if self.url_pending is None:
+            return
+        url, self.url_pending = self.url_pending, None
+        # The address moved on since (a link, a typed hash, Back): its hashchange may still be on
+        # its way, behind this (a timer that fell due first, a click handled first); writing the
+        # click's URL now would put it back over the address, and that address would never be shown.
+        if str(window.location.href) == self.url_under:
             window.history.pushState(None, "", url)  # a new history entry (Back returns), no hashchange
 
     def on_hashchange(self, *_):
@@ -154,9 +186,8 @@ class Page:
                 asyncio.ensure_future(self.switch(wanted, t0))
                 return
             self.normalise_address(text, state_, notes)
-        if self.train is not None:
-            self.train.follow(state_)
-        if self.pad is not None and self.pad.follow(state_):  # draw mode: the pad shows the view
+        self.train.follow(state_)
+        if self.pad.follow(state_):  # draw mode: the pad shows the view
             self.shown = self.shown_view = None
             return
         index = state_.sample if state_.sample is not None else 0
@@ -195,6 +226,8 @@ class Page:
         # navigation, after every paint, slowed the next click (measured: click p95 17.5 ms, 10.4
         # without it; docs/benchmarks.md). A quick run of clicks is then one Back step, like
         # typing is one undo step. Anything that reads the state writes it first.
+        if self.url_pending is None:
+            self.url_under = str(window.location.href)
         self.url_pending = state.format(new)
         window.clearTimeout(self.url_timer)  # (None, before the first click: no timer, no-op)
         self.url_timer = window.setTimeout(self.write_url_proxy, self.URL_DELAY_MS)
@@ -225,22 +258,48 @@ class Page:
         if (state.read(self.address(), self.context())[0].model or self.models.default) != model_id:
             self.show()  # the address moved on while the files came
             return
+        self.use_network(model_id, network)
+        el("view").dataset.switchMs = f"{(time.perf_counter() - t0) * 1000:.1f}"
+        el("view").dataset.switchCached = "true" if cached else "false"
+        in_idle_time(self.warm_up_clicks(rounds=self.SWITCH_WARM_UP_ROUNDS), then=self.prepare)
+
+    def use_network(self, model_id, network):
+        """Show ``network`` as the model ``model_id``: every feature starts afresh, the model's parts are drawn."""
         self.model_id, self.network = model_id, network
         self.shown = None
         for feature in self.features:
             feature.reset()
         self.draw_model_parts()
         self.show(whole=True)
-        el("view").dataset.switchMs = f"{(time.perf_counter() - t0) * 1000:.1f}"
-        el("view").dataset.switchCached = "true" if cached else "false"
-        in_idle_time(self.warm_up_clicks(rounds=self.SWITCH_WARM_UP_ROUNDS), then=self.prepare)
+
+    def install_model(self, model_id, network, manifest):
+        """Add (or replace) the model ``model_id`` built in the page (Train mode's network); shown at once
+        if it is the model shown, else named in the picker."""
+        self.models.install(model_id, network, manifest)
+        if self.model_id == model_id:
+            self.use_network(model_id, network)
+        else:
+            self.draw_picker()
+
+    def redraw(self):
+        """Draw the view again although the address did not change (the weights shown changed)."""
+        self.shown = None
+        self.show()
+
+    def set_test_accuracy(self, model_id, value):
+        """The test accuracy the model card of ``model_id`` states (None: none measured for these weights)."""
+        if self.models.set_test_accuracy(model_id, value) and self.model_id == model_id:
+            el("model-card").outerHTML = self.models.card_html(model_id)
+
+    def draw_picker(self):
+        picker = el("model-picker")
+        picker.innerHTML = self.models.picker_html(self.model_id)
+        picker.value = self.model_id
 
     def draw_model_parts(self):
         """Everything outside #view that belongs to the model: its name in the picker, its card, the legend, facts."""
         el("view").dataset.model = self.model_id
-        picker = el("model-picker")
-        picker.innerHTML = self.models.picker_html(self.model_id)
-        picker.value = self.model_id
+        self.draw_picker()
         el("model-card").outerHTML = self.models.card_html(self.model_id)
         el("legend").outerHTML = render.legend(self.network)
         el("facts").innerHTML = render.model_facts(self.network.manifest)

@@ -1,0 +1,83 @@
+"""How often Train mode redraws its live views: as often as their cost allows, never more than a share of the time.
+
+Pure Python. A refresh of the live views (the progress line, the loss curve,
+the weights copied into the network shown, #view and, less often, the weight
+gallery) costs what the machine makes it cost: a few ms on a fast desktop,
+several times that on a slow laptop. :class:`Pacer` keeps a moving figure of
+each part's cost and stretches both intervals by one factor so that the views
+take at most :data:`VIEWS_SHARE` of the time (aiming a little under it,
+:data:`AIM`), never refreshing more often than the intervals of a fast machine
+(:data:`REFRESH_S`, :data:`GALLERY_S`). When the refreshes alone can come at
+least :data:`MIN_PER_S` times a second within the share, the gallery gives way
+first. :class:`ShareMeter` says what share of the last few seconds the views took.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+VIEWS_SHARE = 0.2  # the live views take at most this fraction of the time while training
+AIM = 0.9  # the intervals aim at this fraction of VIEWS_SHARE (a margin for a refresh dearer than the last)
+REFRESH_S = 0.075  # the shortest interval between refreshes (about 13 a second)
+GALLERY_S = 0.25  # the shortest interval between two drawings of the weight gallery
+MIN_PER_S = 4  # at least this many refreshes a second, when the share allows it
+SMOOTHING = 0.7  # the moving figure of a cost: this much of it is the figure before
+SHARE_WINDOW_S = 3.0  # ShareMeter: the share over about the last this many seconds
+
+
+class Pacer:
+    """The two intervals (refresh, gallery) in seconds, from what refreshes and gallery drawings cost."""
+
+    def __init__(self):
+        self.refresh_cost = 0.0  # moving figure of a refresh without the gallery, seconds
+        self.gallery_cost = 0.0  # moving figure of a drawing of the gallery, seconds
+        self.refresh_s, self.gallery_s = REFRESH_S, GALLERY_S
+
+    def measured(self, refresh: float, gallery: float | None = None) -> None:
+        """A refresh took ``refresh`` seconds, not counting the gallery; the gallery (if drawn) ``gallery``.
+        A cost above the moving figure counts at once in full, a cost below it lowers the figure slowly."""
+        self.refresh_cost = _follow(self.refresh_cost, refresh)
+        if gallery is not None:
+            self.gallery_cost = _follow(self.gallery_cost, gallery)
+        self.refresh_s, self.gallery_s = intervals(self.refresh_cost, self.gallery_cost)
+
+
+def _follow(figure: float, cost: float) -> float:
+    return max(cost, SMOOTHING * figure + (1 - SMOOTHING) * cost)
+
+
+def intervals(refresh_cost: float, gallery_cost: float, share: float = VIEWS_SHARE * AIM) -> tuple[float, float]:
+    """(refresh interval, gallery interval) in seconds for these costs: the views' share
+    refresh_cost / refresh interval + gallery_cost / gallery interval is at most ``share``."""
+    scale = max(1.0, (refresh_cost / REFRESH_S + gallery_cost / GALLERY_S) / share)
+    refresh_s, gallery_s = REFRESH_S * scale, GALLERY_S * scale
+    slowest = 1.0 / MIN_PER_S
+    left = share - refresh_cost / slowest  # the gallery's share if the refreshes come MIN_PER_S times a second
+    if refresh_s > slowest and left > 0:
+        refresh_s = slowest
+        gallery_s = max(GALLERY_S, gallery_cost / left)
+    return refresh_s, gallery_s
+
+
+class ShareMeter:
+    """The fraction of time spent on the views, over the refreshes of about the last SHARE_WINDOW_S seconds:
+    the cost of every refresh but the newest over the time from the oldest's start to the newest's."""
+
+    def __init__(self, window: float = SHARE_WINDOW_S):
+        self.window = window
+        self.refreshes: deque[tuple[float, float]] = deque()  # (start, cost) in seconds
+
+    def reset(self) -> None:
+        self.refreshes.clear()
+
+    def add(self, start: float, cost: float) -> None:
+        self.refreshes.append((start, cost))
+        while len(self.refreshes) > 2 and self.refreshes[1][0] <= start - self.window:
+            self.refreshes.popleft()
+
+    @property
+    def share(self) -> float | None:
+        if len(self.refreshes) < 2:
+            return None
+        span = self.refreshes[-1][0] - self.refreshes[0][0]
+        return sum(cost for _, cost in list(self.refreshes)[:-1]) / span if span > 0 else None

@@ -1,0 +1,118 @@
+"""Train mode's loop: training in slices, each its own task.
+
+A slice is a message the page posts to itself on a MessageChannel (so no wait
+for the display's next tick and no timer clamping). It first redraws the live
+views when they are due (train_live.py says when), then
+advances a test-set evaluation by one chunk, then trains with what is left of
+SLICE_S. Between two slices the browser handles clicks, keys and drawing (on
+the network being trained) and paints.
+"""
+
+import time
+
+import js
+from pyodide.ffi import create_proxy
+
+from pyscript_app.views import train_view
+
+SLICE_S = 0.013  # Python time per slice: input and painting wait at most this long
+EVAL_CHUNK = 500  # test digits classified per slice while an evaluation runs
+EVALS_PER_EPOCH = 4  # test accuracy is measured this often within an epoch, and after every epoch
+
+
+class SliceLoop:
+    """The trainer's run: running or paused, its test-set evaluations, its speed; ``refresh()`` redraws
+    the live views, ``due(now)`` says whether they are due while training, ``stopped()`` is called when
+    the trainer stops by itself (diverged), ``measured()`` when a test accuracy comes in."""
+
+    def __init__(self, testset, refresh, due, stopped, measured):
+        self.testset = testset
+        self.refresh, self.due, self.stopped, self.measured = refresh, due, stopped, measured
+        self.trainer = None
+        self.running = False
+        self.pending = False  # a slice is posted
+        self.channel = js.MessageChannel.new()  # a message on it runs the next slice
+        self.channel.port1.onmessage = create_proxy(self.slice)
+        self.rate = train_view.RateMeter()
+        self.last_tick = None
+        self.timing = {"train": 0.0, "eval": 0.0}  # seconds spent in the last slice's parts
+        self.restart()
+
+    def use(self, trainer):
+        self.trainer = trainer
+
+    def restart(self):
+        """A new run (or the same from its start): nothing measured yet."""
+        self.rate.reset()
+        self.evaluation = None
+        self.eval_due = False
+        self.next_eval_step = self.eval_every()
+        self.test_accuracy = self.test_steps = None
+
+    def eval_every(self):
+        return max(1, self.trainer.steps_per_epoch // EVALS_PER_EPOCH) if self.trainer else 1
+
+    def start(self):
+        self.running = True
+        self.last_tick = None
+        self.schedule()
+
+    def pause(self):
+        """Stop training at once; the accuracy of the weights paused at is measured next. False if not running."""
+        if not self.running:
+            return False
+        self.running = False
+        self.last_tick = None
+        self.eval_due = True
+        self.schedule()
+        return True
+
+    def step(self):
+        """One batch, then its accuracy."""
+        self.trainer.step()
+        self.eval_due = True
+        self.schedule()
+
+    def schedule(self):
+        if not self.pending:
+            self.pending = True
+            self.channel.port2.postMessage(0)
+
+    def slice(self, *_):
+        """One slice: the live views when due, a chunk of the evaluation, then training
+        until SLICE_S of the slice is spent (at least one batch)."""
+        self.pending = False
+        t = self.trainer
+        if t is None:
+            return
+        start = time.perf_counter()
+        if self.running:
+            self.rate.add(0.0 if self.last_tick is None else start - self.last_tick, t.seen)
+            self.last_tick = start
+        if not self.running or self.due(start):
+            self.refresh()
+        if self.evaluation is None and self.eval_due:
+            self.eval_due = False
+            self.evaluation = t.start_evaluation(self.testset.images, self.testset.labels, EVAL_CHUNK)
+        t1 = time.perf_counter()
+        if self.evaluation is not None and self.evaluation.advance():
+            self.test_accuracy, self.test_steps = self.evaluation.accuracy, self.evaluation.steps
+            self.evaluation = None
+            self.measured()
+            if not self.running:
+                self.refresh()  # (while training, the next refresh shows it)
+        t2 = time.perf_counter()
+        self.timing["eval"] = t2 - t1
+        if self.running:
+            epoch = t.epoch
+            t.run_until(start + SLICE_S)
+            self.timing["train"] = time.perf_counter() - t2
+            if t.epoch != epoch or t.steps >= self.next_eval_step:
+                self.eval_due = True
+                self.next_eval_step = t.steps + self.eval_every()
+            if t.stopped:
+                self.running = False
+                self.stopped()
+                self.refresh()
+        if self.running or self.evaluation is not None or self.eval_due:
+            self.schedule()
