@@ -39,6 +39,7 @@ async def start():
     from pyscript_app.page.pad import Pad
     from pyscript_app.page.train import Train
     from pyscript_app.page.view import Page
+    from pyscript_app.page.why import Why
 
     set_status("loading", "Loading the model and the test digits…", "model")
     index_task = asyncio.ensure_future(fetch_bytes("models/index.json"))
@@ -66,7 +67,7 @@ async def start():
         window.history.replaceState(None, "", str(window.location.pathname))
 
     page = Page(models, testset, model_id, data_manifest, card=Card, connections=Connections, explorer=Explorer,
-                pad=Pad, train=Train, open_your_own=OpenYourOwn)
+                pad=Pad, train=Train, open_your_own=OpenYourOwn, why=Why)
     if model_id != models.default:
         page.draw_model_parts()
     page.draw_picker()  # every model of models/index.json

@@ -19,6 +19,7 @@ Vocabulary:
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -341,7 +342,8 @@ def attack(network, pixels_u: np.ndarray, target: int, knocked_out=None) -> Atta
 # robustness: accuracy against epsilon, one signed-gradient step per digit (untargeted)
 
 ROBUSTNESS_EPSILONS = (0.0, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3)
-ROBUSTNESS_CHUNK = 250
+# Digits a step: the browser's numpy has no BLAS, and a step in idle time should stay well under 50 ms.
+ROBUSTNESS_CHUNK = 25 if sys.platform == "emscripten" else 500
 
 
 def robustness_steps(network, testset, epsilons=ROBUSTNESS_EPSILONS, knocked_out=None, chunk: int = ROBUSTNESS_CHUNK):
@@ -436,3 +438,29 @@ def dream(network, layer_name: str, index: int, knocked_out=None, steps: int = D
             next(gen)
         except StopIteration as stop:
             return stop.value
+
+
+def unit_activation(network, u: np.ndarray, layer_name: str, index: int, knocked_out=None) -> float:
+    """A unit's activation (an output class: its probability) for the digit ``u``, as the page shows it."""
+    acts = network.forward(to_input(network, u).astype(np.float32), knocked_out=knocked_out)
+    return float(acts[[layer.name for layer in network.layers].index(layer_name)][index])
+
+
+@dataclass
+class UnitProfile:
+    least: np.ndarray  # the test digits that excite it least, weakest first
+    means: np.ndarray  # its mean activation per class (true label)
+    best: float  # its highest activation over the test digits
+    best_index: int | None
+
+
+def unit_profile(values: np.ndarray, labels: np.ndarray, classes: int, k: int = 9) -> UnitProfile:
+    """From a unit's activation for every test digit: the k weakest, the mean per class, the best."""
+    values = np.asarray(values, dtype=np.float64)
+    labels = np.asarray(labels).astype(np.intp)
+    least = np.argsort(values, kind="stable")[:k]
+    sums = np.bincount(labels, weights=values, minlength=classes)
+    counts = np.bincount(labels, minlength=classes)
+    means = np.where(counts > 0, sums / np.maximum(counts, 1), 0.0)
+    best_index = int(np.argmax(values)) if values.size else None
+    return UnitProfile(least, means, float(values.max()) if values.size else 0.0, best_index)

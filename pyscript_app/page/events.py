@@ -77,6 +77,12 @@ ACTIONS = {
     "errors": lambda page, action: page.explorer.toggle(),
     "close-errors": lambda page, action: page.explorer.toggle(False),
     "dismiss-note": lambda page, action: page.show_notes([]),
+    "why-method": lambda page, action: page.go(why=str(action.dataset.method)),
+    "why-not": lambda page, action: page.go(target=(int(action.dataset.a), int(action.dataset.b))),
+    "attack": lambda page, action: page.go(attack=int(action.dataset.attackTarget), applied=False),
+    "attack-apply": lambda page, action: page.go(applied=True),
+    "attack-undo": lambda page, action: page.go(applied=False),
+    "attack-toggle": lambda page, action: page.why.toggle_attack(),
 }
 
 

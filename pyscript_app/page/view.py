@@ -57,7 +57,7 @@ class Page:
     SWITCH_WARM_UP_ROUNDS = 10  # after a switch: the new shapes' first runs
 
     def __init__(self, models, testset, model_id, data_manifest, *, card, connections, explorer, pad, train,
-                 open_your_own):
+                 open_your_own, why):
         """The page of ``model_id`` (loaded in ``models``) and every feature it holds, each made here from the
         class given (called with this page): the controllers talk to each other only through the page's
         methods below (install_model, redraw, is_training, explorer_open, set_test_accuracy, ...)."""
@@ -81,7 +81,8 @@ class Page:
         # The features. Those in self.features are told of every view drawn (.update(state, view)) and
         # of a new model (.reset()); the pad and Train mode follow the address (.follow(state)).
         self.card, self.connections, self.explorer = card(self), connections(self), explorer(self)
-        self.features = (self.card, self.connections, self.explorer)
+        self.why = why(self)
+        self.features = (self.card, self.connections, self.explorer, self.why)
         self.pad = pad(self)
         self.train = train(self)
         self.open_your_own = open_your_own(self)
@@ -108,6 +109,7 @@ class Page:
             models=self.models.ids(),
             default_model=self.models.default,
             extra_keys=train.KEYS,
+            classes=self.network.output_layer.units,
         )
 
     def address(self):
@@ -191,11 +193,14 @@ class Page:
             self.shown = self.shown_view = None
             return
         index = state_.sample if state_.sample is not None else 0
-        key = (self.network.version, index, state_.neuron, tuple(sorted((k, tuple(v)) for k, v in state_.knocked_out.items())))
+        key = (self.network.version, index, state_.neuron, tuple(sorted((k, tuple(v)) for k, v in state_.knocked_out.items())),
+               state_.attack if state_.applied else None)
         if key == self.shown and not whole:
+            self.why.update(state_, self.shown_view)  # the panel's own choices (method, class, attack) may have changed
             return
         self.shown = key
         view = render.view_for_sample(self.network, self.testset, index, state_.knocked_out, state_.neuron)
+        view = self.why.applied_view(state_, view)
         self.glide_unless_quick(t0)
         draw_view(self.network, view, whole)
         self.shown_view = view

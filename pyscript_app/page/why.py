@@ -1,21 +1,21 @@
-"""The why panel (#why): the attribution map, "Make it a ...", the robustness curves.
+"""The why panel (#why): the attribution map, "Make it a ...", the robustness curves; the card's dream.
 
 Browser-side: core/why.py computes, views/why.py draws. Gradient x input follows every view at
 once (one forward and backward pass); integrated gradients, occlusion and attacks run in a task
-after the view is painted, so a click's frame never waits for them; the robustness curve runs in
-idle time with progress.
+of their own after the view is painted, so a click's frames never wait for them; the robustness
+curve and a card's dream run in idle time, a short step at a time, with progress shown.
 """
 
 import time
 
 import numpy as np
 from pyodide.ffi import create_proxy
-from pyscript import window
+from pyscript import document, window
 
-from pyscript_app.core import why
+from pyscript_app.core import explain, why
 from pyscript_app.core.view import View
 from pyscript_app.views import why as why_view
-from pyscript_app.page.dom import el, in_idle_time, rerender
+from pyscript_app.page.dom import el, in_idle_time, listen, rerender
 
 
 def digit_of(view):
@@ -23,36 +23,46 @@ def digit_of(view):
     return np.asarray(view.pixels, dtype=np.float64).reshape(-1) / 255.0
 
 
+def ko_key(knocked_out):
+    return tuple(sorted((k, tuple(v)) for k, v in (knocked_out or {}).items()))
+
+
 class Why:
     def __init__(self, page):
         self.page = page
-        self.drawn = None  # what #why-map shows: (weights version, pixels digest, method, target, knock-outs)
-        self.attacks = {}  # (weights version, pixels digest, target, knock-outs) -> why.Attack
+        self.drawn = None  # what #why-map shows
+        self.attacks = {}  # (weights version, digit, knock-outs, target) -> why.Attack
         self.attack_drawn = None
-        self.curves = {}  # model id -> accuracies per epsilon (None: running)
+        self.original = None  # the view of the digit itself (before an applied attack)
+        self.curves = {}  # model id -> accuracies per epsilon (None: being measured)
         self.titles = {}
+        self.dreams = {}  # (weights version, layer, index, knock-outs) -> (pixels, activation)
+        self.wants_drawn = None
         self.pending = None
         self.later_proxy = create_proxy(self.later)
         self.state = self.view = None
+        listen(document, "change", self.on_change)
+        self.start_robustness()
 
     # --- the page's feature protocol
     def reset(self):
-        self.drawn = self.attack_drawn = None
+        self.drawn = self.attack_drawn = self.wants_drawn = None
         self.start_robustness()
 
     def update(self, state, view):
+        if view is None:
+            return
         self.state, self.view = state, view
+        if not (state.applied and state.attack is not None):
+            self.original = view
         if state.why == "gradxinput":
             self.draw_map(state, view)
-        else:
-            self.defer()
-        if state.attack is not None or self.attack_drawn is not None:
-            self.defer()
+        self.defer()
 
-    # --- what the page asks
     def applied_view(self, state, view):
         """The view of the attack's changed digit when the address says it is applied, else ``view``."""
-        if state.attack is None or not state.applied or view.sample_index is None:
+        self.original = view
+        if state.attack is None or not state.applied:
             return view
         result = self.attack_for(state, view)
         if not result.found:
@@ -62,11 +72,25 @@ class Why:
         acts = network.forward(network.normalize(pixels), knocked_out=state.knocked_out)
         return View(pixels, acts, view.sample_index, view.true_label, dict(state.knocked_out or {}), view.selected)
 
+    # --- what the user does in the panel
+    def on_change(self, event):
+        target = event.target
+        ident = str(target.id) if target is not None else ""
+        if ident not in ("why-class", "why-versus"):
+            return
+        a, b = el("why-class").value, el("why-versus").value
+        target_ = int(a) if not b or b == a else (int(a), int(b))
+        self.page.go(target=target_)
+
+    def toggle_attack(self, open_=None):
+        box, button = el("attack-slot"), el("attack-toggle")
+        opened = box.hidden if open_ is None else open_
+        box.hidden = not opened
+        button.setAttribute("aria-expanded", "true" if opened else "false")
+
     # --- the map
     def key(self, state, view):
-        network = self.page.network
-        ko = tuple(sorted((k, tuple(v)) for k, v in (state.knocked_out or {}).items()))
-        return network.version, hash(np.asarray(view.pixels).tobytes()), ko
+        return self.page.network.version, hash(np.asarray(view.pixels).tobytes()), ko_key(state.knocked_out)
 
     def draw_map(self, state, view):
         key = (*self.key(state, view), state.why, state.target)
@@ -75,7 +99,7 @@ class Why:
         t0 = time.perf_counter()
         network = self.page.network
         att = why.attribute(network, digit_of(view), state.why, state.target, state.knocked_out)
-        rerender(el("why-map"), why_view.why_panel(network, att, state.target is not None))
+        rerender(el("why-map"), why_view.why_panel(network, att, state.target is not None, view.activations[-1]))
         el("why").dataset.computeMs = f"{(time.perf_counter() - t0) * 1000:.3f}"
         self.drawn = key
 
@@ -90,35 +114,87 @@ class Why:
         if state is None or view is None:
             return
         self.draw_map(state, view)
-        self.draw_attack(state, view)
+        self.draw_attack(state)
+        self.draw_wants(state, view)
 
     # --- the attack
-    def attack_for(self, state, view):
-        key = (*self.key(state, view), state.attack)
+    def attack_for(self, state, original):
+        key = (*self.key(state, original), state.attack)
         result = self.attacks.get(key)
         if result is None:
             t0 = time.perf_counter()
-            result = why.attack(self.page.network, digit_of(view), state.attack, state.knocked_out)
+            result = why.attack(self.page.network, digit_of(original), state.attack, state.knocked_out)
             el("why").dataset.attackMs = f"{(time.perf_counter() - t0) * 1000:.3f}"
             if len(self.attacks) > 32:
                 self.attacks.clear()
             self.attacks[key] = result
         return result
 
-    def draw_attack(self, state, view):
-        network = self.page.network
-        if state.attack is None:
-            key = None
-            markup = why_view.attack_panel(network, None, False)
+    def draw_attack(self, state):
+        network, original = self.page.network, self.original
+        if state.attack is None or original is None:
+            key = (network.version, None)
+            result = None
         else:
-            original = self.page.original_view() if state.applied else view
             result = self.attack_for(state, original)
             key = (*self.key(state, original), state.attack, state.applied)
-            note = "" if view.sample_index is not None or not state.applied else "Apply works on test digits."
-            markup = why_view.attack_panel(network, result, state.applied, note)
-        if key != self.attack_drawn or key is None:
-            rerender(el("attack-slot"), markup)
+            self.toggle_attack(True)
+        if key != self.attack_drawn:
+            note = "" if original is None or original.sample_index is not None else "Apply shows a changed test digit; for a drawing, the result is shown here."
+            rerender(el("attack-slot"), why_view.attack_panel(network, result, state.applied, note,
+                                                              can_apply=original is not None and original.sample_index is not None))
             self.attack_drawn = key
+
+    # --- the card's "what it wants"
+    def draw_wants(self, state, view):
+        slot = el("card-wants")
+        if state.neuron is None or slot is None:
+            self.wants_drawn = None
+            return
+        page, network = self.page, self.page.network
+        layer, index = state.neuron
+        key = (network.version, layer, index, ko_key(state.knocked_out))
+        if key == self.wants_drawn and slot.childElementCount:
+            return
+        self.wants_drawn = key
+        if page.is_training():
+            slot.innerHTML = why_view.wants_later()
+            return
+        values = explain.unit_values(network, page.testset, layer, index, state.knocked_out, by="activation")
+        profile = why.unit_profile(values, page.testset.labels, len(network.class_labels))
+        dream = self.dreams.get(key)
+        if dream is None:
+            part = why_view.dream_pending(0, why.DREAM_STEPS)
+            in_idle_time(self.dream_steps(key, layer, index, state.knocked_out, profile))
+        else:
+            part = why_view.dream_html(network, layer, index, dream[0], dream[1], profile.best, profile.best_index)
+        slot.innerHTML = why_view.wants_section(network, page.testset, part, profile, view.sample_index)
+
+    def dream_steps(self, key, layer, index, knocked_out, profile):
+        network = self.page.network
+        steps = why.dream_steps(network, layer, index, knocked_out)
+        spent = 0.0
+        while True:
+            t0 = time.perf_counter()
+            try:
+                done, total = next(steps)
+            except StopIteration as stop:
+                u = stop.value
+                break
+            finally:
+                spent += time.perf_counter() - t0
+            if self.wants_drawn != key:
+                return  # another card was opened meanwhile
+            slot = el("dream-slot")
+            if slot is not None:
+                slot.innerHTML = why_view.dream_pending(done, total)
+            yield
+        activation = why.unit_activation(network, u, layer, index, knocked_out)
+        self.dreams[key] = (u, activation)
+        slot = el("dream-slot")
+        if slot is not None and self.wants_drawn == key:
+            slot.innerHTML = why_view.dream_html(network, layer, index, u, activation, profile.best, profile.best_index)
+            el("neuron-dream").dataset.computeMs = f"{spent * 1000:.1f}"
 
     # --- the robustness curve, per model, in idle time
     def start_robustness(self):
@@ -143,14 +219,15 @@ class Why:
                 finally:
                     spent += time.perf_counter() - t0
                 if page.network is network:
-                    self.draw_curves(f"Measuring robustness: {done:,} / {total:,} test digits")
+                    self.draw_curves(f"Measuring: {done:,} / {total:,} test digits")
                 yield
-            el("why").dataset.robustnessMs = f"{spent * 1000:.1f}"
-            el("why").dataset.robustnessModel = model_id
+            box = el("robustness-slot")
+            box.dataset.computeMs = f"{spent * 1000:.1f}"
+            box.dataset.model = model_id
             self.draw_curves()
 
         in_idle_time(steps())
 
     def draw_curves(self, progress=""):
         curves = {self.titles[m]: acc for m, acc in self.curves.items()}
-        rerender(el("robustness-slot"), why_view.robustness_panel(curves, progress))
+        rerender(el("robustness-slot"), why_view.robustness_panel(curves, progress, self.page.model_id, self.curves))

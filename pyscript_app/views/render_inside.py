@@ -129,7 +129,7 @@ def _fact(label: str, value: float, ident: str = "", text: str | None = None, no
     return f'<div><dt>{label} {note}</dt><dd{attr} data-value="{render.fmt(value)}">{shown}</dd></div>'
 
 
-def _thumb(testset, i: int, action_label: str, current: int | None, cls: str = "thumb") -> str:
+def thumb(testset, i: int, action_label: str, current: int | None, cls: str = "thumb") -> str:
     now = ' aria-current="true"' if current == i else ""
     alt = f"test digit {i}, labelled {int(testset.labels[i])}"
     return (
@@ -141,7 +141,7 @@ def _thumb(testset, i: int, action_label: str, current: int | None, cls: str = "
 
 def top_digits_html(network: Network, testset, layer_name: str, index: int, knocked_out, current: int | None) -> str:
     top = explain.top_exciting(network, testset, layer_name, index, k=TOP_DIGITS, knocked_out=knocked_out)
-    thumbs = "".join(_thumb(testset, int(i), "Show test digit {i} (labelled {label})", current) for i in top)
+    thumbs = "".join(thumb(testset, int(i), "Show test digit {i} (labelled {label})", current) for i in top)
     return (
         '<h3>Test digits that excite it most</h3>'
         f'<div class="top-digits" id="card-top" data-samples="{",".join(str(int(i)) for i in top)}">{thumbs}</div>'
@@ -294,6 +294,7 @@ def neuron_card(network: Network, testset, view: render.View, layer_name: str, i
             + diverging_legend(limit, "weight") + '</figure>'
         )
         parts.append(contributions_html(network, layer_name, index, inputs, view.knocked_out))
+    parts.append('<div id="card-wants" class="card-wants"></div>')
     if top_digits:
         parts.append(top_digits_html(network, testset, layer_name, index, view.knocked_out, current))
     else:
@@ -409,7 +410,7 @@ def cell_digits_html(network: Network, testset, true: int, predicted: int, membe
     title = f"True {labels[true]}, predicted {labels[predicted]}: {count:,} digit{'' if count == 1 else 's'}"
     note = f'<p class="note" id="cell-note">Showing {shown.size} of {count:,}.</p>' if count > shown.size else ""
     thumbs = "".join(
-        _thumb(testset, int(i), f"Show test digit {{i}} (true {labels[true]}, predicted {labels[predicted]})", current, "cthumb")
+        thumb(testset, int(i), f"Show test digit {{i}} (true {labels[true]}, predicted {labels[predicted]})", current, "cthumb")
         for i in shown.tolist()
     )
     body = f'<div class="thumbs">{thumbs}</div>' if count else '<p class="note">No test digit falls in this cell.</p>'

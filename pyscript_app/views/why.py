@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from pyscript_app.core import why
-from pyscript_app.views import glossary, render, render_inside
+from pyscript_app.views import render, render_inside
 
 METHOD_NOTES = {
     "gradxinput": (
@@ -86,16 +86,29 @@ def class_picker(network, target) -> str:
     )
 
 
-def why_panel(network, att: why.Attribution, target_given: bool) -> str:
+def contrast_buttons(network, att: why.Attribution, probs) -> str:
+    """"Why A and not B?" for the next most likely classes: a contrast is one click away."""
+    _, a, b = att.target
+    if b is not None or probs is None:
+        return ""
+    labels = network.class_labels
+    others = [int(k) for k in np.argsort(-np.asarray(probs), kind="stable") if int(k) != a][:3]
+    return ('<div class="why-not" role="group" aria-label="Why this class and not another">'
+            f'<span class="note">Why {html.escape(labels[a])} and not</span>' + "".join(
+                f'<button type="button" class="secondary small" data-action="why-not" data-a="{a}" data-b="{k}">{html.escape(labels[k])}</button>'
+                for k in others) + "</div>")
+
+
+def why_panel(network, att: why.Attribution, target_given: bool, probs=None) -> str:
     """The attribution part of the panel: method buttons, class choice, the map and the method's note."""
     _, a, b = att.target
     target = a if b is None else (a, b)
     note = f'<details class="note-details"><summary aria-label="What this method means">?</summary><p>{METHOD_NOTES[att.method]}</p></details>'
-    default = "" if target_given else ' <span class="note">(the network\'s answer; pick another class, or click "why not" on an output bar)</span>'
+    default = "" if target_given else ' <span class="note">(the network\'s answer; pick another class or a contrast)</span>'
     return (
         f'<div class="why-map">{method_buttons(att.method)}{note}'
         f'<p class="why-target">{class_picker(network, target)}{default}</p>'
-        f'{attribution_figure(network, att)}</div>'
+        f'{contrast_buttons(network, att, probs)}{attribution_figure(network, att)}</div>'
     )
 
 
@@ -111,7 +124,7 @@ def attack_buttons(network, current: int | None) -> str:
         f'{" aria-current=true" if k == current else ""}>{html.escape(l)}</button>' for k, l in enumerate(labels)) + "</div>"
 
 
-def attack_result(network, result: why.Attack, applied: bool) -> str:
+def attack_result(network, result: why.Attack, applied: bool, can_apply: bool = True) -> str:
     shape = tuple(network.image_shape)
     labels = network.class_labels
     if not result.found:
@@ -124,7 +137,7 @@ def attack_result(network, result: why.Attack, applied: bool) -> str:
     apply = (
         '<button type="button" class="secondary" data-action="attack-undo" id="attack-undo">Undo</button>' if applied else
         '<button type="button" class="primary small" data-action="attack-apply" id="attack-apply">Apply: show it in the network</button>'
-    )
+    ) if can_apply else ""
     return (
         f'<div id="attack-result" class="attack-result" data-target="{result.target}" data-found="true" '
         f'data-epsilon="{repr(float(result.epsilon))}" data-prediction="{result.prediction}" '
@@ -141,16 +154,18 @@ def attack_result(network, result: why.Attack, applied: bool) -> str:
     )
 
 
-def attack_panel(network, result: why.Attack | None, applied: bool, busy: str = "") -> str:
-    body = attack_result(network, result, applied) if result is not None else '<p class="note">Pick a class: the smallest change that makes the network answer it is searched for.</p>'
+def attack_panel(network, result: why.Attack | None, applied: bool, note: str = "", can_apply: bool = True) -> str:
+    if result is None:
+        body = '<p class="note">Pick a class: the smallest change that makes the network answer it is searched for.</p>'
+    else:
+        body = attack_result(network, result, applied, can_apply)
     return (
-        '<div class="attack"><h3>Fool it: make it a &hellip;</h3>'
         f'{attack_buttons(network, None if result is None else result.target)}'
-        f'<p class="note" id="attack-busy" role="status">{html.escape(busy)}</p>{body}'
+        + (f'<p class="note">{html.escape(note)}</p>' if note else "") + body +
         '<details class="note-details"><summary aria-label="How the change is found">?</summary><p>'
         f'Gradient steps push the target class\'s log-probability up, {why.ATTACK_STEPS} at most, with every pixel kept within '
         'epsilon of the original and within black to white. The smallest epsilon that works is searched for. A network '
-        'that can be fooled by changes this small has not learned what a person sees in the digit.</p></details></div>'
+        'that can be fooled by changes this small has not learned what a person sees in the digit.</p></details>'
     )
 
 
@@ -184,14 +199,27 @@ def robustness_svg(curves: dict, epsilons=why.ROBUSTNESS_EPSILONS, width: int = 
             f'{axes}{"".join(lines)}</svg><ul class="robust-key">{"".join(keys)}</ul>')
 
 
-def robustness_panel(curves: dict, progress: str = "") -> str:
+def robustness_panel(curves: dict, progress: str, model_id: str, by_model: dict) -> str:
+    mine = by_model.get(model_id)
+    data = "" if mine is None else (f' data-model="{html.escape(model_id)}" data-epsilons="{_floats(why.ROBUSTNESS_EPSILONS)}" '
+                                     f'data-accuracy="{_floats(mine)}"')
     return (
-        '<div class="robust" id="robustness"><h3>How robust is it?</h3>'
+        f'<div class="robust" id="robustness"{data}><h3>How robust is it?</h3>'
         f'<p class="note" id="robustness-progress" role="status">{html.escape(progress)}</p>'
         + robustness_svg(curves) +
         '<p class="note">Test accuracy when every test digit gets one step of the change that hurts its true class most '
-        '(each pixel moved by epsilon, black to white kept). The curves of every network looked at are compared.</p></div>'
+        '(each pixel moved by epsilon, black to white kept). Every network looked at is drawn, to compare.</p></div>'
     )
+
+
+def dream_pending(done: int, total: int) -> str:
+    return (f'<p class="note" id="dream-progress" role="status">Searching for the image that excites it most: '
+            f'step {done} of {total}</p>')
+
+
+def wants_later() -> str:
+    return ('<h3>What it wants</h3><p class="note" id="card-wants-later">Shown when training is paused: '
+            'the weights change too often.</p>')
 
 
 def dream_html(network, layer_name: str, index: int, u, activation: float, best: float, best_index: int | None) -> str:
@@ -223,12 +251,12 @@ def class_means_svg(network, means) -> str:
             f'aria-label="mean activation per class">{bars}</svg>')
 
 
-def wants_section(network, testset, layer_name, index, dream_part: str, least, means, current) -> str:
-    thumbs = "".join(render_inside._thumb(testset, int(i), "Show test digit {i} (labelled {label})", current) for i in least)
+def wants_section(network, testset, dream_part: str, profile: why.UnitProfile, current) -> str:
+    thumbs = "".join(render_inside.thumb(testset, int(i), "Show test digit {i} (labelled {label})", current) for i in profile.least)
     return (
         '<section class="wants"><h3>What it wants</h3>'
         f'<div id="dream-slot">{dream_part}</div>'
         '<h3>Test digits that excite it least</h3>'
-        f'<div class="top-digits" id="card-least" data-samples="{",".join(str(int(i)) for i in least)}">{thumbs}</div>'
-        '<h3>Mean activation per class</h3>' + class_means_svg(network, means) + '</section>'
+        f'<div class="top-digits" id="card-least" data-samples="{",".join(str(int(i)) for i in profile.least)}">{thumbs}</div>'
+        '<h3>Mean activation per class</h3>' + class_means_svg(network, profile.means) + '</section>'
     )

@@ -1,0 +1,146 @@
+"""End to end (Chromium): the why panel, "Make it a ...", a card's dream and the robustness curve.
+
+One page is shared by the tests of this module. The attribution maps are compared with the same
+computation in CPython (core/why.py on the committed export); the attack's and the dream's images
+are read back from the page and run through the tests' own float64 forward pass (tests/reference.py),
+never through the page's code.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import reference
+from conftest import SITE, read_default_model, watch
+from pyscript_app.core import why
+
+
+@pytest.fixture(scope="module")
+def why_page(browser, site_server):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    w = watch(context, site_server.url)
+    assert w.goto("#sample=12") == "ready", w.page.inner_text("#status")
+    yield w
+    assert w.errors == [] and w.outside == []
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def model():
+    network, testset = read_default_model()
+    ref = reference.load(SITE / "models" / network.id)[1]
+    return network, testset, ref
+
+
+def floats(page, selector, name):
+    return np.array([float(v) for v in page.get_attribute(selector, f"data-{name}").split(",")])
+
+
+def go(w, hash_text):
+    w.page.evaluate(f"location.hash = {json.dumps(hash_text)}")
+
+
+def wait_map(w, method, cls):
+    w.page.wait_for_function(
+        f"(() => {{ const a = document.getElementById('attribution');"
+        f" return a && a.dataset.method === {json.dumps(method)} && a.dataset.class === {json.dumps(cls)}; }})()")
+
+
+def digit(testset, i):
+    return testset.images[i].reshape(-1).astype(np.float64) / 255.0
+
+
+@pytest.mark.parametrize("method, cls", [("gradxinput", None), ("ig", "5"), ("occlusion", "7"), ("gradxinput", "6-5")])
+def test_the_map_equals_the_cpython_computation(why_page, model, method, cls):
+    network, testset, _ = model
+    hash_text = "#sample=12" + ("" if method == "gradxinput" else f"&why={method}") + (f"&class={cls}" if cls else "")
+    go(why_page, hash_text)
+    target = None if cls is None else (tuple(int(c) for c in cls.split("-")) if "-" in cls else int(cls))
+    expected = why.attribute(network, digit(testset, 12), method, target)
+    wait_map(why_page, method, expected.label)
+    values = floats(why_page.page, "#attribution", "values")
+    assert values.shape == (network.input_size,)
+    np.testing.assert_allclose(values, expected.values, atol=1e-5 * max(1.0, np.abs(expected.values).max()))
+    assert float(why_page.page.get_attribute("#attribution", "data-sum")) == pytest.approx(expected.total, abs=1e-5)
+    if method == "ig":  # the page states the sum next to the change it should add up to
+        assert "change from black" in why_page.page.inner_text("#attribution-sum")
+
+
+def test_the_map_follows_a_click(why_page, model):
+    network, testset, _ = model
+    go(why_page, "#sample=12")
+    wait_map(why_page, "gradxinput", str(int(network.predict(network.normalize(testset.images[12])))))
+    why_page.page.click("#random-sample")
+    why_page.page.wait_for_function("document.getElementById('input-image').dataset.sampleIndex !== '12'")
+    index = int(why_page.page.get_attribute("#input-image", "data-sample-index"))
+    expected = why.attribute(network, digit(testset, index), "gradxinput")
+    wait_map(why_page, "gradxinput", expected.label)
+    np.testing.assert_allclose(floats(why_page.page, "#attribution", "values"), expected.values,
+                               atol=1e-5 * max(1.0, np.abs(expected.values).max()))
+
+
+def test_an_attack_fools_the_reference_pass_and_apply_shows_it(why_page, model):
+    network, testset, ref = model
+    page = why_page.page
+    go(why_page, "#sample=12")
+    page.wait_for_function("document.getElementById('input-image').dataset.sampleIndex === '12'")
+    if page.get_attribute("#attack-toggle", "aria-expanded") != "true":
+        page.click("#attack-toggle")
+    truth = int(testset.labels[12])
+    target = (truth + 3) % 10
+    page.click(f'[data-attack-target="{target}"]')
+    page.wait_for_selector(f'#attack-result[data-target="{target}"]')
+    assert f"attack={target}" in page.evaluate("location.hash")
+    u = digit(testset, 12)
+    changed = floats(page, "#attack-result", "pixels")
+    assert changed.shape == u.shape and ((changed >= 0) & (changed <= 1)).all()
+    epsilon = float(page.get_attribute("#attack-result", "data-epsilon"))
+    assert np.abs(changed - u).max() <= epsilon + 1e-9
+    probs = reference.forward(ref, changed[None])[-1][0]
+    assert int(probs.argmax()) == target == int(page.get_attribute("#attack-result", "data-prediction"))
+    page.click("#attack-apply")
+    page.wait_for_function(f"document.getElementById('prediction').dataset.digit === '{target}'")
+    assert "applied=1" in page.evaluate("location.hash")
+    page.click("#attack-undo")
+    page.wait_for_function(f"document.getElementById('prediction').dataset.digit !== '{target}'")
+    assert "applied=1" not in page.evaluate("location.hash")
+
+
+def test_a_dream_is_what_the_reference_pass_says(why_page, model):
+    network, testset, ref = model
+    page = why_page.page
+    layer = network.layers[0].name
+    go(why_page, f"#sample=12&neuron={layer}:3")
+    page.wait_for_selector("#neuron-dream", timeout=60_000)
+    u = floats(page, "#neuron-dream", "pixels")
+    assert u.shape == (network.input_size,) and ((u >= 0) & (u <= 1)).all()
+    expected = reference.forward(ref, u[None])[0][0, 3]
+    assert float(page.get_attribute("#neuron-dream", "data-activation")) == pytest.approx(expected, abs=1e-5)
+    best = reference.forward(ref, testset.images.reshape(len(testset.images), -1) / 255.0)[0][:, 3].max()
+    assert float(page.get_attribute("#neuron-dream", "data-activation")) >= best - 1e-6
+    least = [int(s) for s in page.get_attribute("#card-least", "data-samples").split(",")]
+    acts = reference.forward(ref, testset.images.reshape(len(testset.images), -1) / 255.0)[0][:, 3]
+    assert acts[least].max() <= np.sort(acts)[8] + 1e-6  # the nine weakest
+
+
+def test_the_robustness_curve_starts_at_the_test_accuracy(why_page, model):
+    network, testset, _ = model
+    page = why_page.page
+    page.wait_for_selector("#robustness[data-accuracy]", timeout=180_000)
+    accuracy = floats(page, "#robustness", "accuracy")
+    clean = float((network.predict(network.normalize(testset.images)) == testset.labels).mean())
+    assert accuracy[0] == pytest.approx(clean, abs=1e-9)
+    assert accuracy[-1] < accuracy[0]
+
+
+def test_a_bad_class_or_method_in_the_address_is_dropped_with_a_note(why_page):
+    page = why_page.page
+    go(why_page, "#sample=12&why=magic&class=12&attack=x")
+    page.wait_for_selector("#url-note:not([hidden])")
+    note = page.inner_text("#url-note-text")
+    assert "magic" in note and "'12'" in note
+    page.wait_for_function("location.hash === '#sample=12'")
+    wait_map(why_page, "gradxinput", page.get_attribute("#prediction", "data-digit"))
