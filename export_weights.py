@@ -27,8 +27,6 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import gzip
-import hashlib
-import io
 import json
 import os
 import pickle
@@ -53,6 +51,8 @@ sys.path.insert(0, str(ROOT))
 
 from pyscript_app.core import activations as act  # noqa: E402  (pure numpy, no TensorFlow)
 from pyscript_app.core import export_format as ef  # noqa: E402
+from pyscript_app.core import export_write as ew  # noqa: E402
+from pyscript_app.core import layers  # noqa: E402
 from pyscript_app.core import network as nw  # noqa: E402
 
 # The pinned offline copy of MNIST (see README, "Training data").
@@ -92,11 +92,7 @@ def log(msg: str) -> None:
 
 
 def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return ef.sha256(path.read_bytes())
 
 
 def _check_split(name, x, y):
@@ -429,55 +425,15 @@ def dense_layers(model, source: str) -> list[tuple[np.ndarray, np.ndarray, str]]
 # OUT/data/mnist_test.npz, OUT/data/manifest.json  the test set every model is measured on
 
 
-def npy_bytes(array: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, array, allow_pickle=False)
-    return buf.getvalue()
-
-
-def testset_bytes(images: np.ndarray, labels: np.ndarray) -> bytes:
-    """A deflated .npz with fixed timestamps, so the same digits give the same bytes."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
-        for name, array in (("images", images), ("labels", labels)):
-            member = io.BytesIO()
-            np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            zf.writestr(info, member.getvalue(), compresslevel=9)
-    return buf.getvalue()
-
-
-def forward(arrays, activations: list[str], x: np.ndarray) -> list[np.ndarray]:
-    """Every layer's activations (float32) for normalised input x (n, inputs); float64 arithmetic like the page's."""
-    out, a = [], x
-    for (w, b), name in zip(arrays, activations):
-        a = act.get(name).function(a.astype(np.float64) @ w.astype(np.float64) + b.astype(np.float64)).astype(np.float32)
-        out.append(a)
-    return out
+npy_bytes = ew.npy_bytes
+testset_bytes = ew.testset_bytes
 
 
 def layer_entries(arrays, manifest_files: dict) -> list[dict]:
     """The manifest's layers for (weights, bias, activation) triples; fills manifest_files {name: bytes}."""
-    layers = []
-    for i, (w, b, activation) in enumerate(arrays):
-        last = i == len(arrays) - 1
-        name = "output" if last else f"hidden_{i + 1}"
-        entry = {
-            "name": name,
-            "title": "Output layer" if last else f"Hidden layer {i + 1}",
-            "kind": "dense",
-            "inputs": int(w.shape[0]),
-            "units": int(w.shape[1]),
-            "activation": activation,
-        }
-        for part, array in (("weights", w), ("bias", b)):
-            data = npy_bytes(np.asarray(array, dtype=np.float32))
-            file = f"{name}_{part}.npy"
-            manifest_files[file] = data
-            entry[part] = {"file": file, "shape": list(array.shape), "dtype": "float32", "sha256": nw.sha256(data)}
-        layers.append(entry)
-    return layers
+    entries, files = ew.layer_entries(layers.dense_chain(arrays, CLASS_LABELS))
+    manifest_files.update(files)
+    return entries
 
 
 def shape_text(arrays) -> str:
@@ -492,42 +448,31 @@ def default_id(arrays) -> str:
 
 def build_manifest(meta: dict, arrays, test, training: dict, normalization: dict) -> tuple[dict, dict, bytes]:
     """(manifest, {file: bytes} of the model, bytes of the test set), checked by export_format's loader."""
-    files: dict[str, bytes] = {}
-    layers = layer_entries(arrays, files)
     x_test, y_test = test
     data = testset_bytes(x_test, y_test)
     hidden = len(arrays) - 1
-    manifest = {
-        "format": ef.FORMAT,
-        "format_version": ef.FORMAT_VERSION,
-        "id": meta["id"],
-        "title": meta.get("title") or f"{hidden} hidden layer{'s' * (hidden > 1)}",
-        "description": meta.get("description") or shape_text(arrays),
-        "input": {
-            "size": INPUT_SIZE,
-            "image_shape": list(IMAGE_SHAPE),
-            "dtype": "float32",
-            "normalization": normalization,
-            "pixels": "uint8 grey levels, 0 = background (black), 255 = ink (white), as in MNIST",
-        },
-        "classes": list(CLASS_LABELS),
-        "layers": layers,
-        "dataset": {"name": TEST_SET_NAME, "sha256": nw.sha256(data), "count": int(len(y_test))},
-        "training": training,
+    input_spec = {
+        "size": INPUT_SIZE,
+        "image_shape": list(IMAGE_SHAPE),
+        "dtype": "float32",
+        "normalization": normalization,
+        "pixels": "uint8 grey levels, 0 = background (black), 255 = ink (white), as in MNIST",
     }
-    # Read the new files back through the format's own checks before anything is written.
-    loaded = ef.load_arrays(manifest, files, "the new export")
-    x = (x_test.reshape(len(x_test), -1).astype(np.float32) * np.float32(normalization["scale"])
-         + np.float32(normalization["offset"]))
-    outputs = forward(loaded, [l["activation"] for l in layers], x)
-    for entry, a in zip(layers[:-1], outputs[:-1]):
-        entry["activation_stats"] = {"p99": round(float(np.percentile(a, 99)), 6), "max": round(float(a.max()), 6),
-                                     "over": TEST_SET_NAME}
+    manifest, files = ew.build(
+        layers.dense_chain(arrays, CLASS_LABELS), model_id=meta["id"],
+        title=meta.get("title") or f"{hidden} hidden layer{'s' * (hidden > 1)}",
+        description=meta.get("description") or shape_text(arrays), input_spec=input_spec, classes=CLASS_LABELS,
+        dataset={"name": TEST_SET_NAME, "sha256": ef.sha256(data), "count": int(len(y_test))}, training=training)
+    # The accuracy and the activations' scales, through the page's own loader and forward pass.
+    network = nw.build_network(manifest, files, "the new manifest.json")
+    outputs = network.forward(network.normalize(x_test))
+    for entry, stats in zip(manifest["layers"][:-1], ew.activation_stats(outputs[:-1], TEST_SET_NAME)):
+        entry["activation_stats"] = stats
     correct = int((outputs[-1].argmax(axis=1) == y_test).sum())
     training["test_accuracy"] = round(correct / len(y_test), 6)
     training["test_correct"] = correct
     ef.validate_manifest(manifest, "the new manifest.json")
-    files[ef.MANIFEST_NAME] = (json.dumps(manifest, indent=2) + "\n").encode()
+    files[ef.MANIFEST_NAME] = ew.manifest_bytes(manifest)
     return manifest, files, data
 
 

@@ -72,6 +72,8 @@ def summary(**over):
         "cold.bytes_until_ready": 16e6, "cold.requests_until_ready": 20, "switch.cached_ms": 120,
         "model.seed.click_work_ms": 12.0, "model.relu.click_work_ms": 15.0,
         "model.seed.slow_click_work_ms": 13.0, "model.relu.slow_click_work_ms": 14.0,
+        "model.seed.click_shown_ms": 12.0, "model.relu.click_shown_ms": 16.0,
+        "drawing.updates_per_s": 30.0, "idle.longest_task_ms": 0.0, "idle.long_tasks": 0, "train.card_ms": 20.0,
     }
     base.update(over)
     return {k: {"n": 1, "median": v, "min": v, "max": v, "p95": v} for k, v in base.items()}
@@ -122,6 +124,55 @@ def test_a_failed_step_is_one_line_and_the_rest_goes_on(capsys):
     assert "[n/a] click p95" in bench.report(summary, 1, 200)
 
 
+def test_long_tasks_are_counted_in_their_window():
+    tasks = [[100.0, 60.0], [300.0, 51.0], [1000.0, 120.0], [2000.0, 80.0]]  # [start, duration], page time
+    assert bench.long_tasks_within(tasks, 150.0, 1050.0) == [60.0, 51.0, 120.0]  # one still running at the start
+    assert bench.long_tasks_within(tasks, 1200.0, 1900.0) == []
+    assert bench.long_tasks_within([], 0.0, 1e9) == []
+
+
+def test_idle_work_windows_summarise_to_count_and_longest():
+    clicks = [{k: 1.0 for k in ("dom", "layout", "frame", "shown", "values", "lines", "work", "picture", "py")}]
+    model = {"id": "seed", "first_switch_ms": 200.0, "cached_switch_ms": 100.0, "cached": True, "clicks": clicks,
+             "slow_clicks": clicks, "warm_ms": 40.0, "confusion": {"wall_ms": 90.0, "compute_ms": 30.0, "long_tasks": [70.0]}}
+    ours = {**ROUND, "clicks": clicks, "drawing": None, "confusion": {"wall_ms": 90.0, "compute_ms": 30.0, "long_tasks": []},
+            "models": [{**model, "idle_long_tasks": [55.0, 130.0]}, {**model, "id": "relu", "idle_long_tasks": None}]}
+    s = bench.summarise([{"ours": ours, "reference": ROUND["cold"]}])
+    # windows: seed's pass [55, 130], seed's and relu's matrices [70] each, the first matrix []; relu's pass unknown
+    assert s["idle.long_tasks"]["values"] == [2, 0, 1, 1]
+    assert s["idle.longest_task_ms"]["max"] == 130.0 and s["idle.longest_task_ms"]["min"] == 0.0
+    target = next(t for t in bench.TARGETS if t[0] == "idle_long_tasks")
+    assert bench.verdict(target, s) == "FAIL: 130.0 ms"
+    assert bench.verdict(target, s, by=True) == "FAIL: 130.0 ms, missed by 80.0 ms (160%)"
+
+
+def test_the_throttled_profile_is_side_by_side_with_its_slowdown():
+    fast = summary()
+    slow = summary(**{"click.layout_ms": 40, "model.relu.click_shown_ms": 61.0, "model.seed.click_shown_ms": 30.0,
+                      "drawing.updates_per_s": 15.0, "train.card_ms": 80.0})
+    text = bench.report(fast, 5, 200, slow, 4, 2)
+    header, *rows = text.splitlines()
+    assert header.split() == ["metric", "1x", "median", "1x", "p95", "4x", "median", "4x", "p95", "4x", "/", "1x", "unit"]
+    layout = next(r for r in rows if r.startswith("click -> DOM updated and laid out"))
+    assert layout.split()[-6:] == ["10.0", "10.0", "40.0", "40.0", "4.00", "ms"]  # 40 / 10: four times slower
+    drawing = next(r for r in rows if r.startswith("drawing: view updates per second"))
+    assert drawing.split()[-2:] == ["0.50", "/s"]
+    assert "4x: CPU throttled 4 times, 2 rounds" in text
+    assert ("[1x PASS: 16.0 ms, relu | 4x FAIL: 61.0 ms, relu, missed by 11.0 ms (22%)] a click's new values on screen"
+            in text)
+    assert "[1x PASS: 30.0 /s | 4x FAIL: 15.0 /s, missed by 5.0 /s (25%)] drawing: >= 20 view updates" in text
+    assert "[1x PASS: 20.0 ms | 4x PASS: 80.0 ms] a neuron card opens p95 <= 100 ms while training" in text
+    assert bench.slowdown({"n": 0}, slow["click.layout_ms"]) == "-"
+    one = bench.report(fast, 5, 200)  # no throttled profile: the table of one profile, as before
+    assert one.splitlines()[0].split() == ["metric", "median", "min", "max", "p95", "unit"] and "4x" not in one
+
+
+def test_a_rate_at_or_over_its_limit_passes():
+    target = next(t for t in bench.TARGETS if t[0] == "drawing_rate")
+    assert bench.verdict(target, summary(**{"drawing.updates_per_s": 20.0})) == "PASS: 20.0 /s"
+    assert bench.verdict(target, summary(**{"drawing.updates_per_s": 19.9})) == "FAIL: 19.9 /s"
+
+
 def test_reference_page_uses_the_sites_vendored_runtime(tmp_path):
     folder = bench.reference_site(SITE, tmp_path)
     html = (folder / "index.html").read_text()
@@ -133,7 +184,8 @@ def test_reference_page_uses_the_sites_vendored_runtime(tmp_path):
 def test_a_short_benchmark_run_writes_valid_json(tmp_path):
     out = tmp_path / "bench.json"
     run = subprocess.run([sys.executable, str(ROOT / "tools" / "bench.py"), "--rounds", "1", "--clicks", "20",
-                          "--draw-seconds", "1", "--train-seconds", "2", "--json", str(out)], capture_output=True, text=True, timeout=600)
+                          "--draw-seconds", "1", "--train-seconds", "2", "--cpu-throttle", "1", "--json", str(out)],
+                         capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
     doc = json.loads(out.read_text())
     assert doc["rounds"] == 1 and len(doc["raw"]) == 1
@@ -142,7 +194,9 @@ def test_a_short_benchmark_run_writes_valid_json(tmp_path):
     assert 0 < s["cold.view_ms"]["median"] < s["cold.ready_ms"]["median"]
     assert s["cold.requests"]["median"] > 10 and s["cold.bytes"]["median"] > 10e6
     assert set(doc["targets"]) == {t[0] for t in bench.TARGETS}
-    assert "targets" in run.stdout
+    assert "targets" in run.stdout and "machine index (1x)" in run.stdout
+    assert doc["machine_index"]["js_loop_ms"]["median"] > 0 and doc["machine_index"]["cpython_digits_per_s"] > 0
+    assert s["idle.long_tasks"]["n"] >= 1 and doc["not_measured"] == []
     training = doc["training"]  # Train mode, measured in the page (tools/bench_train_page.py)
     assert training["page_digits_per_s"] > 0 and training["cpython_digits_per_s"] > 0
     assert len(training["card_ms"]) == len(training["pause_ms"]) == 10 and training["errors"] == []

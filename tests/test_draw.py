@@ -13,7 +13,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import SHIPPED, watch
+from conftest import PAD_PIXELS_JS, SHIPPED, pad_rgba, watch
 from drawn_digits import TEMPLATES
 from pyscript_app.core.preprocess import preprocess
 from test_page import check_matches_cpython, shown
@@ -66,11 +66,7 @@ def draw_anew(pad, strokes):
 
 def pad_pixels(page):
     """The canvas's own RGBA pixels, read back from the page."""
-    w, h, data = page.evaluate(
-        """() => { const c = document.getElementById('draw-pad');
-                   return [c.width, c.height, Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)]; }"""
-    )
-    return np.array(data, dtype=np.uint8).reshape(h, w, 4)
+    return pad_rgba(page.evaluate(f"() => {{ {PAD_PIXELS_JS} }}"))
 
 
 def model_input(page):

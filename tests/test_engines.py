@@ -16,7 +16,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import SITE, Server, read_default_model, site_copy
+from conftest import PAD_PIXELS_JS, SITE, Server, pad_rgba, read_default_model, site_copy
 from drawn_digits import TEMPLATES
 from engines import PlaywrightPage, RecordingProxy, SeleniumPage
 from pyscript_app.core.preprocess import preprocess
@@ -163,9 +163,7 @@ def test_drawing_with_the_mouse_is_read_like_cpython(ep, default_model):
         ep.click("#clear-pad")
         ep.draw(TEMPLATES[2][0])
         ep.wait("return !!document.getElementById('model-input');")
-        w, h, data = ep.run("""const c = document.getElementById('draw-pad');
-            return [c.width, c.height, Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)];""")
-        pad = np.array(data, dtype=np.uint8).reshape(h, w, 4)
+        pad = pad_rgba(ep.run(PAD_PIXELS_JS))
         assert pad[..., 3].max() > 0, "the mouse left no ink on the pad"
         pixels = np.array(json.loads(ep.attribute("#model-input", "data-pixels")), dtype=np.uint8)
         expected_input = preprocess(pad)

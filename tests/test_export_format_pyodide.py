@@ -20,7 +20,8 @@ from pyscript_app.core import network as nw
 from test_export_format import make_export
 
 PYODIDE = SITE / "vendor" / "pyodide"
-MODULES = ("__init__.py", "activations.py", "network.py", "export_format.py")
+# the core package: numpy and the standard library only, so it runs as it is
+MODULES = ["__init__.py", *(f"core/{p.name}" for p in sorted((ROOT / "pyscript_app" / "core").glob("*.py")))]
 
 RUNNER_JS = r"""
 const [indexURL, appDir, zipPath, brokenPath, outPath, code] = process.argv.slice(2);
@@ -29,9 +30,9 @@ const fs = await import("node:fs");
 const { loadPyodide } = await import(pathToFileURL(indexURL + "pyodide.mjs").href);
 const pyodide = await loadPyodide({ indexURL });
 await pyodide.loadPackage("numpy");
-pyodide.FS.mkdirTree("/app/pyscript_app");
-for (const name of fs.readdirSync(appDir)) {
-  pyodide.FS.writeFile("/app/pyscript_app/" + name, fs.readFileSync(appDir + "/" + name));
+pyodide.FS.mkdirTree("/app/pyscript_app/core");
+for (const name of fs.readdirSync(appDir, { recursive: true })) {
+  if (name.endsWith(".py")) pyodide.FS.writeFile("/app/pyscript_app/" + name, fs.readFileSync(appDir + "/" + name));
 }
 pyodide.FS.writeFile("/good.zip", fs.readFileSync(zipPath));
 pyodide.FS.writeFile("/broken.zip", fs.readFileSync(brokenPath));
@@ -67,7 +68,7 @@ def test_export_format_runs_in_the_pages_pyodide(tmp_path):
     del broken["hidden_2_weights.npy"]
     (tmp_path / "broken.zip").write_bytes(ef.write_zip(broken))
     app = tmp_path / "app"
-    app.mkdir()
+    (app / "core").mkdir(parents=True)
     for name in MODULES:
         shutil.copy(ROOT / "pyscript_app" / name, app / name)
     (tmp_path / "run.mjs").write_text(RUNNER_JS)

@@ -107,3 +107,49 @@ def test_initial_weights_follow_keras_glorot_uniform_limits(testset):
         assert np.abs(w).max() > 0.95 * limit  # spread over the whole range, not a narrower one
         assert abs(float(w.std()) - limit / np.sqrt(3)) < 0.1 * limit  # uniform's standard deviation
         assert not b.any()
+
+
+# --- the gradient w.r.t. the input pixels, against TensorFlow's GradientTape ----------------------------------
+
+
+@pytest.mark.parametrize("model_id", ["seed", "relu", "deep"])
+def test_input_gradients_of_the_shipped_models_equal_gradient_tape(keras, testset, model_id):
+    import tensorflow as tf
+
+    from pyscript_app.core import network as nw
+
+    network = nw.read_model_dir(f"site/models/{model_id}")
+    # float64 in TensorFlow too: a confident digit's log-probability moves by ~1e-9, below float32's resolution
+    model = keras.Sequential([keras.Input(shape=(network.input_size,), dtype="float64")]
+                             + [keras.layers.Dense(l.units, activation=l.activation, dtype="float64") for l in network.layers])
+    model.set_weights([p.astype(np.float64) for l in network.layers for p in (l.weights, l.bias)])
+    # the 8 digits of the first 1,000 it is least sure of: their gradients are large (a certain digit's are ~1e-8)
+    first = network.normalize(testset.images[:1000])
+    x = first[np.argsort(network.forward(first)[-1].max(axis=1))[:8]]
+    probabilities = network.forward(x)[-1]
+    target = probabilities.argmax(axis=1)
+    runner_up = np.argsort(probabilities, axis=1)[:, -2]
+    xt = tf.constant(x.astype(np.float64))
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(xt)
+        logp = tf.math.log(model(xt))
+        chosen = tf.gather(logp, target, axis=1, batch_dims=1)
+        margin = chosen - tf.gather(logp, runner_up, axis=1, batch_dims=1)
+    hidden = network.layers[0].name
+    unit = int(network.forward(x)[0].sum(axis=0).argmax())  # the most active first-layer unit
+    first_layer = keras.Model(model.inputs, model.layers[0].output)
+    with tf.GradientTape() as unit_tape:
+        unit_tape.watch(xt)
+        activation = first_layer(xt)[:, unit]
+    cases = [
+        (network.input_gradient(x, target), tape.gradient(chosen, xt)),
+        (network.input_gradient(x, target, minus=runner_up), tape.gradient(margin, xt)),
+        (network.input_gradient(x, layer=hidden, unit=unit), unit_tape.gradient(activation, xt)),
+    ]
+    for ours, theirs in cases:
+        theirs = np.asarray(theirs, dtype=np.float64)
+        assert ours.shape == theirs.shape == x.shape
+        # relative to the largest gradient of the batch (a hidden unit that is off has none for a digit)
+        relative = np.abs(ours - theirs).max() / np.abs(theirs).max()
+        assert relative < 1e-5, f"{model_id}: relative difference {relative:.2e}"
+        assert np.abs(theirs).max() > 1e-3  # gradients worth comparing

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark the page in headless Chromium (what `make bench` runs).
 
-    python tools/bench.py [--rounds 5] [--clicks 200] [--json PATH]
+    python tools/bench.py [--rounds 5] [--clicks 200] [--cpu-throttle 4] [--json PATH]
 
 Serves site/ locally (tools/serve.py on a free port) and, each round:
 - loads the page COLD in a fresh browser profile: first contentful paint, the
@@ -17,8 +17,17 @@ Serves site/ locally (tools/serve.py on a free port) and, each round:
   the page; then draws a stroke on the drawing pad and opens the confusion
   matrix when the page has those features.
 
-Prints a table (median, min, max), the targets with pass/fail, and writes
-JSON to bench-results/bench-<date>.json (and to --json PATH if given).
+A slow machine's profile: the first --throttled-rounds rounds are run again with Chromium's
+CPU throttled --cpu-throttle times (DevTools' CPU throttling, as Lighthouse's mobile profile
+does; 4 by default, 1 leaves it out), Train mode too. Long tasks (over 50 ms, a
+PerformanceObserver the bench injects) are counted while idle work runs: a model's first-layer
+pass over the test set after a switch, and the error explorer's matrix. A machine index at 1x
+(a fixed loop of plain JavaScript in the page, the trainer in CPython) says how fast this
+machine is, so that two machines' figures can be put side by side.
+
+Prints a table (median, min, max, p95; with the throttled profile: median and p95 at 1x and at
+the throttled rate side by side), the targets with pass/fail for each profile, and writes JSON to
+bench-results/bench-<date>.json (and to --json PATH if given).
 Timed numbers only ever live here: the tests assert behaviour, not speed.
 """
 
@@ -39,7 +48,7 @@ import time
 from pathlib import Path
 
 import serve
-from browser import launch_persistent  # (the tests' choice of Chromium)
+from browser import launch_persistent, throttle_cpu  # (the tests' choice of Chromium)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -66,6 +75,32 @@ MARKS_JS = """
 })();
 """
 
+# Every task longer than 50 ms (the Long Tasks API), from the page's first instant: [start, duration].
+LONG_TASKS_JS = """
+(() => {
+  const tasks = (window.__benchLongTasks = []);
+  try {
+    new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) tasks.push([e.startTime, e.duration]);
+    }).observe({ type: 'longtask', buffered: true });
+  } catch (e) { /* no Long Tasks API: nothing counted, the figures say n/a */ }
+})();
+"""
+
+# A fixed CPU-bound loop of plain JavaScript (no DOM, no allocation): the page's share of the
+# machine index. Its ms say how fast this machine runs the page's own thread.
+MACHINE_JS = """
+() => {
+  let best = Infinity, x = 0.5, sum = 0;
+  for (let round = 0; round < 3; round++) {
+    const t0 = performance.now();
+    for (let i = 0; i < 20000000; i++) { x = 3.9 * x * (1 - x); sum += x; }
+    best = Math.min(best, performance.now() - t0);
+  }
+  return { ms: best, check: sum };
+}
+"""
+
 # Clicks the button n times; each time waits for the new sample in the DOM.
 # dom: click -> new #input-image in the DOM (the Python handler patches the view in place);
 # layout: + style and layout of the new view (forced); frame: + the next animation frame.
@@ -74,7 +109,8 @@ MARKS_JS = """
 # laid out, plus that frame's animation-frame callbacks (from the first, registered before the
 # click, to the end of the last, registered after the new view) and a forced style + layout.
 # lines: the same for the frame after it, where the page draws the connections. work: the
-# longer of the two, the click's longest frame; within a frame when under 16.7 ms. picture:
+# longer of the two, the click's longest frame; within a frame when under 16.7 ms. shown: click
+# -> the values' frame laid out (what the screen paints next: the click's new values). picture:
 # click -> the lines laid out (with the waits for the display's ticks). With pause > 0 each
 # click comes that many ms after the one before (the view glides to a new digit after a pause).
 CLICKS_JS = """
@@ -114,7 +150,7 @@ async ([n, pause]) => {
     const [, secondEnd] = await framed();
     const values = layout - t0 + (firstStart === null ? 0 : firstEnd - firstStart);
     const lines = secondStart === null ? 0 : secondEnd - secondStart;
-    out.push({ dom: dom - t0, layout: layout - t0, frame: frame - t0, values, lines,
+    out.push({ dom: dom - t0, layout: layout - t0, frame: frame - t0, shown: firstEnd - t0, values, lines,
                work: Math.max(values, lines), picture: secondEnd - t0, py: parseFloat(view.dataset.updateMs) });
     await new Promise((r) => setTimeout(r, 0));
   }
@@ -148,7 +184,7 @@ async (selector) => {
   document.querySelector(selector).click();
   const t1 = await shown;
   observer.disconnect();
-  return { wall_ms: t1 - t0, compute_ms: parseFloat(matrix().dataset.computeMs) };
+  return { wall_ms: t1 - t0, compute_ms: parseFloat(matrix().dataset.computeMs), start: t0, end: t1 };
 }
 """
 
@@ -174,7 +210,10 @@ try {
 
 SLOW_CLICKS, SLOW_PAUSE_MS = 20, 400  # per model: clicks after a pause, each starting a glide
 
-TARGETS = (  # (key, label, summary key, statistic, limit, unit, holds when value < limit (or <=))
+SLOW_RATE = 4  # the slow machine's profile: Chromium's CPU throttled this many times (--cpu-throttle)
+LONG_TASK_MS = 50  # RAIL: idle work in chunks of at most 50 ms (what the Long Tasks API reports)
+
+TARGETS = (  # (key, label, summary key, statistic, limit, unit, holds when value < limit (or <=, >=))
     ("first_view", "first view < 0.5 s", "cold.view_ms", "median", 500, "ms", "<"),
     ("cold_vs_reference", "cold ready <= 1.15 x reference", "ratio.cold_over_reference", "median", 1.15, "x", "<="),
     ("warm_vs_cold", "warm ready <= 0.5 x cold", "ratio.warm_over_cold", "median", 0.5, "x", "<="),
@@ -188,6 +227,13 @@ TARGETS = (  # (key, label, summary key, statistic, limit, unit, holds when valu
      "model.*.click_work_ms", "p95", 16.7, "ms", "<="),
     ("slow_click_work_p95", f"a click's longest frame p95 within a frame, 16.7 ms ({SLOW_PAUSE_MS} ms apart, worst model)",
      "model.*.slow_click_work_ms", "p95", 16.7, "ms", "<="),
+    # RAIL, meant to hold on a slow machine too (the throttled profile)
+    ("click_shown_p95", "a click's new values on screen p95 <= 50 ms (click -> values' frame, worst model)",
+     "model.*.click_shown_ms", "p95", 50, "ms", "<="),
+    ("drawing_rate", "drawing: >= 20 view updates per second", "drawing.updates_per_s", "median", 20, "/s", ">="),
+    ("idle_long_tasks", f"no task > {LONG_TASK_MS} ms while idle work runs (first-layer pass, error explorer)",
+     "idle.longest_task_ms", "max", LONG_TASK_MS, "ms", "<="),
+    ("train_card_p95", "a neuron card opens p95 <= 100 ms while training", "train.card_ms", "p95", 100, "ms", "<="),
 )
 
 
@@ -304,14 +350,17 @@ def cpu_seconds(profile: Path) -> float | None:
 class Browser:
     """A Chromium with its own profile folder, reopened on the same profile for a warm visit."""
 
-    def __init__(self, playwright, profile: Path):
-        self.playwright, self.profile = playwright, profile
+    def __init__(self, playwright, profile: Path, rate: float = 1):
+        self.playwright, self.profile, self.rate = playwright, profile, rate
         self.context = None
 
     def open(self):
         self.context = launch_persistent(self.playwright, self.profile, viewport=VIEWPORT)
         self.context.add_init_script(MARKS_JS)
+        self.context.add_init_script(LONG_TASKS_JS)
         page = self.context.pages[0] if self.context.pages else self.context.new_page()
+        if self.rate != 1:
+            throttle_cpu(page, self.rate)
         errors = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.errors = errors
@@ -402,13 +451,36 @@ def measure_drawing(page, seconds: float) -> dict | None:
 ERROR_EXPLORER_BUTTONS = "#errors-toggle, button[data-action='errors']"
 
 
+def long_tasks_within(tasks: list, start: float, end: float) -> list[float]:
+    """The durations of the long tasks ([start, duration] each, page time) that ran in [start, end]
+    (begun there, or begun before and still running at start)."""
+    return [duration for begun, duration in tasks if begun <= end and begun + duration >= start]
+
+
+def long_tasks(page, start: float, end: float) -> list[float]:
+    """The page's long tasks in [start, end] (page time), once the observer has been told of them
+    (entries come after the task, in a task of their own); None where the browser has no Long Tasks API."""
+    page.evaluate("() => new Promise((r) => requestAnimationFrame(() => setTimeout(r, 50)))")
+    if not page.evaluate("PerformanceObserver.supportedEntryTypes.includes('longtask')"):
+        return None
+    return long_tasks_within(page.evaluate("window.__benchLongTasks || []"), start, end)
+
+
 def measure_confusion(page) -> dict | None:
-    """Open the error explorer (if the page has it); time to the confusion matrix, inside the page."""
+    """Open the error explorer (if the page has it); time to the confusion matrix, inside the page,
+    and the long tasks meanwhile."""
     button = page.query_selector(ERROR_EXPLORER_BUTTONS)
     if not button:
         return None
     page.wait_for_selector(f"{ERROR_EXPLORER_BUTTONS.split(',')[0]}:not([disabled])", timeout=60_000)
-    return page.evaluate(CONFUSION_JS, ERROR_EXPLORER_BUTTONS)
+    out = page.evaluate(CONFUSION_JS, ERROR_EXPLORER_BUTTONS)
+    out["long_tasks"] = long_tasks(page, out["start"], out["end"])
+    return out
+
+
+def machine_index_js(page) -> float:
+    """ms of the fixed loop of plain JavaScript (MACHINE_JS), the best of three, in this page."""
+    return page.evaluate(MACHINE_JS)["ms"]
 
 
 SWITCH_JS = """
@@ -422,7 +494,8 @@ async (id) => {
     await new Promise((r) => setTimeout(r, 5));
     if (performance.now() - t0 > 60000) throw new Error(`model ${id} did not show`);
   }
-  return { id, switch_ms: parseFloat(view.dataset.switchMs), cached: view.dataset.switchCached === 'true' };
+  return { id, switch_ms: parseFloat(view.dataset.switchMs), cached: view.dataset.switchCached === 'true',
+           at: performance.now() };
 }
 """
 
@@ -438,15 +511,24 @@ def measure_models(page, clicks: int, failed: list) -> list[dict]:
     return [entry for entry in measured if entry is not None]
 
 
+def wait_first_layer_pass(page, model_id: str) -> float:
+    """Wait until the model's first layer has run over the test set (idle work after a switch); page time then."""
+    page.wait_for_function("id => document.getElementById('inside').dataset.warm === 'done' && "
+                           "document.getElementById('inside').dataset.warmModel === id", arg=model_id, timeout=240_000)
+    return page.evaluate("performance.now()")
+
+
 def measure_model(page, model_id: str, ids: list, clicks: int) -> dict:
     """One model of the picker (see measure_models)."""
     first = page.evaluate(SWITCH_JS, model_id)
+    prepared = wait_first_layer_pass(page, model_id)  # the idle work a switch starts: its long tasks counted
+    idle = long_tasks(page, first["at"], prepared)
     other = ids[0] if model_id != ids[0] else ids[1]
     page.evaluate(SWITCH_JS, other)
     again = page.evaluate(SWITCH_JS, model_id)
-    page.wait_for_function("id => document.getElementById('inside').dataset.warm === 'done' && "
-                           "document.getElementById('inside').dataset.warmModel === id", arg=model_id, timeout=120_000)
+    wait_first_layer_pass(page, model_id)
     entry = {"id": model_id, "first_switch_ms": first["switch_ms"], "cached_switch_ms": again["switch_ms"],
+             "idle_long_tasks": idle,
              "cached": again["cached"], "clicks": measure_clicks(page, clicks),
              "slow_clicks": measure_clicks(page, SLOW_CLICKS, SLOW_PAUSE_MS),
              "warm_ms": float(page.get_attribute("#inside", "data-warm-ms"))}
@@ -467,9 +549,9 @@ def attempt(failed: list, what: str, step, *args, default=None):
         return default
 
 
-def run_ours(playwright, url: str, traffic: Traffic, clicks: int, draw_seconds: float) -> dict:
+def run_ours(playwright, url: str, traffic: Traffic, clicks: int, draw_seconds: float, rate: float = 1) -> dict:
     with tempfile.TemporaryDirectory(prefix="nnv-bench-") as tmp:
-        browser = Browser(playwright, Path(tmp))
+        browser = Browser(playwright, Path(tmp), rate)
         try:
             page = browser.open()
             user_agent = page.evaluate("navigator.userAgent")
@@ -489,6 +571,8 @@ def run_ours(playwright, url: str, traffic: Traffic, clicks: int, draw_seconds: 
                    "confusion": attempt(failed, "confusion matrix", measure_confusion, page)}
             attempt(failed, "closing the error explorer", page.click, "#errors-toggle")
             out["models"] = measure_models(page, clicks, failed)
+            if rate == 1:  # the machine index: measured after the rest, so that it slows nothing measured
+                out["machine_js_ms"] = attempt(failed, "machine index", machine_index_js, page)
             if page.errors:
                 message = f"the page raised errors: {page.errors[:3]}"
                 print(f"bench: {message}", flush=True)
@@ -498,9 +582,9 @@ def run_ours(playwright, url: str, traffic: Traffic, clicks: int, draw_seconds: 
             browser.close()
 
 
-def run_reference(playwright, url: str, traffic: Traffic) -> dict:
+def run_reference(playwright, url: str, traffic: Traffic, rate: float = 1) -> dict:
     with tempfile.TemporaryDirectory(prefix="nnv-bench-ref-") as tmp:
-        browser = Browser(playwright, Path(tmp))
+        browser = Browser(playwright, Path(tmp), rate)
         try:
             return load(browser.open(), url, traffic, browser.profile)
         finally:
@@ -542,7 +626,7 @@ def summarise(rounds: list[dict]) -> dict:
     s["ratio.third_over_cold"] = stats(
         [r["ours"]["third"]["ready_ms"] / r["ours"]["cold"]["ready_ms"] for r in rounds if "third" in r["ours"]])
     clicks = [c for r in rounds for c in r["ours"]["clicks"]]
-    for key in ("dom", "layout", "frame", "values", "lines", "work", "picture", "py"):
+    for key in ("dom", "layout", "frame", "shown", "values", "lines", "work", "picture", "py"):
         s[f"click.{key}_ms"] = stats([c[key] for c in clicks])
     drawing = [r["ours"]["drawing"] for r in rounds if r["ours"]["drawing"]]
     s["drawing.updates_per_s"] = stats([d["updates_per_s"] for d in drawing])
@@ -555,11 +639,19 @@ def summarise(rounds: list[dict]) -> dict:
     for model_id in dict.fromkeys(m["id"] for m in models):
         mine = [m for m in models if m["id"] == model_id]
         s[f"model.{model_id}.click_frame_ms"] = stats([c["frame"] for m in mine for c in m["clicks"]])
+        s[f"model.{model_id}.click_shown_ms"] = stats([c.get("shown") for m in mine for c in m["clicks"]])
         s[f"model.{model_id}.click_work_ms"] = stats([c["work"] for m in mine for c in m["clicks"]])
         s[f"model.{model_id}.slow_click_work_ms"] = stats([c["work"] for m in mine for c in m.get("slow_clicks", [])])
         s[f"model.{model_id}.confusion_ms"] = stats([m["confusion"]["wall_ms"] for m in mine if m["confusion"]])
         s[f"model.{model_id}.first_layer_ms"] = stats([m["warm_ms"] for m in mine])
         s[f"model.{model_id}.cached_switch_ms"] = stats([m["cached_switch_ms"] for m in mine])
+    # Idle work, each a window of the page's time: a model's first-layer pass after a switch, the error
+    # explorer's matrix. None: the browser has no Long Tasks API (nothing counted, not "none").
+    windows = [m.get("idle_long_tasks") for m in models] + [
+        c.get("long_tasks") for c in confusion + [m["confusion"] for m in models if m["confusion"]]]
+    windows = [w for w in windows if w is not None]
+    s["idle.long_tasks"] = stats([len(w) for w in windows])
+    s["idle.longest_task_ms"] = stats([max(w, default=0.0) for w in windows])
     return s
 
 
@@ -582,6 +674,7 @@ ROWS = (  # (summary key, label, unit)
     ("click.dom_ms", "click -> new activations in the DOM", "ms"),
     ("click.layout_ms", "click -> DOM updated and laid out", "ms"),
     ("click.frame_ms", "click -> next animation frame", "ms"),
+    ("click.shown_ms", "click -> new values on screen (frame laid out)", "ms"),
     ("click.values_ms", "click: the values' frame, its work", "ms"),
     ("click.lines_ms", "click: the lines' frame (the next), its work", "ms"),
     ("click.work_ms", "click: the longer of those two frames", "ms"),
@@ -592,6 +685,9 @@ ROWS = (  # (summary key, label, unit)
     ("confusion.wall_ms", "confusion matrix: click -> shown", "ms"),
     ("switch.first_ms", "model switch, files not yet fetched", "ms"),
     ("switch.cached_ms", "model switch, files cached", "ms"),
+    ("idle.long_tasks", f"idle work: tasks > {LONG_TASK_MS} ms, per pass or matrix", ""),
+    ("idle.longest_task_ms", "idle work: the longest task (0: none over 50)", "ms"),
+    ("train.card_ms", "Train mode: click -> neuron card", "ms"),
     ("cold.bytes_until_ready", "cold: bytes transferred until ready", "MB"),
     ("cold.requests_until_ready", "cold: requests until ready", ""),
     ("cold.bytes", "cold: bytes, whole visit (+ offline copy)", "MB"),
@@ -611,30 +707,62 @@ def fmt(value: float, unit: str) -> str:
     return f"{value:.1f}"
 
 
-def report(summary: dict, rounds: int, clicks: int) -> str:
-    lines = [f"{'metric':44} {'median':>9} {'min':>9} {'max':>9} {'p95':>9}  unit"]
-    for key, label, unit in ROWS:
-        st = summary.get(key, {"n": 0})
-        if not st["n"]:
+MODEL_ROWS = {"click_frame_ms": "click -> next frame", "click_shown_ms": "click -> new values on screen",
+              "click_work_ms": "click: longest frame's work", "slow_click_work_ms": f"click after {SLOW_PAUSE_MS} ms: longest frame",
+              "confusion_ms": "confusion matrix shown", "first_layer_ms": "first layer over the test set",
+              "cached_switch_ms": "cached switch"}
+
+
+def rows(*summaries: dict) -> list[tuple[str, str, str]]:
+    """(summary key, label, unit) of every row: ROWS, then each model's rows (from any summary)."""
+    models = sorted({k for s in summaries for k in s if k.startswith("model.")})
+    return list(ROWS) + [(k, f"{k.split('.')[1]}: {MODEL_ROWS[k.split('.')[2]]}", "ms") for k in models]
+
+
+def report(summary: dict, rounds: int, clicks: int, slow: dict | None = None, rate: float = SLOW_RATE,
+           slow_rounds: int = 0) -> str:
+    """The table and the targets; with ``slow`` (the summary of the throttled profile, ``rate``
+    times slower) every figure and target at 1x and at the throttled rate side by side."""
+    if slow is None:
+        lines = [f"{'metric':44} {'median':>9} {'min':>9} {'max':>9} {'p95':>9}  unit"]
+        columns = [(summary, ("median", "min", "max", "p95"))]
+    else:
+        fast, slowed = "1x", f"{rate:g}x"
+        lines = [f"{'metric':44} {fast + ' median':>10} {fast + ' p95':>9} {slowed + ' median':>10} {slowed + ' p95':>9}"
+                 f" {slowed + ' / 1x':>8}  unit"]
+        columns = [(summary, ("median", "p95")), (slow, ("median", "p95"))]
+    for key, label, unit in rows(*(c for c, _ in columns)):
+        found = [c.get(key, {"n": 0}) for c, _ in columns]
+        if not any(st["n"] for st in found):
+            if key.startswith("model."):
+                continue
             why = "n/a (feature not present)" if key.split(".")[0] in ("drawing", "confusion") else "n/a"
             lines.append(f"{label:44} {why}")
             continue
-        cells = " ".join(f"{fmt(st[k], unit):>9}" for k in ("median", "min", "max", "p95"))
-        lines.append(f"{label:44} {cells}  {unit}")
-    for key in sorted(k for k in summary if k.startswith("model.")):
-        _, model_id, what = key.split(".")
-        unit, label = "ms", {"click_frame_ms": "click -> next frame", "click_work_ms": "click: longest frame's work",
-                             "slow_click_work_ms": f"click after {SLOW_PAUSE_MS} ms: longest frame", "confusion_ms": "confusion matrix shown",
-                             "first_layer_ms": "first layer over the test set", "cached_switch_ms": "cached switch"}[what]
-        st = summary[key]
-        if st["n"]:
-            cells = " ".join(f"{fmt(st[k], unit):>9}" for k in ("median", "min", "max", "p95"))
-            lines.append(f"{f'{model_id}: {label}':44} {cells}  {unit}")
+        cells = []
+        for st, (_, stats_) in zip(found, columns):
+            for k in stats_:
+                width = 10 if k == "median" and slow is not None else 9
+                cells.append(f"{fmt(st[k], unit) if st['n'] else 'n/a':>{width}}")
+        if slow is not None:
+            cells.append(f"{slowdown(found[0], found[1]):>8}")
+        lines.append(f"{label:44} {' '.join(cells)}  {unit}")
     lines.append("")
-    lines.append(f"targets ({rounds} rounds, {clicks} clicks a round; ratios are medians of per-round pairs):")
+    lines.append(f"targets ({rounds} rounds, {clicks} clicks a round; ratios are medians of per-round pairs"
+                 + (f"; {rate:g}x: CPU throttled {rate:g} times, {slow_rounds} round{'s' * (slow_rounds != 1)})" if slow is not None else "):"))
     for target in TARGETS:
-        lines.append(f"  [{verdict(target, summary)}] {target[1]}")
+        if slow is None:
+            lines.append(f"  [{verdict(target, summary)}] {target[1]}")
+        else:
+            lines.append(f"  [1x {verdict(target, summary, by=True)} | {rate:g}x {verdict(target, slow, by=True)}] {target[1]}")
     return "\n".join(lines)
+
+
+def slowdown(fast: dict, slow: dict) -> str:
+    """How many times the median grew from 1x to the throttled profile ("-" when not both measured)."""
+    if not fast["n"] or not slow["n"] or not fast["median"]:
+        return "-"
+    return f"{slow['median'] / fast['median']:.2f}"
 
 
 def brief(summary: dict) -> dict:
@@ -683,8 +811,9 @@ def comparison(site: Path, other: Path, ours: dict, theirs: dict) -> str:
     return "\n".join(lines)
 
 
-def verdict(target: tuple, summary: dict) -> str:
-    """PASS / FAIL with the measured value, or n/a when the metric was not measured."""
+def verdict(target: tuple, summary: dict, by: bool = False) -> str:
+    """PASS / FAIL with the measured value, or n/a when the metric was not measured; with ``by``,
+    a FAIL also says by how much the limit is missed."""
     _, _, key, stat, limit, unit, op = target
     worst = ""
     if "*" in key:  # one figure per model: the worst one decides
@@ -701,8 +830,20 @@ def verdict(target: tuple, summary: dict) -> str:
     if not st["n"]:
         return "n/a"
     value = st[stat]
-    ok = value < limit if op == "<" else value <= limit
-    return f"{'PASS' if ok else 'FAIL'}: {fmt(value, unit)}{' ' + unit if unit else ''}{worst}"
+    ok = {"<": value < limit, "<=": value <= limit, ">=": value >= limit}[op]
+    missed = ""
+    if by and not ok:
+        missed = f", missed by {fmt(abs(value - limit), unit)}{' ' + unit if unit else ''} ({abs(value - limit) / limit:.0%})"
+    return f"{'PASS' if ok else 'FAIL'}: {fmt(value, unit)}{' ' + unit if unit else ''}{worst}{missed}"
+
+
+def machine_report(index: dict) -> str:
+    """The machine index (1x): how fast this machine runs a fixed loop of plain JavaScript in the
+    page and the trainer in CPython; figures from two machines compare through it."""
+    js = index["js_loop_ms"]
+    loop = f"{js['median']:.0f} ms (median of {js['n']}; less is faster)" if js["n"] else "n/a"
+    return ("machine index (1x): a fixed loop of plain JavaScript in the page (2e7 logistic-map steps) "
+            f"{loop}; the trainer in CPython {index['cpython_digits_per_s']:,.0f} digits/s")
 
 
 def machine() -> dict:
@@ -734,6 +875,11 @@ def main(argv=None) -> int:
                    help="Train mode: training measured in the page (default 8 s; 0 leaves it out)")
     p.add_argument("--train-epochs", type=int, default=0,
                    help="Train mode: also train this many epochs in the page and report the test accuracy")
+    p.add_argument("--cpu-throttle", type=float, default=SLOW_RATE, metavar="RATE",
+                   help=f"also measure with Chromium's CPU throttled RATE times, a slow machine's profile "
+                        f"(default {SLOW_RATE:g}; 1 leaves it out)")
+    p.add_argument("--throttled-rounds", type=int, default=2,
+                   help="how many of the rounds are run again throttled (default 2; at most --rounds)")
     p.add_argument("--label", default="", help="a note stored in the JSON (e.g. what was changed)")
     p.add_argument("--compare", type=Path, action="append", default=[], metavar="SITE",
                    help="another built site (e.g. before a change) measured in the same rounds, "
@@ -741,6 +887,9 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.rounds < 1:
         p.error("--rounds must be at least 1")
+    if args.cpu_throttle < 1:
+        p.error("--cpu-throttle must be at least 1 (1: full speed only)")
+    slow_rounds = min(args.rounds, max(args.throttled_rounds, 1)) if args.cpu_throttle > 1 else 0
     for site in (args.site, *args.compare):
         if not (site / "index.html").exists() or not (site / "vendor").is_dir():
             p.error(f"{site} is not a built site (run `make site` first)")
@@ -762,22 +911,36 @@ def main(argv=None) -> int:
                 if i % 2:
                     runs.reverse()  # alternate the order, so drift hits every variant alike
                 results = [{} for _ in sites]
+                if i < slow_rounds:  # this site and its reference again, slowed (the compared sites: 1x only)
+                    runs += [(0, "slow ours"), (0, "slow reference")]
+                    results[0]["slow"] = {}
                 for k, which in runs:
                     ours, reference = servers[k]
-                    if which == "ours":
-                        results[k]["ours"] = run_ours(pw, ours.url, traffic, args.clicks, args.draw_seconds)
+                    rate, into = (args.cpu_throttle, results[k]["slow"]) if which.startswith("slow") else (1, results[k])
+                    if which.endswith("ours"):
+                        into["ours"] = run_ours(pw, ours.url, traffic, args.clicks, args.draw_seconds, rate)
                     else:
-                        results[k]["reference"] = run_reference(pw, reference.url, traffic)
+                        into["reference"] = run_reference(pw, reference.url, traffic, rate)
                 result = {**results[0], "compare": {str(site): r for site, r in zip(args.compare, results[1:])}}
                 rounds.append(result)
                 print(f"round {i + 1}/{args.rounds}: " + "; ".join(
                     f"{site}: cold ready {r['ours']['cold']['ready_ms']:.0f} ms, reference {r['reference']['ready_ms']:.0f} ms, "
-                    f"warm ready {r['ours']['warm']['ready_ms']:.0f} ms" for site, r in zip(sites, results)), flush=True)
-            training = None
+                    f"warm ready {r['ours']['warm']['ready_ms']:.0f} ms" for site, r in zip(sites, results))
+                    + (f"; at {args.cpu_throttle:g}x: cold ready {result['slow']['ours']['cold']['ready_ms']:.0f} ms"
+                       if "slow" in result else ""), flush=True)
+            # The machine index: the trainer in CPython, here (the page's loop ran in each round's page)
+            import bench_train_page
+
+            machine_index = {"js_loop_ms": stats([r["ours"].get("machine_js_ms") for r in rounds]),
+                             "cpython_digits_per_s": bench_train_page.cpython_rate(3.0)}
+            training = training_slow = None
             if args.train_seconds > 0:  # Train mode (tools/bench_train_page.py): once, after the rounds
                 import bench_train_page
 
                 training = bench_train_page.measure(pw, servers[0][0].url, args.train_seconds, epochs=args.train_epochs)
+                if slow_rounds:
+                    training_slow = attempt([], f"Train mode at {args.cpu_throttle:g}x", functools.partial(
+                        bench_train_page.measure, pw, servers[0][0].url, args.train_seconds, cpu_throttle=args.cpu_throttle))
     finally:
         for ours, reference in servers:
             ours.close()
@@ -786,9 +949,17 @@ def main(argv=None) -> int:
             shutil.rmtree(tmp, ignore_errors=True)
 
     summary = summarise(rounds)
+    slow = summarise([r["slow"] for r in rounds if "slow" in r]) if slow_rounds else None
+    for profile, measured in ((summary, training), (slow, training_slow)):
+        if profile is not None and measured is not None:
+            profile["train.card_ms"] = stats(measured["card_ms"])
     print()
-    print(report(summary, args.rounds, args.clicks))
-    failed = [f"round {i + 1}: {what}" for i, r in enumerate(rounds) for what in r["ours"].get("failed", [])]
+    print(report(summary, args.rounds, args.clicks, slow, args.cpu_throttle, slow_rounds))
+    print()
+    print(machine_report(machine_index))
+    failed = [f"round {i + 1}{at}: {what}" for i, r in enumerate(rounds)
+              for at, run in (("", r), (f" at {args.cpu_throttle:g}x", r.get("slow", {})))
+              for what in run.get("ours", {}).get("failed", [])]
     if failed:
         print("\nnot measured (the figures above leave these out):\n  " + "\n  ".join(failed))
     compared = {}
@@ -802,6 +973,9 @@ def main(argv=None) -> int:
 
         print()
         print(bench_train_page.report(training))
+        if training_slow is not None:
+            print(f"\nAt {args.cpu_throttle:g}x (CPU throttled):")
+            print(bench_train_page.report(training_slow))
     info = machine()
     info["browser"] = rounds[0]["ours"]["user_agent"]
     info["load_average_start"] = load_at_start
@@ -816,6 +990,13 @@ def main(argv=None) -> int:
         "summary": brief(summary),
         "compare": {site: {"summary": brief(c["summary"]), "paired": brief(c["paired"])} for site, c in compared.items()},
         "targets": {t[0]: {"label": t[1], "result": verdict(t, summary)} for t in TARGETS},
+        "cpu_throttle": args.cpu_throttle if slow_rounds else 1,
+        "throttled_rounds": slow_rounds,
+        "summary_throttled": brief(slow) if slow is not None else None,
+        "targets_throttled": {t[0]: {"label": t[1], "result": verdict(t, slow)} for t in TARGETS} if slow is not None else None,
+        "machine_index": {"js_loop_ms": brief({"s": machine_index["js_loop_ms"]})["s"],
+                          "cpython_digits_per_s": machine_index["cpython_digits_per_s"]},
+        "training_throttled": training_slow,
         "not_measured": failed,
         "training": training,
         "raw": rounds,

@@ -89,7 +89,7 @@ def cpython_rate(seconds: float) -> float:
     return (t.seen - seen) / (time.perf_counter() - t0)
 
 
-def measure(playwright, url: str, seconds: float = 8.0, tries: int = 10, epochs: int = 0) -> dict:
+def measure(playwright, url: str, seconds: float = 8.0, tries: int = 10, epochs: int = 0, cpu_throttle: float = 1) -> dict:
     import browser as chromium
 
     b = chromium.launch(playwright)
@@ -97,6 +97,8 @@ def measure(playwright, url: str, seconds: float = 8.0, tries: int = 10, epochs:
         context = b.new_context(viewport={"width": 1400, "height": 1000})
         context.add_init_script("localStorage.setItem('nnv-tour-dismissed', 'true')")
         page = context.new_page()
+        if cpu_throttle != 1:  # a slow machine's profile (tools/bench.py --cpu-throttle)
+            chromium.throttle_cpu(page, cpu_throttle)
         errors = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(url + "#mode=train")

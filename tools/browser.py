@@ -83,6 +83,12 @@ def launch_persistent(playwright, profile, **kwargs):
         str(profile), executable_path=exe, args=CHROMIUM_FLAGS if exe else None, headless=True, **kwargs)
 
 
+def throttle_cpu(page, rate: float) -> None:
+    """Slow this Chromium page's main thread ``rate`` times (DevTools' CPU throttling, as Lighthouse's
+    mobile profile does); it holds across the page's navigations. 1 is full speed."""
+    page.context.new_cdp_session(page).send("Emulation.setCPUThrottlingRate", {"rate": rate})
+
+
 def launch_firefox(playwright, **kwargs):
     """The system Firefox, headless, over WebDriver BiDi (Playwright's "moz-firefox" channel)."""
     return playwright.firefox.launch(channel="moz-firefox", executable_path=firefox_executable(), headless=True, **kwargs)

@@ -17,7 +17,6 @@ whose file already matches the entry leaves it as it is.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -91,7 +90,7 @@ def write_train_data(site: Path, data: Path | None = None, cache: Path = ROOT / 
     try:
         data_bytes = ew.testset_bytes(images, labels)  # deflated, fixed timestamps: same digits, same bytes
         partial.write_bytes(data_bytes)
-        sha = hashlib.sha256(data_bytes).hexdigest()
+        sha = ew.ef.sha256(data_bytes)
         if recorded and recorded["sha256"] != sha:
             raise TrainDataError(
                 f"{target.name} built from this MNIST copy has sha256 {sha}, but {manifest_path.name}'s \"train\" "

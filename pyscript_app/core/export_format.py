@@ -34,13 +34,13 @@ from typing import Mapping
 
 import numpy as np
 
-from pyscript_app.core import activations as act
+from pyscript_app.core import layers as layer_kinds
 
 FORMAT = "nn-visualizer-export"
 FORMAT_VERSION = 2
 MANIFEST_NAME = "manifest.json"
 MAX_HIDDEN_LAYERS = 4
-MAX_UNITS = 512
+MAX_UNITS = layer_kinds.MAX_UNITS
 ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,31}")
 SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
@@ -100,6 +100,8 @@ class _Checker:
 
     def __init__(self, name: str):
         self.name = name
+
+    shown = staticmethod(_shown)
 
     def fail(self, field: str, problem: str):
         raise _error(f"{self.name}: {field} {problem}")
@@ -195,7 +197,7 @@ def validate_manifest(manifest: dict, name: str = MANIFEST_NAME) -> dict:
         c.fail("layers", f"must hold 1 to {MAX_HIDDEN_LAYERS} hidden layers and the output layer "
                          f"({MAX_HIDDEN_LAYERS + 1} entries at most), got {len(layers)} entries")
     names, files = set(), set()
-    fan_in, fan_in_field = size, "input.size"
+    in_shape, in_field = (size,), "input.size"
     for i, layer in enumerate(layers):
         f = f"layers[{i}]"
         c.dict(layer, f)
@@ -208,22 +210,13 @@ def validate_manifest(manifest: dict, name: str = MANIFEST_NAME) -> dict:
         if "title" in layer:
             c.string(layer["title"], f"{f}.title")
         kind = c.get(layer, "kind", f"{f}.kind")
-        if kind != "dense":
-            c.fail(f"{f}.kind", f"must be \"dense\" (the only kind of layer supported), got {_shown(kind)}")
-        units = c.integer(c.get(layer, "units", f"{f}.units"), f"{f}.units", 1, MAX_UNITS)
-        inputs = c.integer(c.get(layer, "inputs", f"{f}.inputs"), f"{f}.inputs", 1)
-        if inputs != fan_in:
-            c.fail(f"{f}.inputs", f"is {inputs} but {fan_in_field} is {fan_in}: the layers do not connect")
-        activation = c.get(layer, "activation", f"{f}.activation")
-        last = i == len(layers) - 1
-        if last:
-            if activation != act.OUTPUT:
-                c.fail(f"{f}.activation", f"must be {_shown(act.OUTPUT)} for the output layer, got {_shown(activation)}")
-            if units != len(classes):
-                c.fail(f"{f}.units", f"is {units} but there are {len(classes)} classes: the output layer needs one unit per class")
-        elif activation not in act.HIDDEN:
-            c.fail(f"{f}.activation", f"must be one of {', '.join(act.HIDDEN)} for a hidden layer, got {_shown(activation)}")
-        for part, expected in (("weights", [inputs, units]), ("bias", [units])):
+        if kind not in layer_kinds.KINDS:
+            known = [f'"{k}"' for k in layer_kinds.KINDS]
+            one_of = known[0] if len(known) == 1 else ", ".join(known[:-1]) + " or " + known[-1]
+            c.fail(f"{f}.kind", f"must be {one_of} (the kinds of layer supported), got {_shown(kind)}")
+        shape, shape_field, arrays = layer_kinds.KINDS[kind].check(
+            layer, c, f, in_shape, in_field, last=i == len(layers) - 1, classes=classes)
+        for part, expected in arrays.items():
             pf = f"{f}.{part}"
             spec = c.dict(c.get(layer, part, pf), pf)
             file = c.string(c.get(spec, "file", f"{pf}.file"), f"{pf}.file")
@@ -234,7 +227,7 @@ def validate_manifest(manifest: dict, name: str = MANIFEST_NAME) -> dict:
             files.add(file)
             got = c.int_list(c.get(spec, "shape", f"{pf}.shape"), f"{pf}.shape", len(expected))
             if got != expected:
-                c.fail(f"{pf}.shape", f"must be {_shown(expected)} ({f}.inputs, .units), got {_shown(got)}")
+                c.fail(f"{pf}.shape", f"must be {_shown(expected)} (from {f}'s other fields), got {_shown(got)}")
             if c.get(spec, "dtype", f"{pf}.dtype") != DTYPE:
                 c.fail(f"{pf}.dtype", f"must be {_shown(DTYPE)}, got {_shown(spec['dtype'])}")
             digest = c.string(c.get(spec, "sha256", f"{pf}.sha256"), f"{pf}.sha256")
@@ -247,7 +240,7 @@ def validate_manifest(manifest: dict, name: str = MANIFEST_NAME) -> dict:
             top = c.number(c.get(stats, "max", f"{sf}.max"), f"{sf}.max")
             if p99 > top:
                 c.fail(f"{sf}.p99", f"is {p99}, above {sf}.max = {top}")
-        fan_in, fan_in_field = units, f"{f}.units"
+        in_shape, in_field = shape, shape_field
 
     if "dataset" in manifest:
         ds = c.dict(manifest["dataset"], "dataset")
@@ -264,16 +257,18 @@ def validate_manifest(manifest: dict, name: str = MANIFEST_NAME) -> dict:
 
 
 def files_of(manifest: dict) -> list[str]:
-    """The ``.npy`` files a checked manifest names, layer by layer (weights, then bias)."""
-    return [layer[part]["file"] for layer in manifest["layers"] for part in ("weights", "bias")]
+    """The ``.npy`` files a checked manifest names, layer by layer (in each kind's order: weights, then bias)."""
+    return [layer[part]["file"] for layer in manifest["layers"] for part in layer_kinds.KINDS[layer["kind"]].parts]
 
 
-def _sha256(data: bytes) -> str:
+def sha256(data: bytes) -> str:
+    """The sha256 of ``data`` as 64 lowercase hexadecimal digits (what a manifest records)."""
     return hashlib.sha256(data).hexdigest()
 
 
-def load_arrays(manifest: dict, files: Mapping[str, bytes], name: str = "the export") -> list[tuple[np.ndarray, np.ndarray]]:
-    """Check every array file of a manifest and return ``[(weights, bias), ...]``, one pair per layer.
+def load_arrays(manifest: dict, files: Mapping[str, bytes], name: str = "the export") -> list[tuple[np.ndarray, ...]]:
+    """Check every array file of a manifest and return one tuple per layer: its arrays in its kind's
+    ``parts`` order (``(weights, bias)`` for a dense layer).
 
     ``files`` maps file names to their bytes; ``name`` is what holds them (a
     zip's name, a folder) and appears in the messages: presence, sha256,
@@ -284,13 +279,13 @@ def load_arrays(manifest: dict, files: Mapping[str, bytes], name: str = "the exp
     arrays = []
     for i, layer in enumerate(manifest["layers"]):
         pair = []
-        for part in ("weights", "bias"):
+        for part in layer_kinds.KINDS[layer["kind"]].parts:
             spec, field = layer[part], f"layers[{i}].{part}"
             file = spec["file"]
             data = files.get(file)
             if data is None:
                 raise _error(f"{file} is missing from {name} ({MANIFEST_NAME} names it in {field}.file)")
-            if _sha256(data) != spec["sha256"]:
+            if sha256(data) != spec["sha256"]:
                 raise _error(f"{name}: {file} is corrupt: its sha256 does not match {MANIFEST_NAME}'s {field}.sha256")
             try:
                 array = np.load(io.BytesIO(data), allow_pickle=False)
@@ -305,11 +300,11 @@ def load_arrays(manifest: dict, files: Mapping[str, bytes], name: str = "the exp
             if not np.isfinite(array).all():
                 raise _error(f"{name}: {file} contains NaN or infinite values")
             pair.append(array)
-        arrays.append((pair[0], pair[1]))
+        arrays.append(tuple(pair))
     return arrays
 
 
-def load_export(files: Mapping[str, bytes], name: str = "the export") -> tuple[dict, list[tuple[np.ndarray, np.ndarray]]]:
+def load_export(files: Mapping[str, bytes], name: str = "the export") -> tuple[dict, list[tuple[np.ndarray, ...]]]:
     """An export's files (``{name: bytes}``, manifest.json included) -> ``(manifest, arrays)``, all checked."""
     data = files.get(MANIFEST_NAME)
     if data is None:

@@ -13,7 +13,6 @@ from it, nothing is hard-coded here.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 from dataclasses import dataclass, field
@@ -23,8 +22,8 @@ from typing import Callable, Mapping
 import numpy as np
 
 from pyscript_app.core import activations as act
-
 from pyscript_app.core import export_format as fmt
+from pyscript_app.core import layers as layers_mod
 
 
 ExportError = fmt.ExportError
@@ -42,46 +41,15 @@ ACTIVATIONS = tuple(act.REGISTRY)
 
 
 # ---------------------------------------------------------------------------
-# the model
+# the model: a list of layers (layers.py)
 
-
-@dataclass
-class Layer:
-    name: str
-    title: str
-    activation: str
-    weights: np.ndarray  # (inputs, units) float32
-    bias: np.ndarray  # (units,) float32
-    labels: list[str] | None = None  # names of the units: the classes, for the output layer only
-    stats: dict | None = None  # activation_stats: {"p99": ..., "max": ...} over the test set
-
-    def __post_init__(self):
-        # The arithmetic runs in float64: float32 sums depend on the order the
-        # BLAS of each numpy build adds in (the browser's numpy and CPython's
-        # differ by up to ~2e-6), float64 ones agree to the last float32 bit.
-        self._w64 = self.weights.astype(np.float64)
-        self._b64 = self.bias.astype(np.float64)
-
-    @property
-    def units(self) -> int:
-        return int(self.bias.shape[0])
-
-    def pre_activation(self, x: np.ndarray) -> np.ndarray:
-        """Weighted input sums (float64) for input ``x`` (n, fan_in) or (fan_in,)."""
-        return np.asarray(x, dtype=np.float64) @ self._w64 + self._b64
-
-    def activate(self, z: np.ndarray) -> np.ndarray:
-        return act.get(self.activation).function(z)
-
-    @property
-    def is_output(self) -> bool:
-        return self.labels is not None
+Layer = layers_mod.Dense  # the one kind of layer the page draws with weights today
 
 
 @dataclass(eq=False)
 class Network:
     manifest: dict
-    layers: list[Layer]
+    layers: list[layers_mod.Layer]
     normalization: dict = field(default_factory=dict)
     #: bumped whenever the weights change (weights_changed): caches of results keep the
     #: version they were computed for and are dropped when it differs
@@ -146,6 +114,7 @@ class Network:
         self,
         x: np.ndarray,
         knocked_out: Mapping[str, object] | None = None,
+        keep: bool = False,
     ) -> list[np.ndarray]:
         """Every layer's activations for already-normalised input ``x``.
 
@@ -153,6 +122,7 @@ class Network:
         per layer, shaped (units,) or (n, units) like the input.
         ``knocked_out`` maps a layer name to the indices of units whose
         activation is forced to zero (a "knock-out"), before the next layer.
+        ``keep``: the layers keep what :meth:`backward` needs.
         """
         a = np.asarray(x, dtype=np.float32)
         single = a.ndim == 1
@@ -160,18 +130,77 @@ class Network:
             a = a[None, :]
         if a.shape[-1] != self.input_size:
             raise ValueError(f"input has {a.shape[-1]} values, the network takes {self.input_size}")
-        out = []
-        for layer in self.layers:
-            a = layer.activate(layer.pre_activation(a)).astype(np.float32)
-            dead = (knocked_out or {}).get(layer.name)
-            if dead is not None and len(dead):  # type: ignore[arg-type]
-                a = a.copy()
-                a[:, np.asarray(list(dead), dtype=np.intp)] = 0.0  # type: ignore[arg-type]
-            out.append(a[0] if single else a)
-        return out
+        out = layers_mod.forward_all(self.layers, a, keep=keep, float32=True, knocked_out=knocked_out)
+        return [o[0] for o in out] if single else out
 
     def predict(self, x: np.ndarray, knocked_out=None) -> np.ndarray:
         return self.forward(x, knocked_out)[-1].argmax(axis=-1)
+
+    def backward(
+        self,
+        grad: np.ndarray,
+        at_net_input: bool = False,
+        knocked_out: Mapping[str, object] | None = None,
+        upto: str | None = None,
+        parameters: bool = True,
+    ) -> tuple[list[tuple[np.ndarray, ...]], np.ndarray]:
+        """(every layer's parameter gradients, the gradient w.r.t. the input) after ``forward(x, keep=True)``.
+
+        ``grad`` (n, units) is the gradient w.r.t. the output of the last
+        layer, or of layer ``upto`` (a name: the layers after it are left
+        out and get no gradients, ``()``); with ``at_net_input`` it is the
+        gradient w.r.t. that layer's net input instead. Float64 throughout.
+        Pass the ``knocked_out`` of the forward pass: a knocked-out unit
+        passes no gradient back.
+        """
+        end = len(self.layers) if upto is None else self.layers.index(self.layer(upto)) + 1
+        chain = self.layers[:end]
+        g_in = layers_mod.backward_all(chain, np.asarray(grad, dtype=np.float64), at_net_input=at_net_input,
+                                       knocked_out=knocked_out, parameters=parameters)
+        grads = [layer.grads if parameters and i < end else () for i, layer in enumerate(self.layers)]
+        return grads, g_in
+
+    def input_gradient(
+        self,
+        x: np.ndarray,
+        target: int | None = None,
+        minus: int | None = None,
+        layer: str | None = None,
+        unit: int | None = None,
+        knocked_out: Mapping[str, object] | None = None,
+    ) -> np.ndarray:
+        """The gradient w.r.t. the input ``x`` (normalised, as for :meth:`forward`), float64, shaped like ``x``, of:
+
+        * ``input_gradient(x, k)``: class ``k``'s log-probability (``k`` may be one class per row of a batch),
+        * ``input_gradient(x, k, minus=j)``: log p(k) - log p(j),
+        * ``input_gradient(x, layer=name, unit=u)``: unit ``u``'s activation in layer ``name``.
+
+        Knock-outs (``knocked_out``, as for :meth:`forward`) hold in both passes.
+        """
+        a = np.asarray(x, dtype=np.float32)
+        single = a.ndim == 1
+        acts = self.forward(a[None, :] if single else a, knocked_out=knocked_out, keep=True)
+        n = acts[0].shape[0]
+        if layer is not None:
+            if unit is None or target is not None:
+                raise ValueError("input_gradient: give layer= and unit= together, without a class")
+            index = self.layers.index(self.layer(layer))
+            grad = np.zeros((n, acts[index].shape[1]))
+            grad[:, unit] = 1.0
+            _, g = self.backward(grad, knocked_out=knocked_out, upto=layer, parameters=False)
+        else:
+            if target is None:
+                raise ValueError("input_gradient: give a class (target=) or a layer and a unit")
+            # d log p_k / d z = one_hot(k) - p at the output layer's net input z; the p cancel in a difference
+            rows = np.arange(n)
+            if minus is None:
+                grad = -self.output_layer.last_output
+            else:
+                grad = np.zeros((n, self.output_layer.units))
+                grad[rows, minus] -= 1.0
+            grad[rows, target] += 1.0
+            _, g = self.backward(grad, at_net_input=True, knocked_out=knocked_out, parameters=False)
+        return g[0] if single else g
 
 
 def normalize(pixels: np.ndarray, normalization: dict, input_size: int) -> np.ndarray:
@@ -186,8 +215,7 @@ def normalize(pixels: np.ndarray, normalization: dict, input_size: int) -> np.nd
 # reading an export
 
 
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+sha256 = fmt.sha256
 
 
 def parse_manifest(text: str | bytes, name: str = MANIFEST_NAME) -> dict:
@@ -210,16 +238,9 @@ def build_network(manifest: dict, files: Mapping[str, bytes], name: str = MANIFE
     arrays = fmt.load_arrays(manifest, files, _holder(name))
     specs = manifest["layers"]
     layers = [
-        Layer(
-            name=spec["name"],
-            title=spec.get("title") or spec["name"],
-            activation=spec["activation"],
-            weights=weights,
-            bias=bias,
-            labels=list(manifest["classes"]) if i == len(specs) - 1 else None,
-            stats=spec.get("activation_stats"),
-        )
-        for i, (spec, (weights, bias)) in enumerate(zip(specs, arrays))
+        layers_mod.kind(spec["kind"]).from_entry(
+            spec, arrays[i], labels=list(manifest["classes"]) if i == len(specs) - 1 else None)
+        for i, spec in enumerate(specs)
     ]
     return Network(manifest=manifest, layers=layers, normalization=manifest["input"].get("normalization", {}))
 

@@ -15,27 +15,27 @@ numpy Generator, on batches reshuffled every epoch by another seeded
 Generator. Weights are kept in float32 (what the export holds); the arithmetic
 runs in float64.
 
-Same seed, same weights, in CPython and in the browser, bit for bit: every
-sum runs in one fixed order (left to right over the summed index, see
-:func:`dot`) and the activations use ``activations.Activation.exact`` (no
-platform-dependent ``exp``). The browser's numpy has no BLAS: its matrix
-product is exactly that left-to-right loop, and fast. CPython's numpy hands
-products to OpenBLAS, which adds in blocks, so there the same loop runs as
-numpy slices.
+The forward and backward passes are the layers' own (layers.py, run with
+``exact=True``): same seed, same weights, in CPython and in the browser, bit
+for bit. Every sum runs in one fixed order (left to right over the summed
+index, see ordered.py) and the activations use
+``activations.Activation.exact`` (no platform-dependent ``exp``).
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import math
-import sys
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 import numpy as np
 
 from pyscript_app.core import activations as act
+from pyscript_app.core import export_write
+from pyscript_app.core import layers as layer_kinds
+from pyscript_app.core import ordered
+from pyscript_app.core.ordered import MATMUL_IN_ORDER, column_sums, dot  # noqa: F401  (train.dot: the tests, the bench)
 
 # --- the settings a user chooses (and the address carries) -------------------
 
@@ -282,56 +282,6 @@ def _parse_activation(raw: str, layers: int, default: str, notes) -> str | tuple
     return fixed[0] if len(set(fixed)) == 1 else tuple(fixed)
 
 
-# --- sums in one order everywhere ------------------------------------------------
-
-
-def _dot_slices(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a @ b (float64) added strictly left to right over the inner index, one slice per index."""
-    out = np.zeros((a.shape[0], b.shape[1]))
-    tmp = np.empty_like(out)
-    for k in range(a.shape[1]):
-        np.multiply(a[:, k : k + 1], b[k : k + 1, :], out=tmp)
-        out += tmp
-    return out
-
-
-def _matmul_in_order(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    # The same loop and order whatever the layout; with b in column order both operands are
-    # read contiguously, which makes the browser's product about 1.5x faster.
-    return np.matmul(a, np.asfortranarray(b))
-
-
-def _matmul_is_left_to_right() -> bool:
-    """Does this numpy's matrix product add left to right (numpy built without BLAS)?"""
-    rng = np.random.default_rng(0)
-    a = rng.standard_normal((9, 300)) * np.exp2(rng.integers(-20, 20, (9, 300)))
-    b = rng.standard_normal((300, 7))
-    return bool(np.array_equal(_matmul_in_order(a, b), _dot_slices(a, b))
-                and np.array_equal(_matmul_in_order(a.T[:40].T, b[:40]), _dot_slices(a[:, :40], b[:40]))
-                and np.array_equal(_matmul_in_order(a[:, :7].T, b[:9]), _dot_slices(a[:, :7].T, b[:9])))
-
-
-# The browser's numpy (no BLAS) multiplies matrices with the plain three-loop
-# product, which is exactly _dot_slices's order; checked once here, not assumed.
-MATMUL_IN_ORDER = sys.platform == "emscripten" and _matmul_is_left_to_right()
-
-
-def dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """The matrix product of 2-D float64 arrays, each element summed left to right from 0.
-
-    The result does not depend on the numpy build: the browser's matrix
-    product already adds in that order; elsewhere it is done by slices.
-    """
-    if MATMUL_IN_ORDER:
-        return _matmul_in_order(a, b)
-    return _dot_slices(a, b)
-
-
-def column_sums(x: np.ndarray) -> np.ndarray:
-    """Sum over the rows (axis 0), left to right, as (1, columns)."""
-    return dot(np.ones((1, x.shape[0])), x)
-
-
 def exact_mean(values: np.ndarray) -> float:
     return math.fsum(values.tolist()) / values.size  # fsum is exactly rounded: no order at all
 
@@ -339,22 +289,7 @@ def exact_mean(values: np.ndarray) -> float:
 # --- the trainer ------------------------------------------------------------------
 
 
-def forward(weights, biases, activations, x: np.ndarray):
-    """(net inputs, activations, the input's non-zero columns) of the network for float64 input ``x``.
-
-    Input columns that are 0 for every row are left out of the first
-    product: their terms are exact zeros, so the sums are the same.
-    """
-    cols = np.flatnonzero(x.any(axis=0))
-    zs, acts = [], []
-    a = x[:, cols]
-    for i, (w, b) in enumerate(zip(weights, biases)):
-        w64 = w[cols].astype(np.float64) if i == 0 else w.astype(np.float64)
-        z = dot(a, w64) + b.astype(np.float64)
-        a = act.get(activations[i]).exact(z)
-        zs.append(z)
-        acts.append(a)
-    return zs, acts, cols
+# --- the trainer ------------------------------------------------------------------
 
 
 DEFAULT_NORMALIZATION = {"scale": 1.0 / 255.0, "offset": 0.0, "formula": "x = pixel / 255"}
@@ -447,14 +382,14 @@ class Trainer:
         s = self.settings
         init = np.random.default_rng([s.seed, 0])
         self._shuffle = np.random.default_rng([s.seed, 1])
-        self.weights: list[np.ndarray] = []  # float32 (fan_in, fan_out)
-        self.biases: list[np.ndarray] = []  # float32 (fan_out,)
-        for fan_in, fan_out in zip(self.sizes[:-1], self.sizes[1:]):
+        arrays = []
+        for fan_in, fan_out, activation in zip(self.sizes[:-1], self.sizes[1:], self.layer_activations):
             limit = math.sqrt(6.0 / (fan_in + fan_out))  # glorot_uniform, Keras' default for Dense
-            self.weights.append(init.uniform(-limit, limit, (fan_in, fan_out)).astype(np.float32))
-            self.biases.append(np.zeros(fan_out, dtype=np.float32))
-        self._state = [[np.zeros(p.shape) for p in (w, b)] for w, b in zip(self.weights, self.biases)]
-        self._second = [[np.zeros(p.shape) for p in (w, b)] for w, b in zip(self.weights, self.biases)]
+            arrays.append((init.uniform(-limit, limit, (fan_in, fan_out)).astype(np.float32),
+                           np.zeros(fan_out, dtype=np.float32), activation))
+        self.layers = layer_kinds.dense_chain(arrays, self.classes)  # the network being trained (float32 weights)
+        self._state = [[np.zeros(p.shape) for p in layer.params()] for layer in self.layers]
+        self._second = [[np.zeros(p.shape) for p in layer.params()] for layer in self.layers]
         self._beta_powers = (1.0, 1.0)
         self.steps = self.epoch = self.position = self.seen = 0
         self.losses = []
@@ -462,14 +397,23 @@ class Trainer:
         self.last = None
         self._order = self._shuffle.permutation(self.images.shape[0])
 
+    @property
+    def weights(self) -> list[np.ndarray]:
+        """Each layer's weights, float32 (fan_in, fan_out)."""
+        return [layer.weights for layer in self.layers]
+
+    @property
+    def biases(self) -> list[np.ndarray]:
+        """Each layer's bias, float32 (fan_out,)."""
+        return [layer.bias for layer in self.layers]
+
     def set_weights(self, weights: Sequence[np.ndarray], biases: Sequence[np.ndarray]) -> None:
         """Start from these weights (float32, the shapes of the settings' network); optimizer state cleared."""
         for i, (w, b) in enumerate(zip(weights, biases)):
             if w.shape != self.weights[i].shape or b.shape != self.biases[i].shape:
                 raise ValueError(f"layer {i}: weights {w.shape} / bias {b.shape}, expected "
                                  f"{self.weights[i].shape} / {self.biases[i].shape}")
-            self.weights[i] = np.asarray(w, dtype=np.float32).copy()
-            self.biases[i] = np.asarray(b, dtype=np.float32).copy()
+            self.layers[i].set_params([np.asarray(w, dtype=np.float32).copy(), np.asarray(b, dtype=np.float32).copy()])
         for state in (self._state, self._second):
             for pair in state:
                 for s in pair:
@@ -502,8 +446,14 @@ class Trainer:
         return (pixels.astype(np.float32) * self._scale + self._offset).astype(np.float64)
 
     def forward(self, x: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
-        """(net inputs, activations, the input's non-zero columns) of float64 input ``x`` (n, pixels)."""
-        return forward(self.weights, self.biases, self.layer_activations, x)
+        """(net inputs, activations, the input's non-zero columns) of float64 input ``x`` (n, pixels).
+
+        The layers' own forward pass, in one summation order (``exact``); the
+        input's all-zero columns (background pixels) are left out of the
+        first product: their terms are exact zeros, so the sums are the same.
+        """
+        acts = layer_kinds.forward_all(self.layers, x, exact=True, sparse_input=True)
+        return [layer.net_input for layer in self.layers], acts, self.layers[0].input_columns
 
     def gradients(self, pixels: np.ndarray, labels: np.ndarray):
         """(mean loss, per-digit accuracy, [(dL/dW, dL/db) per layer]) of this batch, float64; nothing changes."""
@@ -511,7 +461,7 @@ class Trainer:
         labels = np.asarray(labels).astype(np.intp)
         n = labels.shape[0]
         x = self.normalize(pixels)
-        zs, acts, cols = self.forward(x)
+        zs, acts, _ = self.forward(x)
         rows = np.arange(n)
         # loss: -log softmax(z)[label] = log(sum exp(z - max)) - (z - max)[label]
         logits = zs[-1]
@@ -525,19 +475,8 @@ class Trainer:
         delta = acts[-1].copy()
         delta[rows, labels] -= 1.0
         delta /= n
-        grads: list[tuple[np.ndarray, np.ndarray]] = [None] * len(self.weights)  # type: ignore[list-item]
-        for i in range(len(self.weights) - 1, -1, -1):
-            inputs = acts[i - 1] if i > 0 else x[:, cols]
-            g_w = dot(inputs.T, delta)
-            if i == 0:
-                full = np.zeros(self.weights[0].shape)
-                full[cols] = g_w
-                g_w = full
-            grads[i] = (g_w, column_sums(delta)[0])
-            if i > 0:
-                back = dot(delta, self.weights[i].astype(np.float64).T)
-                delta = back * act.get(self.layer_activations[i - 1]).derivative(zs[i - 1], acts[i - 1])
-        return loss, accuracy, grads
+        layer_kinds.backward_all(self.layers, delta, exact=True, at_net_input=True, input_gradient=False)
+        return loss, accuracy, [layer.grads for layer in self.layers]
 
     def train_batch(self, pixels: np.ndarray, labels: np.ndarray) -> float:
         """One optimizer step on this batch (uint8 pixels (n, pixels), labels (n,)); returns its loss.
@@ -565,9 +504,9 @@ class Trainer:
             b1, b2 = self._beta_powers[0] * BETA_1, self._beta_powers[1] * BETA_2
             self._beta_powers = (b1, b2)
             alpha = lr * math.sqrt(1.0 - b2) / (1.0 - b1)
-        for i, (g_w, g_b) in enumerate(grads):
-            params = [self.weights[i], self.biases[i]]
-            for j, g in enumerate((g_w, g_b)):
+        for i, layer_grads in enumerate(grads):
+            params = self.layers[i].params()
+            for j, g in enumerate(layer_grads):
                 p = params[j].astype(np.float64)
                 if s.optimizer == "sgd":
                     p -= g * lr
@@ -592,7 +531,7 @@ class Trainer:
                     p -= step
                 with np.errstate(over="ignore", invalid="ignore"):
                     params[j] = p.astype(np.float32)
-            self.weights[i], self.biases[i] = params
+            self.layers[i].set_params(params)
 
     def _check_divergence(self, loss: float) -> None:
         chance = math.log(len(self.classes))
@@ -700,8 +639,7 @@ class Trainer:
         return done
 
     def layer_names(self) -> list[str]:
-        hidden = len(self.settings.hidden)
-        return [f"hidden_{i + 1}" for i in range(hidden)] + ["output"]
+        return [layer.name for layer in self.layers]
 
     def to_network(self, **export_args):
         """The current network as the page's ``network.Network`` (through the export, as a saved file would be)."""
@@ -721,28 +659,6 @@ class Trainer:
         if not all(np.isfinite(w).all() and np.isfinite(b).all() for w, b in zip(self.weights, self.biases)):
             raise ValueError("the network cannot be saved: its weights are no longer finite numbers "
                              "(training diverged); press Reset and train with a smaller learning rate")
-        files: dict[str, bytes] = {}
-        layers = []
-        names = self.layer_names()
-        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
-            name = names[i]
-            entry = {
-                "name": name,
-                "title": f"Hidden layer {i + 1}" if name != "output" else "Output layer",
-                "kind": "dense",
-                "inputs": int(w.shape[0]),
-                "units": int(w.shape[1]),
-                "activation": self.layer_activations[i],
-            }
-            for part, array in (("weights", w), ("bias", b)):
-                file = f"{name}_{part}.npy"
-                data = _npy_bytes(array)
-                files[file] = data
-                entry[part] = {"file": file, "shape": list(array.shape), "dtype": "float32",
-                               "sha256": hashlib.sha256(data).hexdigest()}
-            if name == "output":
-                entry["labels"] = list(self.classes)
-            layers.append(entry)
         s = self.settings
         training = {
             "source": "trained in the page (pyscript_app/train.py)",
@@ -759,20 +675,9 @@ class Trainer:
         }
         if self.stopped:
             training["stopped"] = self.stopped
-        manifest = {
-            "format": "nn-visualizer-export",
-            "format_version": 2,
-            "id": model_id,
-            "title": title or "Trained in the page",
-            "description": f"Trained in the browser: {s.describe()}.",
-            "input": dict(self.input_spec),
-            "classes": list(self.classes),
-            "layers": layers,
-            "training": training,
-        }
-        if dataset:
-            manifest["dataset"] = dict(dataset)
-        return manifest, files
+        return export_write.build(self.layers, model_id=model_id, title=title or "Trained in the page",
+                                  description=f"Trained in the browser: {s.describe()}.", input_spec=self.input_spec,
+                                  classes=self.classes, training=training, dataset=dataset)
 
 
 class Evaluation:
@@ -784,9 +689,7 @@ class Evaluation:
     """
 
     def __init__(self, trainer: Trainer, images: np.ndarray, labels: np.ndarray, chunk: int = 500):
-        self._weights = [w.copy() for w in trainer.weights]
-        self._biases = [b.copy() for b in trainer.biases]
-        self._activations = list(trainer.layer_activations)
+        self._layers = [layer.copy() for layer in trainer.layers]
         self._normalize = trainer.normalize
         self.steps = trainer.steps  # the step whose weights are measured
         self._images = np.asarray(images).reshape(len(images), -1)
@@ -811,17 +714,11 @@ class Evaluation:
         """Classify the next slice; True once every digit is done."""
         if not self.done:
             end = min(self.position + self.chunk, self.count)
-            _, acts, _ = forward(self._weights, self._biases, self._activations,
-                                 self._normalize(self._images[self.position : end]))
+            acts = layer_kinds.forward_all(self._layers, self._normalize(self._images[self.position : end]),
+                                           exact=True, keep=False, sparse_input=True)
             self.correct += int((acts[-1].argmax(axis=1) == self._labels[self.position : end]).sum())
             self.position = end
         return self.done
-
-
-def _npy_bytes(array: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
-    return buf.getvalue()
 
 
 def weights_digest(trainer: Trainer) -> str:

@@ -1,7 +1,7 @@
 """What the Train panel shows, computed without the page: its form, the loss curve, the progress line, the rate.
 
-Pure Python (no browser imports): page_train.py feeds it the trainer's
-figures and writes the markup it returns into the page.
+Pure Python (no browser imports): page/train*.py feed it the trainer's
+figures and write the markup it returns into the page.
 """
 
 from __future__ import annotations
