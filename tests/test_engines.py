@@ -19,7 +19,9 @@ import pytest
 from conftest import PAD_PIXELS_JS, SITE, Server, pad_rgba, read_default_model, site_copy
 from drawn_digits import TEMPLATES
 from engines import PlaywrightPage, RecordingProxy, SeleniumPage
+from pyscript_app.core import why
 from pyscript_app.core.preprocess import preprocess
+import reference
 from test_render_inside import plain, plain_confusion, plain_pass  # noqa: F401 (plain is a fixture)
 import browser as engines_here  # tools/browser.py
 
@@ -231,6 +233,34 @@ def test_the_error_explorer_shows_the_numpy_confusion_matrix(ep, plain):
     assert visible
     ep.click("#errors-toggle")
     ep.wait("return document.getElementById('error-explorer').hidden;")
+
+
+def test_why_this_answer_is_the_cpython_attribution(ep, default_model):
+    network, testset = default_model
+    show_sample(ep, 3)
+    expected = why.attribute(network, testset.images[3].reshape(-1) / 255.0, "gradxinput")
+    ep.wait("const a = document.getElementById('attribution'); return !!a && a.dataset.class === arguments[0];", expected.label)
+    values = np.array([float(v) for v in ep.attribute("#attribution", "data-values").split(",")])
+    np.testing.assert_allclose(values, expected.values, atol=1e-5 * max(1.0, np.abs(expected.values).max()))
+
+
+def test_make_it_a_fools_the_reference_pass(ep, default_model):
+    network, testset = default_model
+    show_sample(ep, 3)
+    target = (int(testset.labels[3]) + 4) % 10
+    try:
+        if ep.attribute("#attack-toggle", "aria-expanded") != "true":
+            ep.click("#attack-toggle")
+        ep.click(f'[data-attack-target="{target}"]')
+        ep.wait("const r = document.getElementById('attack-result'); return !!r && r.dataset.target === arguments[0];", str(target))
+        changed = np.array([float(v) for v in ep.attribute("#attack-result", "data-pixels").split(",")])
+        u = testset.images[3].reshape(-1) / 255.0
+        assert ((changed >= 0) & (changed <= 1)).all()
+        assert np.abs(changed - u).max() <= float(ep.attribute("#attack-result", "data-epsilon")) + 1e-9
+        layers = reference.load(SITE / "models" / network.id)[1]
+        assert int(reference.forward(layers, changed[None])[-1][0].argmax()) == target
+    finally:
+        show_sample(ep, 3)
 
 
 def test_zero_requests_outside_the_local_server(ep):

@@ -80,6 +80,8 @@ def test_the_map_follows_a_click(why_page, model):
     wait_map(why_page, "gradxinput", expected.label)
     np.testing.assert_allclose(floats(why_page.page, "#attribution", "values"), expected.values,
                                atol=1e-5 * max(1.0, np.abs(expected.values).max()))
+    # the click writes its address once the clicking pauses: the next test's address must be a change
+    why_page.page.wait_for_function(f"location.hash === '#sample={index}'")
 
 
 def test_an_attack_fools_the_reference_pass_and_apply_shows_it(why_page, model):

@@ -161,6 +161,14 @@ def objective_value_all(network, x, knocked_out=None) -> np.ndarray:
     return log_probabilities(network, np.atleast_2d(x), knocked_out)[0]
 
 
+def gauss_legendre(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss-Legendre nodes and weights on [0, 1] (Golub-Welsch: the eigenvalues of the Jacobi matrix)."""
+    k = np.arange(1, n)
+    off = k / np.sqrt(4.0 * k * k - 1.0)
+    values, vectors = np.linalg.eigh(np.diag(off, 1) + np.diag(off, -1))
+    return (values + 1) / 2, vectors[0] ** 2
+
+
 def integrated_gradients(network, u: np.ndarray, objective: tuple, steps: int = IG_STEPS, knocked_out=None,
                          tolerance: float = IG_TOLERANCE, most: int = IG_MOST_STEPS) -> Attribution:
     """Integrated gradients from a black baseline: (x - b) times the gradient integrated along the straight path.
@@ -175,8 +183,7 @@ def integrated_gradients(network, u: np.ndarray, objective: tuple, steps: int = 
     x = to_input(network, u)
     b = to_input(network, np.zeros_like(u))
     direction = x - b
-    nodes, weights = np.polynomial.legendre.leggauss(IG_NODES)
-    nodes, weights = (nodes + 1) / 2, weights / 2
+    nodes, weights = gauss_legendre(IG_NODES)
 
     def estimate(segments):
         """Per segment: its share of every pixel (its gradients' weighted sum times its length)."""
