@@ -346,3 +346,18 @@ def refusal(mutate):
 ])
 def test_the_loader_refuses_a_cnn_that_does_not_follow(mutate, message):
     assert message in refusal(mutate)
+
+
+def test_a_zip_saved_by_train_mode_before_the_layer_registry_still_opens(seed_export):
+    """Train mode used to write the output layer's entry with its "labels" and manifest.json without a final
+    newline; such a zip opens as it is, with the same weights."""
+    testset = seed_export[1]
+    trainer = train.Trainer(train.Settings(hidden=(8,)), testset.images[:500], testset.labels[:500])
+    trainer.run(3)
+    manifest, files = trainer.to_export()
+    manifest["layers"][-1]["labels"] = [str(c) for c in range(10)]
+    old = nw.fmt.write_zip({"manifest.json": __import__("json").dumps(manifest, indent=2).encode(), **files})
+    got, arrays = nw.fmt.load_export(nw.fmt.read_zip(old, "old.zip"), "old.zip")
+    network = nw.build_network(got, nw.fmt.read_zip(old, "old.zip"), "old.zip: manifest.json")
+    for layer, w, b in zip(network.layers, trainer.weights, trainer.biases):
+        assert np.array_equal(layer.weights, w) and np.array_equal(layer.bias, b)
