@@ -55,3 +55,29 @@ def forward(layers, x, dead=None, pre=False):
 def plain_forward(manifest, model_dir, x):
     """Every layer's activations of the export in model_dir for x (n, inputs)."""
     return forward(load(model_dir)[1], x)
+
+
+def conv2d(x, kernel, bias, padding):
+    """A plain loop convolution (stride 1) of x (n, h, w, c) by kernel (kh, kw, c, f), float64."""
+    x = np.asarray(x, dtype=np.float64)
+    kh, kw, _, f = kernel.shape
+    if padding == "same":
+        x = np.pad(x, ((0, 0), ((kh - 1) // 2, kh // 2), ((kw - 1) // 2, kw // 2), (0, 0)))
+    n, h, w, _ = x.shape
+    out = np.zeros((n, h - kh + 1, w - kw + 1, f))
+    for i in range(out.shape[1]):
+        for j in range(out.shape[2]):
+            patch = x[:, i : i + kh, j : j + kw, :]
+            for k in range(f):
+                out[:, i, j, k] = (patch * kernel[:, :, :, k]).sum(axis=(1, 2, 3)) + bias[k]
+    return out
+
+
+def maxpool2d(x):
+    """The largest of each 2x2 block, per channel (a last odd row or column left out)."""
+    n, h, w, c = x.shape
+    out = np.zeros((n, h // 2, w // 2, c))
+    for i in range(h // 2):
+        for j in range(w // 2):
+            out[:, i, j, :] = x[:, 2 * i : 2 * i + 2, 2 * j : 2 * j + 2, :].max(axis=(1, 2))
+    return out

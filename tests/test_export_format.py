@@ -135,7 +135,7 @@ BAD = [
     (("layers", 0, "name"), "<b>", "layers[0].name must match"),
     (("layers", 1, "name"), "hidden_1", "layers[1].name \"hidden_1\" is used by an earlier layer"),
     (("layers", 0, "title"), 5, "layers[0].title must be a string, got 5"),
-    (("layers", 1, "kind"), "conv2d", "layers[1].kind must be \"dense\""),
+    (("layers", 1, "kind"), "lstm", "layers[1].kind must be \"dense\", \"conv2d\", \"maxpool2d\" or \"flatten\""),
     (("layers", 1, "kind"), DELETE, "layers[1].kind is missing"),
     (("layers", 0, "units"), 0, "layers[0].units must be from 1 to 512, got 0"),
     (("layers", 0, "units"), 2000, "layers[0].units must be from 1 to 512, got 2000"),

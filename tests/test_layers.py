@@ -197,3 +197,167 @@ def test_train_mode_and_export_weights_write_the_same_export(seed_export):
     zipped = export_write.zip_bytes(theirs, their_files)
     files = nw.fmt.read_zip(zipped, "t.zip")
     assert files == export_write.export_files(theirs, their_files)
+
+
+# --- conv2d, maxpool2d, flatten ------------------------------------------------------------------------------
+
+
+def random_conv(rng, h, w, channels, filters, k, padding, activation):
+    return layers.Conv2D("c", "C", activation, rng.normal(0, 0.4, (k, k, channels, filters)).astype(np.float32),
+                         rng.normal(0, 0.3, filters).astype(np.float32), (h, w, channels), padding)
+
+
+@pytest.mark.parametrize("padding", ["valid", "same"])
+@pytest.mark.parametrize("k", [3, 5])
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu", "linear"])
+def test_conv2d_backward_equals_finite_differences(padding, k, activation):
+    rng = np.random.default_rng(k + 7 * len(activation) + (padding == "same"))
+    for exact in (False, True):
+        h, w = (int(v) for v in rng.integers(k, k + 5, 2))
+        layer = random_conv(rng, h, w, int(rng.integers(1, 4)), int(rng.integers(1, 5)), k, padding, activation)
+        assert layer.output_shape == ((h, w) if padding == "same" else (h - k + 1, w - k + 1)) + (layer.units,)
+        check_layer_gradients(layer, rng.normal(size=(2, h, w, layer.input_shape[2])), rng, exact)
+
+
+def test_conv2d_and_maxpool2d_forward_equal_plain_loops():
+    rng = np.random.default_rng(2)
+    for padding in ("valid", "same"):
+        layer = random_conv(rng, 9, 8, 2, 3, 3, padding, "linear")
+        x = rng.normal(size=(3, 9, 8, 2))
+        for exact in (False, True):
+            np.testing.assert_allclose(layer.forward(x, exact=exact), ref.conv2d(x, layer.weights.astype(np.float64),
+                                       layer.bias.astype(np.float64), padding), rtol=1e-12, atol=1e-12)
+    pool = layers.MaxPool2D("p", "P", (9, 8, 2))
+    assert pool.output_shape == (4, 4, 2)
+    np.testing.assert_array_equal(pool.forward(x), ref.maxpool2d(x))
+
+
+def test_maxpool2d_backward_routes_to_the_maximum():
+    rng = np.random.default_rng(4)
+    for h, w in ((6, 4), (7, 5)):  # an odd last row and column take no part
+        pool = layers.MaxPool2D("p", "P", (h, w, 3))
+        x = rng.normal(size=(2, h, w, 3))  # no ties
+        out = pool.forward(x)
+        r = rng.standard_normal(out.shape)
+        g = pool.backward(r)
+        numeric = numeric_gradient(lambda: float((pool.forward(x, keep=False) * r).sum()), x,
+                                   [np.unravel_index(i, x.shape) for i in range(x.size)])
+        np.testing.assert_allclose(g.reshape(-1), numeric, atol=1e-8)
+        assert np.count_nonzero(g) == out.size  # one input per block gets its gradient
+
+
+def test_flatten_is_keras_order_and_back():
+    flat = layers.Flatten("f", "F", (2, 3, 4))
+    x = np.arange(48, dtype=np.float64).reshape(2, 2, 3, 4)
+    assert flat.forward(x).tolist() == x.reshape(2, 24).tolist() and flat.units == 24
+    assert np.array_equal(flat.backward(flat.forward(x)), x)
+
+
+def cnn_export(rng, padding="same", hidden=8):
+    """A small CNN's export written by the one writer: conv 3x3 -> pool -> conv 5x5 -> flatten -> dense -> softmax."""
+    conv1 = random_conv(rng, 12, 10, 1, 4, 3, padding, "relu")
+    pool = layers.MaxPool2D("pool_1", "Pooling 1", conv1.output_shape)
+    conv2 = random_conv(rng, *pool.output_shape, 3, 3, "valid", "tanh")
+    conv1.name, conv2.name = "conv_1", "conv_2"
+    flat = layers.Flatten("flatten", "Flatten", conv2.output_shape)
+    dense = layers.dense_chain([(rng.normal(0, 0.3, (flat.units, hidden)), rng.normal(0, 0.1, hidden), "sigmoid"),
+                                (rng.normal(0, 0.5, (hidden, 10)), rng.normal(0, 0.1, 10), "softmax")],
+                               [str(c) for c in range(10)])
+    chain = [conv1, pool, conv2, flat, *dense]
+    return export_write.build(chain, model_id="cnn", title="CNN", description="d", classes=[str(c) for c in range(10)],
+                              input_spec={"size": 120, "image_shape": [12, 10], "dtype": "float32",
+                                          "normalization": {"scale": 1 / 255, "offset": 0.0}}, training={})
+
+
+@pytest.mark.parametrize("padding", ["valid", "same"])
+def test_a_cnn_export_opens_and_its_forward_equals_plain_loops(padding):
+    rng = np.random.default_rng(9)
+    manifest, files = cnn_export(rng, padding)
+    network = nw.build_network(manifest, files)
+    assert [l["kind"] for l in manifest["layers"]] == ["conv2d", "maxpool2d", "conv2d", "flatten", "dense", "dense"]
+    assert manifest["layers"][0]["output_shape"] == ([12, 10, 4] if padding == "same" else [10, 8, 4])
+    pixels = rng.integers(0, 256, (5, 12, 10), dtype=np.uint8)
+    x = network.normalize(pixels)
+    got = network.forward(x)
+    # independent: plain loops on the .npy arrays as the manifest names them
+    arrays = {name: np.load(__import__("io").BytesIO(data)).astype(np.float64) for name, data in files.items()}
+    a = x.astype(np.float64).reshape(5, 12, 10, 1)
+    a = np.maximum(ref.conv2d(a, arrays["conv_1_weights.npy"], arrays["conv_1_bias.npy"], padding), 0)
+    expected = [a]
+    expected.append(ref.maxpool2d(a))
+    expected.append(np.tanh(ref.conv2d(expected[-1], arrays["conv_2_weights.npy"], arrays["conv_2_bias.npy"], "valid")))
+    expected.append(expected[-1].reshape(5, -1))
+    expected += ref.forward([(arrays["hidden_1_weights.npy"], arrays["hidden_1_bias.npy"], "sigmoid"),
+                             (arrays["output_weights.npy"], arrays["output_bias.npy"], "softmax")], expected[-1])
+    for g, e, layer in zip(got, expected, network.layers):
+        assert g.shape == (5, *layer.output_shape) and g.dtype == np.float32
+        np.testing.assert_allclose(g, e, atol=1e-5)
+    single = network.forward(x[0])
+    assert single[0].shape == network.layers[0].output_shape  # one digit: (height, width, channels)
+    # knocking out a channel zeroes its whole map, and its gradient
+    dead = network.forward(x, knocked_out={"conv_1": [2]})
+    assert not dead[0][..., 2].any() and dead[0][..., 1].any()
+    assert not network.input_gradient(x[0], layer="conv_2", unit=1, knocked_out={"conv_2": [1]}).any()
+    assert network.input_gradient(x[0], layer="conv_2", unit=1).any()
+
+
+def test_a_cnn_s_input_gradient_equals_finite_differences():
+    rng = np.random.default_rng(12)
+    manifest, files = cnn_export(rng, "same")
+    network = nw.build_network(manifest, files)
+    x = rng.uniform(0, 1, 120)
+    plain = [(l.weights.astype(np.float64), l.bias.astype(np.float64)) for l in network.layers if l.parts]
+
+    def log_p(v, k=3):
+        a = np.maximum(ref.conv2d(v.reshape(1, 12, 10, 1), *plain[0], "same"), 0)
+        a = np.tanh(ref.conv2d(ref.maxpool2d(a), *plain[1], "valid")).reshape(1, -1)
+        p = ref.forward([(*plain[2], "sigmoid"), (*plain[3], "softmax")], a)[-1][0]
+        return np.log(p[k])
+
+    probe = x.copy()
+    numeric = numeric_gradient(lambda: log_p(probe), probe, [(i,) for i in range(120)])
+    got = network.input_gradient(x.astype(np.float32), 3)
+    np.testing.assert_allclose(got, numeric, rtol=1e-3, atol=1e-5)
+    assert np.abs(got).max() > 1e-3
+
+
+def refusal(mutate):
+    manifest, files = cnn_export(np.random.default_rng(1))
+    mutate(manifest)
+    with pytest.raises(nw.ExportError) as err:
+        nw.parse_manifest(__import__("json").dumps(manifest), "cnn/manifest.json")
+    return str(err.value)
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda m: m["layers"][2]["weights"].update(shape=[3, 3, 2, 3]),
+     "cnn/manifest.json: layers[2].weights.shape must be [3, 3, 4, 3]"),
+    (lambda m: m["layers"][0].update(output_shape=[10, 8, 4]), "layers[0].output_shape must be [12, 10, 4]"),
+    (lambda m: m["layers"][1].update(output_shape=[6, 6, 4]), "layers[1].output_shape must be [6, 5, 4]"),
+    (lambda m: m["layers"][0].update(padding="full"), 'layers[0].padding must be "valid" or "same", got "full"'),
+    (lambda m: m["layers"][0].update(stride=2), "layers[0].stride must be 1 (the only stride supported), got 2"),
+    (lambda m: m["layers"][0].update(filters=65), "layers[0].filters must be from 1 to 64, got 65"),
+    (lambda m: m["layers"][0].update(kernel=[4, 4]), "layers[0].kernel must be [3, 3] or [5, 5]"),
+    (lambda m: m["layers"][2].update(input_shape=[6, 5, 3]), "layers[2].input_shape is [6, 5, 3] but layers[1].output_shape gives 6x5x4"),
+    (lambda m: m["layers"][4].update(kind="conv2d"), "layers[4].input_shape is missing"),
+    (lambda m: m["layers"][3].update(output_shape=[40]), "layers[3].output_shape must be [36] (4 x 3 x 3 values)"),
+    (lambda m: m["layers"].__setitem__(slice(0, 0), [dict(m["layers"][0], name=f"x{i}") for i in range(3)]),
+     "layers holds 5 conv2d layers; 4 of them at most"),
+])
+def test_the_loader_refuses_a_cnn_that_does_not_follow(mutate, message):
+    assert message in refusal(mutate)
+
+
+def test_a_zip_saved_by_train_mode_before_the_layer_registry_still_opens(seed_export):
+    """Train mode used to write the output layer's entry with its "labels" and manifest.json without a final
+    newline; such a zip opens as it is, with the same weights."""
+    testset = seed_export[1]
+    trainer = train.Trainer(train.Settings(hidden=(8,)), testset.images[:500], testset.labels[:500])
+    trainer.run(3)
+    manifest, files = trainer.to_export()
+    manifest["layers"][-1]["labels"] = [str(c) for c in range(10)]
+    old = nw.fmt.write_zip({"manifest.json": __import__("json").dumps(manifest, indent=2).encode(), **files})
+    got, arrays = nw.fmt.load_export(nw.fmt.read_zip(old, "old.zip"), "old.zip")
+    network = nw.build_network(got, nw.fmt.read_zip(old, "old.zip"), "old.zip: manifest.json")
+    for layer, w, b in zip(network.layers, trainer.weights, trainer.biases):
+        assert np.array_equal(layer.weights, w) and np.array_equal(layer.bias, b)

@@ -193,9 +193,14 @@ def validate_manifest(manifest: dict, name: str = MANIFEST_NAME) -> dict:
     layers = c.get(manifest, "layers", "layers")
     if not isinstance(layers, list):
         c.fail("layers", f"must be a list, got {_shown(layers)}")
-    if not 2 <= len(layers) <= MAX_HIDDEN_LAYERS + 1:
+    kinds = [layer.get("kind") if isinstance(layer, dict) else None for layer in layers]
+    if all(k == "dense" for k in kinds) and not 2 <= len(layers) <= MAX_HIDDEN_LAYERS + 1:
         c.fail("layers", f"must hold 1 to {MAX_HIDDEN_LAYERS} hidden layers and the output layer "
                          f"({MAX_HIDDEN_LAYERS + 1} entries at most), got {len(layers)} entries")
+    for kind, most in layer_kinds.MAX_COUNT.items():
+        if kinds.count(kind) > most:
+            what = "hidden layers and the output layer" if kind == "dense" else "of them"
+            c.fail("layers", f"holds {kinds.count(kind)} {kind} layers; {most} {what} at most")
     names, files = set(), set()
     in_shape, in_field = (size,), "input.size"
     for i, layer in enumerate(layers):

@@ -228,9 +228,307 @@ class Dense(Layer):
 
 
 MAX_UNITS = 512  # the widest Dense layer an export may have
+MAX_FILTERS = 64  # the most channels a conv2d layer may have
+KERNEL_SIZES = (3, 5)
+PADDINGS = ("valid", "same")
+
+
+def _shape(shape) -> str:
+    return "x".join(str(v) for v in shape)
+
+
+def _check_input_shape(kind: str, entry: dict, c, f: str, in_shape: tuple[int, ...], in_field: str,
+                       last: bool) -> tuple[int, int, int]:
+    """An image layer's ``input_shape`` [height, width, channels]: what the layer before gives (a flat
+    vector is read as that image, row by row, channels last). It is never the output layer."""
+    if last:
+        c.fail(f"{f}.kind", f"is \"{kind}\" but the output layer must be \"dense\" (one unit per class)")
+    shape = c.int_list(c.get(entry, "input_shape", f"{f}.input_shape"), f"{f}.input_shape", 3)
+    if min(shape) < 1:
+        c.fail(f"{f}.input_shape", f"must hold positive sizes, got {c.shown(shape)}")
+    fits = tuple(shape) == tuple(in_shape) if len(in_shape) == 3 else int(np.prod(shape)) == in_shape[0]
+    if not fits:
+        c.fail(f"{f}.input_shape", f"is {c.shown(shape)} but {in_field} gives {_shape(in_shape)}: the layers do not connect")
+    return shape[0], shape[1], shape[2]
+
+
+def _check_output_shape(entry: dict, c, f: str, expected: list[int], why: str) -> tuple[int, ...]:
+    got = c.int_list(c.get(entry, "output_shape", f"{f}.output_shape"), f"{f}.output_shape", len(expected))
+    if got != expected:
+        c.fail(f"{f}.output_shape", f"must be {c.shown(expected)} ({why}), got {c.shown(got)}")
+    return tuple(got)
+
+
+def _shape_entry(layer) -> dict:
+    return {"name": layer.name, "title": layer.title, "kind": layer.kind, "input_shape": list(layer.input_shape),
+            "output_shape": list(layer.output_shape)}
+
+
+def _knock(a: np.ndarray, dead) -> np.ndarray:
+    """``a`` with the units (the last axis: a dense unit, a channel) in ``dead`` set to 0."""
+    a = np.array(a, dtype=a.dtype)
+    a[..., np.asarray(list(dead), dtype=np.intp)] = 0.0
+    return a
+
+
+@dataclass
+class Conv2D(Layer):
+    """``filters`` kernels slid over the image (stride 1): ``activation(sum of kernel * patch + bias)`` per
+    output pixel and channel. Images are (n, height, width, channels), as in Keras."""
+
+    kind: ClassVar[str] = "conv2d"
+    parts: ClassVar[tuple[str, ...]] = ("weights", "bias")
+
+    name: str
+    title: str
+    activation: str
+    weights: np.ndarray  # (kernel height, kernel width, input channels, filters) float32: Keras' layout
+    bias: np.ndarray  # (filters,) float32
+    input_shape: tuple[int, int, int]  # (height, width, channels)
+    padding: str = "valid"  # "same": the output has the input's height and width (zeros around)
+    labels: list[str] | None = None
+    stats: dict | None = None
+
+    def __post_init__(self):
+        self.input_shape = tuple(int(v) for v in self.input_shape)  # type: ignore[assignment]
+        self.refresh()
+        self._cache = None
+        self.grads: tuple[np.ndarray, ...] = ()
+
+    def refresh(self) -> None:
+        kh, kw, cin, cout = self.weights.shape
+        self._w64 = self.weights.astype(np.float64).reshape(kh * kw * cin, cout)  # rows: (ky, kx, channel)
+        self._b64 = self.bias.astype(np.float64)
+
+    @property
+    def kernel(self) -> tuple[int, int]:
+        return int(self.weights.shape[0]), int(self.weights.shape[1])
+
+    @property
+    def units(self) -> int:
+        """Its channels (one feature map each)."""
+        return int(self.bias.shape[0])
+
+    @property
+    def pads(self) -> tuple[int, int]:
+        kh, kw = self.kernel
+        return ((kh - 1) // 2, (kw - 1) // 2) if self.padding == "same" else (0, 0)
+
+    @property
+    def output_shape(self) -> tuple[int, int, int]:
+        (h, w, _), (kh, kw), (ph, pw) = self.input_shape, self.kernel, self.pads
+        return h + 2 * ph - kh + 1, w + 2 * pw - kw + 1, self.units
+
+    def activate(self, z: np.ndarray) -> np.ndarray:
+        return act.get(self.activation).function(z)
+
+    def _columns(self, x: np.ndarray) -> np.ndarray:
+        """im2col: every output pixel's patch as one row (n * out_h * out_w, kh * kw * channels)."""
+        (ph, pw), (kh, kw) = self.pads, self.kernel
+        if ph or pw:
+            x = np.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
+        windows = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(1, 2))  # n, oh, ow, c, kh, kw
+        return windows.transpose(0, 1, 2, 4, 5, 3).reshape(-1, self._w64.shape[0])
+
+    def forward(self, x, exact=False, keep=True, sparse_input=False):
+        x = np.asarray(x, dtype=np.float64).reshape(-1, *self.input_shape)
+        cols = self._columns(x)
+        if exact:
+            z = ordered.dot(cols, self._w64) + self._b64
+            a = act.get(self.activation).exact(z)
+        else:
+            z = cols @ self._w64 + self._b64
+            a = self.activate(z)
+        shape = (x.shape[0], *self.output_shape)
+        z, a = z.reshape(shape), a.reshape(shape)
+        self._cache = (x.shape[0], cols, z, a) if keep else None
+        return a
+
+    @property
+    def net_input(self) -> np.ndarray:
+        return self._cache[2]
+
+    @property
+    def last_output(self) -> np.ndarray:
+        return self._cache[3]
+
+    def backward(self, grad_out, exact=False, at_net_input=False, parameters=True, input_gradient=True):
+        if self._cache is None:
+            raise RuntimeError(f"{self.name}: backward needs a forward pass with keep=True first")
+        n, cols, z, a = self._cache
+        grad_out = np.asarray(grad_out, dtype=np.float64).reshape(z.shape)
+        delta = grad_out if at_net_input else grad_out * act.get(self.activation).derivative(z, a)
+        delta = delta.reshape(-1, self.units)
+        dot = ordered.dot if exact else np.matmul
+        if parameters:
+            g_w = dot(cols.T, delta).reshape(self.weights.shape)
+            g_b = ordered.column_sums(delta)[0] if exact else delta.sum(axis=0)
+            self.grads = (g_w, g_b)
+        if not input_gradient:
+            return None
+        (h, w, c), (kh, kw), (ph, pw) = self.input_shape, self.kernel, self.pads
+        oh, ow, _ = self.output_shape
+        patches = dot(delta, self._w64.T).reshape(n, oh, ow, kh, kw, c)
+        grad = np.zeros((n, h + 2 * ph, w + 2 * pw, c))
+        for ky in range(kh):  # col2im: each kernel position adds its share back where it read (fixed order)
+            for kx in range(kw):
+                grad[:, ky : ky + oh, kx : kx + ow, :] += patches[:, :, :, ky, kx, :]
+        return grad[:, ph : ph + h, pw : pw + w, :]
+
+    def entry(self) -> dict:
+        return {**_shape_entry(self), "filters": self.units, "kernel": list(self.kernel), "stride": 1,
+                "padding": self.padding, "activation": self.activation}
+
+    @classmethod
+    def from_entry(cls, entry, arrays, labels=None):
+        weights, bias = arrays
+        return cls(name=entry["name"], title=entry.get("title") or entry["name"], activation=entry["activation"],
+                   weights=weights, bias=bias, input_shape=tuple(entry["input_shape"]), padding=entry["padding"],
+                   labels=labels, stats=entry.get("activation_stats"))
+
+    @classmethod
+    def check(cls, entry, c, f, in_shape, in_field, last, classes):
+        h, w, channels = _check_input_shape(cls.kind, entry, c, f, in_shape, in_field, last)
+        filters = c.integer(c.get(entry, "filters", f"{f}.filters"), f"{f}.filters", 1, MAX_FILTERS)
+        kernel = c.int_list(c.get(entry, "kernel", f"{f}.kernel"), f"{f}.kernel", 2)
+        if kernel[0] != kernel[1] or kernel[0] not in KERNEL_SIZES:
+            c.fail(f"{f}.kernel", f"must be [3, 3] or [5, 5], got {c.shown(kernel)}")
+        stride = c.get(entry, "stride", f"{f}.stride")
+        if stride != 1 or isinstance(stride, bool):
+            c.fail(f"{f}.stride", f"must be 1 (the only stride supported), got {c.shown(stride)}")
+        padding = c.get(entry, "padding", f"{f}.padding")
+        if padding not in PADDINGS:
+            c.fail(f"{f}.padding", f"must be \"valid\" or \"same\", got {c.shown(padding)}")
+        k = kernel[0]
+        oh, ow = (h, w) if padding == "same" else (h - k + 1, w - k + 1)
+        if oh < 1 or ow < 1:
+            c.fail(f"{f}.kernel", f"{c.shown(kernel)} is larger than its {h}x{w} input")
+        activation = c.get(entry, "activation", f"{f}.activation")
+        if activation not in act.HIDDEN:
+            c.fail(f"{f}.activation", f"must be one of {', '.join(act.HIDDEN)} for a hidden layer, got {c.shown(activation)}")
+        out = _check_output_shape(entry, c, f, [oh, ow, filters],
+                                  f"{padding} padding of a {h}x{w} input by a {k}x{k} kernel, {filters} filters")
+        return out, f"{f}.output_shape", {"weights": [k, k, channels, filters], "bias": [filters]}
+
+
+@dataclass
+class _Reshaping(Layer):
+    """A layer without parameters that takes an image (height, width, channels)."""
+
+    name: str
+    title: str
+    input_shape: tuple[int, int, int]
+    labels: list[str] | None = None
+    stats: dict | None = None
+
+    def __post_init__(self):
+        self.input_shape = tuple(int(v) for v in self.input_shape)  # type: ignore[assignment]
+        self._cache = None
+        self.grads: tuple[np.ndarray, ...] = ()
+
+    def entry(self) -> dict:
+        return _shape_entry(self)
+
+    @classmethod
+    def from_entry(cls, entry, arrays, labels=None):
+        return cls(name=entry["name"], title=entry.get("title") or entry["name"],
+                   input_shape=tuple(entry["input_shape"]), labels=labels, stats=entry.get("activation_stats"))
+
+
+@dataclass
+class MaxPool2D(_Reshaping):
+    """The largest value of each 2x2 block of each channel (a last odd row or column is left out, as in Keras)."""
+
+    kind: ClassVar[str] = "maxpool2d"
+    POOL: ClassVar[int] = 2
+
+    @property
+    def units(self) -> int:
+        return self.input_shape[2]
+
+    @property
+    def output_shape(self) -> tuple[int, int, int]:
+        h, w, c = self.input_shape
+        return h // self.POOL, w // self.POOL, c
+
+    def _blocks(self, x: np.ndarray) -> np.ndarray:
+        """(n, out_h, out_w, channels, 4): each output value's block, row by row."""
+        oh, ow, c = self.output_shape
+        p = self.POOL
+        x = x[:, : oh * p, : ow * p, :].reshape(-1, oh, p, ow, p, c)
+        return x.transpose(0, 1, 3, 5, 2, 4).reshape(-1, oh, ow, c, p * p)
+
+    def forward(self, x, exact=False, keep=True, sparse_input=False):
+        x = np.asarray(x, dtype=np.float64).reshape(-1, *self.input_shape)
+        blocks = self._blocks(x)
+        winner = blocks.argmax(axis=-1)  # the first of equal maxima, as TensorFlow routes its gradient
+        a = np.take_along_axis(blocks, winner[..., None], axis=-1)[..., 0]
+        self._cache = (x.shape[0], winner) if keep else None
+        return a
+
+    def backward(self, grad_out, exact=False, at_net_input=False, parameters=True, input_gradient=True):
+        if self._cache is None:
+            raise RuntimeError(f"{self.name}: backward needs a forward pass with keep=True first")
+        n, winner = self._cache
+        self.grads = ()
+        if not input_gradient:
+            return None
+        oh, ow, c = self.output_shape
+        p = self.POOL
+        blocks = np.zeros((n, oh, ow, c, p * p))
+        np.put_along_axis(blocks, winner[..., None], np.asarray(grad_out, dtype=np.float64).reshape(n, oh, ow, c, 1), axis=-1)
+        grad = np.zeros((n, *self.input_shape))
+        grad[:, : oh * p, : ow * p, :] = blocks.reshape(n, oh, ow, c, p, p).transpose(0, 1, 4, 2, 5, 3).reshape(n, oh * p, ow * p, c)
+        return grad
+
+    def entry(self) -> dict:
+        return {**_shape_entry(self), "pool": [self.POOL, self.POOL]}
+
+    @classmethod
+    def check(cls, entry, c, f, in_shape, in_field, last, classes):
+        h, w, channels = _check_input_shape(cls.kind, entry, c, f, in_shape, in_field, last)
+        pool = c.int_list(c.get(entry, "pool", f"{f}.pool"), f"{f}.pool", 2)
+        if pool != [cls.POOL, cls.POOL]:
+            c.fail(f"{f}.pool", f"must be [2, 2] (the only pooling supported), got {c.shown(pool)}")
+        if h < 2 or w < 2:
+            c.fail(f"{f}.input_shape", f"is {h}x{w}: too small to pool 2x2")
+        out = _check_output_shape(entry, c, f, [h // 2, w // 2, channels], f"2x2 blocks of a {h}x{w} input")
+        return out, f"{f}.output_shape", {}
+
+
+@dataclass
+class Flatten(_Reshaping):
+    """An image (height, width, channels) as one vector, row by row, channels last (as Keras' Flatten)."""
+
+    kind: ClassVar[str] = "flatten"
+
+    @property
+    def units(self) -> int:
+        return int(np.prod(self.input_shape))
+
+    @property
+    def output_shape(self) -> tuple[int]:
+        return (self.units,)
+
+    def forward(self, x, exact=False, keep=True, sparse_input=False):
+        x = np.asarray(x, dtype=np.float64)
+        return x.reshape(x.shape[0], self.units)
+
+    def backward(self, grad_out, exact=False, at_net_input=False, parameters=True, input_gradient=True):
+        self.grads = ()
+        return np.asarray(grad_out, dtype=np.float64).reshape(-1, *self.input_shape) if input_gradient else None
+
+    @classmethod
+    def check(cls, entry, c, f, in_shape, in_field, last, classes):
+        h, w, channels = _check_input_shape(cls.kind, entry, c, f, in_shape, in_field, last)
+        out = _check_output_shape(entry, c, f, [h * w * channels], f"{h} x {w} x {channels} values")
+        return out, f"{f}.output_shape", {}
+
 
 #: every layer kind, by the name a manifest's ``kind`` uses
-KINDS: dict[str, type[Layer]] = {cls.kind: cls for cls in (Dense,)}
+KINDS: dict[str, type[Layer]] = {cls.kind: cls for cls in (Dense, Conv2D, MaxPool2D, Flatten)}
+#: how many layers of a kind a network may have (the output layer included)
+MAX_COUNT = {"dense": 5, "conv2d": 4, "maxpool2d": 4, "flatten": 1}
 
 
 def kind(name: str) -> type[Layer]:
@@ -262,8 +560,7 @@ def forward_all(layers: Sequence[Layer], x: np.ndarray, exact: bool = False, kee
             a = a.astype(np.float32)
         dead = (knocked_out or {}).get(layer.name)
         if dead is not None and len(dead):  # type: ignore[arg-type]
-            a = a.copy()
-            a[:, np.asarray(list(dead), dtype=np.intp)] = 0.0  # type: ignore[arg-type]
+            a = _knock(a, dead)
         out.append(a)
     return out
 
@@ -283,8 +580,7 @@ def backward_all(layers: Sequence[Layer], grad: np.ndarray, exact: bool = False,
         layer = layers[i]
         dead = (knocked_out or {}).get(layer.name)
         if dead is not None and len(dead) and not (at_net_input and i == len(layers) - 1):  # type: ignore[arg-type]
-            g = np.array(g, dtype=np.float64)
-            g[:, np.asarray(list(dead), dtype=np.intp)] = 0.0  # type: ignore[arg-type]
+            g = _knock(np.asarray(g, dtype=np.float64), dead)
         g = layer.backward(g, exact=exact, at_net_input=at_net_input and i == len(layers) - 1,
                            parameters=parameters, input_gradient=input_gradient or i > 0)
     return g

@@ -87,7 +87,7 @@ class Network:
 
     @property
     def input_size(self) -> int:
-        return int(self.layers[0].weights.shape[0])
+        return int(self.manifest["input"]["size"])
 
     @property
     def image_shape(self) -> tuple[int, int]:
@@ -119,7 +119,8 @@ class Network:
         """Every layer's activations for already-normalised input ``x``.
 
         ``x`` is (input_size,) or (n, input_size) float32; the result has one float32 array
-        per layer, shaped (units,) or (n, units) like the input.
+        per layer, shaped like its ``output_shape`` ((units,) for a dense or flatten layer,
+        (height, width, channels) for a conv2d or maxpool2d one), with a leading n for a batch.
         ``knocked_out`` maps a layer name to the indices of units whose
         activation is forced to zero (a "knock-out"), before the next layer.
         ``keep``: the layers keep what :meth:`backward` needs.
@@ -144,7 +145,8 @@ class Network:
         upto: str | None = None,
         parameters: bool = True,
     ) -> tuple[list[tuple[np.ndarray, ...]], np.ndarray]:
-        """(every layer's parameter gradients, the gradient w.r.t. the input) after ``forward(x, keep=True)``.
+        """(every layer's parameter gradients, the gradient w.r.t. the input (n, input_size)) after
+        ``forward(x, keep=True)``.
 
         ``grad`` (n, units) is the gradient w.r.t. the output of the last
         layer, or of layer ``upto`` (a name: the layers after it are left
@@ -158,7 +160,7 @@ class Network:
         g_in = layers_mod.backward_all(chain, np.asarray(grad, dtype=np.float64), at_net_input=at_net_input,
                                        knocked_out=knocked_out, parameters=parameters)
         grads = [layer.grads if parameters and i < end else () for i, layer in enumerate(self.layers)]
-        return grads, g_in
+        return grads, g_in.reshape(g_in.shape[0], self.input_size)
 
     def input_gradient(
         self,
@@ -173,7 +175,8 @@ class Network:
 
         * ``input_gradient(x, k)``: class ``k``'s log-probability (``k`` may be one class per row of a batch),
         * ``input_gradient(x, k, minus=j)``: log p(k) - log p(j),
-        * ``input_gradient(x, layer=name, unit=u)``: unit ``u``'s activation in layer ``name``.
+        * ``input_gradient(x, layer=name, unit=u)``: unit ``u``'s activation in layer ``name``
+          (in a conv2d or maxpool2d layer: channel ``u``, the sum of its feature map).
 
         Knock-outs (``knocked_out``, as for :meth:`forward`) hold in both passes.
         """
@@ -185,8 +188,8 @@ class Network:
             if unit is None or target is not None:
                 raise ValueError("input_gradient: give layer= and unit= together, without a class")
             index = self.layers.index(self.layer(layer))
-            grad = np.zeros((n, acts[index].shape[1]))
-            grad[:, unit] = 1.0
+            grad = np.zeros(acts[index].shape)
+            grad[..., unit] = 1.0  # a channel of a conv2d or maxpool2d layer: the sum of its map
             _, g = self.backward(grad, knocked_out=knocked_out, upto=layer, parameters=False)
         else:
             if target is None:
