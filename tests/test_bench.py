@@ -74,6 +74,8 @@ def summary(**over):
         "model.seed.slow_click_work_ms": 13.0, "model.relu.slow_click_work_ms": 14.0,
         "model.seed.click_shown_ms": 12.0, "model.relu.click_shown_ms": 16.0,
         "drawing.updates_per_s": 30.0, "idle.longest_task_ms": 0.0, "idle.long_tasks": 0, "train.card_ms": 20.0,
+        "model.relu.why_ig_ms": 40.0, "model.relu.why_attack_ms": 200.0, "model.relu.why_dream_ms": 300.0,
+        "model.relu.why_robustness_ms": 8000.0,
     }
     base.update(over)
     return {k: {"n": 1, "median": v, "min": v, "max": v, "p95": v} for k, v in base.items()}
@@ -89,6 +91,14 @@ def test_targets_pass_and_fail_on_the_right_side():
     assert "[FAIL: 30] cold requests < 30 (whole first visit)" in text
     assert "[PASS: 0.50 x] warm ready <= 0.5 x cold" in text  # the limit itself is allowed there
     assert text.count("[FAIL") == 2
+
+
+def test_the_why_targets_name_the_worst_model():
+    text = bench.report(summary(**{"model.deep.why_attack_ms": 320.0, "model.seed.why_robustness_ms": 10000.0}), 1, 200)
+    assert "[FAIL: 320.0 ms, deep] why: a targeted attack with its epsilon search < 300 ms" in text
+    assert "[FAIL: 10000.0 ms, seed] why: the robustness curve < 10 s of idle work" in text  # the limit is not allowed
+    assert "[PASS: 40.0 ms, relu] why: integrated gradients < 100 ms" in text
+    assert "relu: why: a dream, its steps (Python)" in text
 
 
 def test_a_target_over_every_model_names_the_worst():

@@ -234,6 +234,13 @@ TARGETS = (  # (key, label, summary key, statistic, limit, unit, holds when valu
     ("idle_long_tasks", f"no task > {LONG_TASK_MS} ms while idle work runs (first-layer pass, error explorer)",
      "idle.longest_task_ms", "max", LONG_TASK_MS, "ms", "<="),
     ("train_card_p95", "a neuron card opens p95 <= 100 ms while training", "train.card_ms", "p95", 100, "ms", "<="),
+    # why this answer (worst model); gradient x input runs in the click's own task, so the click targets above hold it
+    ("why_ig", "why: integrated gradients < 100 ms (worst model)", "model.*.why_ig_ms", "max", 100, "ms", "<"),
+    ("why_attack", "why: a targeted attack with its epsilon search < 300 ms (worst model)",
+     "model.*.why_attack_ms", "max", 300, "ms", "<"),
+    ("why_dream", "why: a dream < 1.5 s (worst model)", "model.*.why_dream_ms", "max", 1500, "ms", "<"),
+    ("why_robustness", "why: the robustness curve < 10 s of idle work (worst model)",
+     "model.*.why_robustness_ms", "max", 10000, "ms", "<"),
 )
 
 
@@ -534,7 +541,46 @@ def measure_model(page, model_id: str, ids: list, clicks: int) -> dict:
              "warm_ms": float(page.get_attribute("#inside", "data-warm-ms"))}
     entry["confusion"] = measure_confusion(page)
     page.click("#errors-toggle")  # closed again
+    entry["why"] = measure_why(page, model_id)
     return entry
+
+
+WHY_WAIT = """async ([selector, attribute, value]) => {
+  const t0 = performance.now();
+  for (;;) {
+    const e = document.querySelector(selector);
+    if (e && (value === null ? e.hasAttribute(attribute) : e.getAttribute(attribute) === value)) return performance.now() - t0;
+    if (performance.now() - t0 > 180000) throw new Error(`${selector} never had ${attribute}`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}"""
+
+
+def measure_why(page, model_id: str) -> dict:
+    """The why panel for one model (Python ms, from the page's own attributes): gradient x input after a
+    click, integrated gradients, a targeted attack with its epsilon search, a first-layer unit's dream
+    (idle-time steps added up) and the robustness curve over the test set (idle time), with the long
+    tasks while the last two ran."""
+    base = page.evaluate("location.hash").split("&why=")[0]
+    out = {"gradxinput_ms": float(page.get_attribute("#why", "data-compute-ms"))}
+    page.evaluate("h => { location.hash = h; }", base + "&why=ig")
+    page.evaluate(WHY_WAIT, ["#attribution", "data-method", "ig"])
+    out["ig_ms"] = float(page.get_attribute("#why", "data-compute-ms"))
+    predicted = int(page.get_attribute("#prediction", "data-digit"))
+    target = (predicted + 5) % 10
+    page.evaluate("h => { location.hash = h; }", f"{base}&attack={target}")
+    page.evaluate(WHY_WAIT, ["#attack-result", "data-target", str(target)])
+    out["attack_ms"] = float(page.get_attribute("#why", "data-attack-ms"))
+    start = page.evaluate("performance.now()")
+    layer = page.get_attribute("#view .neuron", "data-layer")
+    page.evaluate("h => { location.hash = h; }", f"{base}&neuron={layer}:1")
+    out["dream_wall_ms"] = page.evaluate(WHY_WAIT, ["#neuron-dream", "data-compute-ms", None])
+    out["dream_ms"] = float(page.get_attribute("#neuron-dream", "data-compute-ms"))
+    page.evaluate(WHY_WAIT, ["#robustness", "data-model", model_id])  # (its steps began at the switch, in idle time)
+    out["robustness_ms"] = float(page.get_attribute("#robustness", "data-compute-ms"))
+    out["long_tasks"] = long_tasks(page, start, page.evaluate("performance.now()"))
+    page.evaluate("h => { location.hash = h; }", base)
+    return out
 
 
 def attempt(failed: list, what: str, step, *args, default=None):
@@ -645,9 +691,11 @@ def summarise(rounds: list[dict]) -> dict:
         s[f"model.{model_id}.confusion_ms"] = stats([m["confusion"]["wall_ms"] for m in mine if m["confusion"]])
         s[f"model.{model_id}.first_layer_ms"] = stats([m["warm_ms"] for m in mine])
         s[f"model.{model_id}.cached_switch_ms"] = stats([m["cached_switch_ms"] for m in mine])
+        for key in WHY_ROWS:
+            s[f"model.{model_id}.why_{key}"] = stats([m["why"][key] for m in mine if m.get("why")])
     # Idle work, each a window of the page's time: a model's first-layer pass after a switch, the error
     # explorer's matrix. None: the browser has no Long Tasks API (nothing counted, not "none").
-    windows = [m.get("idle_long_tasks") for m in models] + [
+    windows = [m.get("idle_long_tasks") for m in models] + [(m.get("why") or {}).get("long_tasks") for m in models] + [
         c.get("long_tasks") for c in confusion + [m["confusion"] for m in models if m["confusion"]]]
     windows = [w for w in windows if w is not None]
     s["idle.long_tasks"] = stats([len(w) for w in windows])
@@ -711,6 +759,10 @@ MODEL_ROWS = {"click_frame_ms": "click -> next frame", "click_shown_ms": "click 
               "click_work_ms": "click: longest frame's work", "slow_click_work_ms": f"click after {SLOW_PAUSE_MS} ms: longest frame",
               "confusion_ms": "confusion matrix shown", "first_layer_ms": "first layer over the test set",
               "cached_switch_ms": "cached switch"}
+WHY_ROWS = {"gradxinput_ms": "why: gradient x input (Python)", "ig_ms": "why: integrated gradients (Python)",
+            "attack_ms": "why: attack + epsilon search (Python)", "dream_ms": "why: a dream, its steps (Python)",
+            "dream_wall_ms": "why: a dream, card -> image", "robustness_ms": "why: robustness curve, its steps (Python)"}
+MODEL_ROWS.update({f"why_{k}": v for k, v in WHY_ROWS.items()})
 
 
 def rows(*summaries: dict) -> list[tuple[str, str, str]]:

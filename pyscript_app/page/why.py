@@ -36,6 +36,7 @@ class Why:
         self.original = None  # the view of the digit itself (before an applied attack)
         self.curves = {}  # model id -> accuracies per epsilon (None: being measured)
         self.titles = {}
+        self.spent = {}  # model id -> Python ms of its robustness curve
         self.dreams = {}  # (weights version, layer, index, knock-outs) -> (pixels, activation)
         self.wants_drawn = None
         self.pending = None
@@ -221,13 +222,12 @@ class Why:
                 if page.network is network:
                     self.draw_curves(f"Measuring: {done:,} / {total:,} test digits")
                 yield
-            box = el("robustness-slot")
-            box.dataset.computeMs = f"{spent * 1000:.1f}"
-            box.dataset.model = model_id
+            self.spent[model_id] = spent * 1000
             self.draw_curves()
 
         in_idle_time(steps())
 
     def draw_curves(self, progress=""):
         curves = {self.titles[m]: acc for m, acc in self.curves.items()}
-        rerender(el("robustness-slot"), why_view.robustness_panel(curves, progress, self.page.model_id, self.curves))
+        rerender(el("robustness-slot"), why_view.robustness_panel(curves, progress, self.page.model_id, self.curves,
+                                                                  self.spent.get(self.page.model_id)))

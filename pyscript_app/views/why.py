@@ -199,10 +199,12 @@ def robustness_svg(curves: dict, epsilons=why.ROBUSTNESS_EPSILONS, width: int = 
             f'{axes}{"".join(lines)}</svg><ul class="robust-key">{"".join(keys)}</ul>')
 
 
-def robustness_panel(curves: dict, progress: str, model_id: str, by_model: dict) -> str:
+def robustness_panel(curves: dict, progress: str, model_id: str, by_model: dict, compute_ms: float | None = None) -> str:
+    """The curves; ``#robustness`` carries the shown model's own (data-model, -epsilons, -accuracy, -compute-ms)."""
     mine = by_model.get(model_id)
     data = "" if mine is None else (f' data-model="{html.escape(model_id)}" data-epsilons="{_floats(why.ROBUSTNESS_EPSILONS)}" '
-                                     f'data-accuracy="{_floats(mine)}"')
+                                     f'data-accuracy="{_floats(mine)}"'
+                                     + ("" if compute_ms is None else f' data-compute-ms="{compute_ms:.1f}"'))
     return (
         f'<div class="robust" id="robustness"{data}><h3>How robust is it?</h3>'
         f'<p class="note" id="robustness-progress" role="status">{html.escape(progress)}</p>'
