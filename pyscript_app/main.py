@@ -30,6 +30,7 @@ async def start():
 
     from pyscript_app.core import network as nw
     from pyscript_app.core import state
+    from pyscript_app.page.atlas import Atlas
     from pyscript_app.page.card import Card
     from pyscript_app.page.connections import Connections
     from pyscript_app.page.events import on_click, on_keydown, on_pick
@@ -66,7 +67,8 @@ async def start():
 
     page = Page(models, testset, model_id)
     page.card, page.connections, page.explorer = Card(page), Connections(page), Explorer(page)
-    page.features = [page.card, page.connections, page.explorer]
+    page.atlas = Atlas(page)
+    page.features = [page.card, page.connections, page.explorer, page.atlas]
     page.pad = Pad(page)
     page.data_manifest = data_manifest
     page.train = Train(page)

@@ -273,6 +273,40 @@ class LayerMap:
         return np.arange(len(self.xy)) if self.digits is None else self.digits
 
 
+def tagged(what: str, steps, out: dict):
+    """Yield (what, fraction) for each step of a core step generator; its return value goes to out[what]."""
+    while True:
+        try:
+            fraction = next(steps)
+        except StopIteration as done:
+            out[what] = done.value
+            return
+        yield what, fraction
+
+
+def map_steps(layer: str, acts, labels, predicted, previous=None, given: tuple | None = None, transform=None):
+    """A :class:`LayerMap` of ``acts`` in steps: yields (what is being done, fraction), returns the map.
+
+    ``previous``: the places of the same digits on the map before (the new one is aligned to them).
+    ``given``: (Pca, separability) known already (the input layer's, from the build); then ``acts`` are
+    projected through ``transform`` (the pixels normalised block by block) and nothing else is computed."""
+    got = {}
+    n = len(acts)
+    if given is None:
+        yield from tagged("principal axes", pca_steps(acts), got)
+        pca_, separability = got["principal axes"], None
+    else:
+        pca_, separability = given
+    xy = np.empty((n, 2))
+    yield from tagged("placing the digits", project_steps(pca_, acts, xy, transform), got)
+    pca_, xy = align(pca_, xy, previous)
+    if given is None:
+        yield from tagged("separability", knn_steps(acts, labels), got)
+        separability = got["separability"]
+    return LayerMap(layer, pca_, xy, np.asarray(labels).astype(np.intp), np.asarray(predicted).astype(np.intp),
+                    separability)
+
+
 def input_pca(raw: Pca, normalization: dict) -> Pca:
     """The input layer's PCA for a network, from the pixels' PCA in grey levels (computed at build time: the same
     for every network, as a network's input is ``grey * scale + offset``): the mean and the variances scaled,

@@ -449,6 +449,7 @@ class Train:
             self.redraw_view = False
             self.page.shown = None
             self.page.show()
+        self.page.atlas.live()  # the atlas's live map, when it is open and one is due (in idle time)
         self.timing["refresh"] = time.perf_counter() - self.last_refresh
         for part, seconds in self.timing.items():  # (read by tools/bench.py)
             box.setAttribute(f"data-{part}-ms", f"{seconds * 1000:.2f}")

@@ -61,6 +61,7 @@ class Page:
         self.features = []  # controllers told of every view drawn: .update(state, view), .reset() on a new model
         self.pad = None  # the drawing pad (page_pad.Pad), wired once the page runs
         self.train = None  # Train mode (page_train.Train), wired once the page runs
+        self.atlas = None  # the atlas (page.atlas.Atlas), wired once the page runs
         self.data_manifest = {}  # data/manifest.json (the test digits, the training digits)
         self.url_pending = None  # a URL (hash) shown but not yet written: see random_sample
         self.url_timer = None
@@ -156,6 +157,8 @@ class Page:
             self.normalise_address(text, state_, notes)
         if self.train is not None:
             self.train.follow(state_)
+        if self.atlas is not None:
+            self.atlas.follow(state_)
         if self.pad is not None and self.pad.follow(state_):  # draw mode: the pad shows the view
             self.shown = self.shown_view = None
             return
@@ -184,12 +187,16 @@ class Page:
         for feature in self.features:
             feature.update(state_, view)
 
+    def test_digit_mode(self):
+        """The mode a test digit is shown in: with the atlas when it is open."""
+        return "atlas" if self.atlas is not None and self.atlas.open else "sample"
+
     def random_sample(self, *_):
         current = self.current_state(write_url=False)
         index = current.sample
         while index == current.sample:
             index = int(self.rng.integers(len(self.testset)))
-        new = current.with_(sample=index, mode="sample")
+        new = current.with_(sample=index, mode=self.test_digit_mode())
         self.show(state_=new)
         # The URL (a new history entry) follows once the clicking pauses. Chromium's same-document
         # navigation, after every paint, slowed the next click (measured: click p95 17.5 ms, 10.4
