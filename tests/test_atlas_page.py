@@ -174,3 +174,23 @@ def test_the_dot_follows_strokes_in_draw_mode_and_the_toggle_closes(w, acts):
     page.click("#atlas-toggle")
     page.wait_for_function("location.hash.includes('mode=atlas')")
     ready(page, names[-2])
+
+
+def test_train_mode_map_is_live_on_a_fixed_subset(w, acts):
+    """In Train mode the atlas shows the first 2,000 test digits through the network being trained, and its
+    map is redrawn as it learns; each live map is still a PCA: the current dot is its projection."""
+    page = w.page
+    page.evaluate("location.hash = '#mode=train'")
+    page.wait_for_function("['ready', 'error'].includes(document.getElementById('train-data')?.dataset.state)",
+                           timeout=READY_MS)
+    assert page.get_attribute("#train-data", "data-state") == "ready"
+    if page.is_hidden("#atlas"):
+        page.click("#atlas-toggle")
+    page.click("#train-start")
+    page.wait_for_function("+(document.getElementById('atlas').dataset.liveRefreshes || 0) >= 3", timeout=READY_MS)
+    page.click("#train-pause")
+    data = page.evaluate("Object.assign({}, document.getElementById('atlas').dataset)")
+    assert data["live"] == "true" and data["points"] == "2000" and data["method"] == "pca"
+    mean, axes = page_pca(page)
+    assert np.all(np.isfinite(mean)) and np.allclose(np.linalg.norm(axes, axis=1), 1.0)
+    assert "live" in page.inner_text("#atlas-status")

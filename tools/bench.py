@@ -715,6 +715,8 @@ def main(argv=None) -> int:
                    help="Train mode: training measured in the page (default 8 s; 0 leaves it out)")
     p.add_argument("--train-epochs", type=int, default=0,
                    help="Train mode: also train this many epochs in the page and report the test accuracy")
+    p.add_argument("--atlas-clicks", type=int, default=20,
+                   help="the atlas (tools/bench_atlas.py): clicks timed per model (default 20; 0 leaves it out)")
     p.add_argument("--label", default="", help="a note stored in the JSON (e.g. what was changed)")
     p.add_argument("--compare", type=Path, action="append", default=[], metavar="SITE",
                    help="another built site (e.g. before a change) measured in the same rounds, "
@@ -759,6 +761,11 @@ def main(argv=None) -> int:
                 import bench_train_page
 
                 training = bench_train_page.measure(pw, servers[0][0].url, args.train_seconds, epochs=args.train_epochs)
+            atlas = None
+            if args.atlas_clicks > 0:  # the atlas (tools/bench_atlas.py): once, after the rounds
+                import bench_atlas
+
+                atlas = bench_atlas.measure(pw, servers[0][0].url, args.atlas_clicks)
     finally:
         for ours, reference in servers:
             ours.close()
@@ -780,6 +787,11 @@ def main(argv=None) -> int:
 
         print()
         print(bench_train_page.report(training))
+    if atlas is not None:
+        import bench_atlas
+
+        print()
+        print(bench_atlas.report(atlas))
     info = machine()
     info["browser"] = rounds[0]["ours"]["user_agent"]
     info["load_average_start"] = load_at_start
@@ -795,6 +807,7 @@ def main(argv=None) -> int:
         "compare": {site: {"summary": brief(c["summary"]), "paired": brief(c["paired"])} for site, c in compared.items()},
         "targets": {t[0]: {"label": t[1], "result": verdict(t, summary)} for t in TARGETS},
         "training": training,
+        "atlas": atlas,
         "raw": rounds,
     }
     out = ROOT / "bench-results" / f"bench-{when:%Y%m%d-%H%M%S}.json"

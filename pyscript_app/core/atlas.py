@@ -194,7 +194,10 @@ def knn_steps(acts, labels, k: int = K):
     for start in range(0, len(q), rows):
         block = q[start : start + rows]
         d = np.einsum("ij,ij->i", block, block)[:, None] - 2.0 * rows_times_rows(block, r) + r_sq[None, :]
-        near = np.argsort(d, axis=1, kind="stable")[:, :k]
+        near = np.argpartition(d, k - 1, axis=1)[:, :k]
+        kth = np.take_along_axis(d, near, axis=1).max(axis=1)
+        for row in np.flatnonzero(np.sum(d <= kth[:, None], axis=1) > k):  # a tie at the k-th distance
+            near[row] = np.argsort(d[row], kind="stable")[:k]  # the lower indices first
         votes = labels[refs][near]
         counts = np.zeros((len(block), classes), dtype=np.intp)
         np.add.at(counts, (np.repeat(np.arange(len(block)), k), votes.ravel()), 1)

@@ -33,6 +33,7 @@ LIVE_MIN_S = 0.3  # the live map is refreshed at most this often...
 LIVE_SHARE = 0.1  # ...and so that its work takes at most this share of the time
 KEY_STEP = 12  # canvas pixels an arrow key moves the keyboard box
 BLOCK = 64  # digits per step of the live map's forward pass
+LIVE_BUDGET_S = 0.006  # the live map's work at each of Train mode's refreshes (about a tenth of one)
 
 
 class Atlas:
@@ -51,6 +52,8 @@ class Atlas:
         self.live_prev = None  # the last live map's places (for the alignment)
         self.live_at = 0.0
         self.live_cost = 0.0
+        self.live_refreshes = 0  # live maps shown (#atlas data-live-refreshes)
+        self.live_job = self.live_done = None  # the live map being computed (a step generator), what to do after
         self.box = [atlas_view.SIZE / 2, atlas_view.SIZE / 2, 80.0]  # keyboard box: centre x, y and side
         self.drag = None  # (x, y) where a drag started
         self.ctx = el("atlas-canvas").getContext("2d")
@@ -111,7 +114,7 @@ class Atlas:
     def reset(self):
         """A new model: its layers in the picker; the maps of the one before forgotten."""
         self.maps.clear()
-        self.map, self.highlight, self.live_prev = None, None, None
+        self.map, self.highlight, self.live_prev, self.live_job = None, None, None, None
         el("atlas-layer").innerHTML = atlas_view.layer_options(self.page.network, self.current_layer())
         if self.open:
             self.refresh()
@@ -154,30 +157,44 @@ class Atlas:
             return
         self.running = key
         self.say(f"Computing the map of {atlas_view.layer_title(layer)}…")
-        spent = [0.0]
+        spent = {}
 
         def done():
             self.running = None
             if result := self.maps.get(key):
-                el("atlas").dataset.pcaMs = f"{spent[0] * 1000:.2f}"
+                result.extra["spent"] = spent
                 if self.open and (self.page.network.version, self.current_layer()) == key:
                     self.show_map(result)
 
         in_idle_time(self.timed(self.map_steps(network, layer, key), spent, layer), then=done)
 
-    def timed(self, steps, spent, layer):
-        """Run ``steps`` (yielding (what, fraction)), adding their Python time to spent[0], with progress shown."""
+    def timed(self, steps, spent, layer, quiet=False):
+        """Run ``steps`` (yielding (what, fraction)) with progress shown (unless ``quiet``: a live map's
+        refresh keeps the status line of the map shown); ``spent``: Python seconds per part, "all" and the
+        longest step ("step")."""
         while True:
             t0 = time.perf_counter()
             try:
                 what, fraction = next(steps)
             except StopIteration:
-                spent[0] += time.perf_counter() - t0
+                what = None
+            took = time.perf_counter() - t0
+            spent["all"] = spent.get("all", 0.0) + took
+            spent["step"] = max(spent.get("step", 0.0), took)
+            if what is None:
                 return
-            spent[0] += time.perf_counter() - t0
-            if self.open:
+            spent[what] = spent.get(what, 0.0) + took
+            if self.open and not quiet:
                 self.say(f"Computing the map of {atlas_view.layer_title(layer)}: {what}, {fraction * 100:.0f} %")
             yield
+
+    @staticmethod
+    def record(spent):
+        """The Python time of the map shown, by part, on #atlas (tools/bench_atlas.py reads them)."""
+        data = el("atlas").dataset
+        for name, key in (("pca", "principal axes"), ("project", "placing the digits"), ("knn", "separability"),
+                          ("map", "all"), ("step", "step")):
+            setattr(data, f"{name}Ms", f"{spent.get(key, 0.0) * 1000:.2f}")
 
     def map_steps(self, network, layer, key):
         testset = self.page.testset
@@ -212,7 +229,12 @@ class Atlas:
 
     # --- Train mode: the live map
     def live(self, force=False):
-        """Train mode's views were refreshed: start a new live map when one is due (and none is running)."""
+        """Train mode's views were refreshed: advance the live map being computed by LIVE_BUDGET_S, or start
+        one when one is due. While training runs the page has no idle time, so the map advances here, a
+        little at every refresh; while it is paused, in idle time too."""
+        if self.live_job is not None:
+            self.advance_live(LIVE_BUDGET_S)
+            return
         if not self.open or self.running is not None or not self.training():
             return
         now = time.perf_counter()
@@ -221,9 +243,8 @@ class Atlas:
         network, layer = self.page.network, self.current_layer()
         if layer == "input":
             return
-        self.live_at, self.running = now, ("live", network.version, layer)
-        spent = [0.0]
-        result = {}
+        self.live_at = now
+        spent, result = {}, {}
 
         def steps():
             testset = self.page.testset
@@ -241,14 +262,35 @@ class Atlas:
             result["map"] = yield from atlas.map_steps(layer, x, labels, predicted, previous=self.live_prev)
 
         def done():
-            self.running = None
-            self.live_cost = spent[0]
+            self.live_cost = spent["all"]
             if "map" in result and self.open and self.training() and self.current_layer() == layer:
                 self.live_prev = result["map"].xy
-                el("atlas").dataset.liveMs = f"{spent[0] * 1000:.2f}"
+                result["map"].extra["spent"] = spent
+                self.live_refreshes += 1
+                el("atlas").dataset.liveRefreshes = str(self.live_refreshes)
                 self.show_map(result["map"])
 
-        in_idle_time(self.timed(steps(), spent, layer), then=done)
+        job = self.live_job = self.timed(steps(), spent, layer, quiet=self.live_prev is not None)
+        self.live_done = done
+
+        def idle():
+            while job is self.live_job and self.advance_live(0.0):
+                yield
+
+        in_idle_time(idle())
+        self.advance_live(LIVE_BUDGET_S)
+
+    def advance_live(self, budget):
+        """Run steps of the live map for about ``budget`` seconds (at least one); False once it is done."""
+        job, t0 = self.live_job, time.perf_counter()
+        while job is not None:
+            if next(job, StopIteration) is StopIteration:
+                self.live_job = None
+                self.live_done()
+                return False
+            if time.perf_counter() - t0 >= budget:
+                break
+        return job is not None
 
     # --- drawing
     def say(self, text):
@@ -266,6 +308,7 @@ class Atlas:
         data.model = self.page.model_id
         live = layer_map.digits is None and self.training()
         data.live = "true" if live else "false"
+        self.record(layer_map.extra.get("spent", {}))
         el("atlas-layer").value = layer_map.layer
         labels = self.page.network.class_labels
         el("atlas-summary").innerHTML = atlas_view.summary_html(layer_map, labels)
