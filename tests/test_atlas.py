@@ -155,3 +155,30 @@ def test_class_summaries():
     assert s[0].centre == (1.0, 0.0) and s[0].spread == pytest.approx(1.0) and s[0].misread == 1
     assert s[1].centre == (10.0, 11.0) and s[1].count == 2 and s[1].misread == 0
     assert s[2].count == 0 and s[2].spread == 0.0
+
+
+def test_the_picture_one_image_with_a_dot_per_digit():
+    """views/atlas.py: every digit a dot of its class's colour where the frame puts it; a misread one a ring;
+    the summary states the separability and each class, with no NaN even for a degenerate map."""
+    from pyscript_app.views import atlas as view
+
+    xy = np.array([[0.0, 0.0], [1.0, 1.0], [1.0, 0.0]])
+    frame = view.Frame(xy)
+    points = frame.to_canvas(xy)
+    assert points[0, 0] < points[1, 0] and points[0, 1] > points[1, 1]  # x to the right, y up
+    img = view.raster(points, [0, 1, 2], [False, False, True])
+    assert img.shape == (view.SIZE, view.SIZE, 4) and img.dtype == np.uint8
+    for (x, y), c in zip(np.rint(points[:2]).astype(int), (0, 1)):
+        assert tuple(img[y, x, :3]) == view.rgb(view.PALETTE[c])
+    x, y = np.rint(points[2]).astype(int)
+    assert tuple(img[y, x]) == view.BACKGROUND and tuple(img[y, x + 2, :3]) == view.rgb(view.PALETTE[2])  # a ring
+    assert frame.nearest(points[1] + 2, points) == 1 and frame.nearest(points[1] + 40, points) is None
+    assert list(view.Frame.inside(points, (*points[0] - 1, *points[2] + 1))) == [0, 2]
+    dimmed = view.raster(points, [0, 1, 2], [False] * 3, highlight=np.array([True, False, False]))
+    assert tuple(dimmed[int(round(points[1, 1])), int(round(points[1, 0]))]) == view.DIMMED
+    flat = np.zeros((20, 4))
+    m = atlas.LayerMap("hidden_1", atlas.pca(flat), np.zeros((20, 2)), np.arange(20) % 10, np.arange(20) % 10,
+                       atlas.knn_accuracy(flat, np.arange(20) % 10))
+    text = view.summary_html(m, [str(i) for i in range(10)])
+    assert "nan" not in text.lower() and "same activations" in text and "nearest-neighbour" in text
+    assert view.Frame(m.xy).scale == 1.0  # all on one point: a finite frame

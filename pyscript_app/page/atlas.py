@@ -28,12 +28,18 @@ import numpy as np
 from pyscript_app.core import atlas, explain
 from pyscript_app.page.dom import el, fetch_bytes, in_idle_time, listen
 from pyscript_app.views import atlas as atlas_view
+from pyscript_app.views import render
 
 LIVE_MIN_S = 0.3  # the live map is refreshed at most this often...
 LIVE_SHARE = 0.1  # ...and so that its work takes at most this share of the time
 KEY_STEP = 12  # canvas pixels an arrow key moves the keyboard box
 BLOCK = 64  # digits per step of the live map's forward pass
 LIVE_BUDGET_S = 0.006  # the live map's work at each of Train mode's refreshes (about a tenth of one)
+
+
+def position(network, layer_name):
+    """The place of a layer of the manifest among the network's layers."""
+    return [layer.name for layer in network.layers].index(layer_name)
 
 
 class Atlas:
@@ -209,7 +215,7 @@ class Atlas:
             x = np.asarray(testset.images).reshape(len(testset), -1)
             got = yield from atlas.map_steps(layer, x, labels, predicted, given=given, transform=network.normalize)
         else:
-            x = acts[[layer_.name for layer_ in network.layers].index(layer)]
+            x = acts[position(network, layer)]
             got = yield from atlas.map_steps(layer, x, labels, predicted)
         self.maps[key] = got
 
@@ -249,7 +255,7 @@ class Atlas:
         def steps():
             testset = self.page.testset
             n = min(atlas.LIVE_DIGITS, len(testset))
-            pos = [layer_.name for layer_ in network.layers].index(layer)
+            pos = position(network, layer)
             images = np.asarray(testset.images[:n]).reshape(n, -1)
             x = np.empty((n, network.layers[pos].units), dtype=np.float32)
             predicted = np.empty(n, dtype=np.intp)
@@ -342,7 +348,7 @@ class Atlas:
         if m.layer == "input":
             acts = network.normalize(view.pixels)
         else:
-            acts = view.activations[[layer.name for layer in network.layers].index(m.layer)]
+            acts = view.activations[position(network, m.layer)]
         xy = atlas.project(m.pca, acts)
         x, y = self.frame.to_canvas(xy)
         dot.dataset.x, dot.dataset.y = repr(float(xy[0])), repr(float(xy[1]))
@@ -376,7 +382,7 @@ class Atlas:
             tip.hidden = True
             return
         testset = self.page.testset
-        tip.innerHTML = (f'<img src="{atlas_view.render.png_data_url(testset.images[digit])}" alt="">'
+        tip.innerHTML = (f'<img src="{render.png_data_url(testset.images[digit])}" alt="">'
                          f" test digit {digit}, a {int(testset.labels[digit])}")
         tip.style.left = f"{100 * point[0] / atlas_view.SIZE:.2f}%"
         tip.style.top = f"{100 * point[1] / atlas_view.SIZE:.2f}%"
