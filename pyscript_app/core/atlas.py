@@ -38,6 +38,7 @@ import numpy as np
 K = 5  # neighbours in the separability vote
 REFERENCES = 2000  # the first digits: the references of the vote
 QUERIES = 500  # the digits after them: the queries
+KNN_ROWS = 64  # queries per step at most (a step may sort their distances)
 LIVE_DIGITS = 2000  # Train mode's live map: the first this many test digits
 STEP_MACS = 6_000_000  # multiply-adds per step of the idle-time work (a few ms in the page's numpy)
 # The browser's numpy has no BLAS: there einsum's own loops multiply row blocks 5 to 7 times faster than
@@ -189,15 +190,16 @@ def knn_steps(acts, labels, k: int = K):
         return None
     r_sq = np.einsum("ij,ij->i", r, r)
     classes = int(labels.max()) + 1
-    rows = max(1, STEP_MACS // max(1, len(r) * x.shape[1]))
+    rows = max(1, min(KNN_ROWS, STEP_MACS // max(1, len(r) * x.shape[1])))
     right = 0
     for start in range(0, len(q), rows):
         block = q[start : start + rows]
         d = np.einsum("ij,ij->i", block, block)[:, None] - 2.0 * rows_times_rows(block, r) + r_sq[None, :]
         near = np.argpartition(d, k - 1, axis=1)[:, :k]
         kth = np.take_along_axis(d, near, axis=1).max(axis=1)
-        for row in np.flatnonzero(np.sum(d <= kth[:, None], axis=1) > k):  # a tie at the k-th distance
-            near[row] = np.argsort(d[row], kind="stable")[:k]  # the lower indices first
+        tied = np.sum(d <= kth[:, None], axis=1) > k  # a tie at the k-th distance (saturated units give many)
+        if tied.any():
+            near[tied] = np.argsort(d[tied], axis=1, kind="stable")[:, :k]  # the lower indices first
         votes = labels[refs][near]
         counts = np.zeros((len(block), classes), dtype=np.intp)
         np.add.at(counts, (np.repeat(np.arange(len(block)), k), votes.ravel()), 1)
