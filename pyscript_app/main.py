@@ -30,6 +30,7 @@ async def start():
 
     from pyscript_app.core import network as nw
     from pyscript_app.core import state
+    from pyscript_app.page.atlas import Atlas
     from pyscript_app.page.card import Card
     from pyscript_app.page.connections import Connections
     from pyscript_app.page.events import on_click, on_keydown, on_pick
@@ -67,7 +68,7 @@ async def start():
         window.history.replaceState(None, "", str(window.location.pathname))
 
     page = Page(models, testset, model_id, data_manifest, card=Card, connections=Connections, explorer=Explorer,
-                pad=Pad, train=Train, open_your_own=OpenYourOwn, why=Why)
+                pad=Pad, train=Train, open_your_own=OpenYourOwn, why=Why, atlas=Atlas)
     if model_id != models.default:
         page.draw_model_parts()
     page.draw_picker()  # every model of models/index.json

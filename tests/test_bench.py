@@ -194,8 +194,8 @@ def test_reference_page_uses_the_sites_vendored_runtime(tmp_path):
 def test_a_short_benchmark_run_writes_valid_json(tmp_path):
     out = tmp_path / "bench.json"
     run = subprocess.run([sys.executable, str(ROOT / "tools" / "bench.py"), "--rounds", "1", "--clicks", "20",
-                          "--draw-seconds", "1", "--train-seconds", "2", "--cpu-throttle", "1", "--json", str(out)],
-                         capture_output=True, text=True, timeout=600)
+                          "--draw-seconds", "1", "--train-seconds", "2", "--cpu-throttle", "1", "--atlas-clicks", "3",
+                          "--json", str(out)], capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
     doc = json.loads(out.read_text())
     assert doc["rounds"] == 1 and len(doc["raw"]) == 1
@@ -211,3 +211,9 @@ def test_a_short_benchmark_run_writes_valid_json(tmp_path):
     assert training["page_digits_per_s"] > 0 and training["cpython_digits_per_s"] > 0
     assert len(training["card_ms"]) == len(training["pause_ms"]) == 10 and training["errors"] == []
     assert "Training in the page" in run.stdout
+    atlas = doc["atlas"]  # the atlas, measured in the page (tools/bench_atlas.py): every model, every layer
+    assert atlas["errors"] == [] and set(atlas["models"]) == set(json.loads((SITE / "models" / "index.json").read_text())["models"])
+    for m in atlas["models"].values():
+        assert "input" in m["layers"] and all(t["drawMs"] > 0 for t in m["layers"].values())
+        assert all(t["pcaMs"] > 0 for layer, t in m["layers"].items() if layer != "input") and len(m["follow_ms"]) == 3
+    assert "The atlas" in run.stdout

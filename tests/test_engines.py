@@ -263,6 +263,38 @@ def test_make_it_a_fools_the_reference_pass(ep, default_model):
         show_sample(ep, 3)
 
 
+def test_the_atlas_is_the_pca_and_its_dot_follows_a_click(ep, default_model):
+    """The atlas's core flow: opened by its toggle, the map of the last hidden layer is the PCA of the test
+    set's activations (numpy SVD of the CPython forward pass), and the current digit's dot is its projection."""
+    network, testset = default_model
+    show_sample(ep, 3)
+    ep.click("#atlas-toggle")
+    layer = network.layers[-2].name
+    ready = ("const a = document.getElementById('atlas'); return !a.hidden && a.dataset.state === 'ready' "
+             "&& a.dataset.layer === arguments[0];")
+    try:
+        ep.wait(ready, layer, timeout=120)
+        assert "mode=atlas" in ep.run("return location.hash;")
+        acts = network.forward(network.normalize(testset.images))[len(network.layers) - 2].astype(np.float64)
+        mean = np.array([float(v) for v in ep.attribute("#atlas", "data-mean").split(",")])
+        axes = np.array([float(v) for v in ep.attribute("#atlas", "data-axes").split(",")]).reshape(2, -1)
+        np.testing.assert_allclose(mean, acts.mean(axis=0), atol=1e-6)
+        _, _, vt = np.linalg.svd(acts - acts.mean(axis=0), full_matrices=False)
+        for got, want in zip(axes, vt[:2]):
+            assert min(np.abs(got - want).max(), np.abs(got + want).max()) < 1e-6
+        for _ in range(2):
+            before = ep.attribute("#atlas-current", "data-sample")
+            ep.click("#random-sample")
+            ep.wait("return document.getElementById('atlas-current').dataset.sample !== arguments[0];", before)
+            index = int(ep.attribute("#atlas-current", "data-sample"))
+            dot = [float(ep.attribute("#atlas-current", f"data-{c}")) for c in "xy"]
+            np.testing.assert_allclose(dot, (acts[index] - mean) @ axes.T, atol=1e-6)
+    finally:
+        ep.run("location.hash = '#sample=3';")
+        ep.wait("return document.getElementById('atlas').hidden && "
+                "document.getElementById('input-image').dataset.sampleIndex === '3';")
+
+
 def test_zero_requests_outside_the_local_server(ep):
     assert ep.outside() == []
     assert ep.errors() in (None, [])

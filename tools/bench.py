@@ -932,6 +932,8 @@ def main(argv=None) -> int:
                         f"(default {SLOW_RATE:g}; 1 leaves it out)")
     p.add_argument("--throttled-rounds", type=int, default=2,
                    help="how many of the rounds are run again throttled (default 2; at most --rounds)")
+    p.add_argument("--atlas-clicks", type=int, default=20,
+                   help="the atlas (tools/bench_atlas.py): clicks timed per model (default 20; 0 leaves it out)")
     p.add_argument("--label", default="", help="a note stored in the JSON (e.g. what was changed)")
     p.add_argument("--compare", type=Path, action="append", default=[], metavar="SITE",
                    help="another built site (e.g. before a change) measured in the same rounds, "
@@ -993,6 +995,11 @@ def main(argv=None) -> int:
                 if slow_rounds:
                     training_slow = attempt([], f"Train mode at {args.cpu_throttle:g}x", functools.partial(
                         bench_train_page.measure, pw, servers[0][0].url, args.train_seconds, cpu_throttle=args.cpu_throttle))
+            atlas = None
+            if args.atlas_clicks > 0:  # the atlas (tools/bench_atlas.py): once, after the rounds
+                import bench_atlas
+
+                atlas = bench_atlas.measure(pw, servers[0][0].url, args.atlas_clicks)
     finally:
         for ours, reference in servers:
             ours.close()
@@ -1028,6 +1035,11 @@ def main(argv=None) -> int:
         if training_slow is not None:
             print(f"\nAt {args.cpu_throttle:g}x (CPU throttled):")
             print(bench_train_page.report(training_slow))
+    if atlas is not None:
+        import bench_atlas
+
+        print()
+        print(bench_atlas.report(atlas))
     info = machine()
     info["browser"] = rounds[0]["ours"]["user_agent"]
     info["load_average_start"] = load_at_start
@@ -1051,6 +1063,7 @@ def main(argv=None) -> int:
         "training_throttled": training_slow,
         "not_measured": failed,
         "training": training,
+        "atlas": atlas,
         "raw": rounds,
     }
     out = ROOT / "bench-results" / f"bench-{when:%Y%m%d-%H%M%S}.json"

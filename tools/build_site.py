@@ -22,14 +22,19 @@ from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
 import html
+import io
 import json
 import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from pyscript_app.core import explain
 from pyscript_app.core import network as nw
+from pyscript_app.views import atlas as atlas_view
 from pyscript_app.views import render
 from pyscript_app.views import render_inside
 
@@ -87,6 +92,24 @@ def check_models(site: Path) -> dict:
     return manifests
 
 
+ATLAS_INPUT = "data/atlas_input.npz"
+
+
+def write_atlas_input(site: Path, testset) -> dict:
+    """site/data/atlas_input.npz: the test pixels' PCA (in grey levels) and separability, for the atlas's input
+    layer (the same for every network: page/atlas.py scales it by the network's normalisation). Returns the
+    page's #atlas-files entry (file, sha256)."""
+    from pyscript_app.core import atlas
+
+    grey = np.asarray(testset.images).reshape(len(testset), -1).astype(np.float64)
+    raw = atlas.pca(grey)
+    arrays = atlas.input_arrays(raw, atlas.knn_accuracy(grey, testset.labels))
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    (site / ATLAS_INPUT).write_bytes(buffer.getvalue())
+    return {"input": {"file": ATLAS_INPUT, "sha256": hashlib.sha256(buffer.getvalue()).hexdigest()}}
+
+
 def render_index(site: Path) -> str:
     index = nw.read_models_index(site)
     manifests = check_models(site)
@@ -104,6 +127,8 @@ def render_index(site: Path) -> str:
         ("{{LEGEND}}", render.legend(network)),
         ("{{FACTS}}", render.model_facts(network.manifest)),
         ("{{CONNECTIONS_LEGEND}}", render_inside.connections_legend(network)),
+        ("{{ATLAS}}", atlas_view.panel_html(network)),
+        ("{{ATLAS_FILES}}", data_block("atlas-files", write_atlas_input(site, testset))),
         (PRELOAD_MARKER, preload_links(site)),  # start-up speed
         (RUNTIME_FILES_MARKER, runtime_files_block(site, default, network.manifest)),
         ("{{PYSCRIPT_CONFIG}}", attribute_json(pyscript_config())),

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 from urllib.parse import parse_qsl, quote
 
-MODES = ("sample", "draw", "train")
+MODES = ("sample", "draw", "train", "atlas")  # atlas: test digits, with the atlas open
 KEYS = ("model", "mode", "sample", "neuron", "ko", "why", "class", "attack", "applied")
 WHY_METHODS = ("gradxinput", "ig", "occlusion")  # the first is the default
 MAX_NOTE_VALUE = 24  # characters of a bad value quoted back in a note

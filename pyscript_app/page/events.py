@@ -41,7 +41,7 @@ def reset(page, action):
 
 def sample(page, action):
     # a test digit is shown as a test digit, also from draw mode
-    page.go(sample=int(action.dataset.sample), mode="sample")
+    page.go(sample=int(action.dataset.sample), mode=page.test_digit_mode())
     if action.classList.contains("cthumb"):
         el("input-panel").scrollIntoView(js_object(block="nearest", behavior="smooth"))
 

@@ -76,6 +76,8 @@ class Explorer:
     def select(self, true, predicted):
         self.cell = (true, predicted)
         self.draw()
+        members = explain.cell_members(self.page.network, self.page.testset, true, predicted, self.state.knocked_out)
+        self.page.atlas.highlight_digits(members)
 
     def move(self, event, cell):
         """Arrow keys move between the matrix's cells."""

@@ -147,6 +147,7 @@ class LiveViews:
         if (changed or self.redraw_view) and shown:
             self.redraw_view = False
             self.page.redraw()
+        self.page.atlas.live()  # the atlas's live map, when it is open and a step is due (its cost counts here)
         added_cost()
         spent = time.perf_counter() - start
         self.measured(box, loop, start, spent, drawn)

@@ -57,7 +57,7 @@ class Page:
     SWITCH_WARM_UP_ROUNDS = 10  # after a switch: the new shapes' first runs
 
     def __init__(self, models, testset, model_id, data_manifest, *, card, connections, explorer, pad, train,
-                 open_your_own, why):
+                 open_your_own, why, atlas):
         """The page of ``model_id`` (loaded in ``models``) and every feature it holds, each made here from the
         class given (called with this page): the controllers talk to each other only through the page's
         methods below (install_model, redraw, is_training, explorer_open, set_test_accuracy, ...)."""
@@ -82,7 +82,8 @@ class Page:
         # of a new model (.reset()); the pad and Train mode follow the address (.follow(state)).
         self.card, self.connections, self.explorer = card(self), connections(self), explorer(self)
         self.why = why(self)
-        self.features = (self.card, self.connections, self.explorer, self.why)
+        self.atlas = atlas(self)
+        self.features = (self.card, self.connections, self.explorer, self.why, self.atlas)
         self.pad = pad(self)
         self.train = train(self)
         self.open_your_own = open_your_own(self)
@@ -189,6 +190,7 @@ class Page:
                 return
             self.normalise_address(text, state_, notes)
         self.train.follow(state_)
+        self.atlas.follow(state_)
         if self.pad.follow(state_):  # draw mode: the pad shows the view
             self.shown = self.shown_view = None
             return
@@ -220,12 +222,16 @@ class Page:
         for feature in self.features:
             feature.update(state_, view)
 
+    def test_digit_mode(self):
+        """The mode a test digit is shown in: with the atlas when it is open."""
+        return "atlas" if self.atlas is not None and self.atlas.open else "sample"
+
     def random_sample(self, *_):
         current = self.current_state(write_url=False)
         index = current.sample
         while index == current.sample:
             index = int(self.rng.integers(len(self.testset)))
-        new = current.with_(sample=index, mode="sample")
+        new = current.with_(sample=index, mode=self.test_digit_mode())
         self.show(state_=new)
         # The URL (a new history entry) follows once the clicking pauses. Chromium's same-document
         # navigation, after every paint, slowed the next click (measured: click p95 17.5 ms, 10.4
