@@ -162,7 +162,7 @@ def panel_html(network) -> str:
 def found_html(testset, digits, cap: int = 60) -> str:
     """The digits inside a box, as buttons that load them (at most ``cap``)."""
     digits = [int(i) for i in digits]
-    thumbs = "".join(render_inside._thumb(testset, i, "Show test digit {i} (labelled {label})", None) for i in digits[:cap])
+    thumbs = "".join(render_inside.thumb(testset, i, "Show test digit {i} (labelled {label})", None) for i in digits[:cap])
     more = f" (the first {cap} shown)" if len(digits) > cap else ""
     return (f'<h3>{len(digits):,} digits in the box{more}</h3><div class="top-digits" id="atlas-found-list" '
             f'data-samples="{",".join(map(str, digits[:cap]))}">{thumbs}</div>')
