@@ -28,7 +28,7 @@ def plain_forward(network, pixels):
 
 
 # every model goes through the same functions in tests/test_any_model.py.
-network, testset = pinned_to_default()
+network, testset, manifest = pinned_to_default()
 
 @pytest.fixture(scope="module")
 def drawn_seven():

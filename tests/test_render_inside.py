@@ -58,7 +58,7 @@ class Doc(HTMLParser):
 
 
 # every model goes through the same functions in tests/test_any_model.py.
-network, testset = pinned_to_default()
+network, testset, manifest = pinned_to_default()
 
 @pytest.fixture(scope="module")
 def plain():
