@@ -61,19 +61,28 @@ def seed_export():
 
 
 def pinned_to_default():
-    """``network`` and ``testset`` fixtures of the default committed model, for a test module whose
-    tests spell out that model's layers and sizes (or need a trained network):
-    ``network, testset = pinned_to_default()`` in the module."""
+    """``network``, ``testset`` and ``manifest`` fixtures of the default committed model, for a test module
+    whose tests spell out that model's layers and sizes (or need a trained network):
+    ``network, testset, manifest = pinned_to_default()`` in the module.
 
-    @pytest.fixture(scope="session", name="network")
+    They are module-scoped and ``manifest`` is overridden with them: a session-scoped fixture
+    computed from the pinned ``network`` would otherwise stay cached for the rest of the session
+    and be handed to the tests of every model (pytest keys a fixture's cache on its own
+    parameters, not on its dependencies'), and one that tried now fails loudly (ScopeMismatch)."""
+
+    @pytest.fixture(scope="module", name="network")
     def network_fixture(seed_export):
         return seed_export[0]
 
-    @pytest.fixture(scope="session", name="testset")
+    @pytest.fixture(scope="module", name="testset")
     def testset_fixture(seed_export):
         return seed_export[1]
 
-    return network_fixture, testset_fixture
+    @pytest.fixture(scope="module", name="manifest")
+    def manifest_fixture(network):
+        return network.manifest
+
+    return network_fixture, testset_fixture, manifest_fixture
 
 
 def default_model_dir() -> Path:

@@ -35,21 +35,36 @@ def load(model_dir: Path):
     return manifest, layers
 
 
-def forward(layers, x, dead=None, pre=False):
-    """Every layer's activations (float64) for x (n, inputs); ``dead``: {layer position: [units]} set to 0.
+def forward(layers, x, dead=None, pre=False, dtype=np.float64, rounded=None):
+    """Every layer's activations for x (n, inputs); ``dead``: {layer position: [units]} set to 0 (which is what
+    zeroing their outgoing weights gives the next layer).
 
-    With ``pre=True``: [(net input, activation)] per layer.
+    With ``pre=True``: [(net input, activation)] per layer. The sums are done in
+    ``dtype`` (float64; float32 follows a float32 pass to the last bit); with
+    ``rounded`` (say float32) each layer's activations are rounded to it before
+    the next layer reads them, as an exported network shows them.
     """
-    a = np.asarray(x, dtype=np.float64)
+    a = np.asarray(x, dtype=dtype)
     out = []
     for pos, (w, b, activation) in enumerate(layers):
-        z = a @ w + b
-        a = softmax(z) if activation == "softmax" else FUNCTIONS[activation](z)
+        z = np.asarray(a, dtype=dtype) @ np.asarray(w, dtype=dtype) + np.asarray(b, dtype=dtype)
+        with np.errstate(over="ignore"):  # sigmoid of a very negative net input: exp overflows, the result is 0
+            a = softmax(z) if activation == "softmax" else FUNCTIONS[activation](z)
+        if rounded is not None:
+            a = a.astype(rounded)
         if dead and pos in dead:
             a = a.copy()
             a[..., list(dead[pos])] = 0.0
         out.append((z, a) if pre else a)
     return out
+
+
+def cross_entropy(layers, x, labels):
+    """Mean cross-entropy of the softmax output for integer ``labels`` (log-softmax of the output's net input)."""
+    z = forward(layers, x, pre=True)[-1][0]
+    z = z - z.max(axis=-1, keepdims=True)
+    log_p = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+    return -log_p[np.arange(len(labels)), labels].mean()
 
 
 def plain_forward(manifest, model_dir, x):

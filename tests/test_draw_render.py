@@ -17,21 +17,18 @@ from pyscript_app.views import render, render_draw
 from pyscript_app.core.preprocess import preprocess
 from test_render import Elements, decode_png
 
+import reference as ref
+
 
 def plain_forward(network, pixels):
-    """The MLP written out by hand from the weights: x = pixel / 255, sigmoid, sigmoid, softmax."""
-    x = np.asarray(pixels, dtype=np.float64).reshape(-1) / 255.0
-    out = []
-    for layer in network.layers:
-        z = x @ layer.weights.astype(np.float64) + layer.bias
-        x = np.exp(z - z.max()) / np.exp(z - z.max()).sum() if layer.activation == "softmax" else 1 / (1 + np.exp(-z))
-        out.append(x)
-    return out
+    """Every layer's activations from the weights by tests/reference.py's float64 pass, on x = pixel / 255."""
+    x = np.asarray(pixels, dtype=np.float64).reshape(1, -1) / 255.0
+    return [a[0] for a in ref.forward([(l.weights, l.bias, l.activation) for l in network.layers], x)]
 
 
 
 # every model goes through the same functions in tests/test_any_model.py.
-network, testset = pinned_to_default()
+network, testset, manifest = pinned_to_default()
 
 @pytest.fixture(scope="module")
 def drawn_seven():

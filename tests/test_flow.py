@@ -9,21 +9,15 @@ import pytest
 
 from pyscript_app.core import flow
 
+import reference as ref
+
 
 def plain_signals(network, pixels):
-    """Each layer's (fan_in, units) signal matrix, from a plain float64 forward pass written out here."""
-    a = pixels.reshape(-1).astype(np.float64) * network.normalization["scale"] + network.normalization["offset"]
-    out = []
-    for layer in network.layers:
-        w, b = layer.weights.astype(np.float64), layer.bias.astype(np.float64)
-        out.append(a[:, None] * w)
-        z = a @ w + b
-        if layer.activation == "softmax":
-            a = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
-        else:
-            a = {"sigmoid": lambda v: 1 / (1 + np.exp(-v)), "tanh": np.tanh, "relu": lambda v: np.maximum(v, 0),
-                 "linear": lambda v: v}[layer.activation](z)
-    return out
+    """Each layer's (fan_in, units) signal matrix: its inputs from tests/reference.py's float64 pass, times its weights."""
+    x = pixels.reshape(1, -1).astype(np.float64) * network.normalization["scale"] + network.normalization["offset"]
+    layers = [(l.weights, l.bias, l.activation) for l in network.layers]
+    inputs = [x, *ref.forward(layers, x)[:-1]]
+    return [a[0][:, None] * w.astype(np.float64) for a, (w, _, _) in zip(inputs, layers)]
 
 
 @pytest.mark.parametrize("sample", [0, 7, 4321])

@@ -282,10 +282,10 @@ def test_a_cnn_export_opens_and_its_forward_equals_plain_loops(padding):
     # independent: plain loops on the .npy arrays as the manifest names them
     arrays = {name: np.load(__import__("io").BytesIO(data)).astype(np.float64) for name, data in files.items()}
     a = x.astype(np.float64).reshape(5, 12, 10, 1)
-    a = np.maximum(ref.conv2d(a, arrays["conv_1_weights.npy"], arrays["conv_1_bias.npy"], padding), 0)
+    a = ref.FUNCTIONS["relu"](ref.conv2d(a, arrays["conv_1_weights.npy"], arrays["conv_1_bias.npy"], padding))
     expected = [a]
     expected.append(ref.maxpool2d(a))
-    expected.append(np.tanh(ref.conv2d(expected[-1], arrays["conv_2_weights.npy"], arrays["conv_2_bias.npy"], "valid")))
+    expected.append(ref.FUNCTIONS["tanh"](ref.conv2d(expected[-1], arrays["conv_2_weights.npy"], arrays["conv_2_bias.npy"], "valid")))
     expected.append(expected[-1].reshape(5, -1))
     expected += ref.forward([(arrays["hidden_1_weights.npy"], arrays["hidden_1_bias.npy"], "sigmoid"),
                              (arrays["output_weights.npy"], arrays["output_bias.npy"], "softmax")], expected[-1])
@@ -309,8 +309,8 @@ def test_a_cnn_s_input_gradient_equals_finite_differences():
     plain = [(l.weights.astype(np.float64), l.bias.astype(np.float64)) for l in network.layers if l.parts]
 
     def log_p(v, k=3):
-        a = np.maximum(ref.conv2d(v.reshape(1, 12, 10, 1), *plain[0], "same"), 0)
-        a = np.tanh(ref.conv2d(ref.maxpool2d(a), *plain[1], "valid")).reshape(1, -1)
+        a = ref.FUNCTIONS["relu"](ref.conv2d(v.reshape(1, 12, 10, 1), *plain[0], "same"))
+        a = ref.FUNCTIONS["tanh"](ref.conv2d(ref.maxpool2d(a), *plain[1], "valid")).reshape(1, -1)
         p = ref.forward([(*plain[2], "sigmoid"), (*plain[3], "softmax")], a)[-1][0]
         return np.log(p[k])
 

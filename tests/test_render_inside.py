@@ -18,6 +18,8 @@ from conftest import SITE, pinned_to_default
 from pyscript_app.views import render, render_inside as ri
 from test_render import decode_png
 
+import reference as ref
+
 MODEL = SITE / "models" / "seed"
 
 
@@ -56,7 +58,7 @@ class Doc(HTMLParser):
 
 
 # every model goes through the same functions in tests/test_any_model.py.
-network, testset = pinned_to_default()
+network, testset, manifest = pinned_to_default()
 
 @pytest.fixture(scope="module")
 def plain():
@@ -65,24 +67,15 @@ def plain():
     b = [np.load(MODEL / spec["bias"]["file"]) for spec in manifest["layers"]]
     with np.load(SITE / "data" / "mnist_test.npz") as npz:
         images, labels = npz["images"], npz["labels"]
-    return {"W": W, "b": b, "images": images, "labels": labels, "manifest": manifest}
+    layers = list(zip(W, b, [spec["activation"] for spec in manifest["layers"]]))
+    return {"W": W, "b": b, "layers": layers, "images": images, "labels": labels, "manifest": manifest}
 
 
 def plain_pass(plain, pixels, dead=None):
-    """[(net input, activation)] per layer for one image; ``dead`` = {layer position: units} zeroes outgoing weights."""
-    a = pixels.reshape(-1).astype(np.float64) / 255.0
-    out = []
-    for pos, (W, b) in enumerate(zip(plain["W"], plain["b"])):
-        W = W.astype(np.float64).copy()
-        if dead and pos - 1 in dead:
-            W[dead[pos - 1], :] = 0.0
-        z = a @ W + b
-        a = 1 / (1 + np.exp(-z)) if pos < len(plain["W"]) - 1 else np.exp(z - z.max()) / np.exp(z - z.max()).sum()
-        if dead and pos in dead:
-            a = a.copy()
-            a[dead[pos]] = 0.0  # only for reading the layer's own values; the next layer gets zero weights
-        out.append((z, a))
-    return out
+    """[(net input, activation)] per layer for one image by tests/reference.py's float64 pass;
+    ``dead`` = {layer position: units} knocked out (their values 0, so the next layer gets nothing from them)."""
+    x = pixels.reshape(1, -1).astype(np.float64) / 255.0
+    return [(z[0], a[0]) for z, a in ref.forward(plain["layers"], x, dead, pre=True)]
 
 
 # ---------------------------------------------------------------------------
@@ -226,16 +219,11 @@ def test_knockout_summary(network):
 
 
 def plain_confusion(plain, dead=None):
+    """The confusion matrix of tests/reference.py's pass in float32 (as the page's, so that near ties fall alike)."""
     x = plain["images"].reshape(len(plain["images"]), -1).astype(np.float32) / np.float32(255)
-    a = x
-    for pos, (W, b) in enumerate(zip(plain["W"], plain["b"])):
-        W = W.copy()
-        if dead and pos - 1 in dead:
-            W[dead[pos - 1], :] = 0.0
-        z = a @ W + b
-        a = 1 / (1 + np.exp(-z)) if pos < 2 else z
+    z = ref.forward(plain["layers"], x, dead, pre=True, dtype=np.float32)[-1][0]
     cm = np.zeros((10, 10), dtype=np.int64)
-    np.add.at(cm, (plain["labels"], a.argmax(axis=1)), 1)
+    np.add.at(cm, (plain["labels"], z.argmax(axis=1)), 1)
     return cm
 
 

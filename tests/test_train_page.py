@@ -20,7 +20,8 @@ from conftest import READY_TIMEOUT_MS, SITE, Server, offline_after_a_visit, watc
 from test_gallery import decode_png
 from test_models_page import check_view_against_reference, wait_model
 
-from pyscript_app.core import train
+from pyscript_app.core import export_write, train
+from pyscript_app.views import train_view
 
 TRAIN_FILE = json.loads((SITE / "data" / "manifest.json").read_text())["train"]["file"]
 SMALL = {"mode": "train", "hidden": "16", "activation": "sigmoid", "optimizer": "adam", "lr": "0.003",
@@ -153,7 +154,13 @@ def test_steps_and_training_equal_cpython_bit_for_bit(app, digits, tmp_path):
     assert float(p["loss"]) == trainer.losses[-1]
     assert int(p["seen"]) == trainer.seen and int(p["epoch"]) == trainer.epoch
     with np.load(SITE / "data" / "mnist_test.npz") as npz:
-        assert float(p["testAccuracy"]) == trainer.evaluate(npz["images"], npz["labels"])
+        accuracy = trainer.evaluate(npz["images"], npz["labels"])
+    assert float(p["testAccuracy"]) == accuracy
+    # the saved zip is the one writer's, byte for byte: the CPython trainer's export of the same weights
+    test = json.loads((SITE / "data" / "manifest.json").read_text())["test"]
+    assert data == export_write.zip_bytes(*trainer.to_export(
+        model_id="trained", title=train_view.trained_title(trainer.sizes), test_accuracy=accuracy,
+        dataset={k: test[k] for k in ("file", "sha256", "count")}))
     assert int(p["rate"]) > 0
     assert float(page.get_attribute("#model-card .model-acc", "data-value")) == float(p["testAccuracy"])
     (tmp_path / "trained.zip").write_bytes(data)

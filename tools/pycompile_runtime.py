@@ -39,7 +39,6 @@ tracebacks should show the code.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import subprocess
 import sys
@@ -48,6 +47,8 @@ import zipfile
 from pathlib import Path
 
 import trim_runtime
+from precache import file_sha256
+from pyscript_app.core.export_format import sha256
 
 ROOT = Path(__file__).resolve().parent.parent
 OPTIMIZE = 0  # see the module docstring: 2 (-OO) breaks numpy's import
@@ -103,10 +104,6 @@ with zipfile.ZipFile("/tmp/in.zip") as src, zipfile.ZipFile("/tmp/out.zip", "w")
 
 class CompileError(Exception):
     """A failure to report as one line."""
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def is_compiled(path: Path) -> bool:
@@ -167,7 +164,7 @@ def compile_runtime(pyodide_dir: Path, cache_dir: Path, node: str = "node", log=
     if not todo:
         return []
     cache_dir.mkdir(parents=True, exist_ok=True)
-    cached = {path: cache_dir / (f"{sha256_bytes(path.read_bytes())}-{sha256_bytes(json.dumps(left).encode())[:16]}"
+    cached = {path: cache_dir / (f"{file_sha256(path)}-{sha256(json.dumps(left).encode())[:16]}"
                                  f"-o{OPTIMIZE}.zip") for path, _, left in todo}
     jobs = [[str(path), str(cached[path]) + ".part", prefix, left] for path, prefix, left in todo
             if not cached[path].exists()]
@@ -186,7 +183,7 @@ def compile_runtime(pyodide_dir: Path, cache_dir: Path, node: str = "node", log=
         before = path.stat().st_size
         _replace(path, cached[path].read_bytes())
         if path.name == numpy["file_name"]:
-            numpy["sha256"] = sha256_bytes(path.read_bytes())
+            numpy["sha256"] = file_sha256(path)
         say(f"pycompile: {path.name}: {before / 1e6:.2f} MB of sources -> {path.stat().st_size / 1e6:.2f} MB of bytecode"
             f" ({len(left)} unused files left out)")
     _replace(lock_path, trim_runtime.lock_bytes(lock))

@@ -38,7 +38,6 @@ expected files (same names and sha256), nothing is done.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -52,6 +51,8 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import trim_runtime
+from precache import file_sha256
+from pyscript_app.core.export_format import sha256
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -82,18 +83,6 @@ class VendorError(Exception):
 
 
 Log = Callable[[str], None]
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------
@@ -144,12 +133,12 @@ def expected_manifest(node_modules: Path) -> dict[str, str]:
     """{path inside vendor/: sha256} of everything a complete vendor/ holds."""
     dist, pyodide = _inputs(node_modules)
     _, wheels = read_lock(pyodide / LOCK_NAME)
-    manifest = {f"pyscript/{name}": sha256_file(dist / name) for name in pyscript_files(dist)}
+    manifest = {f"pyscript/{name}": file_sha256(dist / name) for name in pyscript_files(dist)}
     for name in PYODIDE_CORE:
         src = pyodide / name
         if not src.is_file():
             raise VendorError(f"{src} is missing: run `npm ci` first")
-        manifest[f"pyodide/{name}"] = sha256_bytes(shipped_lock(pyodide)) if name == LOCK_NAME else sha256_file(src)
+        manifest[f"pyodide/{name}"] = sha256(shipped_lock(pyodide)) if name == LOCK_NAME else file_sha256(src)
     for file_name, sha in wheels:
         manifest[f"pyodide/{file_name}"] = sha
     return manifest
@@ -158,7 +147,7 @@ def expected_manifest(node_modules: Path) -> dict[str, str]:
 def actual_manifest(vendor_dir: Path) -> dict[str, str]:
     if not vendor_dir.is_dir():
         return {}
-    return {p.relative_to(vendor_dir).as_posix(): sha256_file(p)
+    return {p.relative_to(vendor_dir).as_posix(): file_sha256(p)
             for p in sorted(vendor_dir.rglob("*")) if p.is_file()}
 
 
@@ -169,7 +158,7 @@ def _up_to_date(vendor_dir: Path, expected: dict[str, str]) -> bool:
                for p in vendor_dir.rglob("*") if p.is_file() or p.is_symlink()}
     if set(present) != set(expected):
         return False
-    return all(sha256_file(present[k]) == v for k, v in expected.items())
+    return all(file_sha256(present[k]) == v for k, v in expected.items())
 
 
 # --------------------------------------------------------------------------
@@ -262,7 +251,7 @@ def obtain_wheels(wheels: Sequence[tuple[str, str]], version: str, cache: Path,
         if isinstance(data, str):
             said[name][source] = data
             return
-        digest = sha256_bytes(data)
+        digest = sha256(data)
         if digest != expected[name]:
             said[name][source] = (f"sha256 mismatch ({digest[:12]}... instead of "
                                   f"{expected[name][:12]}... from {LOCK_NAME}), refused")

@@ -3,7 +3,6 @@ is first opened, with progress shown in #train-data, and checked against its sha
 keeps the file for offline use)."""
 
 import asyncio
-import hashlib
 import io
 
 import js
@@ -34,7 +33,7 @@ class TrainingDigits:
             if not isinstance(spec, dict) or not fmt.is_plain_file_name(spec.get("file")):
                 raise nw.ExportError(f"{nw.DATA_MANIFEST} has no valid 'train' entry")
             data = await fetch_with_progress("data/" + spec["file"], status)
-            if hashlib.sha256(data).hexdigest() != spec["sha256"]:
+            if fmt.sha256(data) != spec["sha256"]:
                 raise nw.ExportError(f"data/{spec['file']} is corrupt: its sha256 does not match {nw.DATA_MANIFEST}")
             with np.load(io.BytesIO(data), allow_pickle=False) as npz:
                 images, labels = npz["images"], npz["labels"]

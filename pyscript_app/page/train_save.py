@@ -1,14 +1,11 @@
 """Train mode's Save: the network being trained as an export ``.zip`` (the same format as
 ``export_weights.py --zip``; "Open your own" and ``--from-export`` accept it), downloaded by the browser."""
 
-import json
-
 import js
 from pyodide.ffi import create_proxy, to_js
 from pyscript import window
 
-from pyscript_app.core import export_format as fmt
-from pyscript_app.core import network as nw
+from pyscript_app.core import export_write
 from pyscript_app.views import train_view
 from pyscript_app.page.dom import js_object
 
@@ -20,7 +17,7 @@ def export_zip(trainer, model_id, data_manifest, test_accuracy):
     manifest, files = trainer.to_export(model_id=model_id, title=train_view.trained_title(trainer.sizes),
                                         dataset=test and {k: test[k] for k in ("file", "sha256", "count")},
                                         test_accuracy=test_accuracy)
-    return fmt.write_zip({nw.MANIFEST_NAME: json.dumps(manifest, indent=2).encode(), **files})
+    return export_write.zip_bytes(manifest, files)
 
 
 def download(data, name):
