@@ -82,7 +82,7 @@ class Atlas:
         self.method = "pca"  # the map picked in #atlas-method
         self.tsne = {}  # model id -> {layer: (digits, 2) places} of its t-SNE maps, once fetched
         self.tsne_loading = set()
-        self.shipped = {}  # model id -> the version of its network as shipped (t-SNE maps fit it only)
+        self.shipped = {}  # model id -> the version of its network when first seen (t-SNE maps fit it only)
         self.ctx = el("atlas-canvas").getContext("2d")
         listen(el("atlas-method"), "change", lambda *_: self.pick_method(str(el("atlas-method").value)))
         listen(el("atlas-toggle"), "click", self.toggle)
@@ -147,10 +147,11 @@ class Atlas:
         return json.loads(str(el("atlas-files").textContent)).get("tsne", {})
 
     def has_tsne(self):
-        """The network shown is a shipped model, unchanged since it was loaded, with t-SNE maps."""
-        model_id = self.page.model_id
+        """The network shown is a shipped model with t-SNE maps, its weights unchanged since the atlas first saw it
+        (a knock-out does not change them; editing them in place does)."""
+        model_id, network = self.page.model_id, self.page.network
         return (model_id in self.tsne_files() and model_id not in self.page.models.user
-                and self.shipped.get(model_id) == self.page.network.version)
+                and self.shipped.setdefault(model_id, network.version) == network.version)
 
     def show_method_choice(self):
         offered = self.has_tsne()
@@ -164,7 +165,6 @@ class Atlas:
 
     def reset(self):
         """A new model: its layers in the picker; the maps of the one before forgotten."""
-        self.shipped.setdefault(self.page.model_id, self.page.network.version)
         self.maps.clear()
         self.map, self.highlight, self.live_prev, self.live_job = None, None, None, None
         el("atlas-layer").innerHTML = atlas_view.layer_options(self.page.network, self.current_layer())
