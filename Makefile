@@ -57,6 +57,7 @@ models: $(VENV)/.train
 	  --description "Wider layers of ReLU units (128 and 64): the most accurate, and the best reader of drawn digits."
 	$(EXPORT) --id deep --hidden 64,32,16 --activation tanh --title "Deep tanh network" \
 	  --description "Three narrowing layers of tanh units (64, 32, 16)."
+	$(PY) tools/atlas_maps.py --site site
 
 site: $(VENV)/.base node_modules/.installed
 	$(PY) tools/build_site.py

@@ -107,7 +107,16 @@ def write_atlas_input(site: Path, testset) -> dict:
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     (site / ATLAS_INPUT).write_bytes(buffer.getvalue())
-    return {"input": {"file": ATLAS_INPUT, "sha256": hashlib.sha256(buffer.getvalue()).hexdigest()}}
+    return {"input": {"file": ATLAS_INPUT, "sha256": hashlib.sha256(buffer.getvalue()).hexdigest()},
+            "tsne": atlas_tsne_files(site)}
+
+
+def atlas_tsne_files(site: Path) -> dict:
+    """The t-SNE maps tools/atlas_maps.py wrote, of the models of the index (and "input")."""
+    import precache
+
+    shipped = {"input", *nw.read_models_index(site)["models"]}
+    return {key: entry for key, entry in precache.atlas_maps(site).items() if key in shipped}
 
 
 def render_index(site: Path) -> str:

@@ -17,7 +17,9 @@ page needs: it stores them the first time the page fetches them, checked
 against the same build hash, and serves them from then on, offline too. An
 update copies them from the previous build's cache when they are unchanged.
 Which files those are: the ``train`` entry of ``data/manifest.json`` and the
-non-default models of ``models/index.json``.
+non-default models of ``models/index.json``, and the atlas's t-SNE maps (the
+files named by an ``atlas.json`` in data/ or a model's folder, fetched when
+t-SNE is first chosen).
 
 The build version (the one source of truth for "which build is this") is the
 first 16 hex digits of a sha256 over every file's path and sha256, plus the
@@ -101,18 +103,42 @@ def other_models_files(site: Path) -> set[str]:
             for f in (folder / str(model)).glob("*") if f.is_file()}
 
 
+ATLAS_SIDE = "atlas.json"  # beside the atlas's t-SNE maps: {"tsne": {"file", "sha256"}} (tools/atlas_maps.py)
+
+
+def atlas_maps(site: Path) -> dict:
+    """The atlas's t-SNE maps: {"input" or a model id: {"file": site path, "sha256": ...}} from each atlas.json."""
+    site = Path(site)
+    folders = {"input": site / "data", **{side.parent.name: side.parent for side in (site / "models").glob(f"*/{ATLAS_SIDE}")}}
+    found = {}
+    for key, folder in folders.items():
+        side = folder / ATLAS_SIDE
+        if side.is_file():
+            try:
+                entry = json.loads(side.read_text(encoding="utf-8"))["tsne"]
+                found[key] = {"file": f"{folder.relative_to(site).as_posix()}/{entry['file']}", "sha256": str(entry["sha256"])}
+            except (ValueError, KeyError, TypeError) as exc:
+                raise StaleSite(f"{side} has no tsne file entry ({exc})") from None
+    return found
+
+
+def atlas_map_files(site: Path) -> set[str]:
+    """Site paths of the atlas's t-SNE maps (fetched only when t-SNE is chosen)."""
+    return {entry["file"] for entry in atlas_maps(site).values()}
+
+
 def on_demand_files(site: Path) -> set[str]:
     """Site paths of the files cached only once the page fetches them (see the module's notes)."""
     site = Path(site)
     path = site / DATA_MANIFEST
     if not path.is_file():
-        return other_models_files(site)
+        return other_models_files(site) | atlas_map_files(site)
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as exc:
         raise StaleSite(f"{path} is not valid JSON ({exc})") from None
     folder = Path(DATA_MANIFEST).parent.as_posix()
-    return other_models_files(site) | {f"{folder}/{manifest[key]['file']}" for key in ON_DEMAND_ENTRIES
+    return other_models_files(site) | atlas_map_files(site) | {f"{folder}/{manifest[key]['file']}" for key in ON_DEMAND_ENTRIES
                                        if isinstance(manifest.get(key), dict) and isinstance(manifest[key].get("file"), str)}
 
 

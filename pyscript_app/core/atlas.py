@@ -342,3 +342,40 @@ def read_input_arrays(arrays) -> tuple[Pca, float | None]:
     if not (np.isfinite(mean).all() and np.isfinite(axes).all()):
         raise ValueError("not every value is finite")
     return Pca(mean=mean, axes=axes, variance=variance, total=total), (None if np.isnan(sep) else sep)
+
+
+# --- the t-SNE maps (computed at build time by tools/atlas_maps.py, for the shipped models)
+
+NEIGHBOURS = 10  # a digit's place on a t-SNE map: the mean place of this many nearest test digits
+PLACE_ROWS = 1000  # rows of the test set per block of the distance computation
+
+
+def nearest_rows(space, a, k: int = NEIGHBOURS) -> np.ndarray:
+    """The rows of ``space`` (digits, width) nearest to ``a`` (width,): Euclidean in float64, nearest first,
+    a distance tie going to the lower row."""
+    a = _finite(np.ravel(a))[:, 0]
+    d = np.empty(len(space))
+    for start in range(0, len(space), PLACE_ROWS):
+        diff = _finite(space[start : start + PLACE_ROWS]) - a
+        d[start : start + PLACE_ROWS] = np.einsum("ij,ij->i", diff, diff)
+    return np.argsort(d, kind="stable")[: min(k, len(d))]
+
+
+def place_by_neighbours(space, xy: np.ndarray, a, k: int = NEIGHBOURS) -> np.ndarray:
+    """A digit's place on a non-linear map of the digits ``space``: the mean of the map places ``xy`` of its
+    ``k`` nearest digits in the layer's full space (:func:`nearest_rows`)."""
+    return np.asarray(xy, dtype=np.float64)[nearest_rows(space, a, k)].mean(axis=0)
+
+
+def read_tsne_arrays(arrays, names, digits: int) -> dict:
+    """{layer: (digits, 2) float64} from a t-SNE file's arrays (a ValueError names what is wrong)."""
+    out = {}
+    for name in names:
+        try:
+            xy = np.asarray(arrays[name], dtype=np.float64)
+        except KeyError:
+            raise ValueError(f"the map of layer {name!r} is missing") from None
+        if xy.shape != (digits, 2) or not np.isfinite(xy).all():
+            raise ValueError(f"the map of layer {name!r} is {list(xy.shape)}, expected [{digits}, 2] finite values")
+        out[name] = xy
+    return out

@@ -14,9 +14,18 @@ The input layer's map is the same for every network but for its scale: the
 pixels' PCA and separability are computed at build time (tools/build_site.py
 writes INPUT_FILE; its sha256 is in the page's #atlas-files block) and
 fetched when first needed.
+
+t-SNE (#atlas-method): the shipped models' maps are computed at build time
+(tools/atlas_maps.py; their files and sha256 are in #atlas-files under
+"tsne") and fetched when t-SNE is first chosen for a model. A network that is
+not a shipped model as shipped (opened, or changed by training) has none:
+#atlas-method-note says so. A t-SNE map reuses the layer's PCA map for
+everything but the places (the labels, the separability), and places the
+digit shown by atlas.place_by_neighbours.
 """
 
 import asyncio
+import dataclasses
 import hashlib
 import io
 import json
@@ -42,6 +51,14 @@ def position(network, layer_name):
     return [layer.name for layer in network.layers].index(layer_name)
 
 
+async def fetch_checked(spec):
+    """The bytes of a build-time file of #atlas-files ({"file", "sha256"}); a ValueError if they are not its."""
+    data = await fetch_bytes(spec["file"])
+    if hashlib.sha256(data).hexdigest() != spec["sha256"]:
+        raise ValueError(f"{spec['file']} is corrupt: its sha256 does not match the page's")
+    return data
+
+
 class Atlas:
     def __init__(self, page):
         self.page = page
@@ -62,7 +79,12 @@ class Atlas:
         self.live_job = self.live_done = None  # the live map being computed (a step generator), what to do after
         self.box = [atlas_view.SIZE / 2, atlas_view.SIZE / 2, 80.0]  # keyboard box: centre x, y and side
         self.drag = None  # (x, y) where a drag started
+        self.method = "pca"  # the map picked in #atlas-method
+        self.tsne = {}  # model id -> {layer: (digits, 2) places} of its t-SNE maps, once fetched
+        self.tsne_loading = set()
+        self.shipped = {}  # model id -> the version of its network when first seen (t-SNE maps fit it only)
         self.ctx = el("atlas-canvas").getContext("2d")
+        listen(el("atlas-method"), "change", lambda *_: self.pick_method(str(el("atlas-method").value)))
         listen(el("atlas-toggle"), "click", self.toggle)
         listen(el("atlas-layer"), "change", lambda *_: self.pick(str(el("atlas-layer").value)))
         listen(el("atlas-step"), "click", self.step)
@@ -117,6 +139,30 @@ class Atlas:
         names = self.layer_names()
         self.pick(names[(names.index(self.current_layer()) + 1) % len(names)])
 
+    def pick_method(self, method):
+        self.method = method
+        self.refresh()
+
+    def tsne_files(self):
+        return json.loads(str(el("atlas-files").textContent)).get("tsne", {})
+
+    def has_tsne(self):
+        """The network shown is a shipped model with t-SNE maps, its weights unchanged since the atlas first saw it
+        (a knock-out does not change them; editing them in place does)."""
+        model_id, network = self.page.model_id, self.page.network
+        return (model_id in self.tsne_files() and model_id not in self.page.models.user
+                and self.shipped.setdefault(model_id, network.version) == network.version)
+
+    def show_method_choice(self):
+        offered = self.has_tsne()
+        select, note = el("atlas-method"), el("atlas-method-note")
+        select.options.item(1).disabled = not offered
+        note.textContent = "" if offered else atlas_view.NO_TSNE
+        note.hidden = offered
+        if not offered and self.method == "tsne":
+            self.method = "pca"
+        select.value = self.method
+
     def reset(self):
         """A new model: its layers in the picker; the maps of the one before forgotten."""
         self.maps.clear()
@@ -147,12 +193,13 @@ class Atlas:
         if not self.open:
             return
         network, layer = self.page.network, self.current_layer()
+        self.show_method_choice()
         if self.training() and layer != "input":
             self.live(force=True)
             return
         key = (network.version, layer)
         if key in self.maps:
-            self.show_map(self.maps[key])
+            self.show_map(self.with_method(self.maps[key]))
             return
         if layer == "input" and self.input_raw is None:
             if not self.loading_input:
@@ -170,7 +217,7 @@ class Atlas:
             if result := self.maps.get(key):
                 result.extra["spent"] = spent
                 if self.open and (self.page.network.version, self.current_layer()) == key:
-                    self.show_map(result)
+                    self.show_map(self.with_method(result))
 
         in_idle_time(self.timed(self.map_steps(network, layer, key), spent, layer), then=done)
 
@@ -219,12 +266,50 @@ class Atlas:
             got = yield from atlas.map_steps(layer, x, labels, predicted)
         self.maps[key] = got
 
+    def with_method(self, pca_map):
+        """The map to show for the method picked: the layer's PCA map, or its t-SNE map once fetched (the PCA
+        map meanwhile: the fetch is started, and the map is shown again when it is done)."""
+        if self.method != "tsne" or not self.has_tsne():
+            return pca_map
+        model_id = self.page.model_id
+        maps = self.tsne.get(model_id)
+        if maps is None:
+            if model_id not in self.tsne_loading:
+                self.tsne_loading.add(model_id)
+                asyncio.ensure_future(self.load_tsne(model_id))
+            return pca_map
+        return dataclasses.replace(pca_map, xy=maps[pca_map.layer], method="tsne", extra=dict(pca_map.extra))
+
+    async def load_tsne(self, model_id):
+        """Fetch a model's t-SNE maps (and the input pixels' map), each file checked against its sha256."""
+        files = self.tsne_files()
+        names = [layer.name for layer in self.page.network.layers]
+        digits = len(self.page.testset)
+        self.say("Fetching the t-SNE maps…")
+        maps = {}
+        try:
+            for key, wanted in ((model_id, names), ("input", ["input"])):
+                spec = files[key]
+                data = await fetch_checked(spec)
+                with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
+                    try:
+                        maps.update(atlas.read_tsne_arrays(arrays, wanted, digits))
+                    except ValueError as exc:
+                        raise ValueError(f"{spec['file']}: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 (said in the panel; the PCA map stays usable)
+            self.tsne_loading.discard(model_id)
+            self.method = "pca"
+            el("atlas-method").value = "pca"
+            self.say(f"The t-SNE maps could not be loaded: {exc}. The PCA map is shown.")
+            return
+        self.tsne[model_id] = maps
+        self.tsne_loading.discard(model_id)
+        self.refresh()
+
     async def load_input(self):
         spec = json.loads(str(el("atlas-files").textContent))["input"]
         try:
-            data = await fetch_bytes(spec["file"])
-            if hashlib.sha256(data).hexdigest() != spec["sha256"]:
-                raise ValueError(f"{spec['file']} is corrupt: its sha256 does not match the page's")
+            data = await fetch_checked(spec)
             with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
                 self.input_raw = atlas.read_input_arrays(arrays)
         except Exception as exc:  # noqa: BLE001 (said in the panel; another layer can be picked)
@@ -309,8 +394,9 @@ class Atlas:
         box = el("atlas")
         data = box.dataset
         data.layer, data.method, data.points = layer_map.layer, layer_map.method, str(len(layer_map.xy))
-        data.mean = atlas_view.numbers(layer_map.pca.mean)
-        data.axes = atlas_view.numbers(layer_map.pca.axes)
+        pca = layer_map.method == "pca"
+        data.mean = atlas_view.numbers(layer_map.pca.mean) if pca else ""
+        data.axes = atlas_view.numbers(layer_map.pca.axes) if pca else ""
         data.model = self.page.model_id
         live = layer_map.digits is None and self.training()
         data.live = "true" if live else "false"
@@ -345,11 +431,12 @@ class Atlas:
             dot.hidden = True
             return
         network = self.page.network
-        if m.layer == "input":
-            acts = network.normalize(view.pixels)
+        if m.method == "tsne":
+            xy = atlas.place_by_neighbours(self.full_space(m.layer), m.xy, self.full_space_of_view(m.layer))
+        elif m.layer == "input":
+            xy = atlas.project(m.pca, network.normalize(view.pixels))
         else:
-            acts = view.activations[position(network, m.layer)]
-        xy = atlas.project(m.pca, acts)
+            xy = atlas.project(m.pca, view.activations[position(network, m.layer)])
         x, y = self.frame.to_canvas(xy)
         dot.dataset.x, dot.dataset.y = repr(float(xy[0])), repr(float(xy[1]))
         dot.dataset.sample = "" if view.sample_index is None else str(view.sample_index)
@@ -359,6 +446,20 @@ class Atlas:
         dot.title = f"{what}: here"
         dot.hidden = False
         el("atlas").dataset.followMs = f"{(time.perf_counter() - t0) * 1000:.3f}"
+
+    def full_space(self, layer):
+        """Every test digit in the layer's full space, as its t-SNE map was computed: the grey levels for the
+        input, the activations (flattened) for a layer."""
+        testset = self.page.testset
+        if layer == "input":
+            return np.asarray(testset.images).reshape(len(testset), -1)
+        acts = explain.cache_for(self.page.network, testset).activations()[position(self.page.network, layer)]
+        return acts.reshape(len(acts), -1)
+
+    def full_space_of_view(self, layer):
+        if layer == "input":
+            return np.ravel(self.view.pixels)
+        return np.ravel(self.view.activations[position(self.page.network, layer)])
 
     # --- pointer and keys
     def canvas_point(self, event):

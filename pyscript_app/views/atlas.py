@@ -115,10 +115,12 @@ def summary_html(layer_map: atlas.LayerMap, class_labels) -> str:
     explained = m.pca.explained
     axes = (f"The two axes are the directions along which the digits vary most in {layer_title(m.layer)} "
             f"({explained[0] * 100:.0f} % and {explained[1] * 100:.0f} % of the variation).")
+    if m.method == "tsne":
+        axes = f"This is a t-SNE map of {layer_title(m.layer)}, computed at build time. {TSNE_NOTE}"
     rows = "".join(
         f"<tr><th scope=\"row\">{html.escape(s.label)}</th><td>{s.count:,}</td><td>{s.centre[0]:.2f}, {s.centre[1]:.2f}</td>"
         f"<td>{s.spread:.2f}</td><td>{s.misread:,}</td></tr>" for s in summaries)
-    note = f"<p>{html.escape(m.pca.note)}</p>" if m.pca.note else ""
+    note = f"<p>{html.escape(m.pca.note)}</p>" if m.pca.note and m.method == "pca" else ""
     return (f"<p>{html.escape(sentence)}</p>{note}<p>{axes}</p>"
             '<table class="atlas-table"><caption>Each class on the map</caption>'
             '<thead><tr><th scope="col">class</th><th scope="col">digits</th><th scope="col">centre (x, y)</th>'
@@ -133,17 +135,36 @@ def separability_html(layer_map: atlas.LayerMap) -> str:
             f'layer\'s full space">separability {shown}</span>')
 
 
+METHODS = (("pca", "PCA"), ("tsne", "t-SNE"))
+TSNE_NOTE = (f"A t-SNE map keeps each digit near the digits that are near it in the layer, but the distances between "
+             f"clusters and their sizes mean little. The digit shown is placed at the mean place of its "
+             f"{atlas.NEIGHBOURS} nearest test digits in the layer's full space (Euclidean distance over all its "
+             f"units), as t-SNE cannot place a new digit by itself.")
+NO_TSNE = ("t-SNE maps are computed at build time, for the shipped models only (unchanged by training); this "
+           "network has the PCA map.")
+
+
+def method_html() -> str:
+    """#atlas-method (PCA or t-SNE), its ? note, and #atlas-method-note (why t-SNE may not be offered)."""
+    options = "".join(f'<option value="{v}">{t}</option>' for v, t in METHODS)
+    return (f'<label for="atlas-method">Map</label> <select id="atlas-method">{options}</select> '
+            '<details class="note-details" id="atlas-tsne-help"><summary aria-label="How the t-SNE map places the '
+            f'digit shown">?</summary><p>{html.escape(TSNE_NOTE)}</p></details> '
+            '<span id="atlas-method-note" class="note" hidden></span> ')
+
+
 def panel_html(network) -> str:
     """The atlas panel's frame (what is filled in once a map is computed)."""
     last_hidden = network.layers[-2].name if len(network.layers) > 1 else network.layers[-1].name
     return (
         '<h2 id="atlas-title" tabindex="-1">Atlas: where every test digit lands</h2>'
         '<p class="sub">Each dot is one test digit, placed by what one layer makes of it (its first two principal '
-        'components), coloured by its true class. Hover a dot to see it, click to load it, drag a box to list the '
+        'components, or a t-SNE map), coloured by its true class. Hover a dot to see it, click to load it, drag a box to list the '
         'digits inside.</p>'
         '<div class="atlas-controls">'
         f'<label for="atlas-layer">Layer</label> <select id="atlas-layer">{layer_options(network, last_hidden)}</select> '
         '<button type="button" id="atlas-step" class="secondary">Next layer</button> '
+        f'{method_html()}'
         '<span id="atlas-status" role="status"></span></div>'
         f'<div class="atlas-map" id="atlas-map" tabindex="0" role="application" aria-roledescription="map of test digits" '
         'aria-describedby="atlas-keys-help">'
