@@ -166,16 +166,19 @@ class Why:
         dream = self.dreams.get(key)
         if dream is None:
             part = why_view.dream_pending(0, why.DREAM_STEPS)
-            in_idle_time(self.dream_steps(key, layer, index, state.knocked_out, profile))
+            in_idle_time(self.dream_steps(network, key, layer, index, state.knocked_out, profile))
         else:
             part = why_view.dream_html(network, layer, index, dream[0], dream[1], profile.best, profile.best_index)
         slot.innerHTML = why_view.wants_section(network, page.testset, part, profile, view.sample_index)
 
-    def dream_steps(self, key, layer, index, knocked_out, profile):
-        network = self.page.network
+    def dream_steps(self, network, key, layer, index, knocked_out, profile):
+        """The dream of ``network``'s unit, a few gradient steps per idle period; given up when the page moved
+        on to another model or card before it was done (its layer or knock-outs may not exist there)."""
         steps = why.dream_steps(network, layer, index, knocked_out)
         spent = 0.0
         while True:
+            if self.page.network is not network or self.wants_drawn != key:
+                return
             t0 = time.perf_counter()
             try:
                 done, total = next(steps)
