@@ -140,11 +140,15 @@ def test_the_service_worker_lists_the_training_digits_on_demand_only():
     assert on_demand["data/mnist_train.npz"] == "sha256-" + base64.b64encode(
         hashlib.sha256(TRAIN.read_bytes()).digest()).decode()
     assert "data/mnist_test.npz" in dict(built["files"])
-    # the other on-demand files are the models a visit fetches only when picked, never the default one
+    # the other on-demand files are the models a visit fetches only when picked, never the default one,
+    # and the atlas's t-SNE maps (fetched when t-SNE is chosen)
     index = json.loads((SITE / "models" / "index.json").read_text())
     others = {f"models/{m}/{f.name}" for m in index["models"] if m != index["default"] for f in (SITE / "models" / m).iterdir()}
-    assert set(on_demand) - {"data/mnist_train.npz"} == others
-    assert all(f"models/{index['default']}/{f.name}" in dict(built["files"]) for f in (SITE / "models" / index["default"]).iterdir())
+    maps = {f"models/{m}/atlas_tsne.npz" for m in index["models"] if (SITE / "models" / m / "atlas_tsne.npz").is_file()}
+    maps |= {"data/atlas_tsne_input.npz"} if (SITE / "data" / "atlas_tsne_input.npz").is_file() else set()
+    assert set(on_demand) - {"data/mnist_train.npz"} == others | maps
+    default = {f"models/{index['default']}/{f.name}" for f in (SITE / "models" / index["default"]).iterdir()}
+    assert default - maps <= set(dict(built["files"]))
 
 
 def fake_site(tmp_path):
