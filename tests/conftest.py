@@ -18,7 +18,7 @@ import fake_exports  # noqa: E402  (tests/fake_exports.py)
 
 #: every committed model (site/models/index.json) and the small random ones made by the tests
 SHIPPED = json.loads((SITE / "models" / "index.json").read_text())["models"]
-MODELS = [*SHIPPED, *fake_exports.SHAPES]
+MODELS = [*SHIPPED, *fake_exports.SHAPES, *fake_exports.CNN_SHAPES]
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,10 @@ SHAPES = {
     "tiny-deep": [(16, "relu"), (8, "tanh")],
     "tiny-one": [(40, "linear")],
 }
+# id -> a convolutional chain: ("conv", filters, kernel, padding, activation), ("pool",), then dense (units, activation)
+CNN_SHAPES = {
+    "tiny-cnn": [("conv", 4, 3, "valid", "relu"), ("pool",), ("conv", 6, 5, "same", "tanh"), ("pool",), (12, "sigmoid")],
+}
 CLASSES = [str(d) for d in range(10)]
 
 
@@ -64,6 +68,69 @@ def export_files(model_id: str, hidden, seed: int = 0, input_size: int = 784, im
     return files
 
 
+def _npy_entry(files: dict, spec: dict, name: str, part: str, array: np.ndarray) -> None:
+    data = npy(array)
+    files[f"{name}_{part}.npy"] = data
+    spec[part] = {"file": f"{name}_{part}.npy", "shape": list(array.shape), "dtype": "float32",
+                  "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def cnn_export_files(model_id: str, chain, seed: int = 0, classes=CLASSES) -> dict[str, bytes]:
+    """{file name: bytes} of a convolutional export over 28x28 digits, written here by hand (not by the
+    product's writer): conv2d / maxpool2d layers, a flatten, dense layers and the softmax output."""
+    rng = np.random.default_rng(seed)
+    files, layers = {}, []
+    shape = [28, 28, 1]
+    convs = pools = denses = 0
+    for step in [*chain, (len(classes), "softmax")]:
+        if step[0] == "conv":
+            _, filters, k, padding, activation = step
+            convs += 1
+            name = f"conv_{convs}"
+            h, w, cin = shape
+            out = [h, w, filters] if padding == "same" else [h - k + 1, w - k + 1, filters]
+            spec = {"name": name, "title": f"Convolution {convs}", "kind": "conv2d", "input_shape": shape,
+                    "output_shape": out, "filters": filters, "kernel": [k, k], "stride": 1, "padding": padding,
+                    "activation": activation}
+            _npy_entry(files, spec, name, "weights",
+                       (rng.standard_normal((k, k, cin, filters)) * (2.0 / np.sqrt(k * k * cin))).astype(np.float32))
+            _npy_entry(files, spec, name, "bias", (rng.standard_normal(filters) * 0.1).astype(np.float32))
+        elif step[0] == "pool":
+            pools += 1
+            out = [shape[0] // 2, shape[1] // 2, shape[2]]
+            spec = {"name": f"pool_{pools}", "title": f"Pooling {pools}", "kind": "maxpool2d",
+                    "input_shape": shape, "output_shape": out, "pool": [2, 2]}
+        else:
+            if len(shape) == 3:
+                flat = [int(np.prod(shape))]
+                layers.append({"name": "flatten", "title": "Flatten", "kind": "flatten",
+                               "input_shape": shape, "output_shape": flat})
+                shape = flat
+            units, activation = step
+            last = activation == "softmax"
+            denses += 1
+            name = "output" if last else f"dense_{denses}"
+            spec = {"name": name, "title": "Output layer" if last else f"Dense layer {denses}", "kind": "dense",
+                    "inputs": shape[0], "units": units, "activation": activation}
+            _npy_entry(files, spec, name, "weights",
+                       (rng.standard_normal((shape[0], units)) * (3.0 / np.sqrt(shape[0]))).astype(np.float32))
+            _npy_entry(files, spec, name, "bias", (rng.standard_normal(units) * 0.1).astype(np.float32))
+            out = [units]
+        layers.append(spec)
+        shape = out
+    manifest = {
+        "format": "nn-visualizer-export", "format_version": 2, "id": model_id,
+        "title": f"Test network {model_id}", "description": "random weights, made by the tests",
+        "input": {"size": 784, "image_shape": [28, 28], "dtype": "float32",
+                  "normalization": {"scale": 1 / 255, "offset": 0.0, "formula": "x = pixel / 255"}},
+        "classes": list(classes), "layers": layers,
+        "dataset": {"name": "MNIST test set", "count": 10000},
+        "training": {"source": "random weights (tests/fake_exports.py)", "seed": seed},
+    }
+    files["manifest.json"] = json.dumps(manifest, indent=2).encode()
+    return files
+
+
 def write_export(folder: Path, files: dict[str, bytes]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for name, data in files.items():
@@ -72,7 +139,9 @@ def write_export(folder: Path, files: dict[str, bytes]) -> Path:
 
 
 def write_models(models_dir: Path) -> list[str]:
-    """Write every SHAPES export into models_dir/<id>/; returns the ids."""
+    """Write every SHAPES and CNN_SHAPES export into models_dir/<id>/; returns the ids."""
     for i, (model_id, hidden) in enumerate(SHAPES.items()):
         write_export(models_dir / model_id, export_files(model_id, hidden, seed=i + 1))
-    return list(SHAPES)
+    for i, (model_id, chain) in enumerate(CNN_SHAPES.items()):
+        write_export(models_dir / model_id, cnn_export_files(model_id, chain, seed=i + 11))
+    return [*SHAPES, *CNN_SHAPES]
