@@ -96,3 +96,113 @@ def maxpool2d(x):
         for j in range(w // 2):
             out[:, i, j, :] = x[:, 2 * i : 2 * i + 2, 2 * j : 2 * j + 2, :].max(axis=(1, 2))
     return out
+
+
+# -- any export (dense, conv2d, maxpool2d, flatten), layer by layer in plain loops ------------------
+
+
+def load_layers(model_dir: Path):
+    """(manifest, [(layer's manifest entry, W float64 or None, b float64 or None)]) of any export folder."""
+    model_dir = Path(model_dir)
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    out = []
+    for spec in manifest["layers"]:
+        arrays = [np.load(model_dir / spec[part]["file"]).astype(np.float64) if part in spec else None
+                  for part in ("weights", "bias")]
+        out.append((spec, *arrays))
+    return manifest, out
+
+
+def forward_layers(layers, x, dead=None, rounded=None):
+    """Every layer's activations for x (n, inputs) of load_layers' layers: each one shaped as the export
+    says ((n, h, w, c) for conv2d / maxpool2d, (n, units) otherwise). ``dead``: {layer name: units (channels:
+    the last axis)} set to 0; ``rounded`` (say float32): each layer's output rounded to it, as the page shows it."""
+    a = np.asarray(x, dtype=np.float64)
+    out = []
+    for spec, w, b in layers:
+        kind = spec.get("kind", "dense")
+        if kind == "conv2d":
+            a = FUNCTIONS[spec["activation"]](conv2d(a.reshape(-1, *spec["input_shape"]), w, b, spec["padding"]))
+        elif kind == "maxpool2d":
+            a = maxpool2d(a.reshape(-1, *spec["input_shape"]))
+        elif kind == "flatten":
+            a = a.reshape(a.shape[0], -1)
+        else:
+            z = a.reshape(a.shape[0], -1) @ w + b
+            with np.errstate(over="ignore"):
+                a = softmax(z) if spec["activation"] == "softmax" else FUNCTIONS[spec["activation"]](z)
+        if rounded is not None:
+            a = a.astype(rounded).astype(np.float64)
+        if dead and spec["name"] in dead:
+            a = a.copy()
+            a[..., list(dead[spec["name"]])] = 0.0
+        out.append(a)
+    return out
+
+
+def conv2d_sent(x, kernel, padding):
+    """(h, w, c, f): what each value of one image x (h, w, c) sends into each filter of a stride-1 conv,
+    summed over every output position whose window covers it (value x every kernel weight it meets)."""
+    x = np.asarray(x, dtype=np.float64)
+    kh, kw, c, f = kernel.shape
+    h, w, _ = x.shape
+    top, left = ((kh - 1) // 2, (kw - 1) // 2) if padding == "same" else (0, 0)
+    oh, ow = (h, w) if padding == "same" else (h - kh + 1, w - kw + 1)
+    sent = np.zeros((h, w, c, f))
+    for oy in range(oh):
+        for ox in range(ow):
+            for ky in range(kh):
+                for kx in range(kw):
+                    i, j = oy + ky - top, ox + kx - left
+                    if 0 <= i < h and 0 <= j < w:
+                        for k in range(c):
+                            for out in range(f):
+                                sent[i, j, k, out] += x[i, j, k] * kernel[ky, kx, k, out]
+    return sent
+
+
+def maxpool2d_sent(x):
+    """(h, w, c): each value of one image x (h, w, c) that its 2x2 block passes on (the first of equal
+    largest ones, row by row), 0 elsewhere (and in a left-out odd last row or column)."""
+    x = np.asarray(x, dtype=np.float64)
+    h, w, c = x.shape
+    sent = np.zeros_like(x)
+    for i in range(h // 2):
+        for j in range(w // 2):
+            for k in range(c):
+                block = [(2 * i + di, 2 * j + dj) for di in range(2) for dj in range(2)]
+                best = max(block, key=lambda p: (x[p[0], p[1], k], -block.index(p)))
+                sent[best[0], best[1], k] = x[best[0], best[1], k]
+    return sent
+
+
+def incoming_signals(layers, pos, x_in):
+    """(sources, units): what each source sends into each unit of layer ``pos`` (load_layers' layers) for
+    one input ``x_in`` (what the layer reads, any shape). Sources: the values the layer reads, except that
+    the channels of an image (a conv2d / maxpool2d output, a flatten between skipped) are summed over
+    their positions. A conv2d / maxpool2d unit is a channel, its signals summed over its map."""
+    spec, w, b = layers[pos]
+    kind = spec.get("kind", "dense")
+    src = pos - 1
+    while src >= 0 and layers[src][0].get("kind") == "flatten":
+        src -= 1
+    image_source = src >= 0 and layers[src][0].get("kind") in ("conv2d", "maxpool2d")
+    if kind == "conv2d":
+        sent = conv2d_sent(np.reshape(x_in, spec["input_shape"]), w, spec["padding"])  # h, w, c, f
+    elif kind == "maxpool2d":
+        image = np.reshape(x_in, spec["input_shape"]).astype(np.float64)
+        passed = maxpool2d_sent(image)
+        c = image.shape[2]
+        sent = np.zeros((*image.shape, c))
+        for k in range(c):
+            sent[:, :, k, k] = passed[:, :, k]
+    else:
+        flat = np.reshape(x_in, -1).astype(np.float64)
+        sent = np.zeros(w.shape)
+        for i in range(w.shape[0]):
+            sent[i] = flat[i] * w[i]
+        if image_source:
+            sent = sent.reshape(*layers[src][0]["output_shape"], -1)
+    if image_source:
+        return sent.sum(axis=(0, 1))  # per channel
+    return sent.reshape(-1, sent.shape[-1])
