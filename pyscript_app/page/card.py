@@ -1,12 +1,17 @@
 """The neuron card (#neuron-card in #card-slot) and the knock-out summary (#ko-summary, Reset).
 
-Browser-side: the numbers come from explain.py, the markup from render_inside.py.
+Browser-side: the numbers come from explain.py, the markup from render_inside.py. A channel's
+card (conv2d, maxpool2d) shows its feature map enlarged: the value under the pointer, or under
+a cursor the arrow keys move while the map has focus, is read out beside it.
 """
 
+import numpy as np
 from pyscript import document
 
-from pyscript_app.views import render_inside
-from pyscript_app.page.dom import el, js_object, rerender
+from pyscript_app.views import render, render_inside
+from pyscript_app.page.dom import el, js_object, listen, rerender
+
+MAP_KEYS = {"ArrowUp": (-1, 0), "ArrowDown": (1, 0), "ArrowLeft": (0, -1), "ArrowRight": (0, 1)}
 
 
 class Card:
@@ -15,6 +20,12 @@ class Card:
         self.focus_card = False  # move focus into the card when it is next drawn
         self.card_key = None  # (layer, index) of the open card
         self.ko_drawn = None  # the knock-out summary the page shows
+        self.map = None  # the open channel card's map (height, width), as its data-map says
+        self.map_cursor = None  # (row, column) read out last on that card
+        slot = el("card-slot")
+        listen(slot, "pointermove", self.on_map_pointer)
+        listen(slot, "keydown", self.on_map_key)
+        listen(slot, "focusin", self.on_map_focus)
 
     def reset(self):
         self.ko_drawn = None
@@ -33,6 +44,7 @@ class Card:
             if self.card_key is not None:
                 had_focus = slot.contains(document.activeElement)
                 slot.innerHTML = ""
+                self.map = self.map_cursor = None
                 closed, self.card_key = self.card_key, None
                 if had_focus:  # back to the neuron the card belonged to
                     focus_neuron(closed)
@@ -41,11 +53,67 @@ class Card:
         rerender(slot, render_inside.neuron_card(page.network, page.testset, view, *neuron, top_digits=not page.is_training()))
         opened = self.card_key != neuron
         self.card_key = neuron
+        self.read_map(keep_cursor=not opened)
         if self.focus_card:
             self.focus_card = False
             el("neuron-card").focus()  # and into view
         elif opened:
             el("neuron-card").scrollIntoView(js_object(block="nearest"))
+
+    # --- a channel's map: the value under the pointer or the keyboard's cursor
+    def read_map(self, keep_cursor):
+        card = el("neuron-card")
+        values = card.dataset.map if card is not None else None
+        if not values:
+            self.map = self.map_cursor = None
+            return
+        h, w = (int(v) for v in card.dataset.shape.split(","))
+        self.map = np.array(values.split(","), dtype=np.float64).reshape(h, w)
+        if keep_cursor and self.map_cursor is not None:
+            self.show_map_value(*self.map_cursor)
+        else:
+            self.map_cursor = None
+
+    def show_map_value(self, row, column):
+        h, w = self.map.shape
+        row, column = min(max(row, 0), h - 1), min(max(column, 0), w - 1)
+        self.map_cursor = (row, column)
+        value = float(self.map[row, column])
+        text = render_inside.map_value_text(row, column, value)
+        frame, readout = el("card-map-frame"), el("card-map-readout")
+        frame.dataset.row, frame.dataset.column = str(row), str(column)
+        readout.textContent = text
+        readout.dataset.value = render.fmt(value)
+        el("card-map").title = text
+        cursor = frame.querySelector(".map-cursor")
+        cursor.style.setProperty("--r", str(row))
+        cursor.style.setProperty("--c", str(column))
+        cursor.hidden = False
+
+    def on_map_pointer(self, event):
+        target = event.target
+        if self.map is None or target.id != "card-map":
+            return
+        box = target.getBoundingClientRect()
+        if box.width <= 0 or box.height <= 0:
+            return
+        h, w = self.map.shape
+        self.show_map_value(int((event.clientY - box.top) / box.height * h), int((event.clientX - box.left) / box.width * w))
+
+    def on_map_focus(self, event):
+        if self.map is not None and event.target.id == "card-map-frame":
+            frame = event.target
+            self.show_map_value(int(frame.dataset.row), int(frame.dataset.column))
+
+    def on_map_key(self, event):
+        if self.map is None or event.target.id != "card-map-frame" or event.key not in MAP_KEYS:
+            return
+        if event.altKey or event.ctrlKey or event.metaKey:
+            return
+        event.preventDefault()  # the arrows move the cursor, not the page
+        dr, dc = MAP_KEYS[event.key]
+        row, column = self.map_cursor or (int(event.target.dataset.row), int(event.target.dataset.column))
+        self.show_map_value(row + dr, column + dc)
 
     def draw_knockouts(self, state):
         summary = render_inside.knockout_summary(self.page.network, state.knocked_out)

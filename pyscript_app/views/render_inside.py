@@ -17,8 +17,8 @@ import json
 
 import numpy as np
 
-from pyscript_app.core import explain, flow
-from pyscript_app.views import glossary, render
+from pyscript_app.core import channels, explain, flow
+from pyscript_app.views import colours, glossary, render
 from pyscript_app.core.network import Network
 
 # ColorBrewer RdBu, 7 classes (blue = negative, red = positive).
@@ -108,15 +108,13 @@ def unit_name(network: Network, layer_name: str, index: int) -> str:
     layer = network.layer(layer_name)
     if layer.is_output:
         return f"{layer.title} \u00b7 digit {layer.labels[index]}"
+    if channels.is_image(layer):
+        return f"{layer.title} \u00b7 channel {index}"
     return f"{layer.title} \u00b7 neuron {index}"
 
 
 def _position(network: Network, layer_name: str) -> int:
     return [layer.name for layer in network.layers].index(layer_name)
-
-
-def _source_name(network: Network, pos: int) -> str:
-    return "the input pixels" if pos == 0 else network.layers[pos - 1].title
 
 
 # ---------------------------------------------------------------------------
@@ -139,21 +137,23 @@ def thumb(testset, i: int, action_label: str, current: int | None, cls: str = "t
     )
 
 
-def top_digits_html(network: Network, testset, layer_name: str, index: int, knocked_out, current: int | None) -> str:
+def top_digits_html(network: Network, testset, layer_name: str, index: int, knocked_out, current: int | None,
+                    ranked_by: str = "net input") -> str:
     top = explain.top_exciting(network, testset, layer_name, index, k=TOP_DIGITS, knocked_out=knocked_out)
     thumbs = "".join(thumb(testset, int(i), "Show test digit {i} (labelled {label})", current) for i in top)
     return (
         '<h3>Test digits that excite it most</h3>'
         f'<div class="top-digits" id="card-top" data-samples="{",".join(str(int(i)) for i in top)}">{thumbs}</div>'
-        f'<p class="note">Ranked by net input over all {len(testset):,} test digits. Click one to look at it.</p>'
+        f'<p class="note">Ranked by {ranked_by} over all {len(testset):,} test digits. Click one to look at it.</p>'
     )
 
 
 DEAD_CLASS = ' class="dead"'
 
 
-def weight_bars(weights, limit: float, source_title: str, knocked_sources=()) -> str:
-    """An SVG bar chart of a neuron's incoming weights, centred on 0, one bar a source neuron."""
+def weight_bars(weights, limit: float, source_title: str, knocked_sources=(), names=None) -> str:
+    """An SVG bar chart of a neuron's incoming weights, centred on 0, one bar a source neuron
+    (``names``: each source's name, for a source that is not "<source_title> neuron k")."""
     w = np.asarray(weights, dtype=np.float64).reshape(-1)
     n = w.size
     width, height, mid = 320, 96, 48
@@ -164,10 +164,11 @@ def weight_bars(weights, limit: float, source_title: str, knocked_sources=()) ->
         h = abs(v) / limit * (mid - 4)
         y = mid - h if v > 0 else mid
         dead = " (knocked out)" if k in knocked_sources else ""
+        name = names[k] if names is not None else f"{source_title} neuron {k}"
         rects.append(
             f'<rect x="{k * bar + gap:.2f}" y="{y:.1f}" width="{bar - 2 * gap:.2f}" height="{max(h, 0.5):.1f}" '
             f'fill="{diverging_hex(v, limit)}"{DEAD_CLASS if dead else ""}>'
-            f"<title>from {html.escape(source_title)} neuron {k}{dead}: weight {signed(v, 3)}</title></rect>"
+            f"<title>from {html.escape(name)}{dead}: weight {signed(v, 3)}</title></rect>"
         )
     label = f"{n} incoming weights from {source_title}, from {signed(w.min(), 3)} to {signed(w.max(), 3)}"
     return (
@@ -177,46 +178,107 @@ def weight_bars(weights, limit: float, source_title: str, knocked_sources=()) ->
     )
 
 
-def _contribution_row(network: Network, source_pos: int, k: int, act: float, weight: float, value: float, scale: float, dead: bool) -> str:
-    source = network.layers[source_pos]
-    name = f"{source.title} neuron {k}"
-    detail = "knocked out" if dead else f"{act:.2f} \u00d7 {signed(weight)}"
-    label = f"{name}: activation {act:.4f} \u00d7 weight {signed(weight, 4)} = {signed(value, 4)}{' (knocked out)' if dead else ''}. Open its card."
+def _contribution_row(name: str, short: str, layer_name: str, index: int, focus_key: str, act: float, weight: float | None,
+                      value: float, scale: float, dead: bool) -> str:
+    """One row of a contributions list: a button that opens the source's card (``layer_name``, ``index``).
+    ``weight`` None: the value is a sum (over a channel's positions), not one activation x weight."""
+    if weight is None:
+        detail = "knocked out" if dead else "summed"
+        label = f"{name}: {signed(value, 4)}{' (knocked out)' if dead else ''}. Open its card."
+    else:
+        detail = "knocked out" if dead else f"{act:.2f} \u00d7 {signed(weight)}"
+        label = f"{name}: activation {act:.4f} \u00d7 weight {signed(weight, 4)} = {signed(value, 4)}{' (knocked out)' if dead else ''}. Open its card."
     width = min(abs(value) / scale, 1.0) * 50 if scale > 0 else 0.0
     side = "pos" if value > 0 else "neg"
     return (
         f'<li><button type="button" class="contrib{" dead" if dead else ""}" data-action="open-neuron" '
-        f'data-layer="{source.name}" data-index="{k}" data-value="{render.fmt(value)}" data-focus-key="contrib-{k}" '
-        f'aria-label="{html.escape(label)}">'
-        f'<span class="src">#{k}</span><span class="cbar"><span class="{side}" style="width:{width:.1f}%"></span></span>'
+        f'data-layer="{layer_name}" data-index="{index}" data-value="{render.fmt(value)}" data-focus-key="{focus_key}" '
+        f'aria-label="{html.escape(label)}" title="{html.escape(name)}">'
+        f'<span class="src">{html.escape(short)}</span><span class="cbar"><span class="{side}" style="width:{width:.1f}%"></span></span>'
         f'<span class="cval">{signed(value)}</span><span class="cdetail">{detail}</span></button></li>'
     )
 
 
+def _contribution_list(rows: list[str], values: np.ndarray, order: np.ndarray, ident: str, all_values, cls: str = "") -> str:
+    """The strongest TOP_CONTRIBUTIONS rows, the rest behind "n smaller ones"."""
+    head, rest = rows[:TOP_CONTRIBUTIONS], rows[TOP_CONTRIBUTIONS:]
+    cls = f"contribs {cls}".strip()
+    more = (
+        f'<details class="more"><summary>{len(rest)} smaller ones (together {signed(float(values[order[TOP_CONTRIBUTIONS:]].sum()))})</summary>'
+        f'<ol class="{cls}" start="{TOP_CONTRIBUTIONS + 1}">{"".join(rest)}</ol></details>'
+        if rest
+        else ""
+    )
+    return f'<ol class="{cls}" id="{ident}" data-contributions="{html.escape(values_json(all_values))}">{"".join(head)}</ol>{more}'
+
+
+def source_names(network: Network, pos: int) -> tuple[str, list[str], list[str], list[tuple[str, int]]]:
+    """What layer ``pos`` reads, value by value: (the source's title, each value's name, its short label, the
+    (layer, index) whose card it belongs to). After a flatten: the channels of the image before it, by position."""
+    src = channels.source_position(network, pos)
+    fan_in = int(np.asarray(network.layers[pos].weights).shape[0])
+    if src < 0:
+        return "the input pixels", [f"pixel {k}" for k in range(fan_in)], [f"#{k}" for k in range(fan_in)], \
+            [(flow.INPUT, k) for k in range(fan_in)]
+    source = network.layers[src]
+    if not channels.is_image(source):
+        return source.title, [f"{source.title} neuron {k}" for k in range(fan_in)], [f"#{k}" for k in range(fan_in)], \
+            [(source.name, k) for k in range(fan_in)]
+    names, shorts, owners = [], [], []
+    for k in range(fan_in):
+        r, c, ch = channels.flat_position(source.output_shape, k)
+        names.append(f"{source.title} channel {ch} at ({r}, {c})")
+        shorts.append(f"c{ch} ({r},{c})")
+        owners.append((source.name, ch))
+    return source.title, names, shorts, owners
+
+
+def _dead_sources(network: Network, pos: int, owners, knocked_out) -> set[int]:
+    """The values layer ``pos`` reads that a knock-out forces to 0: their unit's (a channel's) or a flatten's."""
+    dead = {k for k, (name, i) in enumerate(owners) if i in knocked_out.get(name, ())}
+    if channels.source_position(network, pos) != pos - 1:  # a flatten between: its own knocked-out values too
+        dead |= set(knocked_out.get(network.layers[pos - 1].name, ()))
+    return dead
+
+
 def contributions_html(network: Network, layer_name: str, index: int, inputs, knocked_out) -> str:
-    """The per-input contributions (activation x weight) for this digit, strongest first."""
+    """The per-input contributions (activation x weight) for this digit, strongest first. After a flatten,
+    first each channel of the image before it (its positions summed), then value by value."""
     pos = _position(network, layer_name)
     per_input, bias, z = explain.contributions(network, layer_name, index, inputs)
     weights = explain.incoming_weights(network, layer_name, index)
     order, values = explain.ranked_contributions(per_input)
     scale = float(np.max(np.abs(per_input))) if per_input.size else 0.0
-    dead = set(knocked_out.get(network.layers[pos - 1].name, ())) if pos > 0 else set()
+    _, names, shorts, owners = source_names(network, pos)
+    dead = _dead_sources(network, pos, owners, knocked_out)
+    flat = channels.source_position(network, pos) != pos - 1
     rows = [
-        _contribution_row(network, pos - 1, int(k), float(inputs[k]), float(weights[k]), float(v), scale, int(k) in dead)
+        _contribution_row(names[k], shorts[k], *owners[k], f"contrib-{k}", float(inputs[k]), float(weights[k]), float(v),
+                          scale, k in dead)
         for k, v in zip(order.tolist(), values.tolist())
     ]
-    head, rest = rows[:TOP_CONTRIBUTIONS], rows[TOP_CONTRIBUTIONS:]
-    more = (
-        f'<details class="more"><summary>{len(rest)} smaller ones (together {signed(float(per_input[order[TOP_CONTRIBUTIONS:]].sum()))})</summary>'
-        f'<ol class="contribs" start="{TOP_CONTRIBUTIONS + 1}">{"".join(rest)}</ol></details>'
-        if rest
-        else ""
-    )
-    return (
-        f'<h3>What this digit sends in: activation \u00d7 weight</h3>'
-        f'<ol class="contribs" id="card-contributions" data-contributions="{html.escape(values_json(per_input))}">{"".join(head)}</ol>{more}'
-        f'<p class="sum">sum {signed(float(per_input.sum()))} + bias {signed(bias)} = net input <b>{signed(z)}</b></p>'
-    )
+    parts = []
+    if flat:
+        source = network.layers[channels.source_position(network, pos)]
+        per_channel = channels.by_channel(per_input, source.output_shape[-1])
+        c_order, c_values = explain.ranked_contributions(per_channel)
+        c_scale = float(np.max(np.abs(per_channel))) if per_channel.size else 0.0
+        c_rows = [
+            _contribution_row(f"{source.title} channel {c}", f"c{c}", source.name, c, f"contrib-channel-{c}", 0.0, None,
+                              float(v), c_scale, c in knocked_out.get(source.name, ()))
+            for c, v in zip(c_order.tolist(), c_values.tolist())
+        ]
+        h, w, _ = source.output_shape
+        parts.append(
+            f'<h3>What this digit sends in, channel by channel ({h}&times;{w} positions each, summed)</h3>'
+            + _contribution_list(c_rows, per_channel, c_order, "card-channel-contributions", per_channel)
+            + '<h3>Value by value: activation &times; weight</h3>'
+        )
+    else:
+        parts.append('<h3>What this digit sends in: activation \u00d7 weight</h3>')
+    parts.append(_contribution_list(rows, per_input, order, "card-contributions", per_input, "by-position" if flat else ""))
+    parts.append(f'<p class="sum">sum {signed(float(per_input.sum()))} + bias {signed(bias)} = net input <b>{signed(z)}</b></p>')
+    return "".join(parts)
 
 
 def neuron_card(network: Network, testset, view: render.View, layer_name: str, index: int,
@@ -224,9 +286,12 @@ def neuron_card(network: Network, testset, view: render.View, layer_name: str, i
     """The card of one neuron for what the view shows (its input, its knock-outs).
 
     ``top_digits=False`` leaves out the test digits that excite it most (a pass over the whole
-    test set, for weights that change many times a second while a network trains) and says so."""
+    test set, for weights that change many times a second while a network trains) and says so.
+    A conv2d or maxpool2d channel has a card of its own (:func:`channel_card`)."""
     pos = _position(network, layer_name)
     layer = network.layers[pos]
+    if channels.is_image(layer):
+        return channel_card(network, testset, view, layer_name, index, top_digits)
     x = network.normalize(view.pixels)
     inputs = explain.layer_input(network, layer_name, x, view.activations)
     per_input, bias, z = explain.contributions(network, layer_name, index, inputs)
@@ -285,18 +350,214 @@ def neuron_card(network: Network, testset, view: render.View, layer_name: str, i
             f'&rarr; {layer.activation} &rarr; {activation:.4f}</p>'
         )
     else:
-        source_pos = pos - 1
         limit = explain.symmetric_limit(weights)
-        dead_sources = set(view.knocked_out.get(network.layers[source_pos].name, ()))
+        title, names, _, owners = source_names(network, pos)
+        src = network.layers[channels.source_position(network, pos)]
+        dead_sources = _dead_sources(network, pos, owners, view.knocked_out)
+        if channels.is_image(src):
+            h, w, c = src.output_shape
+            what = f"{html.escape(title)}: {h}&times;{w}&times;{c} values, row by row, channels last"
+        else:
+            what = f"{html.escape(title)}, neurons 0&ndash;{weights.size - 1}"
         parts.append(
-            '<figure class="bars-figure">' + weight_bars(weights, limit, _source_name(network, pos), dead_sources)
-            + f'<figcaption>Incoming weights from {html.escape(_source_name(network, pos))}, neurons 0&ndash;{weights.size - 1} {glossary.note("weight")}</figcaption>'
+            '<figure class="bars-figure">' + weight_bars(weights, limit, title, dead_sources, names)
+            + f'<figcaption>Incoming weights from {what} {glossary.note("weight")}</figcaption>'
             + diverging_legend(limit, "weight") + '</figure>'
         )
         parts.append(contributions_html(network, layer_name, index, inputs, view.knocked_out))
     parts.append('<div id="card-wants" class="card-wants"></div>')
     if top_digits:
         parts.append(top_digits_html(network, testset, layer_name, index, view.knocked_out, current))
+    else:
+        parts.append('<h3>Test digits that excite it most</h3><p class="note" id="card-top-later">'
+                     'Listed when training is paused: the weights change too often to rank all the test digits.</p>')
+    parts.append("</section>")
+    return "".join(parts)
+
+
+# ---------------------------------------------------------------------------
+# the card of a channel (conv2d, maxpool2d): its map, its kernels, what feeds it
+
+
+def map_scale(network: Network, pos: int) -> colours.Scale:
+    """The colour scale of a channel's map: its layer's, as the view draws it. A maxpool2d layer passes
+    on values of the layer before it, so it takes that layer's scale (the pixels' [0, 1] before any)."""
+    while pos >= 0 and not hasattr(network.layers[pos], "activation"):
+        pos -= 1
+    return colours.scale_for(network.layers[pos]) if pos >= 0 else colours.VIRIDIS_01
+
+
+def scale_rgb(values, scale: colours.Scale) -> np.ndarray:
+    """Values -> uint8 RGB on a layer's scale, shape ``values.shape + (3,)``."""
+    t = np.clip((np.asarray(values, dtype=np.float64) - scale.low) / (scale.high - scale.low), 0.0, 1.0)
+    stops = np.array([p for p, _ in scale.stops])
+    rgb = np.array([c for _, c in scale.stops], dtype=np.float64)
+    return np.rint(np.stack([np.interp(t, stops, rgb[:, k]) for k in range(3)], axis=-1)).astype(np.uint8)
+
+
+def map_value_text(row: int, column: int, value: float) -> str:
+    """The readout of one value of a map: 'row 3, column 7: 0.52 (0.5213)'."""
+    return f"row {row}, column {column}: {render.short(value)} ({value:.4f})"
+
+
+def map_figure(network: Network, pos: int, index: int, fmap: np.ndarray) -> str:
+    """A channel's map, enlarged, with a readout of the value under the pointer or the keyboard's cursor
+    (page/card.py moves it) and the colour key of the layer's scale."""
+    layer = network.layers[pos]
+    h, w = fmap.shape
+    scale = map_scale(network, pos)
+    peak = np.unravel_index(int(np.argmax(fmap)), fmap.shape)
+    peak_text = map_value_text(int(peak[0]), int(peak[1]), float(fmap[peak]))
+    label = (f"The feature map of {layer.title} channel {index} for this digit, {h} by {w} values; "
+             f"the largest at {peak_text}. Arrow keys move over its values.")
+    key = (f'<div class="dlegend" role="img" aria-label="{html.escape(f"value: from {render.tick(scale.low)} to {render.tick(scale.high)}")}">'
+           f'<span class="ramp" style="background:{colours.scale_gradient(scale.stops)}"></span>'
+           f'<span class="ticks"><span>{render.tick(scale.low)}</span><span>{render.tick((scale.low + scale.high) / 2)}</span>'
+           f'<span>{render.tick(scale.high)}</span></span></div>')
+    return (
+        '<figure class="card-map">'
+        f'<div class="map-frame" id="card-map-frame" tabindex="0" role="group" data-focus-key="card-map" '
+        f'data-row="{peak[0]}" data-column="{peak[1]}" aria-label="{html.escape(label)}" aria-describedby="card-map-readout">'
+        f'<img id="card-map" class="map-img" src="{render.png_data_url(scale_rgb(fmap, scale))}" alt="" '
+        f'title="{html.escape("largest value: " + peak_text)}" data-shape="{h},{w}">'
+        f'<span class="map-cursor" hidden style="--r:{peak[0]};--c:{peak[1]};--h:{h};--w:{w}"></span></div>'
+        f'<figcaption>Its feature map for this digit, {h}&times;{w}: hover or focus it to read a value '
+        f'<output id="card-map-readout" class="map-readout" aria-live="polite">largest: {html.escape(peak_text)}</output>'
+        f'</figcaption>{key}</figure>'
+    )
+
+
+def kernels_figure(network: Network, pos: int, index: int) -> str:
+    """A conv2d channel's kernels, one weight image per input channel, on one diverging scale."""
+    layer = network.layers[pos]
+    kernels = channels.kernels(layer, index)  # (input channels, kh, kw)
+    limit = explain.symmetric_limit(kernels)
+    src = channels.source_position(network, pos)
+    source = "the input image" if src < 0 else network.layers[src].title
+    kh, kw = layer.kernel
+    images = []
+    for k, kernel in enumerate(kernels):
+        what = "the input image" if src < 0 else f"{source} channel {k}"
+        text = f"Kernel on {what}: {kh} by {kw} weights from {signed(float(kernel.min()), 3)} to {signed(float(kernel.max()), 3)}"
+        rgb = diverging_rgb(kernel, limit)
+        images.append(
+            f'<figure class="kernel-cell"><img class="kernel" id="card-kernel-{k}" src="{render.png_data_url(rgb)}" '
+            f'alt="{html.escape(text)}" title="{html.escape(text)}" data-input-channel="{k}" '
+            f'data-weights="{html.escape(values_json(kernel))}"><figcaption>{"input" if src < 0 else f"c{k}"}</figcaption></figure>'
+        )
+    return (
+        f'<figure class="kernels-figure"><div class="kernels" id="card-kernels" data-count="{len(kernels)}" '
+        f'data-limit="{render.fmt(limit)}">{"".join(images)}</div>'
+        f'<figcaption>Its kernels: {kh}&times;{kw} weights for each of the {len(kernels)} channel{"s" if len(kernels) != 1 else ""} of '
+        f'{html.escape(source)} (red excites, blue inhibits) {glossary.note("weight")}</figcaption>'
+        + diverging_legend(limit, "weight") + '</figure>'
+    )
+
+
+def channel_inputs_html(network: Network, pos: int, index: int, inputs, knocked_out) -> str:
+    """What each input channel sends into a conv2d channel for this digit, summed over its map (the
+    numbers of its lines in the flow); for a first conv2d layer, an image of what each pixel sends."""
+    layer = network.layers[pos]
+    src = channels.source_position(network, pos)
+    per_value = channels.per_value(layer, inputs)[:, index]
+    if src < 0 or not channels.is_image(network.layers[src]):
+        h, w, _ = layer.input_shape
+        pixels = per_value.reshape(h, w, -1).sum(axis=2)
+        limit = explain.symmetric_limit(pixels)
+        return (
+            '<figure>' + diverging_image(pixels, (h, w), limit, "card-pixel-contributions",
+                                         "What each input value sends into this channel, summed over its map: "
+                                         "red excites it, blue inhibits it", "contributions")
+            + f'<figcaption>This digit &times; the weights each value meets, summed over the map '
+              f'(sum {signed(float(pixels.sum()))})</figcaption>' + diverging_legend(limit, "value times weights") + '</figure>'
+        )
+    source = network.layers[src]
+    sent = channels.conv_channel_contributions(layer, inputs, index)
+    order, values = explain.ranked_contributions(sent)
+    scale = float(np.max(np.abs(sent))) if sent.size else 0.0
+    dead = set(knocked_out.get(source.name, ()))
+    rows = [
+        _contribution_row(f"{source.title} channel {k}", f"c{k}", source.name, k, f"contrib-{k}", 0.0, None, float(v), scale,
+                          k in dead)
+        for k, v in zip(order.tolist(), values.tolist())
+    ]
+    oh, ow, _ = layer.output_shape
+    bias = float(layer.bias[index])
+    return (
+        f'<h3>What this digit sends in, channel by channel (kernel &times; patch, summed over the {oh}&times;{ow} map)</h3>'
+        + _contribution_list(rows, sent, order, "card-contributions", sent)
+        + f'<p class="sum">sum {signed(float(sent.sum()))} + bias {signed(bias)} &times; {oh * ow} positions '
+          f'= {signed(float(sent.sum()) + bias * oh * ow)}: the net inputs of its map, added up</p>'
+    )
+
+
+def channel_card(network: Network, testset, view: render.View, layer_name: str, index: int,
+                 top_digits: bool = True) -> str:
+    """The card of one channel of a conv2d or maxpool2d layer for what the view shows.
+
+    It carries ``data-map`` (the channel's map, row by row, the float32 values the view shows) and
+    ``data-shape`` ("H,W"). The channel's one number is its map's largest value (its neuron's
+    data-activation); a knock-out forces the whole map to 0."""
+    pos = _position(network, layer_name)
+    layer = network.layers[pos]
+    x = network.normalize(view.pixels)
+    inputs = explain.layer_input(network, layer_name, x, view.activations)
+    fmap = np.asarray(channels.channel_map(view.activations[pos], index))
+    h, w = fmap.shape
+    peak = float(fmap.max())
+    knocked = index in view.knocked_out.get(layer_name, ())
+    hidden = layer_name in explain.knockable_layers(network)
+    src = channels.source_position(network, pos)
+    source_title = "the input image" if src < 0 else network.layers[src].title
+
+    facts = [_fact("largest value of its map", peak, "card-activation", f"{render.short(peak)} ({peak:.4f})")]
+    facts.append(_fact("mean of its map", float(fmap.mean(dtype=np.float64)), "card-map-mean"))
+    if layer.kind == "conv2d":
+        bias = float(layer.bias[index])
+        facts.append(_fact("bias", bias, "card-bias", signed(bias, 4), glossary.note("bias")))
+        what = (f"It slides its {layer.kernel[0]}&times;{layer.kernel[1]} kernels over the channels of {html.escape(source_title)}: "
+                f"at each position kernel &times; patch, summed, plus its bias, through {html.escape(layer.activation)}.")
+    else:
+        what = (f"It takes the largest value of each 2&times;2 block of channel {index} of {html.escape(source_title)}: "
+                f"a {h}&times;{w} map.")
+    parts = [
+        f'<section id="neuron-card" class="panel card channel-card" data-layer="{layer_name}" data-index="{index}" '
+        f'data-kind="{layer.kind}" data-shape="{h},{w}" data-map="{",".join(render.fmt(v) for v in fmap.reshape(-1).tolist())}" '
+        f'tabindex="-1" role="region" aria-labelledby="card-title">',
+        '<div class="card-head">'
+        f'<h2 id="card-title" aria-label="{html.escape(unit_name(network, layer_name, index))}">'
+        f'<span class="kicker">{html.escape(layer.title)}</span>Channel {index}</h2>'
+        '<button type="button" class="icon" id="card-close" data-action="close-card" data-focus-key="card-close" '
+        'aria-label="Close the channel card (Escape)" title="Close (Escape)">&times;</button></div>',
+        f'<p class="stands">One feature map of {h}&times;{w} values. {what}</p>',
+        f'<dl class="facts">{"".join(facts)}</dl>',
+    ]
+    if knocked:
+        would = float(channels.unknocked_map(layer, inputs, index).max())
+        parts.append(f'<p class="ko-note">Knocked out: its whole map is forced to 0 (its largest value would be {would:.4f}).</p>')
+    if hidden:
+        pressed = "true" if knocked else "false"
+        text = "Bring it back" if knocked else "Knock it out"
+        parts.append(
+            f'<button type="button" class="secondary ko-toggle" id="knockout-toggle" data-action="knockout" '
+            f'data-layer="{layer_name}" data-index="{index}" data-focus-key="knockout-toggle" aria-pressed="{pressed}">'
+            f'{text}</button> {glossary.note("knockout")}<p class="note tip">Tip: Shift+click a channel knocks it out '
+            '(or back in) without opening its card.</p>'
+        )
+    parts.append(map_figure(network, pos, index, fmap))
+    if layer.kind == "conv2d":
+        parts.append(kernels_figure(network, pos, index))
+        parts.append(channel_inputs_html(network, pos, index, inputs, view.knocked_out))
+    elif src >= 0 and channels.is_image(network.layers[src]):
+        source = network.layers[src]
+        parts.append(
+            f'<p class="pool-source">Reads channel {index} of {html.escape(source.title)} only: '
+            f'<button type="button" class="secondary" id="card-pool-source" data-action="open-neuron" data-layer="{source.name}" '
+            f'data-index="{index}" data-focus-key="card-pool-source">Open {html.escape(source.title)} channel {index}</button></p>'
+        )
+    if top_digits:
+        parts.append(top_digits_html(network, testset, layer_name, index, view.knocked_out, view.sample_index,
+                                     "the largest value of its map"))
     else:
         parts.append('<h3>Test digits that excite it most</h3><p class="note" id="card-top-later">'
                      'Listed when training is paused: the weights change too often to rank all the test digits.</p>')
