@@ -76,11 +76,14 @@ def test_view_has_one_element_per_neuron_with_exact_values(network, testset):
     view = render.view_for_sample(network, testset, 42)
     doc = Elements(render.network_view(network, view))
     neurons = doc.neurons()
+    drawn = [layer for layer in network.layers if layer.kind != "flatten"]  # a flatten only reshapes
     assert [(n["data-layer"], int(n["data-index"])) for n in neurons] == [
-        (layer.name, i) for layer in network.layers for i in range(layer.units)
+        (layer.name, i) for layer in drawn for i in range(layer.units)
     ]
     expected = network.forward(network.normalize(testset.images[42]))
-    flat = np.concatenate(expected)
+    # a dense unit shows its activation; a conv or pooling channel the maximum of its feature map
+    flat = np.concatenate([a.max(axis=(0, 1)) if a.ndim == 3 else a
+                           for layer, a in zip(network.layers, expected) if layer.kind != "flatten"])
     got = np.array([float(n["data-activation"]) for n in neurons])
     np.testing.assert_array_equal(got.astype(np.float32), flat)  # exact, not rounded
     img = doc.by_id("input-image")
@@ -93,6 +96,9 @@ def test_view_has_one_element_per_neuron_with_exact_values(network, testset):
 def test_each_hidden_layer_is_a_grid_derived_from_its_width(network, testset):
     html = render.network_view(network, render.view_for_sample(network, testset, 0))
     for layer in network.layers[:-1]:
+        if layer.kind == "flatten":  # not drawn: it only reshapes the maps before it
+            assert f'id="layer-{layer.name}"' not in html
+            continue
         assert f'id="layer-{layer.name}"' in html
         rows, cols = (int(v) for v in re.search(rf'id="layer-{layer.name}".*?--rows:(\d+);--cols:(\d+)', html).groups())
         assert rows * cols >= layer.units > rows * (cols - 1)  # every unit has a cell, no empty column
@@ -150,29 +156,41 @@ def test_drawn_digit_has_no_label(network, testset):
 
 def test_knocked_out_and_selected_neurons_are_marked(network, testset):
     first, second = network.layers[0].name, network.layers[1].name
-    view = render.view_for_sample(network, testset, 0, knocked_out={first: [3]}, selected=(second, 5))
+    pick = min(5, network.layers[1].units - 1)
+    view = render.view_for_sample(network, testset, 0, knocked_out={first: [3]}, selected=(second, pick))
     doc = Elements(render.network_view(network, view))
     dead = [n for n in doc.neurons() if n.get("data-knocked-out") == "true"]
     assert [(n["data-layer"], n["data-index"]) for n in dead] == [(first, "3")]
     assert float(dead[0]["data-activation"]) == 0.0
     assert "knocked out" in dead[0]["aria-label"]
     chosen = [n for n in doc.neurons() if n.get("aria-pressed") == "true"]
-    assert [(n["data-layer"], n["data-index"]) for n in chosen] == [(second, "5")]
+    assert [(n["data-layer"], n["data-index"]) for n in chosen] == [(second, str(pick))]
+
+
+def shown_size(entry: dict) -> str:
+    """How the model's line names a layer: "32 sigmoid", "8@26×26 relu" (conv: channels@map size), "pool 13×13"."""
+    if entry["kind"] == "conv2d":
+        h, w, c = entry["output_shape"]
+        return f'{c}@{h}\u00d7{w} {entry["activation"]}'
+    if entry["kind"] == "maxpool2d":
+        return "pool {}\u00d7{}".format(*entry["output_shape"][:2])
+    return f'{entry["units"]} {entry["activation"]}'
 
 
 def test_model_facts_come_from_the_manifest(manifest):
     text = render.model_facts(manifest)
     if "test_accuracy" in manifest["training"]:
         assert f"{manifest['training']['test_accuracy']:.2%}" in text
-    sizes = [str(manifest["input"]["size"])] + [f'{l["units"]} {l["activation"]}' for l in manifest["layers"]]
+    sizes = [str(manifest["input"]["size"])] + [shown_size(l) for l in manifest["layers"] if l["kind"] != "flatten"]
     assert text.startswith(" &rarr; ".join(sizes))
 
 
 def test_the_model_card_states_shape_activations_and_accuracy(manifest):
     doc = render.model_card(manifest["id"], manifest)
     assert f'data-model="{manifest["id"]}"' in doc and manifest["title"] in doc
-    assert " \u2192 ".join([str(manifest["input"]["size"])] + [str(l["units"]) for l in manifest["layers"]]) in doc
-    assert ", ".join(l["activation"] for l in manifest["layers"]) in doc
+    weighted = [l for l in manifest["layers"] if l["kind"] in ("dense", "conv2d")]  # pooling and flatten: no weights
+    assert " \u2192 ".join([str(manifest["input"]["size"])] + [shown_size(l).split(" ")[0] for l in weighted]) in doc
+    assert ", ".join(l["activation"] for l in weighted) in doc
     acc = manifest["training"].get("test_accuracy")
     assert (f"test accuracy {acc:.2%}" if acc is not None else "test accuracy not stated") in doc
 
@@ -196,13 +214,15 @@ def test_prerendered_first_view_is_what_the_live_code_renders(seed_export):
 def test_view_patch_describes_every_neuron_element_of_the_whole_render(network, testset):
     """The in-place update writes, for each layer, exactly the elements (tags, child counts, all
     attributes, text) that network_view draws inside the layer's grid or bars, in document order."""
-    view = render.view_for_sample(network, testset, 77, knocked_out={network.layers[0].name: [5]}, selected=("output", 3))
+    first = network.layers[0]
+    view = render.view_for_sample(network, testset, 77, knocked_out={first.name: [min(5, first.units - 1)]}, selected=("output", 3))
     whole = render.network_view(network, view)
     (panel_selector, panel), *layers = json.loads(render.view_patch(network, view))
     assert panel_selector == "#input-panel" and panel == render.input_panel(network, view) and panel in whole
-    assert len(layers) == len(network.layers)
-    for (selector, rows), layer in zip(layers, network.layers):
-        container = "bars" if layer.is_output else "grid"
+    drawn = [layer for layer in network.layers if layer.kind != "flatten"]
+    assert len(layers) == len(drawn)
+    for (selector, rows), layer in zip(layers, drawn):
+        container = "bars" if layer.is_output else "fmaps" if layer.kind in ("conv2d", "maxpool2d") else "grid"
         assert selector == f"#layer-{layer.name} > .{container} *"
         inner = re.search(rf'id="layer-{layer.name}".*?<div class="{container}[^"]*"[^>]*>(.*?)</div></section>', whole).group(1)
         assert [(tag, attrs) for tag, _, attrs, _ in rows] == Elements(inner).items
@@ -215,3 +235,23 @@ def test_markup_escapes_attribute_values_and_text():
     tree = ("button", {"aria-label": 'a "b" & <c>'}, (("span", {}, "<1 & 2>"),))
     assert render.markup(tree) == '<button aria-label="a &quot;b&quot; &amp; &lt;c&gt;"><span>&lt;1 &amp; 2&gt;</span></button>'
     assert render.flatten([tree]) == [["button", 1, {"aria-label": 'a "b" & <c>'}, None], ["span", 0, {}, "<1 & 2>"]]
+
+
+def test_a_feature_map_image_is_its_channel_on_the_layer_scale(network, testset):
+    """Each conv or pooling channel's image is its map coloured on the layer's scale; dense layers have no maps."""
+    images = [l for l in network.layers if len(l.output_shape) == 3]
+    html = render.network_view(network, render.view_for_sample(network, testset, 5))
+    assert html.count('class="fmap-img"') == sum(l.units for l in images)
+    if not images:
+        return
+    maps = network.forward(network.normalize(testset.images[5]))
+    for layer in images:
+        pos = network.layers.index(layer)
+        section = re.search(rf'<section[^>]*id="layer-{layer.name}"[^>]*data-kind="{layer.kind}"', html)
+        assert section, layer.name
+        urls = re.findall(rf'data-layer="{layer.name}" data-index="\d+"[^>]*><span class="fmap-img" data-shape="(\d+),(\d+)" style="background-image:url\(([^)]*)\)"', html)
+        assert len(urls) == layer.units
+        for c, (h, w, url) in enumerate(urls):
+            assert (int(h), int(w)) == layer.output_shape[:2]
+            want = render.scale_rgb(maps[pos][:, :, c], render.scale_of(network, layer))
+            np.testing.assert_array_equal(decode_png(url), want)

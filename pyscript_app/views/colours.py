@@ -10,6 +10,8 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
+import numpy as np
+
 from pyscript_app.core import activations as act
 from pyscript_app.core.network import Layer
 
@@ -107,6 +109,14 @@ def _level_colours(level: int, diverging: bool = False) -> tuple[str, str]:
 def cell_colours(value: float, scale: Scale = VIRIDIS_01) -> tuple[str, str]:
     """(background, text colour) for an activation on a scale; cached per colour step (the click path)."""
     return _level_colours(round(scale.position(value) * LEVELS), scale.kind == "diverging")
+
+
+def scale_rgb(values, scale: Scale):
+    """Activations -> uint8 RGB on a layer's scale, shape ``values.shape + (3,)`` (a feature map's image)."""
+    t = np.clip((np.asarray(values, dtype=np.float64) - scale.low) / (scale.high - scale.low), 0.0, 1.0)
+    stops = np.array([p for p, _ in scale.stops])
+    rgb = np.array([c for _, c in scale.stops], dtype=np.float64)
+    return np.rint(np.stack([np.interp(t, stops, rgb[:, k]) for k in range(3)], axis=-1)).astype(np.uint8)
 
 
 def scale_gradient(stops=SCALE_STOPS) -> str:

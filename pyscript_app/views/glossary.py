@@ -51,6 +51,18 @@ TERMS: dict[str, tuple[str, str]] = {
         "The output layer turns its net inputs, one per class, into probabilities: each is e^z divided by the sum of all {classes}, "
         "so they are positive and add up to 100 %. The highest one is the network's answer.",
     ),
+    "conv2d": (
+        "Convolution and feature maps",
+        "A convolutional layer slides each of its small kernels (a few learned weights per input channel) over the image "
+        "before it. At every position it sums kernel times patch, adds its bias and applies its activation: one value of "
+        "that channel's feature map. So a channel finds one pattern, wherever it is. Hover a map's pixel to see the patch "
+        "of the digit it reads and the products it sums.",
+    ),
+    "maxpool2d": (
+        "Max pooling",
+        "A pooling layer keeps the largest value of each 2 × 2 block of every feature map: the map halves in each "
+        "direction, and a pattern found anywhere in the block still counts.",
+    ),
     "knockout": (
         "Knock-out",
         "Knocking a neuron out forces its activation to 0, as if it had been removed. "

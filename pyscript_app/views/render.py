@@ -24,7 +24,7 @@ import numpy as np
 
 from pyscript_app.views.colours import (  # noqa: F401  (the scales, used here and by the callers of render)
     DIVERGING_STOPS, LEVELS, SCALE_STOPS, VIRIDIS_01, Scale, cell_colours, colour, hex_colour, scale_for, scale_gradient,
-    text_colour,
+    scale_rgb, text_colour,
 )
 from pyscript_app.views import glossary
 from pyscript_app.core.network import Layer, Network
@@ -96,6 +96,8 @@ def percent(p: float) -> str:
 def neuron_label(layer: Layer, index: int, value: float) -> str:
     """The neuron's name and value, also its tooltip. It contains the text the neuron shows, so
     what is read out matches what is seen; the exact value follows in brackets."""
+    if is_image(layer):
+        return f"{layer.title}, channel {index}: peak {short(value)} (the largest value of its feature map, {value:.4f})"
     if layer.is_output:
         return f"{layer.labels[index]} {percent(value)}, {layer.title}, digit {layer.labels[index]} (probability {value:.4f})"
     return f"{layer.title}, neuron {index}: {short(value)} (activation {value:.4f})"
@@ -174,9 +176,14 @@ def output_neurons(layer: Layer, probs: np.ndarray, view: View) -> list:
     return rows
 
 
-def neurons(layer: Layer, acts: np.ndarray, view: View) -> tuple[str, list]:
-    """(class of the layer's neuron container, the neuron trees): bars for a layer with class labels, else a grid."""
-    return ("bars", output_neurons(layer, acts, view)) if layer.is_output else ("grid", hidden_neurons(layer, acts, view))
+def neurons(network: Network, layer: Layer, acts: np.ndarray, view: View) -> tuple[str, list]:
+    """(class of the layer's neuron container, the neuron trees): bars for a layer with class labels, feature maps
+    for a conv2d or maxpool2d layer, else a grid."""
+    if layer.is_output:
+        return "bars", output_neurons(layer, acts, view)
+    if is_image(layer):
+        return "fmaps", map_neurons(layer, acts, view, scale_of(network, layer))
+    return "grid", hidden_neurons(layer, acts, view)
 
 
 def grid_attrs(layer: Layer) -> str:
@@ -193,6 +200,81 @@ def hidden_layer(layer: Layer, acts: np.ndarray, view: View) -> str:
         f'<span class="grid-shape"> &middot; {g.rows}&times;{g.columns}</span> '
         f'{glossary.note(layer.activation, extra=glossary.curve_svg(layer.activation))}</p>'
         f'<div {grid_attrs(layer)}>{"".join(map(markup, hidden_neurons(layer, acts, view)))}</div></section>'
+    )
+
+
+# ---------------------------------------------------------------------------
+# convolutional layers: one feature map per channel
+
+MAP_AREA = (440, 330)  # px (height, width): the most one layer's maps take on a laptop screen
+
+
+def is_image(layer: Layer) -> bool:
+    """A conv2d or maxpool2d layer: its output is an image (height, width, channels), drawn as feature maps."""
+    return len(layer.output_shape) == 3
+
+
+def drawn_layers(network: Network) -> list[tuple[int, Layer]]:
+    """(position, layer) of every layer the view draws: all but a flatten, which only reshapes
+    (the first dense layer after it reads the feature maps before it)."""
+    return [(i, layer) for i, layer in enumerate(network.layers) if layer.kind != "flatten"]
+
+
+def scale_of(network: Network, layer: Layer) -> Scale:
+    """A layer's colour scale. A pooling layer has no activation of its own: it shows values of the
+    conv layer before it, on that layer's scale (pixels on [0, 1] if it pools the input)."""
+    i = network.layers.index(layer)
+    while not hasattr(layer, "activation"):
+        if i == 0:
+            return VIRIDIS_01
+        i -= 1
+        layer = network.layers[i]
+    return scale_for(layer)
+
+
+def map_grid(height: int, width: int, channels: int) -> tuple[int, int, int]:
+    """(rows, columns, px of a map's side) of a layer's feature maps: each map drawn about three screen
+    pixels per value (32 to 84 px), smaller when many maps would not fit in MAP_AREA; filled column by column."""
+    side = max(height, width)
+    px = min(84, max(32, 3 * side))
+    area_h, area_w = MAP_AREA
+    while px > 16 and channels * (px + 4) ** 2 > area_h * area_w:
+        px -= 4
+    rows = max(1, min(channels, area_h // (px + 4)))
+    cols = math.ceil(channels / rows)
+    return math.ceil(channels / cols), cols, px
+
+
+def map_neurons(layer: Layer, maps: np.ndarray, view: View, scale: Scale) -> list:
+    """One button per channel (a `.neuron` whose data-activation is its map's maximum) holding its map's image."""
+    h, w, c = maps.shape
+    rgb = scale_rgb(maps, scale)
+    peaks = maps.reshape(-1, c).max(axis=0).tolist()
+    cells = []
+    for i in range(c):
+        attrs = neuron_attrs(layer, i, peaks[i], view)
+        attrs["class"] += " fmap"
+        image = {"class": "fmap-img", "data-shape": f"{h},{w}", "style": f"background-image:url({png_data_url(rgb[:, :, i])})"}
+        cells.append(("button", attrs, (("span", image, ""),)))
+    return cells
+
+
+def map_layer(network: Network, layer: Layer, maps: np.ndarray, view: View) -> str:
+    h, w, c = layer.output_shape
+    rows, cols, px = map_grid(h, w, c)
+    if layer.kind == "conv2d":
+        k = layer.kernel[0]
+        what = (f"{c} channels &middot; {h}&times;{w} &middot; {k}&times;{k} kernels, {html.escape(layer.padding)} "
+                f"&middot; {html.escape(layer.activation)}")
+    else:
+        what = f"{c} channels &middot; {h}&times;{w} &middot; max of 2&times;2"
+    trees = map_neurons(layer, maps, view, scale_of(network, layer))
+    return (
+        f'<section class="panel layer maps" id="layer-{layer.name}" aria-labelledby="title-{layer.name}" '
+        f'data-units="{c}" data-kind="{layer.kind}" style="--rows:{rows};--cols:{cols};--px:{px}px">'
+        f'<h2 id="title-{layer.name}">{html.escape(layer.title)}</h2>'
+        f'<p class="sub">{what} {glossary.note(layer.kind)}</p>'
+        f'<div class="fmaps">{"".join(map(markup, trees))}</div></section>'
     )
 
 
@@ -241,8 +323,14 @@ def input_panel(network: Network, view: View) -> str:
 def network_view(network: Network, view: View) -> str:
     """The whole view: input, every layer left to right, output."""
     parts = [input_panel(network, view)]
-    for layer, acts in zip(network.layers, view.activations):
-        parts.append(output_layer(layer, acts, view) if layer.is_output else hidden_layer(layer, acts, view))
+    for i, layer in drawn_layers(network):
+        acts = view.activations[i]
+        if layer.is_output:
+            parts.append(output_layer(layer, acts, view))
+        elif is_image(layer):
+            parts.append(map_layer(network, layer, acts, view))
+        else:
+            parts.append(hidden_layer(layer, acts, view))
     return "".join(parts)
 
 
@@ -256,8 +344,8 @@ def view_patch(network: Network, view: View) -> str:
     every element's tag and child count first, and otherwise re-renders).
     """
     ops = [["#input-panel", input_panel(network, view)]]
-    for layer, acts in zip(network.layers, view.activations):
-        container, trees = neurons(layer, acts, view)
+    for i, layer in drawn_layers(network):
+        container, trees = neurons(network, layer, view.activations[i], view)
         ops.append([f"#layer-{layer.name} > .{container} *", flatten(trees)])
     return json.dumps(ops, separators=(",", ":"), check_circular=False)  # trees, no cycles: a little quicker
 
@@ -268,7 +356,8 @@ def tick(value: float) -> str:
 
 
 def scale_key(layer: Layer) -> str:
-    """One layer's colour key: its name, the ramp in use and the values at its ends and middle."""
+    """One layer's colour key: its name, the ramp in use and the values at its ends and middle
+    (a pooling layer shares the key of the conv layer before it)."""
     sc = scale_for(layer)
     mid = (sc.low + sc.high) / 2
     low, high = tick(sc.low), tick(sc.high)
@@ -286,15 +375,28 @@ def scale_key(layer: Layer) -> str:
 
 def legend(network: Network) -> str:
     """The colour keys of every hidden layer (each its own scale) and of the output's probabilities."""
-    keys = "".join(scale_key(layer) for layer in network.hidden_layers)
+    keys = "".join(scale_key(layer) for layer in network.hidden_layers if hasattr(layer, "activation"))
     return f'<div class="legend" id="legend"><span>activation</span>{keys}</div>'
+
+
+def layer_shape(entry: dict) -> str:
+    """A manifest layer in a few characters: "32 sigmoid", "8@26x26 relu" (a conv layer), "pool 13x13"; "" for a flatten."""
+    kind = entry.get("kind", "dense")
+    if kind == "conv2d":
+        h, w, c = entry["output_shape"]
+        return f'{c}@{h}\u00d7{w} {entry["activation"]}'
+    if kind == "maxpool2d":
+        h, w, _ = entry["output_shape"]
+        return f"pool {h}\u00d7{w}"
+    if kind == "flatten":
+        return ""
+    return f'{entry["units"]} {entry["activation"]}'
 
 
 def model_shape(manifest: dict) -> str:
     """784 &rarr; 32 sigmoid &rarr; ... &rarr; 10 softmax."""
-    return " &rarr; ".join(
-        [str(manifest["input"]["size"])] + [f'{l["units"]} {html.escape(str(l["activation"]))}' for l in manifest["layers"]]
-    )
+    parts = [str(manifest["input"]["size"])] + [layer_shape(l) for l in manifest["layers"]]
+    return " &rarr; ".join(html.escape(p) for p in parts if p)
 
 
 def model_facts(manifest: dict) -> str:
@@ -322,15 +424,16 @@ def model_facts(manifest: dict) -> str:
 
 def model_summary(manifest: dict) -> dict:
     """What a model's card says: title, shape, activations, test accuracy (from its manifest alone)."""
-    layers = manifest["layers"]
+    weighted = [l for l in manifest["layers"] if "activation" in l]  # the dense and conv layers
     acc = (manifest.get("training") or {}).get("test_accuracy")
     return {
         "title": manifest.get("title") or manifest.get("id") or "Network",
         "description": manifest.get("description") or "",
-        "shape": " \u2192 ".join([str(manifest["input"]["size"])] + [str(l["units"]) for l in layers]),
-        "activations": ", ".join(str(l["activation"]) for l in layers),
+        "shape": " \u2192 ".join([str(manifest["input"]["size"])]
+                                  + [str(l["units"]) if "units" in l else layer_shape(l).split(" ")[0] for l in weighted]),
+        "activations": ", ".join(str(l["activation"]) for l in weighted),
         "accuracy": None if acc is None else float(acc),
-        "hidden": len(layers) - 1,
+        "hidden": len(weighted) - 1,
     }
 
 
