@@ -38,6 +38,7 @@ async def start():
     from pyscript_app.page.models import Models, OpenYourOwn
     from pyscript_app.page import tour as tour_page
     from pyscript_app.page.pad import Pad
+    from pyscript_app.page.receptive import Receptive
     from pyscript_app.page.train import Train
     from pyscript_app.page.view import Page
     from pyscript_app.page.why import Why
@@ -68,7 +69,8 @@ async def start():
         window.history.replaceState(None, "", str(window.location.pathname))
 
     page = Page(models, testset, model_id, data_manifest, card=Card, connections=Connections, explorer=Explorer,
-                pad=Pad, train=Train, open_your_own=OpenYourOwn, why=Why, atlas=Atlas)
+                pad=Pad, train=Train, open_your_own=OpenYourOwn, why=Why, atlas=Atlas,
+                receptive=Receptive)
     if model_id != models.default:
         page.draw_model_parts()
     page.draw_picker()  # every model of models/index.json
@@ -82,6 +84,8 @@ async def start():
     listen(document, "click", lambda event: on_click(page, event))
     listen(document, "keydown", lambda event: on_keydown(page, event))
     listen(picker, "change", lambda event: on_pick(page, event))
+    listen(document, "pointermove", page.receptive.on_pointer)
+    listen(document, "focusin", page.receptive.on_focus)
     picker.disabled = False
     tour_page.start()
     document.body.dataset.ready = "true"

@@ -206,3 +206,104 @@ def incoming_signals(layers, pos, x_in):
     if image_source:
         return sent.sum(axis=(0, 1))  # per channel
     return sent.reshape(-1, sent.shape[-1])
+
+
+def load_chain(model_dir: Path):
+    """(manifest, layers) of any export, convolutional ones too: one dict a layer with its "kind", "name",
+    "activation", "W" and "b" (float64; None for maxpool2d and flatten) and "padding" (conv2d)."""
+    model_dir = Path(model_dir)
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    layers = []
+    for s in manifest["layers"]:
+        kind = s.get("kind", "dense")
+        params = {part: np.load(model_dir / s[part]["file"]).astype(np.float64) if part in s else None
+                  for part in ("weights", "bias")}
+        layers.append({"kind": kind, "name": s["name"], "activation": s.get("activation"), "W": params["weights"],
+                       "b": params["bias"], "padding": s.get("padding"), "input_shape": s.get("input_shape")})
+    return manifest, layers
+
+
+def forward_chain(layers, x, dead=None, pre=False, rounded=None, peaks=False, maps=False, block=1000):
+    """Every layer's output for x (n, pixels) through a chain of load_chain's layers, by the plain loops above.
+
+    ``dead``: {layer position: [units]} set to 0 (a conv2d / maxpool2d unit is a channel: its whole map).
+    ``rounded``: each layer's output rounded to it (float32: as the page shows them) before the next reads it.
+    An image layer (conv2d, maxpool2d) gives its maps (n, h, w, channels); with ``peaks`` instead each
+    digit's per-channel map maximum (n, channels), computed ``block`` digits at a time so the maps of the
+    whole test set are never held; ``maps`` with ``peaks``: also {position: the maps in float32} (a second
+    return value). With ``pre``: (net input, output) per layer; for an image layer with ``peaks``
+    (its peaks before its own knock-out, after it), for a maxpool2d or flatten layer without (None, output).
+    """
+    x = np.asarray(x)
+    if peaks and len(x) > block:
+        parts = [forward_chain(layers, x[i : i + block], dead, pre, rounded, peaks, maps, block)
+                 for i in range(0, len(x), block)]
+        outs = [p[0] for p in parts] if maps else parts
+        joined = []
+        for pos in range(len(layers)):
+            items = [o[pos] for o in outs]
+            if pre:
+                joined.append(tuple(None if items[0][k] is None else np.concatenate([it[k] for it in items])
+                                    for k in (0, 1)))
+            else:
+                joined.append(np.concatenate(items))
+        if maps:
+            return joined, {pos: np.concatenate([p[1][pos] for p in parts]) for pos in parts[0][1]}
+        return joined
+    a = np.asarray(x, dtype=np.float64)
+    out, kept = [], {}
+    for pos, layer in enumerate(layers):
+        kind = layer["kind"]
+        z = None
+        if kind == "conv2d":
+            a = a.reshape(len(a), *layer["input_shape"])
+            z = conv2d(a, layer["W"], layer["b"], layer["padding"])
+            a = FUNCTIONS[layer["activation"]](z)
+        elif kind == "maxpool2d":
+            a = maxpool2d(a.reshape(len(a), *layer["input_shape"]))
+        elif kind == "flatten":
+            a = a.reshape(len(a), -1)
+        else:
+            z = a.reshape(len(a), -1) @ layer["W"] + layer["b"]
+            with np.errstate(over="ignore"):
+                a = softmax(z) if layer["activation"] == "softmax" else FUNCTIONS[layer["activation"]](z)
+        if rounded is not None:
+            a = a.astype(rounded)
+        image = a.ndim == 4
+        before = a.max(axis=(1, 2)) if image and peaks else None
+        if maps and image:
+            kept[pos] = a.astype(np.float32)
+        if dead and pos in dead:
+            a = a.copy()
+            a[..., list(dead[pos])] = 0.0
+        shown = a.max(axis=(1, 2)) if image and peaks else a
+        if pre:
+            out.append((before, shown) if image and peaks else (z, shown))
+        else:
+            out.append(shown)
+        a = a.astype(np.float64) if rounded is None else a
+    return (out, kept) if maps else out
+
+
+def receptive_box(layers, pos, row, col):
+    """(top, left, bottom, right) of the input pixels that output pixel (row, col) of image layer ``pos``
+    of load_layers' layers depends on: a mask of pixels carried back layer by layer in plain loops."""
+    spec = layers[pos][0]
+    mask = np.zeros(spec["output_shape"][:2], dtype=bool)
+    mask[row, col] = True
+    for spec, w, _ in reversed(layers[: pos + 1]):
+        h, wd = spec["input_shape"][:2]
+        before = np.zeros((h, wd), dtype=bool)
+        for i, j in zip(*np.nonzero(mask)):
+            if spec["kind"] == "conv2d":
+                kh, kw = w.shape[:2]
+                ph, pw = ((kh - 1) // 2, (kw - 1) // 2) if spec["padding"] == "same" else (0, 0)
+                for a in range(i - ph, i - ph + kh):
+                    for b in range(j - pw, j - pw + kw):
+                        if 0 <= a < h and 0 <= b < wd:
+                            before[a, b] = True
+            else:  # maxpool2d
+                before[2 * i : 2 * i + 2, 2 * j : 2 * j + 2] = True
+        mask = before
+    rows, cols = np.nonzero(mask)
+    return int(rows.min()), int(cols.min()), int(rows.max()), int(cols.max())

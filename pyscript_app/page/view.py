@@ -57,7 +57,7 @@ class Page:
     SWITCH_WARM_UP_ROUNDS = 10  # after a switch: the new shapes' first runs
 
     def __init__(self, models, testset, model_id, data_manifest, *, card, connections, explorer, pad, train,
-                 open_your_own, why, atlas):
+                 open_your_own, why, atlas, receptive):
         """The page of ``model_id`` (loaded in ``models``) and every feature it holds, each made here from the
         class given (called with this page): the controllers talk to each other only through the page's
         methods below (install_model, redraw, is_training, explorer_open, set_test_accuracy, ...)."""
@@ -83,7 +83,8 @@ class Page:
         self.card, self.connections, self.explorer = card(self), connections(self), explorer(self)
         self.why = why(self)
         self.atlas = atlas(self)
-        self.features = (self.card, self.connections, self.explorer, self.why, self.atlas)
+        self.receptive = receptive(self)
+        self.features = (self.card, self.connections, self.explorer, self.why, self.atlas, self.receptive)
         self.pad = pad(self)
         self.train = train(self)
         self.open_your_own = open_your_own(self)
