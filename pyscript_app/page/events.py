@@ -59,7 +59,7 @@ def skip_to_output(page, action):
 
 def arrow_key(page, event, neuron):
     """Arrow keys, Home and End move between neurons (navigate.py); one Tab stop per layer."""
-    layers = [(layer.name, layer.units) for layer in page.network.layers]
+    layers = [(layer.name, layer.units) for layer in page.network.layers if layer.kind != "flatten"]  # (not drawn)
     goal = navigate.move(layers, (neuron.dataset.layer, int(neuron.dataset.index)), event.key)
     if goal is not None and focus_neuron(*goal) is not None:
         event.preventDefault()
