@@ -264,6 +264,38 @@ def _shape_entry(layer) -> dict:
             "output_shape": list(layer.output_shape)}
 
 
+# CPython: at most this many products at once when summing a long row of them (see _in_order)
+_PRODUCTS_BLOCK = 1 << 19
+
+
+def _in_order(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` (float64) for a (p, m) and b (m, q), each sum over m added first to last from 0.
+
+    ordered.dot's order, for long sums (a conv weight's gradient adds up a
+    term per output pixel of the batch): the browser's matrix product adds
+    so, whatever the layout; elsewhere the products of a block of the m
+    terms are summed by ``np.add.accumulate``, which adds each term to the
+    sum of those before it.
+    """
+    if ordered.MATMUL_IN_ORDER:
+        return np.matmul(a, b)
+    p, q = a.shape[0], b.shape[1]
+    out = np.zeros((p, q))
+    step = max(1, _PRODUCTS_BLOCK // max(1, p * q))
+    for start in range(0, a.shape[1], step):
+        products = a.T[start : start + step, :, None] * b[start : start + step, None, :]  # (terms, p, q)
+        products[0] += out
+        out = np.add.accumulate(products, axis=0)[-1]
+    return out
+
+
+def _tiled_add(z: np.ndarray, bias: np.ndarray, width: int) -> None:
+    """``z += bias`` for z (rows, channels) whose rows come ``width`` to an image row: broadcast over long
+    runs (a whole image row at once) rather than one short run of channels per pixel."""
+    if z.size:
+        z.reshape(-1, width * bias.size)[...] += np.tile(bias, width)
+
+
 def _knock(a: np.ndarray, dead) -> np.ndarray:
     """``a`` with the units (the last axis: a dense unit, a channel) in ``dead`` set to 0."""
     a = np.array(a, dtype=a.dtype)
@@ -274,7 +306,17 @@ def _knock(a: np.ndarray, dead) -> np.ndarray:
 @dataclass
 class Conv2D(Layer):
     """``filters`` kernels slid over the image (stride 1): ``activation(sum of kernel * patch + bias)`` per
-    output pixel and channel. Images are (n, height, width, channels), as in Keras."""
+    output pixel and channel. Images are (n, height, width, channels), as in Keras.
+
+    The products run on im2col rows: one row per output pixel, its patch read
+    (kernel row, kernel column, channel). Patches that are all zero (the
+    background of a digit) are left out of the products: their sums are
+    exact zeros, so the results are the same bits as with every row. With
+    ``exact`` each sum is added in one order: the net input over the patch
+    (kernel row, column, channel), a weight's gradient over the rows (digit,
+    output row, output column), the input gradient over the filters, then
+    over the kernel positions (row, column).
+    """
 
     kind: ClassVar[str] = "conv2d"
     parts: ClassVar[tuple[str, ...]] = ("weights", "bias")
@@ -289,6 +331,9 @@ class Conv2D(Layer):
     labels: list[str] | None = None
     stats: dict | None = None
 
+    #: below this share of patches with a non-zero value, the products skip the all-zero ones
+    SPARSE_SHARE: ClassVar[float] = 0.85
+
     def __post_init__(self):
         self.input_shape = tuple(int(v) for v in self.input_shape)  # type: ignore[assignment]
         self.refresh()
@@ -299,6 +344,8 @@ class Conv2D(Layer):
         kh, kw, cin, cout = self.weights.shape
         self._w64 = self.weights.astype(np.float64).reshape(kh * kw * cin, cout)  # rows: (ky, kx, channel)
         self._b64 = self.bias.astype(np.float64)
+        # per kernel position its (filters, channels) block, for the input gradient
+        self._w_back = [np.asfortranarray(self._w64[k * cin : (k + 1) * cin].T) for k in range(kh * kw)]
 
     @property
     def kernel(self) -> tuple[int, int]:
@@ -322,58 +369,120 @@ class Conv2D(Layer):
     def activate(self, z: np.ndarray) -> np.ndarray:
         return act.get(self.activation).function(z)
 
-    def _columns(self, x: np.ndarray) -> np.ndarray:
-        """im2col: every output pixel's patch as one row (n * out_h * out_w, kh * kw * channels)."""
-        (ph, pw), (kh, kw) = self.pads, self.kernel
+    def _padded(self, x: np.ndarray) -> np.ndarray:
+        ph, pw = self.pads
         if ph or pw:
             x = np.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
+        return x
+
+    def _columns(self, x: np.ndarray) -> np.ndarray:
+        """im2col of the padded input: every output pixel's patch as one row (n * out_h * out_w, kh * kw * channels)."""
+        (kh, kw), (oh, ow, _) = self.kernel, self.output_shape
+        n, c = x.shape[0], x.shape[3]
+        if c == 1:  # one plane: a copy per kernel position is far cheaper than the strided windows
+            cols = np.empty((n, oh, ow, kh * kw))
+            for ky in range(kh):
+                for kx in range(kw):
+                    cols[..., ky * kw + kx] = x[:, ky : ky + oh, kx : kx + ow, 0]
+            return cols.reshape(-1, kh * kw)
         windows = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(1, 2))  # n, oh, ow, c, kh, kw
         return windows.transpose(0, 1, 2, 4, 5, 3).reshape(-1, self._w64.shape[0])
 
+    def _live_rows(self, x: np.ndarray) -> np.ndarray | None:
+        """The im2col rows whose patch holds a non-zero value, or None when nearly all do (then all are used)."""
+        (kh, kw), (oh, ow, _) = self.kernel, self.output_shape
+        lit = x[..., 0] != 0 if x.shape[3] == 1 else x.any(axis=3)
+        across = lit[:, :, :ow].copy()  # a kernel-wide run of each row holds a non-zero value
+        for kx in range(1, kw):
+            across |= lit[:, :, kx : kx + ow]
+        hit = across[:, :oh].copy()  # ... and a kernel-high stack of those runs
+        for ky in range(1, kh):
+            hit |= across[:, ky : ky + oh]
+        rows = np.flatnonzero(hit)
+        return rows if rows.size < self.SPARSE_SHARE * hit.size else None
+
     def forward(self, x, exact=False, keep=True, sparse_input=False):
-        x = np.asarray(x, dtype=np.float64).reshape(-1, *self.input_shape)
+        x = self._padded(np.asarray(x, dtype=np.float64).reshape(-1, *self.input_shape))
+        n = x.shape[0]
         cols = self._columns(x)
-        if exact:
-            z = ordered.dot(cols, self._w64) + self._b64
-            a = act.get(self.activation).exact(z)
-        else:
-            z = cols @ self._w64 + self._b64
-            a = self.activate(z)
-        shape = (x.shape[0], *self.output_shape)
+        oh, ow, units = self.output_shape
+        rows = self._live_rows(x) if exact else None
+        if rows is None:
+            z = ordered.dot(cols, self._w64) if exact else cols @ self._w64
+            _tiled_add(z, self._b64, ow)
+        else:  # the all-zero patches' net input is the bias (0 + bias, as the full product gives)
+            cols = cols[rows]
+            z = np.zeros((n * oh * ow, units))
+            _tiled_add(z, self._b64, ow)
+            live = ordered.dot(cols, self._w64)
+            live += self._b64
+            z[rows] = live
+        a = act.get(self.activation).exact(z) if exact else self.activate(z)
+        shape = (n, *self.output_shape)
         z, a = z.reshape(shape), a.reshape(shape)
-        self._cache = (x.shape[0], cols, z, a) if keep else None
+        self._cache = (n, cols, rows, z, a) if keep else None
         return a
 
     @property
     def net_input(self) -> np.ndarray:
-        return self._cache[2]
+        return self._cache[3]
 
     @property
     def last_output(self) -> np.ndarray:
-        return self._cache[3]
+        return self._cache[4]
 
     def backward(self, grad_out, exact=False, at_net_input=False, parameters=True, input_gradient=True):
         if self._cache is None:
             raise RuntimeError(f"{self.name}: backward needs a forward pass with keep=True first")
-        n, cols, z, a = self._cache
+        n, cols, rows, z, a = self._cache
         grad_out = np.asarray(grad_out, dtype=np.float64).reshape(z.shape)
         delta = grad_out if at_net_input else grad_out * act.get(self.activation).derivative(z, a)
         delta = delta.reshape(-1, self.units)
         dot = ordered.dot if exact else np.matmul
         if parameters:
-            g_w = dot(cols.T, delta).reshape(self.weights.shape)
-            g_b = ordered.column_sums(delta)[0] if exact else delta.sum(axis=0)
-            self.grads = (g_w, g_b)
+            if exact:
+                self.grads = self._exact_parameter_gradients(cols, rows, delta)
+            else:
+                g_w = cols.T @ (delta if rows is None else delta[rows])
+                self.grads = (g_w.reshape(self.weights.shape), delta.sum(axis=0))
         if not input_gradient:
             return None
         (h, w, c), (kh, kw), (ph, pw) = self.input_shape, self.kernel, self.pads
         oh, ow, _ = self.output_shape
-        patches = dot(delta, self._w64.T).reshape(n, oh, ow, kh, kw, c)
-        grad = np.zeros((n, h + 2 * ph, w + 2 * pw, c))
+        grad = np.zeros((n, oh + kh - 1, ow + kw - 1, c))  # the padded input's shape
         for ky in range(kh):  # col2im: each kernel position adds its share back where it read (fixed order)
             for kx in range(kw):
-                grad[:, ky : ky + oh, kx : kx + ow, :] += patches[:, :, :, ky, kx, :]
+                share = dot(delta, self._w_back[ky * kw + kx]).reshape(n, oh, ow, c)
+                grad[:, ky : ky + oh, kx : kx + ow, :] += share
         return grad[:, ph : ph + h, pw : pw + w, :]
+
+    def _exact_parameter_gradients(self, cols, rows, delta):
+        """(d weights, d bias), each summed over the rows (digit, output row, output column) in order.
+
+        A weight's sum only takes the rows whose patch is not all zeros (the
+        others add exact zeros, which changes nothing to a sum that starts at
+        0). When that is cheaper, it takes per filter only the rows where its
+        delta is not 0 (after a max pooling, at most a quarter of them).
+        """
+        g_b = _in_order(np.ones((1, delta.shape[0])), delta)[0]
+        live = delta if rows is None else delta[rows]
+        terms = cols.shape[1]
+        nonzero = live != 0
+        count = int(np.count_nonzero(nonzero))
+        if 2 * count * terms + 8 * live.size >= live.size * terms:  # the whole product is as cheap
+            return _in_order(cols.T, live).reshape(self.weights.shape), g_b
+        nonzero = np.ascontiguousarray(nonzero.T)  # (filters, live rows)
+        ends = np.cumsum(np.count_nonzero(nonzero, axis=1))
+        flat = np.flatnonzero(nonzero)  # filter by filter, each its rows in order
+        which = flat % live.shape[0]
+        values = live[which, flat // live.shape[0]]
+        patches = cols[which]
+        g_w = np.zeros((terms, self.units))
+        for f in range(self.units):
+            start = ends[f - 1] if f else 0
+            if ends[f] > start:
+                g_w[:, f] = _in_order(values[None, start : ends[f]], patches[start : ends[f]])[0]
+        return g_w.reshape(self.weights.shape), g_b
 
     def entry(self) -> dict:
         return {**_shape_entry(self), "filters": self.units, "kernel": list(self.kernel), "stride": 1,
@@ -451,34 +560,41 @@ class MaxPool2D(_Reshaping):
         h, w, c = self.input_shape
         return h // self.POOL, w // self.POOL, c
 
-    def _blocks(self, x: np.ndarray) -> np.ndarray:
-        """(n, out_h, out_w, channels, 4): each output value's block, row by row."""
-        oh, ow, c = self.output_shape
-        p = self.POOL
-        x = x[:, : oh * p, : ow * p, :].reshape(-1, oh, p, ow, p, c)
-        return x.transpose(0, 1, 3, 5, 2, 4).reshape(-1, oh, ow, c, p * p)
+    def _corners(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Views (n, out_h, out_w, channels) of each block's top-left, top-right, bottom-left, bottom-right value."""
+        oh, ow, _ = self.output_shape
+        rows, cols = (slice(0, 2 * oh, 2), slice(1, 2 * oh, 2)), (slice(0, 2 * ow, 2), slice(1, 2 * ow, 2))
+        return x[:, rows[0], cols[0]], x[:, rows[0], cols[1]], x[:, rows[1], cols[0]], x[:, rows[1], cols[1]]
 
     def forward(self, x, exact=False, keep=True, sparse_input=False):
         x = np.asarray(x, dtype=np.float64).reshape(-1, *self.input_shape)
-        blocks = self._blocks(x)
-        winner = blocks.argmax(axis=-1)  # the first of equal maxima, as TensorFlow routes its gradient
-        a = np.take_along_axis(blocks, winner[..., None], axis=-1)[..., 0]
-        self._cache = (x.shape[0], winner) if keep else None
+        tl, tr, bl, br = self._corners(x)
+        # the first of equal maxima (row by row) wins, as TensorFlow routes the gradient; its value is taken
+        # as it is (np.maximum's choice between -0.0 and 0.0 differs between numpy builds)
+        left_top, left_bottom = tl >= tr, bl >= br
+        top, bottom = np.where(left_top, tl, tr), np.where(left_bottom, bl, br)
+        upper = top >= bottom
+        a = np.where(upper, top, bottom)
+        if keep:
+            self._cache = (x.shape[0], upper, left_top, left_bottom)
+        else:
+            self._cache = None
         return a
 
     def backward(self, grad_out, exact=False, at_net_input=False, parameters=True, input_gradient=True):
         if self._cache is None:
             raise RuntimeError(f"{self.name}: backward needs a forward pass with keep=True first")
-        n, winner = self._cache
+        n, upper, left_top, left_bottom = self._cache
         self.grads = ()
         if not input_gradient:
             return None
-        oh, ow, c = self.output_shape
-        p = self.POOL
-        blocks = np.zeros((n, oh, ow, c, p * p))
-        np.put_along_axis(blocks, winner[..., None], np.asarray(grad_out, dtype=np.float64).reshape(n, oh, ow, c, 1), axis=-1)
+        g = np.asarray(grad_out, dtype=np.float64).reshape(n, *self.output_shape)
         grad = np.zeros((n, *self.input_shape))
-        grad[:, : oh * p, : ow * p, :] = blocks.reshape(n, oh, ow, c, p, p).transpose(0, 1, 4, 2, 5, 3).reshape(n, oh * p, ow * p, c)
+        tl, tr, bl, br = self._corners(grad)
+        np.copyto(tl, g, where=upper & left_top)
+        np.copyto(tr, g, where=upper > left_top)
+        np.copyto(bl, g, where=left_bottom > upper)
+        np.copyto(br, g, where=~(upper | left_bottom))
         return grad
 
     def entry(self) -> dict:
