@@ -24,12 +24,18 @@ TOL = 1e-6
 
 @pytest.fixture(scope="module")
 def layers_acts(model_dir, testset):
-    """{layer name: (n, width) float64 activations over the test set}, plus "input" (the normalised pixels)."""
-    manifest, layers = ref.load(model_dir)
-    norm = manifest.get("normalization", {})
+    """{layer name: (n, width) float64 activations over the test set}, plus "input" (the normalised pixels);
+    a conv2d or maxpool2d layer's width is its channels (each digit's map maxima), a flatten is not mapped."""
+    manifest, layers = ref.load_chain(model_dir)
+    norm = manifest["input"].get("normalization", {})
     x = testset.images.reshape(len(testset), -1).astype(np.float64) * norm.get("scale", 1 / 255) + norm.get("offset", 0.0)
-    acts = ref.forward(layers, x)
-    return {"input": x, **{spec["name"]: a for spec, a in zip(manifest["layers"], acts)}}
+    acts = ref.forward_chain(layers, x, peaks=True)
+    return {"input": x, **{spec["name"]: a for spec, a in zip(manifest["layers"], acts) if spec["kind"] != "flatten"}}
+
+
+def mapped(manifest):
+    """The manifest's layers the atlas maps: all but a flatten."""
+    return [spec for spec in manifest["layers"] if spec["kind"] != "flatten"]
 
 
 def svd_axes(x):
@@ -45,8 +51,8 @@ def same_up_to_sign(a, b, tol=TOL):
 
 
 def test_pca_matches_svd_and_scikit_learn(model_dir, layers_acts, testset):
-    manifest, _ = ref.load(model_dir)
-    for spec in manifest["layers"]:
+    manifest, _ = ref.load_chain(model_dir)
+    for spec in mapped(manifest):
         x = layers_acts[spec["name"]]
         if x.shape[1] < 3:
             continue
@@ -77,11 +83,11 @@ def test_input_pca_from_the_pixels(testset):
 
 
 def test_separability_equals_scikit_learn(model_dir, layers_acts, testset):
-    manifest, _ = ref.load(model_dir)
+    manifest, _ = ref.load_chain(model_dir)
     labels = testset.labels.astype(int)
     refs, queries = atlas.knn_split(len(labels))
     assert (refs.stop, queries.stop - queries.start) == (atlas.REFERENCES, atlas.QUERIES)
-    for name in [*(["input"] if model_dir.name == "relu" else []), *[spec["name"] for spec in manifest["layers"]]]:
+    for name in [*(["input"] if model_dir.name == "relu" else []), *[spec["name"] for spec in mapped(manifest)]]:
         x = layers_acts[name]
         knn = KNeighborsClassifier(n_neighbors=atlas.K, algorithm="brute").fit(x[refs], labels[refs])
         expected = float(np.mean(knn.predict(x[queries]) == labels[queries]))

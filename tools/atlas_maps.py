@@ -33,6 +33,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from pyscript_app.core import atlas  # noqa: E402
 from pyscript_app.core import network as nw  # noqa: E402
 
 SIDE_FILE = "atlas.json"
@@ -40,6 +41,7 @@ MODEL_FILE = "atlas_tsne.npz"
 INPUT_FILE = "atlas_tsne_input.npz"
 PERPLEXITY = 30
 RANDOM_STATE = 0
+BLOCK = 1000  # test digits per forward pass
 
 
 def tsne(x: np.ndarray) -> np.ndarray:
@@ -86,8 +88,13 @@ def main(argv=None) -> None:
     ids = args.models.split(",") if args.models else nw.read_models_index(site)["models"]
     for model_id in ids:
         network = nw.read_model_dir(site / "models" / model_id)
-        acts = network.forward(network.normalize(grey))
-        maps = {layer.name: timed_tsne(f"{model_id} {layer.name}", a.reshape(len(a), -1)) for layer, a in zip(network.layers, acts)}
+        spaces = {layer.name: [] for layer in atlas.layers(network)}
+        for start in range(0, len(grey), BLOCK):  # in blocks: a convolution's maps of 10,000 digits are large
+            out = network.forward(network.normalize(grey[start : start + BLOCK]))
+            for layer, a in zip(network.layers, out):
+                if layer.name in spaces:
+                    spaces[layer.name].append(atlas.layer_space(layer, a).reshape(len(a), -1))
+        maps = {name: timed_tsne(f"{model_id} {name}", np.concatenate(parts)) for name, parts in spaces.items()}
         write_maps(site / "models" / model_id, MODEL_FILE, maps)
 
 

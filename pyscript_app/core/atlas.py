@@ -46,6 +46,23 @@ STEP_MACS = 6_000_000  # multiply-adds per step of the idle-time work (a few ms 
 IN_BROWSER = sys.platform == "emscripten"
 
 
+def layers(network) -> list:
+    """The layers the atlas maps (after the input): every one the view draws; a flatten only reshapes."""
+    return [layer for layer in network.layers if layer.kind != "flatten"]
+
+
+def layer_space(layer, a) -> np.ndarray:
+    """A layer's output as the atlas places digits by it, (n, features) or (features,) for one digit. A
+    conv2d or maxpool2d layer: each channel's peak (the largest value of its feature map, what the view
+    colours), so a digit is one point per channel, as for a dense layer's units; a layer's cached test-set
+    values may already be these peaks."""
+    a = np.asarray(a)
+    if len(layer.output_shape) == 3 and a.shape[-1] == layer.units and a.ndim in (3, 4) \
+            and tuple(a.shape[-3:]) == tuple(layer.output_shape):
+        return a.reshape(*a.shape[:-3], -1, layer.units).max(axis=-2)
+    return a
+
+
 def rows_times_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``a @ b.T`` for C-contiguous rows, in whichever way is fast on this numpy."""
     return np.einsum("ij,kj->ik", a, b) if IN_BROWSER else a @ b.T

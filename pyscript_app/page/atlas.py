@@ -123,7 +123,7 @@ class Atlas:
             self.refresh()
 
     def layer_names(self):
-        return ["input", *(layer.name for layer in self.page.network.layers)]
+        return ["input", *(layer.name for layer in atlas.layers(self.page.network))]
 
     def current_layer(self):
         names = self.layer_names()
@@ -262,7 +262,8 @@ class Atlas:
             x = np.asarray(testset.images).reshape(len(testset), -1)
             got = yield from atlas.map_steps(layer, x, labels, predicted, given=given, transform=network.normalize)
         else:
-            x = acts[position(network, layer)]
+            pos = position(network, layer)
+            x = atlas.layer_space(network.layers[pos], acts[pos])
             got = yield from atlas.map_steps(layer, x, labels, predicted)
         self.maps[key] = got
 
@@ -283,7 +284,7 @@ class Atlas:
     async def load_tsne(self, model_id):
         """Fetch a model's t-SNE maps (and the input pixels' map), each file checked against its sha256."""
         files = self.tsne_files()
-        names = [layer.name for layer in self.page.network.layers]
+        names = [layer.name for layer in atlas.layers(self.page.network)]
         digits = len(self.page.testset)
         self.say("Fetching the t-SNE maps…")
         maps = {}
@@ -346,7 +347,7 @@ class Atlas:
             predicted = np.empty(n, dtype=np.intp)
             for start in range(0, n, BLOCK):
                 out = network.forward(network.normalize(images[start : start + BLOCK]))
-                x[start : start + BLOCK] = out[pos]
+                x[start : start + BLOCK] = atlas.layer_space(network.layers[pos], out[pos])
                 predicted[start : start + BLOCK] = out[-1].argmax(axis=1)
                 yield "the digits through the network", (start + BLOCK) / n
             labels = np.asarray(testset.labels[:n])
@@ -436,7 +437,8 @@ class Atlas:
         elif m.layer == "input":
             xy = atlas.project(m.pca, network.normalize(view.pixels))
         else:
-            xy = atlas.project(m.pca, view.activations[position(network, m.layer)])
+            pos = position(network, m.layer)
+            xy = atlas.project(m.pca, atlas.layer_space(network.layers[pos], view.activations[pos]))
         x, y = self.frame.to_canvas(xy)
         dot.dataset.x, dot.dataset.y = repr(float(xy[0])), repr(float(xy[1]))
         dot.dataset.sample = "" if view.sample_index is None else str(view.sample_index)
@@ -453,13 +455,16 @@ class Atlas:
         testset = self.page.testset
         if layer == "input":
             return np.asarray(testset.images).reshape(len(testset), -1)
-        acts = explain.cache_for(self.page.network, testset).activations()[position(self.page.network, layer)]
+        pos = position(self.page.network, layer)
+        acts = explain.cache_for(self.page.network, testset).activations()[pos]
+        acts = atlas.layer_space(self.page.network.layers[pos], acts)
         return acts.reshape(len(acts), -1)
 
     def full_space_of_view(self, layer):
         if layer == "input":
             return np.ravel(self.view.pixels)
-        return np.ravel(self.view.activations[position(self.page.network, layer)])
+        pos = position(self.page.network, layer)
+        return np.ravel(atlas.layer_space(self.page.network.layers[pos], self.view.activations[pos]))
 
     # --- pointer and keys
     def canvas_point(self, event):

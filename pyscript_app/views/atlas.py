@@ -91,7 +91,7 @@ def layer_title(layer: str) -> str:
 
 def layer_options(network, selected: str) -> str:
     """The <option>s of #atlas-layer: input, then every layer of the manifest."""
-    names = ["input", *(layer.name for layer in network.layers)]
+    names = ["input", *(layer.name for layer in atlas.layers(network))]
     return "".join(f'<option value="{html.escape(n)}"{" selected" if n == selected else ""}>'
                    f'{html.escape(layer_title(n))}</option>' for n in names)
 
@@ -160,7 +160,9 @@ def panel_html(network) -> str:
         '<h2 id="atlas-title" tabindex="-1">Atlas: where every test digit lands</h2>'
         '<p class="sub">Each dot is one test digit, placed by what one layer makes of it (its first two principal '
         'components, or a t-SNE map), coloured by its true class. Hover a dot to see it, click to load it, drag a box to list the '
-        'digits inside.</p>'
+        'digits inside.' + (' A convolutional or pooling layer places each digit by its channels&#39; peaks (the largest '
+                            'value of each feature map, as the view colours them).'
+                            if any(len(l.output_shape) == 3 for l in network.layers) else '') + '</p>'
         '<div class="atlas-controls">'
         f'<label for="atlas-layer">Layer</label> <select id="atlas-layer">{layer_options(network, last_hidden)}</select> '
         '<button type="button" id="atlas-step" class="secondary">Next layer</button> '
