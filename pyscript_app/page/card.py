@@ -63,11 +63,11 @@ class Card:
     # --- a channel's map: the value under the pointer or the keyboard's cursor
     def read_map(self, keep_cursor):
         card = el("neuron-card")
-        values = card.dataset.map if card is not None else None
+        values = card.getAttribute("data-map") if card is not None else None  # (a neuron's card has none)
         if not values:
             self.map = self.map_cursor = None
             return
-        h, w = (int(v) for v in card.dataset.shape.split(","))
+        h, w = (int(v) for v in card.getAttribute("data-shape").split(","))
         self.map = np.array(values.split(","), dtype=np.float64).reshape(h, w)
         if keep_cursor and self.map_cursor is not None:
             self.show_map_value(*self.map_cursor)

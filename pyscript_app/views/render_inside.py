@@ -448,8 +448,9 @@ def kernels_figure(network: Network, pos: int, index: int) -> str:
     return (
         f'<figure class="kernels-figure"><div class="kernels" id="card-kernels" data-count="{len(kernels)}" '
         f'data-limit="{render.fmt(limit)}">{"".join(images)}</div>'
-        f'<figcaption>Its kernels: {kh}&times;{kw} weights for each of the {len(kernels)} channel{"s" if len(kernels) != 1 else ""} of '
-        f'{html.escape(source)} (red excites, blue inhibits) {glossary.note("weight")}</figcaption>'
+        f'<figcaption>Its kernel{"s" if len(kernels) != 1 else ""}: {kh}&times;{kw} weights '
+        + (f'for each of the {len(kernels)} channels of {html.escape(source)}' if len(kernels) != 1 else f'on {html.escape(source)}')
+        + f' (red excites, blue inhibits) {glossary.note("weight")}</figcaption>'
         + diverging_legend(limit, "weight") + '</figure>'
     )
 
@@ -510,8 +511,8 @@ def channel_card(network: Network, testset, view: render.View, layer_name: str, 
     src = channels.source_position(network, pos)
     source_title = "the input image" if src < 0 else network.layers[src].title
 
-    facts = [_fact("largest value of its map", peak, "card-activation", f"{render.short(peak)} ({peak:.4f})")]
-    facts.append(_fact("mean of its map", float(fmap.mean(dtype=np.float64)), "card-map-mean"))
+    facts = [_fact("map peak", peak, "card-activation", f"{render.short(peak)} ({peak:.4f})")]
+    facts.append(_fact("map mean", float(fmap.mean(dtype=np.float64)), "card-map-mean"))
     if layer.kind == "conv2d":
         bias = float(layer.bias[index])
         facts.append(_fact("bias", bias, "card-bias", signed(bias, 4), glossary.note("bias")))
