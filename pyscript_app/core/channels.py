@@ -131,24 +131,39 @@ def incoming(network, pos: int, inputs) -> np.ndarray:
     image layer (a flatten between them skipped), each summed over its positions.
     """
     layer = network.layers[pos]
-    values = per_value(layer, inputs)
     shape = source_shape(network, pos)
-    return by_channel(values, shape[-1]) if len(shape) == 3 else values
+    if len(shape) != 3:
+        return per_value(layer, inputs)
+    if layer.kind == "conv2d":  # per channel straight away: the window sums need no per-value table
+        return conv_channel_sums(layer, inputs)
+    if layer.kind == "dense":  # channel k: its positions' values times their weights, one product a channel
+        a = np.asarray(inputs, dtype=np.float64).reshape(-1, shape[-1])  # (positions, channels)
+        w = np.asarray(layer.weights, dtype=np.float64).reshape(a.shape[0], shape[-1], layer.units)
+        return np.matmul(a.T[:, None, :], w.transpose(1, 0, 2))[:, 0, :]
+    if layer.kind == "maxpool2d":  # channel c reads channel c only: what its blocks pass on, added up
+        h, w, c = layer.input_shape
+        oh, ow, _ = layer.output_shape
+        image = np.asarray(inputs, dtype=np.float64).reshape(h, w, c)
+        return np.diag(image[: 2 * oh, : 2 * ow].reshape(oh, 2, ow, 2, c).max(axis=(1, 3)).sum(axis=(0, 1)))
+    return by_channel(per_value(layer, inputs), shape[-1])
 
 
-def conv_channel_contributions(layer, x, channel: int) -> np.ndarray:
-    """(input channels,) float64: what each input channel sends into a conv2d channel, summed over its map.
-
-    The same numbers as ``incoming`` for one channel, from the patches summed over the output
-    positions: ``sum over (ky, kx) of w[ky, kx, k, c] * (sum over output positions of the value
-    the window reads there)``."""
+def conv_channel_sums(layer, x) -> np.ndarray:
+    """(input channels, filters) float64: what each input channel sends into each conv2d channel, summed
+    over its map: ``sum over (ky, kx) of w[ky, kx, k, c] * (sum over output positions of the value the
+    window reads there)``, the same numbers as ``per_value`` summed per channel."""
     image = np.asarray(x, dtype=np.float64).reshape(layer.input_shape)
     (kh, kw), (ph, pw) = layer.kernel, layer.pads
     oh, ow, _ = layer.output_shape
     padded = np.pad(image, ((ph, ph), (pw, pw), (0, 0)))
     seen = np.array([[padded[ky : ky + oh, kx : kx + ow].sum(axis=(0, 1)) for kx in range(kw)] for ky in range(kh)])
-    w = np.asarray(layer.weights, dtype=np.float64)[:, :, :, int(channel)]
-    return (seen * w).sum(axis=(0, 1))
+    w = np.asarray(layer.weights, dtype=np.float64)
+    return (seen[..., None] * w).sum(axis=(0, 1))
+
+
+def conv_channel_contributions(layer, x, channel: int) -> np.ndarray:
+    """(input channels,) float64: what each input channel sends into one conv2d channel, summed over its map."""
+    return conv_channel_sums(layer, x)[:, int(channel)]
 
 
 def unknocked_map(layer, x, channel: int) -> np.ndarray:
