@@ -363,3 +363,162 @@ def test_to_network_is_what_the_page_draws(digits, testset):
     for layer, w, b in zip(network.layers, trainer.weights, trainer.biases):
         assert np.array_equal(layer.weights, w) and np.array_equal(layer.bias, b)
     assert network.class_labels == [str(c) for c in range(10)]
+
+
+# --- convolutional layers ---------------------------------------------------------------------------------
+
+
+def reference_cnn(manifest, files, x):
+    """The output of a saved CNN for pixels x (n, 784), float64, from tests/reference.py's plain loops (the
+    .npy files read with np.load, each layer written out; nothing from pyscript_app)."""
+    import io
+
+    a = np.asarray(x, dtype=np.float64)
+    for spec in manifest["layers"]:
+        kind = spec["kind"]
+        arrays = {part: np.load(io.BytesIO(files[spec[part]["file"]])).astype(np.float64)
+                  for part in ("weights", "bias") if part in spec}
+        if kind == "conv2d":
+            z = ref.conv2d(a.reshape(-1, *spec["input_shape"]), arrays["weights"], arrays["bias"], spec["padding"])
+            a = ref.FUNCTIONS[spec["activation"]](z)
+        elif kind == "maxpool2d":
+            a = ref.maxpool2d(a.reshape(-1, *spec["input_shape"]))
+        elif kind == "flatten":
+            a = a.reshape(len(a), -1)
+        else:
+            z = a @ arrays["weights"] + arrays["bias"]
+            a = ref.softmax(z) if spec["activation"] == "softmax" else ref.FUNCTIONS[spec["activation"]](z)
+    return a
+
+
+CNN = {"conv": "4x3p,8x3p", "hidden": "16", "batch": "16", "seed": "7"}
+
+
+def test_a_cnn_learns_from_a_few_hundred_digits(digits, testset):
+    images, labels = digits
+    settings, notes = train.Settings.from_params({**CNN, "activation": "relu", "lr": "0.01"})
+    assert notes == [] and settings.conv == ((4, 3, True), (8, 3, True))
+    trainer = train.Trainer(settings, images[:480], labels[:480])
+    assert [layer.kind for layer in trainer.layers] == ["conv2d", "maxpool2d", "conv2d", "maxpool2d", "flatten",
+                                                        "dense", "dense"]
+    assert [w.shape for w in trainer.weights] == [(3, 3, 1, 4), (3, 3, 4, 8), (200, 16), (16, 10)]
+    held_out = testset.images[6000:6500], testset.labels[6000:6500]
+    before = trainer.evaluate(*held_out)
+    trainer.run_epoch()
+    assert trainer.steps == 30 and trainer.epoch == 1
+    first, last = np.mean(trainer.losses[:5]), np.mean(trainer.losses[-5:])
+    assert last < 0.8 * first, (first, last)
+    after = trainer.evaluate(*held_out)
+    assert after > before + 0.2 and after > 0.4, (before, after)
+
+
+def test_cnn_initial_weights_are_glorot_uniform_as_keras(digits):
+    images, labels = digits
+    trainer = train.Trainer(train.Settings(conv=((16, 5, False),), hidden=(8,)), images[:64], labels[:64])
+    w = trainer.weights[0].astype(np.float64)
+    limit = math.sqrt(6.0 / (5 * 5 * 1 + 5 * 5 * 16))  # Keras' fans: kernel size x channels in / filters
+    assert w.shape == (5, 5, 1, 16) and np.abs(w).max() <= limit and np.abs(w).max() > 0.9 * limit
+    assert abs(w.std() - limit / math.sqrt(3)) < 0.1 * limit
+    assert not trainer.biases[0].any()
+    assert trainer.layers[-2].weights.shape == (24 * 24 * 16, 8)  # valid padding: 28 - 5 + 1, no pooling
+
+
+def test_cnn_gradients_equal_finite_differences_of_the_reference_loss(digits):
+    images, labels = digits
+    settings, _ = train.Settings.from_params({**CNN, "conv": "4x3p,4x5", "activation": "tanh"})
+    trainer = train.Trainer(settings, images[:64], labels[:64])
+    trainer.run(3)  # away from the zero biases
+    pixels, y = trainer.images[:6], trainer.labels[:6]
+    loss, _, grads = trainer.gradients(pixels, y)
+    grads = [g for g in grads if g]  # (pooling and flatten have no parameters)
+    manifest, files = trainer.to_export()
+    x = trainer.normalize(pixels)
+
+    def reference_loss():
+        p = reference_cnn(manifest, files, x)
+        return -np.log(p[np.arange(len(y)), y]).mean()
+
+    assert loss == pytest.approx(reference_loss(), abs=1e-7)  # (the export holds float32 weights, as trained)
+    rng = np.random.default_rng(2)
+    import io
+
+    h = 1e-6  # (the nudged copies are saved as float64: the reference reads them as they are)
+    for i, spec in enumerate(l for l in manifest["layers"] if "weights" in l):
+        for j, part in enumerate(("weights", "bias")):
+            name = spec[part]["file"]
+            array = np.load(io.BytesIO(files[name])).astype(np.float64)
+            for flat in rng.choice(array.size, size=4, replace=False):
+                idx = np.unravel_index(flat, array.shape)
+                keep = array[idx]
+                losses = []
+                for step in (h, -h):
+                    array[idx] = keep + step
+                    files[name] = _npy(array)
+                    losses.append(reference_loss())
+                array[idx] = keep
+                files[name] = _npy(array)
+                numeric = (losses[0] - losses[1]) / (2 * h)
+                assert grads[i][j][idx] == pytest.approx(numeric, rel=1e-5, abs=1e-8), (spec["name"], part, idx)
+
+
+def _npy(array):
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, array)
+    return buf.getvalue()
+
+
+def test_cnn_settings_round_trip_through_the_address():
+    settings = train.Settings(conv=((8, 3, True), (16, 5, False)), hidden=(32,))
+    params = settings.to_params()
+    assert params["conv"] == "8x3p,16x5" and list(params)[0] == "conv"
+    assert train.Settings.from_params(params) == (settings, [])
+    assert "conv" not in train.Settings().to_params()  # a dense network's link is as before
+    assert "conv 8 3x3 relu + 2x2 max pooling -> conv 16 5x5 relu -> 32 sigmoid" in settings.describe()
+
+
+@pytest.mark.parametrize("raw,expected,note", [
+    ("7x3p", ((8, 3, True),), "conv filters 7 is not one of 4, 8, 16, 32; using 8"),
+    ("8x4", ((8, 3, False),), "conv kernel 4 is not one of 3, 5; using 3"),
+    ("8x3p,8x3p,8x3p", ((8, 3, True), (8, 3, True)), "3 conv layers asked for, at most 2 allowed"),
+    ("eight", (), "conv layer 'eight' is not <filters>x<kernel>"),
+    ("", (), None),
+])
+def test_bad_conv_values_give_the_nearest_valid_settings_and_say_so(raw, expected, note):
+    settings, notes = train.Settings.from_params({"conv": raw})
+    assert settings.conv == expected
+    if note is None:
+        assert notes == []
+    else:
+        assert any(note in n for n in notes), notes
+
+
+def test_a_conv_layer_that_does_not_fit_the_image_is_refused():
+    images = np.zeros((4, 8, 8), dtype=np.uint8)
+    settings = train.Settings(conv=((4, 5, True), (4, 5, False)), hidden=(8,))
+    with pytest.raises(ValueError, match="conv layer 2 \\(5x5\\) does not fit its 2x2 input"):
+        train.Trainer(settings, images, np.arange(4) % 2)
+
+
+def test_a_saved_cnn_opens_through_the_reader_and_its_forward_is_the_reference_loop(digits, testset, tmp_path):
+    from pyscript_app.core import export_format, export_write
+
+    images, labels = digits
+    settings, _ = train.Settings.from_params(CNN)
+    trainer = train.Trainer(settings, images[:320], labels[:320])
+    trainer.run(15)
+    accuracy = trainer.evaluate(testset.images[6000:6200], testset.labels[6000:6200])
+    manifest, files = trainer.to_export(model_id="cnn-run", test_accuracy=accuracy)
+    data = export_write.zip_bytes(manifest, files)  # what Save downloads
+    opened = export_format.read_zip(data, "trained.zip")
+    network = nw.build_network(export_format.parse_manifest(opened["manifest.json"]), opened)
+    assert [layer.kind for layer in network.layers] == [layer.kind for layer in trainer.layers]
+    assert network.manifest["training"]["settings"]["conv"] == "4x3p,8x3p"
+    pixels = testset.images[6000:6300].reshape(300, -1)
+    x = network.normalize(pixels)
+    expected = reference_cnn(json.loads(opened["manifest.json"]), opened, x)
+    np.testing.assert_allclose(network.forward(x)[-1], expected, atol=1e-6)
+    _, acts, _ = trainer.forward(trainer.normalize(pixels))
+    np.testing.assert_allclose(acts[-1], expected, atol=1e-12)  # the trainer's exact pass: float64 throughout
+    assert (expected.argmax(1) == trainer.predict(testset.images[6000:6300])).all()

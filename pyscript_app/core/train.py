@@ -1,4 +1,4 @@
-"""Train a dense network on digits, in numpy: the same module in CPython and in the browser.
+"""Train a network on digits, in numpy: the same module in CPython and in the browser.
 
 Pure numpy (no browser imports). A :class:`Trainer` holds the network being
 trained and advances it one mini-batch per :meth:`Trainer.step` (or ``n`` per
@@ -7,8 +7,9 @@ frames and look at the weights in between; :meth:`Trainer.to_export` turns the
 current weights into an export (manifest version 2 + ``.npy`` files) that
 ``network.build_network`` opens like any other.
 
-What it computes is what Keras computes for the same model (Dense layers,
-softmax output, sparse categorical cross-entropy averaged over the batch;
+What it computes is what Keras computes for the same model (up to two
+Conv2D layers, each with relu, valid padding and optionally a 2x2
+MaxPooling2D, then a Flatten; Dense layers, softmax output, sparse categorical cross-entropy averaged over the batch;
 ``SGD``, ``SGD(momentum=...)`` and ``Adam`` with Keras' update rules and
 defaults), from glorot-uniform weights and zero biases drawn from a seeded
 numpy Generator, on batches reshuffled every epoch by another seeded
@@ -51,8 +52,15 @@ LEARNING_RATES = (1e-5, 10.0)  # smallest and largest accepted
 DEFAULT_RATES = {"sgd": 0.1, "momentum": 0.01, "adam": 0.003}
 MOMENTUM_RANGE = (0.0, 0.99)
 SEED_MAX = 2**32 - 1
+# Convolutional layers before the dense ones (none by default): filters, kernel size, 2x2 max pooling after.
+# Each is relu with valid padding (no zeros added around: the cheapest, and what the products skip).
+FILTERS = (4, 8, 16, 32)
+KERNELS = (3, 5)
+MAX_CONV = 2
+CONV_ACTIVATION = "relu"
 # Keys in the address (#mode=train&hidden=32,32&...): the field names of the Train panel's form.
-KEYS = ("hidden", "activation", "optimizer", "lr", "batch", "seed", "momentum")
+# conv: one "<filters>x<kernel>" per conv layer, "p" after it for a 2x2 max pooling: "8x3p,16x3p".
+KEYS = ("conv", "hidden", "activation", "optimizer", "lr", "batch", "seed", "momentum")
 
 # Keras' Adam defaults
 BETA_1, BETA_2, EPSILON = 0.9, 0.999, 1e-7
@@ -85,9 +93,11 @@ class Settings:
     batch_size: int = 32  # 24,000 digits/s in the browser (64: 28,000, but 1 point less after 3 epochs)
     seed: int = 42
     momentum: float = 0.9  # used by the "momentum" optimizer only
+    conv: tuple[tuple[int, int, bool], ...] = ()  # (filters, kernel size, 2x2 max pooling) per conv layer
 
     def __post_init__(self):
         object.__setattr__(self, "hidden", tuple(int(w) for w in self.hidden))
+        object.__setattr__(self, "conv", tuple((int(f), int(k), bool(p)) for f, k, p in self.conv))
         if not isinstance(self.activation, str):
             object.__setattr__(self, "activation", tuple(self.activation))
         problems = self.problems()
@@ -102,6 +112,10 @@ class Settings:
 
     def problems(self) -> list[str]:
         out = []
+        if len(self.conv) > MAX_CONV:
+            out.append(f"conv: {len(self.conv)} layers, allowed 0 to {MAX_CONV}")
+        out += [f"conv: {f} filters is not one of {_list(FILTERS)}" for f, _, _ in self.conv if f not in FILTERS]
+        out += [f"conv: kernel {k}x{k} is not one of {_list(KERNELS)}" for _, k, _ in self.conv if k not in KERNELS]
         if not 1 <= len(self.hidden) <= MAX_HIDDEN:
             out.append(f"hidden: {len(self.hidden)} layers, allowed 1 to {MAX_HIDDEN}")
         out += [f"hidden: width {w} is not one of {_list(WIDTHS)}" for w in self.hidden if w not in WIDTHS]
@@ -123,7 +137,8 @@ class Settings:
     def to_params(self) -> dict[str, str]:
         """The address keys for these settings (``from_params(s.to_params())`` gives ``s`` back)."""
         acts = self.activations
-        params = {
+        params = {"conv": conv_text(self.conv)} if self.conv else {}
+        params |= {
             "hidden": ",".join(str(w) for w in self.hidden),
             "activation": acts[0] if len(set(acts)) == 1 else ",".join(acts),
             "optimizer": self.optimizer,
@@ -146,6 +161,10 @@ class Settings:
         """
         notes: list[str] = []
         d = cls()
+
+        conv = d.conv
+        if "conv" in params:
+            conv = _parse_conv(str(params["conv"]), notes)
 
         hidden = d.hidden
         if "hidden" in params:
@@ -194,12 +213,12 @@ class Settings:
             momentum = _parse_float("momentum", "momentum", params["momentum"], momentum, MOMENTUM_RANGE, notes)
 
         settings = cls(hidden=hidden, activation=activation, optimizer=optimizer, learning_rate=rate,
-                       batch_size=batch, seed=seed, momentum=momentum)
+                       batch_size=batch, seed=seed, momentum=momentum, conv=conv)
         return settings, notes
 
     def describe(self) -> str:
         acts = self.activations
-        layers = " -> ".join(f"{w} {a}" for w, a in zip(self.hidden, acts))
+        layers = " -> ".join([*(conv_title(c) for c in self.conv), *(f"{w} {a}" for w, a in zip(self.hidden, acts))])
         rate = f"learning rate {_number(self.learning_rate)}"
         if self.optimizer == "momentum":
             rate += f", momentum {_number(self.momentum)}"
@@ -241,6 +260,38 @@ def _parse_float(key, what, raw, default, bounds, notes) -> float:
         side = "smallest" if value < low else "largest"
         notes.append(f"{what} {_number(value)} is outside {_number(low)} to {_number(high)}; using the {side}, {_number(clamped)}")
     return clamped
+
+
+def conv_text(conv) -> str:
+    """The address' ``conv`` value: "8x3p,16x3p" (filters x kernel, p: 2x2 max pooling after)."""
+    return ",".join(f"{f}x{k}{'p' if pool else ''}" for f, k, pool in conv)
+
+
+def conv_title(layer) -> str:
+    f, k, pool = layer
+    return f"conv {f} {k}x{k} {CONV_ACTIVATION}" + (" + 2x2 max pooling" if pool else "")
+
+
+def _parse_conv(raw: str, notes) -> tuple[tuple[int, int, bool], ...]:
+    parts = [p for p in raw.replace(" ", "").lower().split(",") if p and p != "none"]
+    if len(parts) > MAX_CONV:
+        notes.append(f"{len(parts)} conv layers asked for, at most {MAX_CONV} allowed; keeping the first {MAX_CONV}")
+        parts = parts[:MAX_CONV]
+    out = []
+    for p in parts:
+        pool = p.endswith("p")
+        filters, _, kernel = (p[:-1] if pool else p).partition("x")
+        f, k = _to_float(filters), _to_float(kernel or "3")
+        if f is None or k is None:
+            notes.append(f"conv layer {p!r} is not <filters>x<kernel> (such as 8x3p); left out")
+            continue
+        nf, nk = _nearest(f, FILTERS), _nearest(k, KERNELS)
+        if nf != f:
+            notes.append(f"conv filters {filters} is not one of {_list(FILTERS)}; using {nf}")
+        if nk != k:
+            notes.append(f"conv kernel {kernel} is not one of {_list(KERNELS)}; using {nk}")
+        out.append((nf, nk, pool))
+    return tuple(out)
 
 
 def _parse_hidden(raw: str, default, notes) -> tuple[int, ...]:
@@ -364,12 +415,47 @@ class Trainer:
     # -- state ------------------------------------------------------------------
 
     @property
-    def sizes(self) -> list[int]:
-        return [int(self.images.shape[1]), *self.settings.hidden, len(self.classes)]
+    def sizes(self) -> list:
+        """The network's shape: input pixels, each conv layer as the address writes it ("8x3p"), the dense widths."""
+        s = self.settings
+        return [int(self.images.shape[1]), *(conv_text([c]) for c in s.conv), *s.hidden, len(self.classes)]
 
     @property
     def layer_activations(self) -> list[str]:
-        return [*self.settings.activations, act.OUTPUT]
+        """Each layer with weights' activation (conv layers first)."""
+        return [*(CONV_ACTIVATION for _ in self.settings.conv), *self.settings.activations, act.OUTPUT]
+
+    @property
+    def trained_layers(self) -> list:
+        """The layers with weights (conv and dense), in order."""
+        return [layer for layer in self.layers if layer.parts]
+
+    def _conv_layers(self, init) -> tuple[list, int]:
+        """The conv stack (conv, its pooling, ..., flatten) with glorot-uniform kernels (Keras' default) and
+        zero biases, and the flattened size it hands the dense layers; ([], pixels) without conv layers."""
+        pixels = int(self.images.shape[1])
+        if not self.settings.conv:
+            return [], pixels
+        h, w = (int(v) for v in self.input_spec["image_shape"])
+        shape = (h, w, pixels // (h * w))
+        out = []
+        for i, (filters, k, pool) in enumerate(self.settings.conv, start=1):
+            if shape[0] < k or shape[1] < k:
+                raise ValueError(f"conv layer {i} ({k}x{k}) does not fit its {shape[0]}x{shape[1]} input: "
+                                 f"use fewer conv layers, a smaller kernel or no pooling")
+            limit = math.sqrt(6.0 / (k * k * shape[2] + k * k * filters))  # fan in + fan out, as Keras counts them
+            weights = init.uniform(-limit, limit, (k, k, shape[2], filters)).astype(np.float32)
+            conv = layer_kinds.Conv2D(name=f"conv_{i}", title=f"Convolution {i}", activation=CONV_ACTIVATION,
+                                      weights=weights, bias=np.zeros(filters, dtype=np.float32), input_shape=shape)
+            out.append(conv)
+            shape = conv.output_shape
+            if pool:
+                if shape[0] < 2 or shape[1] < 2:
+                    raise ValueError(f"conv layer {i}'s {shape[0]}x{shape[1]} output is too small to pool 2x2")
+                out.append(layer_kinds.MaxPool2D(name=f"pool_{i}", title=f"Pooling {i}", input_shape=shape))
+                shape = out[-1].output_shape
+        out.append(layer_kinds.Flatten(name="flatten", title="Flatten", input_shape=shape))
+        return out, int(np.prod(shape))
 
     @property
     def steps_per_epoch(self) -> int:
@@ -382,12 +468,15 @@ class Trainer:
         s = self.settings
         init = np.random.default_rng([s.seed, 0])
         self._shuffle = np.random.default_rng([s.seed, 1])
+        convs, flat = self._conv_layers(init)
+        dense_sizes = [flat, *s.hidden, len(self.classes)]
         arrays = []
-        for fan_in, fan_out, activation in zip(self.sizes[:-1], self.sizes[1:], self.layer_activations):
+        for fan_in, fan_out, activation in zip(dense_sizes[:-1], dense_sizes[1:], [*s.activations, act.OUTPUT]):
             limit = math.sqrt(6.0 / (fan_in + fan_out))  # glorot_uniform, Keras' default for Dense
             arrays.append((init.uniform(-limit, limit, (fan_in, fan_out)).astype(np.float32),
                            np.zeros(fan_out, dtype=np.float32), activation))
-        self.layers = layer_kinds.dense_chain(arrays, self.classes)  # the network being trained (float32 weights)
+        # the network being trained (float32 weights)
+        self.layers = [*convs, *layer_kinds.dense_chain(arrays, self.classes)]
         self._state = [[np.zeros(p.shape) for p in layer.params()] for layer in self.layers]
         self._second = [[np.zeros(p.shape) for p in layer.params()] for layer in self.layers]
         self._beta_powers = (1.0, 1.0)
@@ -399,13 +488,13 @@ class Trainer:
 
     @property
     def weights(self) -> list[np.ndarray]:
-        """Each layer's weights, float32 (fan_in, fan_out)."""
-        return [layer.weights for layer in self.layers]
+        """Each conv and dense layer's weights, float32: (fan_in, fan_out), a conv's (kh, kw, channels, filters)."""
+        return [layer.weights for layer in self.trained_layers]
 
     @property
     def biases(self) -> list[np.ndarray]:
-        """Each layer's bias, float32 (fan_out,)."""
-        return [layer.bias for layer in self.layers]
+        """Each conv and dense layer's bias, float32 (fan_out,)."""
+        return [layer.bias for layer in self.trained_layers]
 
     def set_weights(self, weights: Sequence[np.ndarray], biases: Sequence[np.ndarray]) -> None:
         """Start from these weights (float32, the shapes of the settings' network); optimizer state cleared."""
@@ -413,7 +502,8 @@ class Trainer:
             if w.shape != self.weights[i].shape or b.shape != self.biases[i].shape:
                 raise ValueError(f"layer {i}: weights {w.shape} / bias {b.shape}, expected "
                                  f"{self.weights[i].shape} / {self.biases[i].shape}")
-            self.layers[i].set_params([np.asarray(w, dtype=np.float32).copy(), np.asarray(b, dtype=np.float32).copy()])
+            self.trained_layers[i].set_params([np.asarray(w, dtype=np.float32).copy(),
+                                               np.asarray(b, dtype=np.float32).copy()])
         for state in (self._state, self._second):
             for pair in state:
                 for s in pair:
@@ -450,10 +540,14 @@ class Trainer:
 
         The layers' own forward pass, in one summation order (``exact``); the
         input's all-zero columns (background pixels) are left out of the
-        first product: their terms are exact zeros, so the sums are the same.
+        first product: their terms are exact zeros, so the sums are the same
+        (a first conv layer leaves out its all-zero patches: the columns are
+        then None). A layer without weights (pooling, flatten) gives its
+        output as its net input.
         """
         acts = layer_kinds.forward_all(self.layers, x, exact=True, sparse_input=True)
-        return [layer.net_input for layer in self.layers], acts, self.layers[0].input_columns
+        zs = [layer.net_input if layer.parts else a for layer, a in zip(self.layers, acts)]
+        return zs, acts, getattr(self.layers[0], "input_columns", None)
 
     def gradients(self, pixels: np.ndarray, labels: np.ndarray):
         """(mean loss, per-digit accuracy, [(dL/dW, dL/db) per layer]) of this batch, float64; nothing changes."""
@@ -505,6 +599,8 @@ class Trainer:
             self._beta_powers = (b1, b2)
             alpha = lr * math.sqrt(1.0 - b2) / (1.0 - b1)
         for i, layer_grads in enumerate(grads):
+            if not layer_grads:
+                continue  # (pooling, flatten: no parameters)
             params = self.layers[i].params()
             for j, g in enumerate(layer_grads):
                 p = params[j].astype(np.float64)
