@@ -1,6 +1,6 @@
 """The browser's numpy and CPython's train the same weights, bit for bit.
 
-The same script trains a few networks for a full epoch each, once in the
+The same script trains a few networks (dense ones and small CNNs) for a full epoch each, once in the
 site's vendored Pyodide under Node.js (numpy without BLAS, as in the page)
 and once in this CPython (numpy with OpenBLAS), and prints a sha256 of every
 weight and of the loss history. They must be equal. About a minute.
@@ -36,6 +36,10 @@ CASES = [
                                  "batch_size": 16, "seed": 11}, 2000),
     ("one activation each, adam", {"hidden": (32, 8), "activation": ("relu", "tanh"), "learning_rate": 0.01,
                                    "batch_size": 128, "seed": 5}, 4000),
+    ("two conv layers, pooling", {"conv": ((4, 3, True), (8, 3, True)), "hidden": (16,), "activation": "relu",
+                                  "learning_rate": 0.01, "batch_size": 32, "seed": 9}, 1000),
+    ("conv 5x5, momentum", {"conv": ((4, 5, False),), "hidden": (8,), "activation": "tanh", "optimizer": "momentum",
+                            "learning_rate": 0.05, "batch_size": 64, "seed": 2}, 2048),
 ]
 result = {"platform": sys.platform, "matmul_in_order": train.MATMUL_IN_ORDER, "cases": {}}
 for name, kwargs, count in CASES:
