@@ -102,6 +102,14 @@ def test_a_channel_card_its_map_and_its_knock_out(cnn_page):
     assert not [1 for a, _ in drawn if a == "conv_2:3"]  # a knocked-out channel sends nothing
     page.click("#reset-network")
     page.wait_for_function("!document.querySelector('#view [data-knocked-out]')")
+    # by keyboard, as a neuron's card: Enter opens it with focus in it, Escape closes it, focus back on the channel
+    page.focus(neuron("pool_1", 2))
+    page.keyboard.press("Enter")
+    page.wait_for_selector('#neuron-card[data-layer="pool_1"][data-index="2"]')
+    page.wait_for_function("document.activeElement.id === 'neuron-card'")
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#neuron-card", state="detached")
+    assert page.evaluate("[document.activeElement.dataset.layer, document.activeElement.dataset.index]") == ["pool_1", "2"]
     # the dense layer after the flatten: its inputs by channel (summed over positions), a row opens that channel
     page.click(neuron("dense_1", 2))
     page.wait_for_selector('#neuron-card[data-layer="dense_1"][data-index="2"]')
