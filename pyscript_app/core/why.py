@@ -64,7 +64,8 @@ def class_objective(target) -> tuple:
 
 
 def unit_objective(network, layer_name: str, index: int) -> tuple:
-    """A hidden unit's net input, or an output class's log-probability."""
+    """A hidden unit's net input (a conv channel: the largest value of its net-input map; a pooling
+    channel: of its map), or an output class's log-probability."""
     if layer_name == network.output_layer.name:
         return ("logprob", int(index), None)
     return ("unit", layer_name, int(index))
@@ -83,12 +84,44 @@ def gradient(network, x: np.ndarray, objective: tuple, knocked_out=None) -> tupl
         logp = _log_softmax(network.output_layer.net_input)  # the forward pass input_gradient ran
         return logp[:, a] - (logp[:, b] if b is not None else 0.0), g
     _, layer_name, index = objective
-    network.forward(x, knocked_out=knocked_out, keep=True)
+    outs = network.forward(x, knocked_out=knocked_out, keep=True)
     layer = network.layer(layer_name)
+    if len(layer.output_shape) == 3:  # a channel: the gradient of its map's peak flows through that one pixel
+        source, net, h, w = _peak_source(network, layer)
+        peaks = _channel_map(network, outs, layer, index)
+        n = x.shape[0]
+        at = peaks.reshape(n, -1).argmax(axis=1)
+        seed = np.zeros((n, *source.output_shape))
+        seed[np.arange(n), at // w, at % w, index] = 1.0
+        _, g = network.backward(seed, at_net_input=net, knocked_out=knocked_out, upto=source.name, parameters=False)
+        return peaks.reshape(n, -1).max(axis=1), g
     seed = np.zeros((x.shape[0], layer.units))
     seed[:, index] = 1.0
     _, g = network.backward(seed, at_net_input=True, knocked_out=knocked_out, upto=layer_name, parameters=False)
     return layer.net_input[:, index].copy(), g
+
+
+def _peak_source(network, layer) -> tuple:
+    """(the layer whose map a channel objective maximises, whether at its net input, rows, columns).
+
+    A conv channel: its own net-input map (its activation's peak follows: every hidden activation
+    rises with its net input). A pooling channel after a conv layer: that layer's net-input map over
+    the rows and columns the pooling reads (its peak is the pooled map's peak, and a dead ReLU map
+    still has a gradient there). Otherwise the layer's own map."""
+    pos = network.layers.index(layer)
+    if layer.kind == "maxpool2d" and pos > 0 and network.layers[pos - 1].kind == "conv2d":
+        h, w, _ = layer.output_shape
+        return network.layers[pos - 1], True, h * layer.POOL, w * layer.POOL
+    h, w, _ = layer.output_shape
+    return layer, layer.kind == "conv2d", h, w
+
+
+def _channel_map(network, outs, layer, index: int) -> np.ndarray:
+    """(n, rows, columns) float64: the map a channel objective takes the peak of (see _peak_source),
+    after ``outs = network.forward(x, keep=True)``."""
+    source, net, h, w = _peak_source(network, layer)
+    values = source.net_input if net else outs[network.layers.index(source)]
+    return np.asarray(values, dtype=np.float64)[:, :h, :w, index]
 
 
 def _log_softmax(z: np.ndarray) -> np.ndarray:
@@ -108,8 +141,13 @@ def objective_value(network, x: np.ndarray, objective: tuple, knocked_out=None) 
         _, a, b = objective
         logp = log_probabilities(network, x, knocked_out)
         return logp[:, a] - (logp[:, b] if b is not None else 0.0)
-    _, layer, index = objective
-    return net_inputs(network, x, layer, knocked_out)[:, index]
+    _, layer_name, index = objective
+    layer = network.layer(layer_name)
+    if len(layer.output_shape) == 3:  # a channel's peak, as :func:`gradient` takes it
+        x = np.atleast_2d(x)
+        outs = network.forward(x, knocked_out=knocked_out, keep=True)
+        return _channel_map(network, outs, layer, index).reshape(x.shape[0], -1).max(axis=1)
+    return net_inputs(network, x, layer_name, knocked_out)[:, index]
 
 
 def log_probabilities(network, x: np.ndarray, knocked_out=None) -> np.ndarray:
@@ -445,9 +483,11 @@ def dream(network, layer_name: str, index: int, knocked_out=None, steps: int = D
 
 
 def unit_activation(network, u: np.ndarray, layer_name: str, index: int, knocked_out=None) -> float:
-    """A unit's activation (an output class: its probability) for the digit ``u``, as the page shows it."""
+    """A unit's activation (an output class: its probability; a conv or pooling channel: its map's peak) for
+    the digit ``u``, as the page shows it."""
     acts = network.forward(to_input(network, u).astype(np.float32), knocked_out=knocked_out)
-    return float(acts[[layer.name for layer in network.layers].index(layer_name)][index])
+    a = acts[[layer.name for layer in network.layers].index(layer_name)]
+    return float(a[..., index].max())
 
 
 @dataclass
