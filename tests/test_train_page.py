@@ -86,14 +86,15 @@ def wait_idle(page):
 
 
 def saved(page, tmp_path=None):
-    """The page's network as the export zip it downloads: (manifest, [(weights, bias)], zip bytes)."""
+    """The page's network as the export zip it downloads: (manifest, [(weights, bias)] of each layer with
+    weights, zip bytes)."""
     with page.expect_download() as info:
         page.click("#train-save")
     data = open(info.value.path(), "rb").read()
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         manifest = json.loads(zf.read("manifest.json"))
         layers = [(np.load(io.BytesIO(zf.read(l["weights"]["file"]))), np.load(io.BytesIO(zf.read(l["bias"]["file"]))))
-                  for l in manifest["layers"]]
+                  for l in manifest["layers"] if "weights" in l]  # (pooling and flatten layers have none)
     return manifest, layers, data
 
 
@@ -198,6 +199,51 @@ def test_steps_and_training_equal_cpython_bit_for_bit(app, digits, tmp_path):
     folder = tmp_path / "unzipped"
     zipfile.ZipFile(tmp_path / "trained.zip").extractall(folder)
     check_view_against_reference(page, folder)
+    assert app.errors == [] and app.outside == []
+
+
+def test_a_conv_layer_picked_in_the_form_trains_in_the_page_as_in_cpython(app, digits, tmp_path):
+    """One conv layer chosen in the form: the address takes it, the network trains (the views follow), its
+    saved zip holds CPython's weights bit for bit and opens as the user's own model."""
+    page = app.page
+    page.evaluate("h => { location.hash = h; }", address(SMALL))
+    page.wait_for_function("() => document.getElementById('train-progress').dataset.steps === '0'")
+    page.wait_for_selector("#train-step:not([disabled])")
+    assert page.is_disabled("#train-panel select[name='conv-kernel'][data-layer='1']")
+    page.select_option("#train-panel select[name='conv-filters'][data-layer='1']", "8")
+    page.wait_for_function("() => location.hash.includes('conv=8x3p')")
+    params = {**SMALL, "conv": "8x3p"}
+    page.wait_for_selector("#train-step:not([disabled])")
+    assert page.is_enabled("#train-panel select[name='conv-kernel'][data-layer='1']")
+    page.click("#train-step")
+    wait_steps(page, 1)
+    assert page.evaluate("document.getElementById('model-picker').selectedOptions[0].textContent") == \
+        "Trained here: 784-8x3p-16-10"
+    page.wait_for_selector("#weight-gallery[data-layer='conv_1']")
+    assert page.locator("#weight-gallery .gthumb img").count() == 8  # one kernel per filter
+    version = page.get_attribute("#weight-gallery", "data-version")
+    page.click("#train-start")
+    page.wait_for_function("() => Number(document.getElementById('train-progress').dataset.refreshes) > 3"
+                           " && Number(document.getElementById('train-progress').dataset.steps) > 20",
+                           timeout=READY_TIMEOUT_MS)
+    page.click("#train-pause")
+    wait_idle(page)
+    page.wait_for_function("v => document.getElementById('weight-gallery').dataset.version !== v", arg=version)
+    steps = int(progress(page)["steps"])
+    assert int(page.get_attribute("#loss-curve", "data-batches")) == steps
+    manifest, layers, data = saved(page)
+    assert [l["kind"] for l in manifest["layers"]] == ["conv2d", "maxpool2d", "flatten", "dense", "dense"]
+    assert manifest["training"]["settings"]["conv"] == "8x3p"
+    trainer = cpython_trainer(digits, params, steps)
+    assert_same_weights(layers, trainer)
+    assert float(progress(page)["loss"]) == trainer.losses[-1]
+    (tmp_path / "cnn.zip").write_bytes(data)
+    known = page.eval_on_selector_all("#model-picker option", "os => os.map(o => o.value)")
+    page.set_input_files("#open-model", str(tmp_path / "cnn.zip"))
+    page.wait_for_function(
+        "known => { const m = document.getElementById('view').dataset.model; return m.startsWith('own-')"
+        " && !known.includes(m) && document.getElementById('status').dataset.state === 'ready'; }",
+        arg=known, timeout=READY_TIMEOUT_MS)
     assert app.errors == [] and app.outside == []
 
 

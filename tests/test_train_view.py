@@ -71,12 +71,19 @@ def test_the_rate_counts_digits_over_the_last_seconds_of_training():
 
 
 def test_the_form_has_one_field_per_address_key_and_the_settings_selected():
-    settings = train.Settings(hidden=(64, 16), activation="tanh", optimizer="momentum", batch_size=128, seed=5)
+    settings = train.Settings(hidden=(64, 16), activation="tanh", optimizer="momentum", batch_size=128, seed=5,
+                              conv=((16, 5, False),))
     markup = train_view.panel_html(settings)
-    names = set(re.findall(r'name="([a-z]+)"', markup))
-    assert names == set(train.KEYS)
+    names = set(re.findall(r'name="([a-z-]+)"', markup))
+    # the conv layers' three fields per layer make up the key "conv" ("16x5": 16 filters, 5x5, no pooling)
+    assert names == {*train.KEYS, "conv-filters", "conv-kernel", "conv-pool"} - {"conv"}
     assert len(re.findall(r'<select name="hidden"', markup)) == train.MAX_HIDDEN
-    selected = re.findall(r'<option value="([^"]*)" selected>', markup)
+    assert len(re.findall(r'<select name="conv-filters"', markup)) == train.MAX_CONV
+    conv_1, conv_2 = re.findall(r'<span class="conv-row".*?</span>', markup)
+    assert re.findall(r'<option value="([^"]*)" selected>', conv_1) == ["16", "5"] and "checked" not in conv_1
+    # the second: none (the first option), a 3x3 kernel and pooling ready for when filters are chosen
+    assert re.findall(r'<option value="([^"]*)" selected>', conv_2) == ["3"] and "checked" in conv_2
+    selected = re.findall(r'<option value="([^"]*)" selected>', markup.split("</fieldset>", 1)[1])
     assert selected[:2] == ["64", "16"] and "tanh" in selected and "momentum" in selected and "128" in selected
     for ident in ("train-start", "train-pause", "train-step", "train-reset", "train-save", "train-progress"):
         assert f'id="{ident}"' in markup

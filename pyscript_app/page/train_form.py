@@ -68,6 +68,15 @@ class TrainForm:
     def fill(self):
         s = self.settings
         form = el("train-form")
+        filters, kernels = form.querySelectorAll('select[name="conv-filters"]'), form.querySelectorAll('select[name="conv-kernel"]')
+        pools = form.querySelectorAll('input[name="conv-pool"]')
+        for i in range(filters.length):
+            used = i < len(s.conv)
+            filters.item(i).value = str(s.conv[i][0]) if used else ""
+            if used:
+                kernels.item(i).value = str(s.conv[i][1])
+                pools.item(i).checked = s.conv[i][2]
+            kernels.item(i).disabled = pools.item(i).disabled = not used
         selects = form.querySelectorAll('select[name="hidden"]')
         for i in range(selects.length):
             selects.item(i).value = str(s.hidden[i]) if i < len(s.hidden) else ""
@@ -89,6 +98,9 @@ class TrainForm:
     def on_change(self, event):
         form = el("train-form")
         params = {}
+        conv = conv_param(form)
+        if conv:
+            params["conv"] = conv
         selects = form.querySelectorAll('select[name="hidden"]')
         params["hidden"] = ",".join(v for v in (str(selects.item(i).value) for i in range(selects.length)) if v)
         for key in ("activation", "optimizer", "lr", "batch", "seed", "momentum"):
@@ -120,3 +132,11 @@ class TrainForm:
         box = el("train-message")
         box.textContent = message
         box.hidden = not message
+
+
+def conv_param(form):
+    """The address' ``conv`` value from the conv rows of the form ("8x3p,16x3p"; rows set to none left out)."""
+    filters, kernels = form.querySelectorAll('select[name="conv-filters"]'), form.querySelectorAll('select[name="conv-kernel"]')
+    pools = form.querySelectorAll('input[name="conv-pool"]')
+    rows = [(str(filters.item(i).value), str(kernels.item(i).value), bool(pools.item(i).checked)) for i in range(filters.length)]
+    return ",".join(f"{f}x{k}{'p' if pool else ''}" for f, k, pool in rows if f)

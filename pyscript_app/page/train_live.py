@@ -31,6 +31,7 @@ MODEL_ID = "trained"  # the trained network's id in the picker and the address
 # network shown takes the trainer's weights this often while training, not at every refresh.
 SLOW_SYNC_S = 1.0
 STATS_DIGITS = 500  # test digits over which an unbounded (relu) layer's colour scale is measured
+STATS_DIGITS_CNN = 64  # ... with conv layers (a pass costs about 40 times as much per digit)
 
 
 class LiveViews:
@@ -79,8 +80,9 @@ class LiveViews:
             return False
         if not all(np.isfinite(w).all() for w in trainer.weights):
             return False  # (diverged: the network keeps its last finite weights; the message says what happened)
-        for layer, w, b in zip(network.layers, trainer.weights, trainer.biases):
-            layer.weights, layer.bias = w.copy(), b.copy()
+        for layer, source in zip(network.layers, trainer.layers):
+            if layer.parts:  # (pooling and flatten have none)
+                layer.weights, layer.bias = source.weights.copy(), source.bias.copy()
         network.weights_changed()
         self.set_stats(network)
         self.synced = trainer.steps
@@ -88,15 +90,17 @@ class LiveViews:
 
     def set_stats(self, network):
         """An unbounded layer's colour scale (relu): its p99 over the first STATS_DIGITS test digits, now."""
-        unbounded = [i for i, layer in enumerate(network.hidden_layers) if not act.get(layer.activation).bounded]
+        unbounded = [i for i, layer in enumerate(network.hidden_layers)
+                     if hasattr(layer, "activation") and not act.get(layer.activation).bounded]
         if not unbounded:
             return
-        pixels = self.page.testset.images[:STATS_DIGITS].reshape(STATS_DIGITS, -1)
+        count = STATS_DIGITS_CNN if any(layer.kind == "conv2d" for layer in network.layers) else STATS_DIGITS
+        pixels = self.page.testset.images[:count].reshape(count, -1)
         acts = network.forward(network.normalize(pixels))
         for i in unbounded:
             a = np.abs(acts[i]) if np.min(acts[i]) < 0 else acts[i]
             network.layers[i].stats = {"p99": float(np.percentile(a, 99)), "max": float(np.max(a)),
-                                       "over": f"{STATS_DIGITS} test digits, for the current weights"}
+                                       "over": f"{count} test digits, for the current weights"}
 
     def show_accuracy(self, loop):
         """The model card states the test accuracy when it was measured on the weights shown (paused), else none."""

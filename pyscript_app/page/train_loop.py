@@ -17,6 +17,7 @@ from pyscript_app.views import train_view
 
 SLICE_S = 0.013  # Python time per slice: input and painting wait at most this long
 EVAL_CHUNK = 500  # test digits classified per slice while an evaluation runs
+EVAL_CHUNK_CNN = 100  # ... for a network with conv layers (about 15 ms in the browser)
 EVALS_PER_EPOCH = 4  # test accuracy is measured this often within an epoch, and after every epoch
 
 
@@ -93,7 +94,8 @@ class SliceLoop:
             self.refresh()
         if self.evaluation is None and self.eval_due:
             self.eval_due = False
-            self.evaluation = t.start_evaluation(self.testset.images, self.testset.labels, EVAL_CHUNK)
+            chunk = EVAL_CHUNK_CNN if t.settings.conv else EVAL_CHUNK
+            self.evaluation = t.start_evaluation(self.testset.images, self.testset.labels, chunk)
         t1 = time.perf_counter()
         if self.evaluation is not None and self.evaluation.advance():
             self.test_accuracy, self.test_steps = self.evaluation.accuracy, self.evaluation.steps

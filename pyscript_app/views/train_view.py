@@ -167,7 +167,8 @@ def download_progress(loaded: int, total: int | None) -> str:
 
 
 def panel_html(settings):
-    """The Train panel: the settings form (one field per address key), the buttons, progress and live views."""
+    """The Train panel: the settings form (one field per address key; the conv layers' filters, kernel and
+    pooling fields make up the key ``conv``), the buttons, progress and live views."""
     def options(values, chosen, labels=None):
         return "".join(f'<option value="{html.escape(str(v))}"{" selected" if str(v) == str(chosen) else ""}>'
                        f'{html.escape(str(labels.get(v, v) if labels else v))}</option>' for v in values)
@@ -178,6 +179,16 @@ def panel_html(settings):
         chosen = settings.hidden[i] if i < len(settings.hidden) else ""
         hidden.append(f'<label>Layer {i + 1} <select name="hidden" data-layer="{i + 1}">{none}'
                       f'{options(train.WIDTHS, chosen)}</select></label>')
+    conv = []
+    for i in range(train.MAX_CONV):
+        f, k, pool = settings.conv[i] if i < len(settings.conv) else ("", 3, True)
+        conv.append(f'<span class="conv-row" data-layer="{i + 1}"><label>Conv {i + 1} filters '
+                    f'<select name="conv-filters" data-layer="{i + 1}"><option value="">none</option>'
+                    f'{options(train.FILTERS, f)}</select></label> '
+                    f'<label>kernel <select name="conv-kernel" data-layer="{i + 1}">'
+                    f'{options(train.KERNELS, k, {v: f"{v}x{v}" for v in train.KERNELS})}</select></label> '
+                    f'<label class="conv-pool"><input type="checkbox" name="conv-pool" data-layer="{i + 1}"{" checked" if pool else ""}> '
+                    f'2x2 max pooling</label></span>')
     acts = settings.activations
     return (
         '<h2 id="title-train">Train a network</h2>'
@@ -185,6 +196,8 @@ def panel_html(settings):
         'Changing a setting starts afresh; the address keeps the settings, so the link retrains the same network.</p>'
         '<p id="train-notes" class="url-note" role="status" hidden></p>'
         '<form id="train-form" class="train-form">'
+        f'<fieldset class="conv-layers"><legend>Convolutional layers ({train.CONV_ACTIVATION}, no padding), '
+        f'before the hidden layers</legend>{"".join(conv)}</fieldset>'
         f'<fieldset><legend>Hidden layers (neurons)</legend>{"".join(hidden)}</fieldset>'
         f'<label>Activation <select name="activation">{options(train.ACTIVATIONS, acts[0])}</select></label>'
         f'<label>Optimizer <select name="optimizer">{options(train.OPTIMIZERS, settings.optimizer, train.OPTIMIZER_TITLES)}</select></label>'
