@@ -379,22 +379,6 @@ def neuron_card(network: Network, testset, view: render.View, layer_name: str, i
 # the card of a channel (conv2d, maxpool2d): its map, its kernels, what feeds it
 
 
-def map_scale(network: Network, pos: int) -> colours.Scale:
-    """The colour scale of a channel's map: its layer's, as the view draws it. A maxpool2d layer passes
-    on values of the layer before it, so it takes that layer's scale (the pixels' [0, 1] before any)."""
-    while pos >= 0 and not hasattr(network.layers[pos], "activation"):
-        pos -= 1
-    return colours.scale_for(network.layers[pos]) if pos >= 0 else colours.VIRIDIS_01
-
-
-def scale_rgb(values, scale: colours.Scale) -> np.ndarray:
-    """Values -> uint8 RGB on a layer's scale, shape ``values.shape + (3,)``."""
-    t = np.clip((np.asarray(values, dtype=np.float64) - scale.low) / (scale.high - scale.low), 0.0, 1.0)
-    stops = np.array([p for p, _ in scale.stops])
-    rgb = np.array([c for _, c in scale.stops], dtype=np.float64)
-    return np.rint(np.stack([np.interp(t, stops, rgb[:, k]) for k in range(3)], axis=-1)).astype(np.uint8)
-
-
 def map_value_text(row: int, column: int, value: float) -> str:
     """The readout of one value of a map: 'row 3, column 7: 0.52 (0.5213)'."""
     return f"row {row}, column {column}: {render.short(value)} ({value:.4f})"
@@ -405,7 +389,7 @@ def map_figure(network: Network, pos: int, index: int, fmap: np.ndarray) -> str:
     (page/card.py moves it) and the colour key of the layer's scale."""
     layer = network.layers[pos]
     h, w = fmap.shape
-    scale = map_scale(network, pos)
+    scale = render.scale_of(network, layer)  # the view's own colours for this layer's maps
     peak = np.unravel_index(int(np.argmax(fmap)), fmap.shape)
     peak_text = map_value_text(int(peak[0]), int(peak[1]), float(fmap[peak]))
     label = (f"The feature map of {layer.title} channel {index} for this digit, {h} by {w} values; "
@@ -418,7 +402,7 @@ def map_figure(network: Network, pos: int, index: int, fmap: np.ndarray) -> str:
         '<figure class="card-map">'
         f'<div class="map-frame" id="card-map-frame" tabindex="0" role="group" data-focus-key="card-map" '
         f'data-row="{peak[0]}" data-column="{peak[1]}" aria-label="{html.escape(label)}" aria-describedby="card-map-readout">'
-        f'<img id="card-map" class="map-img" src="{render.png_data_url(scale_rgb(fmap, scale))}" alt="" '
+        f'<img id="card-map" class="map-img" src="{render.png_data_url(colours.scale_rgb(fmap, scale))}" alt="" '
         f'title="{html.escape("largest value: " + peak_text)}" data-shape="{h},{w}">'
         f'<span class="map-cursor" hidden style="--r:{peak[0]};--c:{peak[1]};--h:{h};--w:{w}"></span></div>'
         f'<figcaption>Its feature map for this digit, {h}&times;{w}: hover or focus it to read a value '
