@@ -514,7 +514,7 @@ def channel_card(network: Network, testset, view: render.View, layer_name: str, 
         f'<span class="kicker">{html.escape(layer.title)}</span>Channel {index}</h2>'
         '<button type="button" class="icon" id="card-close" data-action="close-card" data-focus-key="card-close" '
         'aria-label="Close the channel card (Escape)" title="Close (Escape)">&times;</button></div>',
-        f'<p class="stands">One feature map of {h}&times;{w} values. {what}</p>',
+        f'<p class="stands">One feature map of {h}&times;{w} values. {what} {glossary.note(layer.kind)}</p>',
         f'<dl class="facts">{"".join(facts)}</dl>',
     ]
     if knocked:
