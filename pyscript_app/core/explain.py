@@ -42,6 +42,9 @@ KnockOut = dict  # layer name -> sorted list of unit indices (see normalize_knoc
 #: small blocks suit the browser's BLAS-less numpy (and keep idle-time warming steps
 #: short); elsewhere a multithreaded BLAS does better with fewer, larger products.
 CHUNK = 250 if sys.platform == "emscripten" else 2500
+#: multiply-adds per block of a convolutional network's pass over the test set (see block_size): a block
+#: of the default dense network's first layer (CHUNK digits x 784 pixels x 32 units)
+BLOCK_WORK = CHUNK * 784 * 32
 
 #: what top_exciting / unit_values rank by
 SCORES = ("pre_activation", "activation")
@@ -79,6 +82,8 @@ def _unit(network, layer_name: str, index):
 
 
 def _layer_vector(layer, values, what: str) -> np.ndarray:
+    if getattr(layer, "kind", "dense") != "dense":
+        raise ValueError(f"layer {layer.name!r} is a {layer.kind} layer: {what} are for a dense layer's units")
     v = np.asarray(values)
     fan_in = layer.weights.shape[0]
     if v.size != fan_in:
@@ -92,25 +97,36 @@ def _layer_vector(layer, values, what: str) -> np.ndarray:
 # 1. incoming weights
 
 
-def incoming_weights(network, layer_name: str, index: int) -> np.ndarray:
-    """The unit's incoming weights, shape (fan_in,) float32 (a copy).
+def _weighted(layer) -> None:
+    if getattr(layer, "kind", "dense") not in ("dense", "conv2d"):
+        raise ValueError(f"layer {layer.name!r} is a {layer.kind} layer: it has no weights")
 
-    For the first layer that is one value a pixel: reshape to
+
+def incoming_weights(network, layer_name: str, index: int) -> np.ndarray:
+    """The unit's incoming weights, shape (fan_in,) float32 (a copy); a conv2d channel's kernel
+    (kernel height, kernel width, input channels).
+
+    For a dense first layer that is one value a pixel: reshape to
     ``network.image_shape`` (or use :func:`weight_image`) to draw them.
     """
     _, layer, i = _unit(network, layer_name, index)
-    return np.array(layer.weights[:, i], dtype=np.float32)
+    _weighted(layer)
+    return np.array(layer.weights[..., i], dtype=np.float32)
 
 
 def neuron_bias(network, layer_name: str, index: int) -> float:
-    """The unit's bias."""
+    """The unit's bias (a conv2d channel's)."""
     _, layer, i = _unit(network, layer_name, index)
+    _weighted(layer)
     return float(layer.bias[i])
 
 
 def weight_image(network, index: int) -> np.ndarray:
-    """A first-layer unit's incoming weights as an image (28, 28) float32."""
+    """A unit of a dense first layer: its incoming weights as an image (28, 28) float32."""
     first = network.layers[0]
+    if getattr(first, "kind", "dense") != "dense":
+        raise ValueError(f"the first layer {first.name!r} is a {first.kind} layer: its units have no weight "
+                         f"image the size of the digit (incoming_weights gives a channel's kernel)")
     return incoming_weights(network, first.name, index).reshape(tuple(network.image_shape))
 
 
@@ -171,18 +187,21 @@ def ranked_contributions(values: np.ndarray, top: int | None = None):
 
 
 def knockable_layers(network) -> list[str]:
-    """Names of the layers whose units can be knocked out (every hidden layer; never the output)."""
+    """Names of the layers whose units can be knocked out: every hidden layer (a conv2d / maxpool2d
+    layer's units are its channels) but the flatten; never the output."""
     hidden = getattr(network, "hidden_layers", None)
-    return [layer.name for layer in (hidden if hidden is not None else network.layers[:-1])]
+    return [layer.name for layer in (hidden if hidden is not None else network.layers[:-1])
+            if getattr(layer, "kind", "dense") != "flatten"]
 
 
 def normalize_knockout(network, knocked_out: Mapping[str, Iterable[int]] | None) -> KnockOut:
     """Check a knock-out and put it in its one canonical form.
 
     Returns ``{layer name: sorted unique unit indices}`` in layer order, with
-    no empty entries (so "no knock-out" is ``{}``). Raises ValueError for an
-    unknown layer, the output layer, or an index that is not an integer in
-    range.
+    no empty entries (so "no knock-out" is ``{}``). A unit of a conv2d or
+    maxpool2d layer is a channel: knocking it out sets its whole map to 0.
+    Raises ValueError for an unknown layer, the output layer, the flatten,
+    or an index that is not an integer in range.
     """
     if knocked_out is None:
         return {}
@@ -192,13 +211,16 @@ def normalize_knockout(network, knocked_out: Mapping[str, Iterable[int]] | None)
     out: KnockOut = {}
     for name, units in knocked_out.items():
         pos = _layer_position(network, name)
+        layer = network.layers[pos]
         if name not in hidden:
+            if getattr(layer, "kind", "dense") == "flatten":
+                raise ValueError(f"layer {name!r} (flatten) cannot be knocked out: knock out channels of the "
+                                 f"layer before it; the layers that can be are {hidden}")
             raise ValueError(
                 f"only hidden layers can be knocked out ({hidden}); {name!r} is the output layer"
             )
         if isinstance(units, (str, bytes)) or not isinstance(units, Iterable):
             raise ValueError(f"knock-out of layer {name!r} must be a list of unit indices, got {units!r}")
-        layer = network.layers[pos]
         idx = sorted({_unit_index(layer, u, "knocked-out unit") for u in units})
         if idx:
             out[name] = idx
@@ -232,29 +254,190 @@ def _readonly(a: np.ndarray) -> np.ndarray:
     return a
 
 
+def _kind(layer) -> str:
+    return getattr(layer, "kind", "dense")
+
+
+def front_end(network) -> int:
+    """The position of the first dense layer: what the blocked pass over the test set ends with.
+
+    0 for a network of dense layers; for a convolutional one, the layers
+    before it are its image layers (conv2d, maxpool2d) and the flatten.
+    """
+    for pos, layer in enumerate(network.layers):
+        if _kind(layer) == "dense":
+            return pos
+    raise ValueError("the network has no dense layer (its output layer must be one)")
+
+
+def is_image_layer(layer) -> bool:
+    """Whether the layer's output is an image (height, width, channels): conv2d, maxpool2d."""
+    return _kind(layer) in IMAGE_KINDS
+
+
+IMAGE_KINDS = ("conv2d", "maxpool2d")
+
+
+def work_per_digit(network) -> int:
+    """Multiply-adds per digit of the pass over the test set (the layers up to and including the first dense one)."""
+    work = 0
+    for layer in network.layers[: front_end(network) + 1]:
+        kind = _kind(layer)
+        if kind == "conv2d":
+            oh, ow, c = layer.output_shape
+            kh, kw, cin, _ = layer.weights.shape
+            work += oh * ow * kh * kw * cin * c
+        elif kind == "maxpool2d":
+            work += int(np.prod(layer.output_shape)) * 4
+        elif kind == "dense":
+            work += int(layer.weights.shape[0]) * layer.units
+    return max(work, 1)
+
+
+def block_size(network) -> int:
+    """Test digits per block of the pass over the test set: CHUNK for a dense network, fewer for a
+    convolutional one, so that a block costs about BLOCK_WORK multiply-adds (an idle-time step)."""
+    end = front_end(network)
+    if end == 0:
+        return CHUNK
+    return int(min(CHUNK, max(1, BLOCK_WORK // work_per_digit(network))))
+
+
+#: an image layer's p99 is taken over every k-th value of its maps (k a prime that cuts across rows and
+#: channels), at most about this many values: its maps over the test set hold tens of millions
+STATS_SAMPLE = 1 << 20
+
+
+def _sample_stride(total: int, per_digit: int) -> int:
+    stride = -(-total // STATS_SAMPLE)
+    if stride <= 1:
+        return 1
+    while per_digit % stride == 0 or any(stride % d == 0 for d in range(2, int(stride**0.5) + 1)):
+        stride += 1  # the next prime that does not divide a digit's values (so every row and channel is met)
+    return stride
+
+
+class _Pass:
+    """The blocked pass over the test set for one knock-out of the image layers (see TestsetCache).
+
+    For each conv2d / maxpool2d layer: each digit's per-channel map maximum
+    before the layer's own knock-out ("peaks", (n, channels) float32); for the
+    flatten: its output (n, units) float32; for the first dense layer: its
+    net input (n, units) float64. With ``stats``, also each image layer's
+    minimum, maximum and a sample of its values (for fill_activation_stats).
+    """
+
+    def __init__(self, network, n: int, end: int, knocked_out: dict, stats: bool):
+        self.n, self.end, self.knocked_out, self.done = n, end, knocked_out, 0
+        layers = network.layers
+        self.peaks = {pos: np.empty((n, layers[pos].units), dtype=np.float32)
+                      for pos in range(end) if is_image_layer(layers[pos])}
+        self.flat = {pos: np.empty((n, layers[pos].units), dtype=np.float32)
+                     for pos in range(end) if not is_image_layer(layers[pos])}
+        self.z = np.empty((n, layers[end].units), dtype=np.float64)
+        self.stats = None
+        if stats:
+            self.stats = {}
+            for pos in self.peaks:
+                per_digit = int(np.prod(layers[pos].output_shape))
+                self.stats[pos] = {"min": np.inf, "max": -np.inf, "stride": _sample_stride(n * per_digit, per_digit),
+                                   "per_digit": per_digit, "sample": []}
+
+    @property
+    def ready(self) -> bool:
+        return self.done >= self.n
+
+    def run_block(self, network, images, block: int) -> None:
+        """One block of digits through the layers up to the first dense one's net input, as network.forward
+        does it (each output rounded to float32, knocked-out channels set to 0 before the next layer)."""
+        start = self.done
+        a = network.normalize(images[start : start + block].reshape(-1, network.input_size))
+        stop = start + a.shape[0]
+        for pos in range(self.end):
+            layer = network.layers[pos]
+            a = layer.forward(a, keep=False).astype(np.float32)
+            if pos in self.peaks:
+                self.peaks[pos][start:stop] = a.max(axis=(1, 2))
+                if self.stats is not None:
+                    self._note(pos, a, start)
+            dead = self.knocked_out.get(layer.name)
+            if dead:
+                a[..., np.asarray(dead, dtype=np.intp)] = 0.0
+            if pos in self.flat:
+                self.flat[pos][start:stop] = a
+        self.z[start:stop] = network.layers[self.end].pre_activation(a)
+        self.done = stop
+        if self.ready:
+            for array in (*self.peaks.values(), *self.flat.values(), self.z):
+                _readonly(array)
+
+    def _note(self, pos: int, a: np.ndarray, start: int) -> None:
+        s = self.stats[pos]
+        s["min"], s["max"] = min(s["min"], float(a.min())), max(s["max"], float(a.max()))
+        stride = s["stride"]
+        first = (-start * s["per_digit"]) % stride  # every stride-th value of the whole test set's maps
+        s["sample"].append(a.reshape(-1)[first::stride].copy())
+
+    def image_stats(self, pos: int) -> dict:
+        s = self.stats[pos]
+        sample = np.concatenate(s["sample"]) if s["sample"] else np.zeros(1, dtype=np.float32)
+        if s["min"] < 0:  # values of both signs: the figures are of |activation|
+            sample, top = np.abs(sample), max(-s["min"], s["max"])
+        else:
+            top = s["max"]
+        return {"p99": float(np.percentile(sample, 99)), "max": float(top), "stride": s["stride"]}
+
+
 class TestsetCache:
     """Whole-test-set results for one (network, testset), per knock-out set.
 
-    The normalised test images are made once. For each knock-out set (at
-    most ``max_entries`` kept, least recently used dropped; "no knock-out"
-    is never dropped) it keeps every layer's activations (from
-    ``network.forward``), the predictions and the confusion matrix;
-    pre-activations are made on first use. All returned arrays are
-    read-only.
+    The one expensive step is the pass of the test digits through the
+    layers up to and including the first dense layer's net input (for a
+    dense network: the first layer alone, digits x pixels x units; for a
+    convolutional one: every conv2d / maxpool2d layer, the flatten and the
+    first dense layer). It runs in blocks of :attr:`block` digits
+    (:meth:`first_layer_blocks`, resumable, so the page can run it in idle
+    time) and keeps:
+
+    * for a conv2d / maxpool2d layer, each digit's per-channel map maximum
+      (the channel's *peak*, (n, channels) float32: what a feature map's
+      colour shows at its brightest); its full maps over 10,000 digits would
+      not fit (a 26x26x8 layer is 216 MB in float32);
+    * for the flatten, its output (n, units) float32;
+    * for the first dense layer, its net input (n, units) float64.
+
+    That pass depends only on the knock-outs in the image layers: a dense
+    network makes it once for every knock-out, a convolutional one once per
+    set of knocked-out channels (the layers before a knocked-out one are run
+    again too, their maps not being kept; at most ``max_passes`` such passes
+    are kept, the intact one always).
+
+    For each knock-out set (at most ``max_entries`` kept, least recently used
+    dropped; "no knock-out" is never dropped) it keeps every layer's
+    activations (the peaks for an image layer), the predictions and the
+    confusion matrix; the dense layers' net inputs are made on first use.
+    All returned arrays are read-only.
+
+    Memory: for the default dense network about 3 MB; for a CNN conv 8 (3x3)
+    -> pool -> conv 16 (3x3) -> pool -> dense 32 -> 10, about 22 MB for the
+    intact network (the flatten's 400 values a digit are 16 MB of it), and
+    about 20 MB more for each kept knock-out of image channels.
     """
 
     __test__ = False  # not a pytest test class, despite the name
 
-    def __init__(self, network, testset, max_entries: int = 8):
+    def __init__(self, network, testset, max_entries: int = 8, max_passes: int = 3):
         self.network = network
         self.testset = testset
         self.version = getattr(network, "version", None)  # the weights these results are for
         self.max_entries = max(1, int(max_entries))
+        self.max_passes = max(1, int(max_passes))
+        self.end = front_end(network)
+        self.block = block_size(network)  # digits per block of the pass over the test set
         self._inputs: np.ndarray | None = None
         self._labels: np.ndarray | None = None
         self._entries: OrderedDict[tuple, dict] = OrderedDict()
-        self._z1: np.ndarray | None = None  # the first layer's net input (see first_layer_blocks)
-        self._z1_done = 0
+        self._passes: OrderedDict[tuple, _Pass] = OrderedDict()  # the image layers' knock-out -> its pass
 
     # -- inputs
     @property
@@ -275,12 +458,73 @@ class TestsetCache:
             self._labels = _readonly(labels)
         return self._labels
 
+    # -- the blocked pass
+    def _front_key(self, key: tuple) -> tuple:
+        """The part of a knock-out key that the blocked pass depends on (that of the image layers)."""
+        position = {layer.name: i for i, layer in enumerate(self.network.layers)}
+        return tuple(item for item in key if position[item[0]] < self.end)
+
+    def _pass(self, front_key: tuple) -> _Pass:
+        p = self._passes.get(front_key)
+        if p is not None:
+            self._passes.move_to_end(front_key)
+            return p
+        n = len(np.asarray(self.testset.labels))
+        p = self._passes[front_key] = _Pass(self.network, n, self.end, dict(front_key), stats=front_key == ())
+        while len(self._passes) > self.max_passes:
+            oldest = next(k for k in self._passes if k != ())
+            del self._passes[oldest]
+            for k in [k for k in self._entries if self._front_key(k) == oldest]:
+                del self._entries[k]
+        return p
+
+    def _finished_pass(self, front_key: tuple) -> _Pass:
+        for _ in self._blocks(front_key):
+            pass
+        return self._passes[front_key]
+
+    def _blocks(self, front_key: tuple):
+        p = self._pass(front_key)
+        images = np.asarray(self.testset.images)
+        while not p.ready and self._passes.get(front_key) is p:  # (not: cleared or dropped meanwhile)
+            p.run_block(self.network, images, self.block)
+            yield p.done
+
+    def first_layer_blocks(self, knocked_out=None):
+        """Run the pass over the test set for that knock-out one block at a time; yields the digits done so far.
+
+        The pass is the layers up to the first dense layer's net input (see
+        the class); for a dense network it is the same for every knock-out.
+        For warming the cache in idle time: the page runs one step when the
+        browser has nothing else to do, so that the confusion matrix or a
+        card later costs only the small layers. Stopping and calling again
+        resumes where it was; two of these running at once share the work.
+        """
+        return self._blocks(self._front_key(knockout_key(self.network, knocked_out)))
+
+    def pass_progress(self, knocked_out=None) -> tuple[int, int]:
+        """(digits done, digits) of that knock-out's pass over the test set (nothing is computed here)."""
+        p = self._passes.get(self._front_key(knockout_key(self.network, knocked_out)))
+        n = len(np.asarray(self.testset.labels))
+        return (p.done if p is not None else 0), n
+
+    def is_ready(self, knocked_out=None) -> bool:
+        """Whether that knock-out's results cost no pass over the test set any more (only the small layers)."""
+        done, n = self.pass_progress(knocked_out)
+        return done >= n
+
+    @property
+    def first_layer_ready(self) -> bool:
+        """Whether the pass over the test set of the intact network is done."""
+        return self.is_ready(None)
+
     # -- per knock-out
     def _entry(self, knocked_out) -> dict:
         key = knockout_key(self.network, knocked_out)
         entry = self._entries.get(key)
         if entry is not None:
             self._entries.move_to_end(key)
+            self._passes.move_to_end(self._front_key(key))
             return entry
         entry = self._compute(key)
         self._entries[key] = entry
@@ -294,22 +538,37 @@ class TestsetCache:
 
         A layer's net input depends only on the knock-outs of the layers
         before it, and its activations on those up to and including it. So
-        the expensive first layer (digits x pixels x units) is computed once for
-        all knock-outs, and knocking a unit out re-runs only the small layers
+        the blocked pass (up to the first dense layer's net input) is made
+        once per knock-out of the image layers (once for all, in a dense
+        network), and knocking a dense unit out re-runs only the small layers
         after it. The steps are those of ``network.forward`` (net input,
-        activations rounded to float32, knocked-out units set to 0); only
-        the first layer runs in blocks of digits.
+        activations rounded to float32, knocked-out units set to 0).
         """
         ko = dict(key)
+        front = self._finished_pass(self._front_key(key))
         position = {layer.name: i for i, layer in enumerate(self.network.layers)}
 
         def before(k: tuple, pos: int) -> tuple:  # the part of a knock-out that acts before layer pos
             return tuple(item for item in k if position[item[0]] < pos)
 
-        acts, pre = [], {}
-        a = None  # the first layer reads the images itself (see _first_layer_net_input)
-        for pos, layer in enumerate(self.network.layers):
-            z = out = intact = None  # intact: this layer's activations before any knock-out in it
+        acts, pre, peaks = [], {}, {}
+        for pos in range(self.end):  # the image layers and the flatten: from the pass
+            layer = self.network.layers[pos]
+            if pos in front.peaks:
+                out = peaks[pos] = front.peaks[pos]
+                dead = ko.get(layer.name)
+                if dead:
+                    out = out.copy()
+                    out[:, np.asarray(dead, dtype=np.intp)] = 0.0
+                    out = _readonly(out)
+            else:
+                out = front.flat[pos]
+            acts.append(out)
+        a = acts[-1] if acts else None
+        for pos in range(self.end, len(self.network.layers)):
+            layer = self.network.layers[pos]
+            z = front.z if pos == self.end else None
+            out = intact = None  # intact: this layer's activations before any knock-out in it
             for other_key, other in self._entries.items():
                 if before(other_key, pos) != before(key, pos):
                     continue
@@ -324,8 +583,7 @@ class TestsetCache:
                     out = intact  # the same net input, so the same activations: skip the activation function
                 else:
                     if z is None:
-                        z = self._first_layer_net_input() if pos == 0 else layer.pre_activation(a)
-                        z = _readonly(np.asarray(z))
+                        z = _readonly(np.asarray(layer.pre_activation(a)))
                     out = layer.activate(z).astype(np.float32)
                 dead = ko.get(layer.name)
                 if dead:
@@ -336,69 +594,49 @@ class TestsetCache:
                 pre[pos] = z
             acts.append(out)
             a = out
-        return {"activations": tuple(acts), "pre": pre}
-
-    def _first_layer_net_input(self) -> np.ndarray:
-        """The first layer's net input for every test digit, (n, units) float64 (read-only).
-
-        The one expensive step (digits x pixels x units), the same for every
-        knock-out. It runs on blocks of CHUNK digits, normalised block by
-        block: in the browser's numpy (no BLAS) one 10,000-row product
-        costs 3 to 6 times as much as the same work in blocks, and no 31 MB
-        float copy of the images is made. Finishes what
-        :meth:`first_layer_blocks` started, if anything.
-        """
-        for _ in self.first_layer_blocks():
-            pass
-        return self._z1
-
-    def first_layer_blocks(self):
-        """Compute the first layer's net input one block at a time; yields the digits done so far.
-
-        For warming the cache in idle time: the page runs one step when the
-        browser has nothing else to do, so that the first confusion matrix
-        or first-layer card later costs only the small layers. Stopping and
-        calling again resumes where it was.
-        """
-        images = np.asarray(self.testset.images)
-        n = images.shape[0]
-        first = self.network.layers[0]
-        if self._z1 is None:
-            self._z1, self._z1_done = np.empty((n, first.units), dtype=np.float64), 0
-        while self._z1 is not None and self._z1_done < n:  # (None: cleared meanwhile)
-            start = self._z1_done
-            block = self.network.normalize(images[start : start + CHUNK].reshape(-1, self.network.input_size))
-            self._z1[start : start + CHUNK] = first.pre_activation(block)
-            self._z1_done = min(start + CHUNK, n)
-            yield self._z1_done
-        if self._z1 is not None:
-            _readonly(self._z1)
-
-    @property
-    def first_layer_ready(self) -> bool:
-        """Whether the first layer's pass over the test set is done."""
-        return self._z1 is not None and self._z1_done >= self._z1.shape[0]
+        return {"activations": tuple(acts), "pre": pre, "peaks": peaks}
 
     def is_cached(self, knocked_out=None) -> bool:
         """Whether the results for that knock-out are already computed (nothing is computed here)."""
         return knockout_key(self.network, knocked_out) in self._entries
 
     def activations(self, knocked_out=None) -> tuple:
-        """Every layer's activations for all test digits: one (n, units) float32 array a layer."""
+        """Every layer's activations for all test digits, one array a layer: (n, units) float32 for a dense
+        layer or the flatten; for a conv2d / maxpool2d layer each digit's channel peaks (n, channels) float32
+        (the maximum of the channel's map; 0 for a knocked-out channel)."""
         return self._entry(knocked_out)["activations"]
 
-    def pre_activations(self, layer_name: str, knocked_out=None) -> np.ndarray:
-        """One layer's pre-activations (net inputs) for all test digits, (n, units), as Layer.pre_activation gives them."""
+    def peaks(self, layer_name: str, knocked_out=None) -> np.ndarray:
+        """An image layer's channel peaks (n, channels) float32 before its own knock-out (a knocked-out
+        channel keeps the peak its map would have), after those of the layers before it."""
         pos = _layer_position(self.network, layer_name)
+        entry = self._entry(knocked_out)
+        if pos not in entry["peaks"]:
+            raise ValueError(f"layer {layer_name!r} is not a conv2d or maxpool2d layer: it has no channel peaks")
+        return entry["peaks"][pos]
+
+    def image_stats(self, layer_name: str) -> dict:
+        """An image layer's activation figures over the intact network's maps (every value of every test
+        digit's maps): {"max": exact, "p99": estimated from every ``stride``-th value (at most about
+        STATS_SAMPLE of them), "stride"}; of |activation| when the layer has values of both signs."""
+        pos = _layer_position(self.network, layer_name)
+        front = self._finished_pass(())
+        if pos not in front.peaks:
+            raise ValueError(f"layer {layer_name!r} is not a conv2d or maxpool2d layer")
+        return front.image_stats(pos)
+
+    def pre_activations(self, layer_name: str, knocked_out=None) -> np.ndarray:
+        """One dense layer's pre-activations (net inputs) for all test digits, (n, units), as Layer.pre_activation
+        gives them. (An image layer keeps only its peaks: see :meth:`peaks`.)"""
+        pos = _layer_position(self.network, layer_name)
+        if pos < self.end:
+            raise ValueError(f"layer {layer_name!r} is a {_kind(self.network.layers[pos])} layer: "
+                             f"over the test set only its channel peaks are kept, not its net inputs")
         entry = self._entry(knocked_out)
         z = entry["pre"].get(pos)
         if z is None:
             layer = self.network.layers[pos]
-            if pos == 0:
-                z = self._first_layer_net_input()
-            else:
-                z = np.asarray(layer.pre_activation(entry["activations"][pos - 1]))
-            z = entry["pre"][pos] = _readonly(z)
+            z = entry["pre"][pos] = _readonly(np.asarray(layer.pre_activation(entry["activations"][pos - 1])))
         return z
 
     def predictions(self, knocked_out=None) -> np.ndarray:
@@ -419,7 +657,7 @@ class TestsetCache:
 
     def clear(self) -> None:
         self._entries.clear()
-        self._z1, self._z1_done = None, 0
+        self._passes.clear()
 
 
 _CACHES: list[TestsetCache] = []  # most recent last: the models a page switched between lately
@@ -452,22 +690,33 @@ def fill_activation_stats(network, testset) -> None:
     The colour scale of an unbounded activation (relu, linear) tops out at the
     p99 (render.scale_for); exports usually state it, an export that does not
     gets it computed here, from the same cached pass the error explorer uses.
-    For a linear layer (values of both signs) the figures are of |activation|.
+    If a layer has values of both signs (linear, tanh) the figures are of |activation|.
+    For a conv2d / maxpool2d layer they are over every value of every test
+    digit's maps, computed in the blocked pass (TestsetCache.image_stats): the
+    maximum exactly, the p99 estimated from every k-th value (k a prime, at
+    most about STATS_SAMPLE values: the maps hold tens of millions, too many
+    to sort in the browser), which puts it within a fraction of a percent.
     """
     missing = [i for i, layer in enumerate(network.layers[:-1]) if not getattr(layer, "stats", None)]
     if not missing:
         return
-    acts = cache_for(network, testset).activations()
+    cache = cache_for(network, testset)
+    acts = cache.activations()
+    over = f"{len(testset):,} test digits, computed in the page"
     for i in missing:
+        layer = network.layers[i]
+        if is_image_layer(layer):
+            figures = cache.image_stats(layer.name)
+            layer.stats = {"p99": figures["p99"], "max": figures["max"], "over": over}
+            continue
         a = np.abs(acts[i]) if np.min(acts[i]) < 0 else acts[i]
-        network.layers[i].stats = {
-            "p99": float(np.percentile(a, 99)), "max": float(np.max(a)),
-            "over": f"{len(testset):,} test digits, computed in the page",
-        }
+        layer.stats = {"p99": float(np.percentile(a, 99)), "max": float(np.max(a)), "over": over}
 
 
 def testset_activations(network, testset, knocked_out=None) -> tuple:
-    """Every layer's activations for all test digits under a knock-out (cached, read-only)."""
+    """Every layer's activations for all test digits under a knock-out (cached, read-only): (n, units) for a
+    dense layer or the flatten; for a conv2d / maxpool2d layer each digit's channel peaks (n, channels), the
+    maximum of each channel's map (TestsetCache.activations)."""
     return cache_for(network, testset).activations(knocked_out)
 
 
@@ -496,13 +745,20 @@ def unit_values(network, testset, layer_name: str, index: int, knocked_out=None,
 
     ``by="pre_activation"`` (the unit's net input) or ``"activation"``
     (after sigmoid / softmax; a knocked-out unit's activation is all 0).
+    A channel of a conv2d / maxpool2d layer gives its map's maximum for each
+    digit (its peak, float32) either way, except that ``"pre_activation"``
+    gives a knocked-out channel the peaks its map would have (as a knocked-out
+    dense unit keeps its net input). The flatten has no net input: its
+    activations either way.
     """
     if by not in SCORES:
         raise ValueError(f"by must be one of {SCORES}, got {by!r}")
-    _, _, i = _unit(network, layer_name, index)
+    pos, layer, i = _unit(network, layer_name, index)
     cache = cache_for(network, testset)
-    if by == "activation":
-        table = cache.activations(knocked_out)[_layer_position(network, layer_name)]
+    if is_image_layer(layer) and by == "pre_activation":
+        table = cache.peaks(layer_name, knocked_out)
+    elif by == "activation" or pos < cache.end:
+        table = cache.activations(knocked_out)[pos]
     else:
         table = cache.pre_activations(layer_name, knocked_out)
     return np.ascontiguousarray(table[:, i])
@@ -520,6 +776,8 @@ def top_exciting(network, testset, layer_name: str, index: int, k: int = 9, knoc
     activation / probability instead. Ties go to the lower test index.
     The knock-out changes the inputs of later layers; a knocked-out unit
     itself still ranks by its (unchanged) net input.
+    A channel of a conv2d / maxpool2d layer ranks by its map's maximum:
+    the digits whose map peaks highest (see :func:`unit_values`).
     """
     chosen, _ = _top_k(unit_values(network, testset, layer_name, index, knocked_out, by), k)
     return chosen
