@@ -8,6 +8,7 @@ PNGs with test_render's decoder.
 
 from __future__ import annotations
 
+import html
 import json
 import re
 
@@ -200,3 +201,9 @@ def test_a_channel_card_lists_the_9_test_digits_whose_map_peaks_highest(cnn, lay
     ninth = np.sort(peaks)[::-1][8]
     assert all(peaks[i] >= ninth - 1e-5 for i in top)
     assert (np.diff(peaks[top]) <= 1e-5).all()  # highest first
+
+
+def test_the_connections_key_says_what_a_channel_line_sums(cnn, seed_export):
+    assert "summed over the map" in ri.thickness_text(cnn[0])
+    assert "summed" not in ri.thickness_text(seed_export[0])  # a dense network: one activation x weight a line
+    assert html.escape(ri.thickness_text(cnn[0])) in ri.connections_legend(cnn[0])

@@ -132,6 +132,7 @@ def test_the_lines_join_pixels_channels_and_the_dense_layer(cnn_page):
     page.evaluate("location.hash = '#model=tiny-cnn&sample=8'")
     page.wait_for_function("document.getElementById('connections') && document.getElementById('connections').dataset.sample === '8'")
     drawn = lines(page)
+    assert "summed over the map" in page.inner_text("#connections-thickness")
     pairs = {(a.split(":")[0], b.split(":")[0]) for a, b in drawn}
     assert {("input", "conv_1"), ("conv_1", "pool_1"), ("pool_1", "conv_2"), ("conv_2", "pool_2"), ("pool_2", "dense_1"),
             ("dense_1", "output")} <= pairs

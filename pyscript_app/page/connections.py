@@ -6,7 +6,10 @@ and where (in the gutters between the panels). The lines are drawn in the
 animation frame after the one that paints a new view's values (once for any
 number of views before it): each gets a frame of its own, so a click's values
 are on screen at the next frame however many lines follow, and its lines one
-frame (1/60 s) later.
+frame (1/60 s) later. Lines join whatever ``.neuron`` elements carry their
+data-layer / data-index: a convolutional layer's channels too; a flatten layer
+is not drawn, so the lines into the dense layer after it start at the channels
+of the image layer before it (flow.source_name).
 """
 
 import time
@@ -17,6 +20,7 @@ from pyscript import window
 
 from pyscript_app.core import flow
 from pyscript_app.page.dom import el, listen
+from pyscript_app.views import render_inside
 
 
 class Connections:
@@ -50,6 +54,9 @@ class Connections:
         self.follow_model()
 
     def follow_model(self):
+        thickness = el("connections-thickness")
+        if thickness is not None:
+            thickness.textContent = render_inside.thickness_text(self.page.network)
         if self.chosen is None:
             self.per_neuron = flow.default_per_neuron(self.page.network)
             el("links-per-neuron").value = str(self.per_neuron)

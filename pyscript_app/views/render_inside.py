@@ -578,8 +578,17 @@ def connections_legend(network) -> str:
         f'<output id="links-per-neuron-value" for="links-per-neuron">{per_neuron}</output> &middot; '
         f'<span class="swatch" style="background:{LINE_POSITIVE}"></span>excites '
         f'<span class="swatch" style="background:{LINE_NEGATIVE}"></span>inhibits '
-        '&middot; thickness: |activation &times; weight| for this digit &middot; hover a neuron for its own</span>'
+        f'&middot; <span id="connections-thickness">{html.escape(thickness_text(network))}</span> '
+        '&middot; hover a neuron for its own</span>'
     )
+
+
+def thickness_text(network) -> str:
+    """What a line's thickness says, for this network (flow.relative_strength)."""
+    text = "thickness: |activation \u00d7 weight| for this digit"
+    if any(flow.summed(network, pos) for pos in range(len(network.layers)) if channels.is_drawn(network.layers[pos])):
+        text += "; into a channel (and from the channels before a flatten), summed over the map, relative to that layer's strongest"
+    return text
 
 
 # ---------------------------------------------------------------------------
@@ -666,13 +675,38 @@ def cell_digits_html(network: Network, testset, true: int, predicted: int, membe
     )
 
 
+EXPLORER_HEAD = (
+    '<div class="card-head"><h2 id="errors-title" tabindex="-1">Error explorer</h2>'
+    '<button type="button" class="icon" data-action="close-errors" data-focus-key="close-errors" '
+    'aria-label="Close the error explorer" title="Close">&times;</button></div>'
+)
+
+
+def explorer_progress_text(testset, done: int, total: int, knocked: bool) -> str:
+    what = "the network with the knock-outs" if knocked else "the network"
+    return f"Running the {len(testset):,} test digits through {what}: {done:,} / {total:,}"
+
+
+def explorer_progress(network: Network, testset, done: int, total: int, knocked: bool) -> str:
+    """The explorer while a pass over the test set runs (in idle time): how far it is, no matrix yet.
+    ``knocked``: the pass is that of the network with its knock-outs (the intact network's comes first)."""
+    text = explorer_progress_text(testset, done, total, knocked)
+    return (
+        EXPLORER_HEAD
+        + f'<p class="sub">The confusion matrix of all {len(testset):,} MNIST test digits is computed in your '
+        'browser, a few digits whenever the page is idle.</p>'
+        f'<progress id="explorer-progress" class="explorer-progress" max="{total}" value="{done}" '
+        f'aria-label="{html.escape(text)}"></progress>'
+        f'<p class="note" id="explorer-progress-text" data-done="{done}" data-total="{total}">'
+        f'{html.escape(text)}</p>'
+    )
+
+
 def error_explorer(network: Network, testset, cm, full_cm, knocked_out, compute_ms: float | None,
                    selected: tuple | None, current: int | None) -> str:
     """The whole explorer: accuracy, the matrix, and the digits of the selected cell."""
     parts = [
-        '<div class="card-head"><h2 id="errors-title" tabindex="-1">Error explorer</h2>'
-        '<button type="button" class="icon" data-action="close-errors" data-focus-key="close-errors" '
-        'aria-label="Close the error explorer" title="Close">&times;</button></div>',
+        EXPLORER_HEAD,
         f'<p class="sub">All {len(testset):,} MNIST test digits, run through the network in your browser just now'
         f'{" with the knock-outs" if explain.normalize_knockout(network, knocked_out) else ""}. '
         f'{glossary.note("confusion", glossary.facts(network.manifest, len(testset)))}</p>',
