@@ -207,3 +207,12 @@ def test_the_connections_key_says_what_a_channel_line_sums(cnn, seed_export):
     assert "summed over the map" in ri.thickness_text(cnn[0])
     assert "summed" not in ri.thickness_text(seed_export[0])  # a dense network: one activation x weight a line
     assert html.escape(ri.thickness_text(cnn[0])) in ri.connections_legend(cnn[0])
+
+
+def test_a_flatten_value_s_card_points_to_its_channel(cnn):
+    """Only an address can name a flatten value (#neuron=flatten:k): its card says which channel and position it is."""
+    doc = card(cnn, 4, "flatten", 6 * 6 * 2 + 6 * 3 + 5)  # row 2, column 3, channel 5 of the 6x6x6 pool_2 image
+    assert float(doc.by_id("card-activation")["data-value"]) == pytest.approx(plain(cnn, 4)[3][2, 3, 5], abs=1e-6)
+    assert "channel 5 of Pooling 2 at row 2, column 3" in doc.text["neuron-card"]
+    button = doc.by_id("card-flatten-source")
+    assert (button["data-action"], button["data-layer"], button["data-index"]) == ("open-neuron", "pool_2", "5")

@@ -292,6 +292,8 @@ def neuron_card(network: Network, testset, view: render.View, layer_name: str, i
     layer = network.layers[pos]
     if channels.is_image(layer):
         return channel_card(network, testset, view, layer_name, index, top_digits)
+    if not channels.is_drawn(layer):
+        return flatten_card(network, view, layer_name, index)
     x = network.normalize(view.pixels)
     inputs = explain.layer_input(network, layer_name, x, view.activations)
     per_input, bias, z = explain.contributions(network, layer_name, index, inputs)
@@ -548,6 +550,35 @@ def channel_card(network: Network, testset, view: render.View, layer_name: str, 
                      'Listed when training is paused: the weights change too often to rank all the test digits.</p>')
     parts.append("</section>")
     return "".join(parts)
+
+
+def flatten_card(network: Network, view: render.View, layer_name: str, index: int) -> str:
+    """The card of a flatten layer's value (only an address names one: the view does not draw the layer):
+    which channel and position of the image before it the value is, and a button to that channel's card."""
+    pos = _position(network, layer_name)
+    layer = network.layers[pos]
+    value = float(np.asarray(view.activations[pos]).reshape(-1)[index])
+    src = channels.source_position(network, pos)
+    if src >= 0 and channels.is_image(network.layers[src]):
+        source = network.layers[src]
+        r, c, ch = channels.flat_position(source.output_shape, index)
+        where = (f'It is channel {ch} of {html.escape(source.title)} at row {r}, column {c}. '
+                 f'<button type="button" class="secondary" id="card-flatten-source" data-action="open-neuron" '
+                 f'data-layer="{source.name}" data-index="{ch}" data-focus-key="card-flatten-source">'
+                 f'Open {html.escape(source.title)} channel {ch}</button>')
+    else:
+        where = f"It is value {index} of what the layer before gives, unchanged."
+    return (
+        f'<section id="neuron-card" class="panel card" data-layer="{layer_name}" data-index="{index}" '
+        f'data-kind="{layer.kind}" tabindex="-1" role="region" aria-labelledby="card-title">'
+        '<div class="card-head">'
+        f'<h2 id="card-title"><span class="kicker">{html.escape(layer.title)}</span>Value {index}</h2>'
+        '<button type="button" class="icon" id="card-close" data-action="close-card" data-focus-key="card-close" '
+        'aria-label="Close the card (Escape)" title="Close (Escape)">&times;</button></div>'
+        f'<dl class="facts">{_fact("value", value, "card-activation")}</dl>'
+        f'<p class="stands">A flatten layer only lays the image before it out as one row of values; '
+        f'it is not drawn. {where}</p></section>'
+    )
 
 
 # ---------------------------------------------------------------------------
