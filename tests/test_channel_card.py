@@ -189,7 +189,6 @@ def test_a_dense_card_after_the_flatten_names_channels_and_positions(cnn):
     assert len(doc.all("rect")) == h * wd * c  # the weight bars, one per value read
 
 
-@pytest.mark.xfail(raises=AttributeError, strict=False, reason="explain.top_exciting does not rank channels yet")
 @pytest.mark.parametrize("layer, index", [("conv_1", 1), ("pool_2", 3)])
 def test_a_channel_card_lists_the_9_test_digits_whose_map_peaks_highest(cnn, layer, index):
     network, testset, _, layers = cnn
