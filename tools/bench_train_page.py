@@ -2,9 +2,10 @@
 
 Part of ``make bench`` (tools/bench.py calls :func:`measure`); runs alone too:
 
-    .venv/bin/python tools/bench_train_page.py [--seconds 8] [--tries 10] [--epochs 3]
+    .venv/bin/python tools/bench_train_page.py [--seconds 8] [--tries 10] [--epochs 3] [--params conv=8x3p,16x3p&hidden=32]
 
-In one page of the built site at ``#mode=train`` (the default settings):
+In one page of the built site at ``#mode=train`` (the default settings, or those ``--params`` adds to
+the address, such as a convolutional network's):
 - throughput: digits trained per wall-clock second while training, in the page,
   and the same trainer (pyscript_app/core/train.py) in CPython numpy in this process, and their ratio;
 - latency while training, each over ``tries`` tries at random moments: a click on a
@@ -73,8 +74,9 @@ def percentile(values, q):
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
-def cpython_rate(seconds: float) -> float:
-    """Digits per second of the default trainer in this process (CPython numpy)."""
+def cpython_rate(seconds: float, params: str = "") -> float:
+    """Digits per second of the trainer (the default settings, or ``params`` as in the address) in this
+    process (CPython numpy)."""
     import numpy as np
 
     from pyscript_app.core import train
@@ -82,14 +84,16 @@ def cpython_rate(seconds: float) -> float:
     manifest = json.loads((ROOT / "site" / "data" / "manifest.json").read_text())
     with np.load(ROOT / "site" / "data" / manifest["train"]["file"]) as npz:
         images, labels = npz["images"], npz["labels"]
-    t = train.Trainer(train.Settings(), images, labels)
+    settings, _ = train.Settings.from_params(dict(kv.split("=", 1) for kv in params.split("&") if kv))
+    t = train.Trainer(settings, images, labels)
     t.run(20)  # warm up
     seen, t0 = t.seen, time.perf_counter()
     t.run_until(t0 + seconds)
     return (t.seen - seen) / (time.perf_counter() - t0)
 
 
-def measure(playwright, url: str, seconds: float = 8.0, tries: int = 10, epochs: int = 0, cpu_throttle: float = 1) -> dict:
+def measure(playwright, url: str, seconds: float = 8.0, tries: int = 10, epochs: int = 0, cpu_throttle: float = 1,
+            params: str = "") -> dict:
     import browser as chromium
 
     b = chromium.launch(playwright)
@@ -101,7 +105,7 @@ def measure(playwright, url: str, seconds: float = 8.0, tries: int = 10, epochs:
             chromium.throttle_cpu(page, cpu_throttle)
         errors = []
         page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(url + "#mode=train")
+        page.goto(url + "#mode=train" + (f"&{params}" if params else ""))
         page.wait_for_function("['ready', 'error'].includes(document.getElementById('train-data')?.dataset.state)",
                                timeout=READY_MS)
         page.click("#train-start")
@@ -141,15 +145,17 @@ def measure(playwright, url: str, seconds: float = 8.0, tries: int = 10, epochs:
         context.close()
     finally:
         b.close()
-    result["cpython_digits_per_s"] = cpython_rate(3.0)
+    result["params"] = params
+    result["cpython_digits_per_s"] = cpython_rate(3.0, params)
     result["ratio_page_to_cpython"] = result["page_digits_per_s"] / result["cpython_digits_per_s"]
     return result
 
 
 def report(r: dict) -> str:
     lines = [
-        "Training in the page (default settings, Train mode):",
-        f"  throughput        {r['page_digits_per_s']:,.0f} digits/s in the page (goal >= 10,000); "
+        f"Training in the page ({r.get('params') or 'default settings'}, Train mode):",
+        f"  throughput        {r['page_digits_per_s']:,.0f} digits/s in the page "
+        f"(goal >= {'2,000' if 'conv=' in (r.get('params') or '') else '10,000'}); "
         f"CPython numpy {r['cpython_digits_per_s']:,.0f} digits/s; page/CPython {r['ratio_page_to_cpython']:.2f} "
         "(goal >= 0.8)",
         f"  live views        {r['refreshes_per_s']:.1f} refreshes/s (goal >= 4), one every "
@@ -174,6 +180,8 @@ def main(argv=None) -> int:
     p.add_argument("--seconds", type=float, default=8.0, help="training time measured (default 8 s)")
     p.add_argument("--tries", type=int, default=10, help="clicks timed for each latency (default 10)")
     p.add_argument("--epochs", type=int, default=0, help="also train this many epochs and report the test accuracy")
+    p.add_argument("--params", default="", help="training settings added to the address, such as "
+                   "conv=8x3p,16x3p&hidden=32 (default: none, the default settings)")
     p.add_argument("--site", type=Path, default=ROOT / "site")
     args = p.parse_args(argv)
     import serve
@@ -183,7 +191,7 @@ def main(argv=None) -> int:
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:
         with sync_playwright() as pw:
-            r = measure(pw, serve.url_of(httpd), args.seconds, args.tries, args.epochs)
+            r = measure(pw, serve.url_of(httpd), args.seconds, args.tries, args.epochs, params=args.params)
     finally:
         httpd.shutdown()
     print(report(r))

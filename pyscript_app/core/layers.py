@@ -277,8 +277,8 @@ def _in_order(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     terms are summed by ``np.add.accumulate``, which adds each term to the
     sum of those before it.
     """
-    if ordered.MATMUL_IN_ORDER:
-        return np.matmul(a, b)
+    if ordered.MATMUL_IN_ORDER:  # (b's columns contiguous when there are several: the loop reads them faster)
+        return np.matmul(a, np.asfortranarray(b) if b.shape[1] > 1 and a.shape[0] > 1 else b)
     p, q = a.shape[0], b.shape[1]
     out = np.zeros((p, q))
     step = max(1, _PRODUCTS_BLOCK // max(1, p * q))
@@ -309,10 +309,11 @@ class Conv2D(Layer):
     output pixel and channel. Images are (n, height, width, channels), as in Keras.
 
     The products run on im2col rows: one row per output pixel, its patch read
-    (kernel row, kernel column, channel). Patches that are all zero (the
-    background of a digit) are left out of the products: their sums are
-    exact zeros, so the results are the same bits as with every row. With
-    ``exact`` each sum is added in one order: the net input over the patch
+    (kernel row, kernel column, channel). With ``exact`` and ``sparse_input``
+    (training's first layer) the patches that are all zero (the background
+    of a digit) are left out of the products: their sums are exact zeros, so
+    the results are the same bits as with every row. With ``exact`` each sum
+    is added in one order: the net input over the patch
     (kernel row, column, channel), a weight's gradient over the rows (digit,
     output row, output column), the input gradient over the filters, then
     over the kernel positions (row, column).
@@ -406,14 +407,14 @@ class Conv2D(Layer):
         n = x.shape[0]
         cols = self._columns(x)
         oh, ow, units = self.output_shape
-        rows = self._live_rows(x) if exact else None
+        rows = self._live_rows(x) if exact and sparse_input else None
         if rows is None:
             z = ordered.dot(cols, self._w64) if exact else cols @ self._w64
             _tiled_add(z, self._b64, ow)
         else:  # the all-zero patches' net input is the bias (0 + bias, as the full product gives)
             cols = cols[rows]
-            z = np.zeros((n * oh * ow, units))
-            _tiled_add(z, self._b64, ow)
+            z = np.empty((n * oh * ow, units))
+            z.reshape(-1, ow * units)[...] = np.tile(self._b64 + 0.0, ow)
             live = ordered.dot(cols, self._w64)
             live += self._b64
             z[rows] = live
