@@ -31,6 +31,7 @@ is not the network's, so changed weights never show stale numbers.
 from __future__ import annotations
 
 import sys
+import time
 from collections import OrderedDict
 from typing import Iterable, Mapping, Sequence
 
@@ -42,9 +43,13 @@ KnockOut = dict  # layer name -> sorted list of unit indices (see normalize_knoc
 #: small blocks suit the browser's BLAS-less numpy (and keep idle-time warming steps
 #: short); elsewhere a multithreaded BLAS does better with fewer, larger products.
 CHUNK = 250 if sys.platform == "emscripten" else 2500
-#: multiply-adds per block of a convolutional network's pass over the test set (see block_size): a block
-#: of the default dense network's first layer (CHUNK digits x 784 pixels x 32 units)
-BLOCK_WORK = CHUNK * 784 * 32
+#: multiply-adds per block of a convolutional network's pass over the test set (see block_size): in the
+#: browser about 2 million (measured: 10 to 40 ms a block in Pyodide, more on a loaded machine), elsewhere
+#: a block of the default dense network's first layer (CHUNK digits x 784 pixels x 32 units)
+BLOCK_WORK = 2_000_000 if sys.platform == "emscripten" else CHUNK * 784 * 32
+#: in the browser, a convolutional network's pass sizes each block to take about this long (from the
+#: time a digit took in the block before): an idle-time step stays well under 50 ms on any machine
+STEP_S = 0.025 if sys.platform == "emscripten" else None
 
 #: what top_exciting / unit_values rank by
 SCORES = ("pre_activation", "activation")
@@ -479,18 +484,23 @@ class TestsetCache:
         return p
 
     def _finished_pass(self, front_key: tuple) -> _Pass:
-        for _ in self._blocks(front_key):
+        for _ in self._blocks(front_key, None):
             pass
         return self._passes[front_key]
 
-    def _blocks(self, front_key: tuple):
+    def _blocks(self, front_key: tuple, seconds: float | None):
         p = self._pass(front_key)
         images = np.asarray(self.testset.images)
+        size = self.block
         while not p.ready and self._passes.get(front_key) is p:  # (not: cleared or dropped meanwhile)
-            p.run_block(self.network, images, self.block)
+            start, t0 = p.done, time.perf_counter()
+            p.run_block(self.network, images, size)
+            if seconds:
+                per_digit = (time.perf_counter() - t0) / max(p.done - start, 1)
+                size = int(min(CHUNK, max(1.0, seconds / max(per_digit, 1e-9))))
             yield p.done
 
-    def first_layer_blocks(self, knocked_out=None):
+    def first_layer_blocks(self, knocked_out=None, seconds: float | None = STEP_S):
         """Run the pass over the test set for that knock-out one block at a time; yields the digits done so far.
 
         The pass is the layers up to the first dense layer's net input (see
@@ -499,8 +509,12 @@ class TestsetCache:
         browser has nothing else to do, so that the confusion matrix or a
         card later costs only the small layers. Stopping and calling again
         resumes where it was; two of these running at once share the work.
+        Blocks are of :attr:`block` digits; for a convolutional network with
+        ``seconds`` (the default in the browser, STEP_S) the blocks after
+        the first are sized to take about that long each.
         """
-        return self._blocks(self._front_key(knockout_key(self.network, knocked_out)))
+        front_key = self._front_key(knockout_key(self.network, knocked_out))
+        return self._blocks(front_key, seconds if self.end > 0 else None)
 
     def pass_progress(self, knocked_out=None) -> tuple[int, int]:
         """(digits done, digits) of that knock-out's pass over the test set (nothing is computed here)."""

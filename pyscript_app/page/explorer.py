@@ -1,7 +1,12 @@
 """The error explorer (#error-explorer): the confusion matrix of the whole test set, its cells' digits.
 
 Browser-side: explain.py computes (cached per knock-out and per version of
-the weights), render_inside.py draws.
+the weights), render_inside.py draws. The pass of the test digits through
+the network's first layers (explain.TestsetCache.first_layer_blocks: for a
+convolutional network, every conv and pooling layer, again for each
+knock-out of channels) runs in idle time, one block of digits (a few tens of
+ms) at a time, the explorer showing its progress until the matrix is ready;
+what follows that pass (the small dense layers) is computed at once.
 """
 
 import time
@@ -9,7 +14,7 @@ import time
 from pyscript_app.core import explain
 
 from pyscript_app.views import render_inside
-from pyscript_app.page.dom import el, js_object, rerender
+from pyscript_app.page.dom import el, in_idle_time, js_object, rerender
 
 
 class Explorer:
@@ -19,6 +24,7 @@ class Explorer:
         self.cell = None  # (true, predicted) of the selected confusion-matrix cell
         self.drawn = None  # (weights version, knock-out key, cell) the explorer shows
         self.state = self.view = None
+        self.job = None  # the pass running in idle time: (network version, knock-out key), or None
         el("errors-toggle").disabled = False
 
     def is_open(self):
@@ -46,17 +52,91 @@ class Explorer:
                     thumb.removeAttribute("aria-current")
             return
         cache = explain.cache_for(network, page.testset)
+        box = el("error-explorer")
+        if not (cache.is_ready() and cache.is_ready(ko)):
+            self.drawn = None
+            self.show_progress(cache, ko)
+            self.run_pass(network, ko)
+            return
         cached = cache.is_cached(ko)
         t0 = time.perf_counter()
         cm = explain.confusion_matrix(network, page.testset, ko)
         ms = (time.perf_counter() - t0) * 1000
         full = explain.confusion_matrix(network, page.testset)
-        box = el("error-explorer")
         rerender(box, render_inside.error_explorer(network, page.testset, cm, full, ko, ms, self.cell, current))
         el("confusion-matrix").dataset.cached = "true" if cached else "false"
         box.dataset.renderMs = f"{(time.perf_counter() - t0) * 1000:.3f}"  # matrix + markup + DOM
         box.dataset.model = page.model_id
         self.drawn = key
+
+    def progress(self, cache, ko):
+        """(digits done, digits, whether it is the knock-out's pass) of the pass the explorer waits for."""
+        done, total = cache.pass_progress()
+        if done < total:
+            return done, total, False
+        done, total = cache.pass_progress(ko)
+        return done, total, bool(explain.normalize_knockout(self.page.network, ko))
+
+    def show_progress(self, cache, ko):
+        done, total, knocked = self.progress(cache, ko)
+        bar, text = el("explorer-progress"), el("explorer-progress-text")
+        box = el("error-explorer")
+        box.dataset.model = self.page.model_id
+        if bar is None or text is None:
+            rerender(box, render_inside.explorer_progress(self.page.network, self.page.testset, done, total, knocked))
+            return
+        words = render_inside.explorer_progress_text(self.page.testset, done, total, knocked)
+        bar.max, bar.value = total, done
+        bar.setAttribute("aria-label", words)
+        text.textContent = words
+        text.dataset.done, text.dataset.total = str(done), str(total)
+
+    def run_pass(self, network, ko):
+        """Run the passes the matrix needs (the intact network's, then the knock-out's) in idle time, one
+        block a step; redraw when done. A pass given up (the knock-outs or the model changed) stays half
+        done, to be resumed when asked for again."""
+        job = (network.version, explain.knockout_key(network, ko))
+        if self.job == job:
+            return
+        self.job = job
+
+        def wanted_now():
+            return (self.open and self.page.network is network
+                    and explain.knockout_key(network, self.state.knocked_out) == job[1])
+
+        def wanted():
+            return self.job == job and wanted_now()
+
+        finished, spent = [], []  # spent: the Python time of each step, seconds
+
+        def steps():
+            cache = explain.cache_for(network, self.page.testset)
+            for target in (None, ko):
+                blocks = cache.first_layer_blocks(target)
+                while True:
+                    t0 = time.perf_counter()
+                    if next(blocks, None) is None:
+                        break
+                    if not wanted():
+                        return
+                    self.show_progress(cache, ko)
+                    spent.append(time.perf_counter() - t0)
+                    yield
+            finished.append(True)
+            if spent:  # what the pass cost, on #error-explorer (tests and tools/bench.py read them)
+                data = el("error-explorer").dataset
+                data.passMs = f"{sum(spent) * 1000:.1f}"
+                data.passSteps = str(len(spent))
+                data.passStepMaxMs = f"{max(spent) * 1000:.1f}"
+                data.passStepMedianMs = f"{sorted(spent)[len(spent) // 2] * 1000:.1f}"
+
+        def then():
+            if self.job == job:
+                self.job = None
+                if finished and wanted_now():
+                    self.draw(force=True)
+
+        in_idle_time(steps(), then=then)
 
     def toggle(self, open_=None):
         self.open = (not self.open) if open_ is None else open_
@@ -76,8 +156,10 @@ class Explorer:
     def select(self, true, predicted):
         self.cell = (true, predicted)
         self.draw()
-        members = explain.cell_members(self.page.network, self.page.testset, true, predicted, self.state.knocked_out)
-        self.page.atlas.highlight_digits(members)
+        cache = explain.cache_for(self.page.network, self.page.testset)
+        if cache.is_ready(self.state.knocked_out):
+            members = explain.cell_members(self.page.network, self.page.testset, true, predicted, self.state.knocked_out)
+            self.page.atlas.highlight_digits(members)
 
     def move(self, event, cell):
         """Arrow keys move between the matrix's cells."""

@@ -1,0 +1,73 @@
+"""End to end: the error explorer of a convolutional network (tests/fake_exports.py's tiny-cnn, conftest's
+test site), with a channel knocked out: its pass over the test set runs in idle time with progress shown,
+and ends in the confusion matrix of tests/reference.py's plain-loop pass with that channel's maps zeroed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import reference as ref
+from conftest import READY_TIMEOUT_MS, watch
+
+MODEL = "tiny-cnn"
+KNOCKED = ("conv_2", 4)
+
+LONG_TASKS_JS = """
+() => {
+  window.__longTasks = [];
+  new PerformanceObserver((list) => { for (const e of list.getEntries()) window.__longTasks.push(e.duration); })
+    .observe({ type: 'longtask', buffered: false });
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def expected(test_site):
+    """The reference's confusion matrix of tiny-cnn with KNOCKED's channel zeroed, and each digit's margin
+    (its two highest probabilities apart: a digit whose two are within float noise may go either way)."""
+    manifest, layers = ref.load_chain(test_site / "models" / MODEL)
+    with np.load(test_site / "data" / "mnist_test.npz") as npz:
+        images, labels = npz["images"], npz["labels"].astype(np.intp)
+    x = images.reshape(len(images), -1).astype(np.float32) * np.float32(manifest["input"]["normalization"]["scale"])
+    names = [layer["name"] for layer in layers]
+    out = ref.forward_chain(layers, x, dead={names.index(KNOCKED[0]): [KNOCKED[1]]}, rounded=np.float32, peaks=True)[-1]
+    top2 = np.sort(out, axis=1)[:, -2:]
+    predicted = out.argmax(axis=1)
+    cm = np.zeros((10, 10), dtype=np.int64)
+    np.add.at(cm, (labels, predicted), 1)
+    return cm, labels, predicted, top2[:, 1] - top2[:, 0]
+
+
+def test_a_cnn_explorer_shows_progress_then_the_reference_matrix(browser, site_server, expected):
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    w = watch(context, site_server.url, model=MODEL)
+    assert w.goto(f"#sample=3&ko={KNOCKED[0]}:{KNOCKED[1]}") == "ready", w.page.inner_text("#status")
+    page = w.page
+    page.evaluate(LONG_TASKS_JS)
+    page.click("#errors-toggle")
+    # the knock-out's pass (and maybe still the intact network's) runs in idle time, its progress shown
+    page.wait_for_selector("#explorer-progress-text", timeout=READY_TIMEOUT_MS)
+    done, total = (int(page.get_attribute("#explorer-progress-text", a)) for a in ("data-done", "data-total"))
+    assert total == 10_000 and 0 <= done < total
+    assert page.locator("#confusion-matrix").count() == 0
+    page.wait_for_selector(f"#error-explorer[data-model='{MODEL}'] #confusion-matrix", timeout=240_000)
+    assert page.locator("#explorer-progress").count() == 0
+    cells = page.eval_on_selector_all("#confusion-matrix .cell", "cs => cs.map(c => [+c.dataset.true, +c.dataset.predicted, +c.dataset.count])")
+    got = np.zeros((10, 10), dtype=np.int64)
+    for t, p, c in cells:
+        got[t, p] = c
+    assert got.sum() == 10_000
+    cm, labels, predicted, margin = expected
+    # equal to the reference's, but for digits whose two highest probabilities are within float noise
+    close = margin < 1e-5
+    diff = np.abs(got - cm).sum()
+    assert diff <= 2 * int(close.sum()), (diff, int(close.sum()))
+    assert page.locator("#accuracy-change").count() == 1  # the knock-out compared with the full network
+    tasks = sorted(page.evaluate("window.__longTasks"))
+    steps = {k: page.get_attribute("#error-explorer", f"data-pass-{k}") for k in ("ms", "steps", "step-max-ms", "step-median-ms")}
+    print(f"the explorer's pass: {steps} (Python time); tasks over 50 ms meanwhile: {len(tasks)}, "
+          f"the longest {max(tasks, default=0):.0f} ms")
+    assert int(steps["steps"]) > 1  # in idle-time steps, not in one go
+    assert w.errors == [] and w.outside == []
+    context.close()
