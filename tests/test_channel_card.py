@@ -172,7 +172,10 @@ def test_a_dense_card_after_the_flatten_names_channels_and_positions(cnn):
     h, wd, c = acts[3].shape
     rows = doc.all("button", "contrib")
     by_value = [r for r in rows if r["data-focus-key"].startswith("contrib-") and not r["data-focus-key"].startswith("contrib-channel")]
-    assert len(by_value) == h * wd * c
+    assert len(by_value) == min(ri.TOP_FLAT_VALUES, h * wd * c) < h * wd * c  # the strongest, one by one
+    sizes = np.abs(flat * w[:, 7])
+    assert {int(r["data-focus-key"].split("-")[1]) for r in by_value} == set(np.argsort(-sizes, kind="stable")[: len(by_value)].tolist())
+    np.testing.assert_allclose(json.loads(doc.by_id("card-contributions")["data-contributions"]), flat * w[:, 7], atol=1e-6)
     for r in by_value:
         k = int(r["data-focus-key"].split("-")[1])
         pos, ch = divmod(k, c)
@@ -186,7 +189,16 @@ def test_a_dense_card_after_the_flatten_names_channels_and_positions(cnn):
     for r in channels:
         assert float(r["data-value"]) == pytest.approx(expected[int(r["data-index"])], abs=1e-5)
     assert float(next(r for r in channels if r["data-index"] == "4")["data-value"]) == 0.0
-    assert len(doc.all("rect")) == h * wd * c  # the weight bars, one per value read
+    # its weights: one image a channel, each value where it reads on that channel's map
+    weights = doc.by_id("card-weights")
+    np.testing.assert_array_equal(np.array(json.loads(weights["data-weights"])).astype(np.float32), w[:, 7].astype(np.float32))
+    images = doc.all("img", "kernel")
+    assert len(images) == c == int(weights["data-count"])
+    limit = np.abs(w[:, 7]).max()
+    k = int(np.argmax(np.abs(w[:, 7])))
+    pos, ch = divmod(k, c)
+    assert tuple(decode_png(images[ch]["src"])[pos // wd, pos % wd]) == ri.DIVERGING_STOPS[-1 if w[k, 7] > 0 else 0][1]
+    assert decode_png(images[0]["src"]).shape == (h, wd, 3) and limit > 0
 
 
 @pytest.mark.parametrize("layer, index", [("conv_1", 1), ("pool_2", 3)])

@@ -37,6 +37,7 @@ LINE_NEGATIVE = "#67a9cf"
 
 TOP_DIGITS = 9  # test digits shown on a card
 TOP_CONTRIBUTIONS = 10  # contributions listed before "n more"
+TOP_FLAT_VALUES = 100  # after a flatten: the values listed one by one, at most (the channel sums cover them all)
 CELL_CAP = 100  # thumbnails shown for one confusion-matrix cell
 MAX_STAGE_LINES = 1500  # lines drawn at most between two layers (the strongest; 512 x 512 would be 262,144)
 
@@ -241,6 +242,31 @@ def _dead_sources(network: Network, pos: int, owners, knocked_out) -> set[int]:
     return dead
 
 
+def flat_weights_figure(source, weights, limit: float, dead=()) -> str:
+    """A dense unit's weights on the flattened image ``source`` gives: one image a channel (its positions'
+    weights where they fall on the map), on one diverging scale. ``data-weights``: all of them, in order."""
+    h, w, c = source.output_shape
+    grid = np.asarray(weights).reshape(h, w, c)
+    images = []
+    for k in range(c):
+        kernel = grid[:, :, k]
+        off = " (knocked out)" if k in dead else ""
+        text = (f"Weights on {source.title} channel {k}{off}, position by position: "
+                f"from {signed(float(kernel.min()), 3)} to {signed(float(kernel.max()), 3)}")
+        images.append(
+            f'<figure class="kernel-cell{" dead" if off else ""}"><img class="kernel" src="{render.png_data_url(diverging_rgb(kernel, limit))}" '
+            f'alt="{html.escape(text)}" title="{html.escape(text)}" data-input-channel="{k}">'
+            f'<figcaption>c{k}</figcaption></figure>'
+        )
+    return (
+        f'<figure class="kernels-figure"><div class="kernels" id="card-weights" data-count="{c}" '
+        f'data-weights="{html.escape(values_json(weights))}">{"".join(images)}</div>'
+        f'<figcaption>Incoming weights from {html.escape(source.title)} ({h}&times;{w}&times;{c} values, '
+        f'one image a channel: where on its map each weight reads) {glossary.note("weight")}</figcaption>'
+        + diverging_legend(limit, "weight") + '</figure>'
+    )
+
+
 def contributions_html(network: Network, layer_name: str, index: int, inputs, knocked_out) -> str:
     """The per-input contributions (activation x weight) for this digit, strongest first. After a flatten,
     first each channel of the image before it (its positions summed), then value by value."""
@@ -252,10 +278,11 @@ def contributions_html(network: Network, layer_name: str, index: int, inputs, kn
     _, names, shorts, owners = source_names(network, pos)
     dead = _dead_sources(network, pos, owners, knocked_out)
     flat = channels.source_position(network, pos) != pos - 1
+    shown = order[:TOP_FLAT_VALUES] if flat else order  # after a flatten: the strongest values (the channels sum them all)
     rows = [
         _contribution_row(names[k], shorts[k], *owners[k], f"contrib-{k}", float(inputs[k]), float(weights[k]), float(v),
                           scale, k in dead)
-        for k, v in zip(order.tolist(), values.tolist())
+        for k, v in zip(shown.tolist(), values.tolist())
     ]
     parts = []
     if flat:
@@ -272,11 +299,11 @@ def contributions_html(network: Network, layer_name: str, index: int, inputs, kn
         parts.append(
             f'<h3>What this digit sends in, channel by channel ({h}&times;{w} positions each, summed)</h3>'
             + _contribution_list(c_rows, per_channel, c_order, "card-channel-contributions", per_channel)
-            + '<h3>Value by value: activation &times; weight</h3>'
+            + f'<h3>Value by value: activation &times; weight{" (the strongest " + str(TOP_FLAT_VALUES) + f" of {order.size})" if order.size > TOP_FLAT_VALUES else ""}</h3>'
         )
     else:
         parts.append('<h3>What this digit sends in: activation \u00d7 weight</h3>')
-    parts.append(_contribution_list(rows, per_input, order, "card-contributions", per_input, "by-position" if flat else ""))
+    parts.append(_contribution_list(rows, per_input, shown, "card-contributions", per_input, "by-position" if flat else ""))
     parts.append(f'<p class="sum">sum {signed(float(per_input.sum()))} + bias {signed(bias)} = net input <b>{signed(z)}</b></p>')
     return "".join(parts)
 
@@ -357,15 +384,13 @@ def neuron_card(network: Network, testset, view: render.View, layer_name: str, i
         src = network.layers[channels.source_position(network, pos)]
         dead_sources = _dead_sources(network, pos, owners, view.knocked_out)
         if channels.is_image(src):
-            h, w, c = src.output_shape
-            what = f"{html.escape(title)}: {h}&times;{w}&times;{c} values, row by row, channels last"
+            parts.append(flat_weights_figure(src, weights, limit, view.knocked_out.get(src.name, ())))
         else:
-            what = f"{html.escape(title)}, neurons 0&ndash;{weights.size - 1}"
-        parts.append(
-            '<figure class="bars-figure">' + weight_bars(weights, limit, title, dead_sources, names)
-            + f'<figcaption>Incoming weights from {what} {glossary.note("weight")}</figcaption>'
-            + diverging_legend(limit, "weight") + '</figure>'
-        )
+            parts.append(
+                '<figure class="bars-figure">' + weight_bars(weights, limit, title, dead_sources, names)
+                + f'<figcaption>Incoming weights from {html.escape(title)}, neurons 0&ndash;{weights.size - 1} '
+                  f'{glossary.note("weight")}</figcaption>' + diverging_legend(limit, "weight") + '</figure>'
+            )
         parts.append(contributions_html(network, layer_name, index, inputs, view.knocked_out))
     parts.append('<div id="card-wants" class="card-wants"></div>')
     if top_digits:
@@ -446,10 +471,9 @@ def channel_inputs_html(network: Network, pos: int, index: int, inputs, knocked_
     numbers of its lines in the flow); for a first conv2d layer, an image of what each pixel sends."""
     layer = network.layers[pos]
     src = channels.source_position(network, pos)
-    per_value = channels.per_value(layer, inputs)[:, index]
     if src < 0 or not channels.is_image(network.layers[src]):
         h, w, _ = layer.input_shape
-        pixels = per_value.reshape(h, w, -1).sum(axis=2)
+        pixels = channels.value_contributions(layer, inputs, index).sum(axis=2)
         limit = explain.symmetric_limit(pixels)
         return (
             '<figure>' + diverging_image(pixels, (h, w), limit, "card-pixel-contributions",
