@@ -437,7 +437,12 @@ class Conv2D(Layer):
             raise RuntimeError(f"{self.name}: backward needs a forward pass with keep=True first")
         n, cols, rows, z, a = self._cache
         grad_out = np.asarray(grad_out, dtype=np.float64).reshape(z.shape)
-        delta = grad_out if at_net_input else grad_out * act.get(self.activation).derivative(z, a)
+        if at_net_input:
+            delta = grad_out
+        elif self.activation == "relu":  # its derivative is 1 where z > 0, else 0: one pass instead of three
+            delta = np.where(z > 0, grad_out, 0.0)
+        else:
+            delta = grad_out * act.get(self.activation).derivative(z, a)
         delta = delta.reshape(-1, self.units)
         dot = ordered.dot if exact else np.matmul
         if parameters:
