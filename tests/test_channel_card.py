@@ -78,8 +78,10 @@ def test_a_conv_channel_card_shows_its_map_kernels_and_bias(cnn, layer, index, s
     assert float(doc.by_id("card-bias")["data-value"]) == float(np.float32(b[index]))
     # one kernel image per input channel, its weights exactly the export's, the strongest in its sign's end colour
     kernels = doc.all("img", "kernel")
-    assert len(kernels) == spec["input_shape"][2] == int(doc.by_id("card-kernels")["data-count"])
-    limit = float(doc.by_id("card-kernels")["data-limit"])
+    assert len(kernels) == spec["input_shape"][2] == int(doc.by_id("card-weights")["data-count"])
+    np.testing.assert_array_equal(np.array(json.loads(doc.by_id("card-weights")["data-weights"])).astype(np.float32),
+                                  w[..., index].reshape(-1).astype(np.float32))  # as a dense card's: weights[..., unit]
+    limit = float(doc.by_id("card-weights")["data-limit"])
     assert limit == pytest.approx(np.abs(w[:, :, :, index]).max(), rel=1e-6)
     for k, img in enumerate(kernels):
         assert int(img["data-input-channel"]) == k and img["alt"] and img["title"]

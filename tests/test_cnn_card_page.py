@@ -63,7 +63,7 @@ def test_a_channel_card_its_map_and_its_knock_out(cnn_page):
     assert page.get_attribute("#neuron-card", "data-shape") == "13,13"
     np.testing.assert_allclose(card_map(page), plain[2][..., 3], atol=1e-5)
     assert float(page.get_attribute(neuron("conv_2", 3), "data-activation")) == pytest.approx(plain[2][..., 3].max(), abs=1e-5)
-    assert page.eval_on_selector_all("#card-kernels img.kernel", "ks => ks.length") == 4
+    assert page.eval_on_selector_all("#card-weights img.kernel", "ks => ks.length") == 4
     assert len(page.get_attribute("#card-top", "data-samples").split(",")) == 9
     # the map's values: under the pointer, and under the arrow keys' cursor
     box = page.locator("#card-map").bounding_box()

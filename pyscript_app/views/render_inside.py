@@ -439,7 +439,9 @@ def map_figure(network: Network, pos: int, index: int, fmap: np.ndarray) -> str:
 
 
 def kernels_figure(network: Network, pos: int, index: int) -> str:
-    """A conv2d channel's kernels, one weight image per input channel, on one diverging scale."""
+    """A conv2d channel's kernels, one weight image per input channel, on one diverging scale.
+    ``#card-weights`` carries them all as a dense card carries its weights: ``weights[..., index]``
+    (Keras' layout: row, column, input channel), row-major."""
     layer = network.layers[pos]
     kernels = channels.kernels(layer, index)  # (input channels, kh, kw)
     limit = explain.symmetric_limit(kernels)
@@ -457,7 +459,8 @@ def kernels_figure(network: Network, pos: int, index: int) -> str:
             f'data-weights="{html.escape(values_json(kernel))}"><figcaption>{"input" if src < 0 else f"c{k}"}</figcaption></figure>'
         )
     return (
-        f'<figure class="kernels-figure"><div class="kernels" id="card-kernels" data-count="{len(kernels)}" '
+        f'<figure class="kernels-figure"><div class="kernels" id="card-weights" data-count="{len(kernels)}" '
+        f'data-weights="{html.escape(values_json(np.asarray(layer.weights)[..., index]))}" '
         f'data-limit="{render.fmt(limit)}">{"".join(images)}</div>'
         f'<figcaption>Its kernel{"s" if len(kernels) != 1 else ""}: {kh}&times;{kw} weights '
         + (f'for each of the {len(kernels)} channels of {html.escape(source)}' if len(kernels) != 1 else f'on {html.escape(source)}')
