@@ -230,3 +230,12 @@ def test_bad_conv_options_are_refused(tmp_path, small_data, options, fragments):
     result = run_export("--data", small_data, *options, "--out", tmp_path)
     assert_one_line_error(result, *fragments)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_from_export_takes_a_cnn_export_as_it_is(conv_run, small_data, tmp_path):
+    source = conv_run[0] / "models" / "cnn-4c5sp-8c3p-16r"
+    result = run_export("--from-export", source, "--data", small_data, "--id", "again", "--out", tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert npy_digests(tmp_path / "models" / "again") == npy_digests(source)
+    before, after = (json.loads((folder / "manifest.json").read_text()) for folder in (source, tmp_path / "models" / "again"))
+    assert after["layers"] == before["layers"] and after["training"]["test_correct"] == before["training"]["test_correct"]
