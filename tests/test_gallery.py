@@ -44,8 +44,12 @@ def test_one_image_per_neuron_showing_its_own_weights(network):
     limit = float(re.search(r'id="weight-gallery"[^>]*data-limit="([^"]+)"', markup).group(1))
     for i, url in items:
         img = decode_png(url).astype(int)
-        assert img.shape[:2] == tuple(network.image_shape)
-        w = layer.weights[:, int(i)].reshape(network.image_shape)
+        if layer.kind == "conv2d":  # a channel's kernel on the one grey input channel
+            assert layer.weights.shape[2] == 1
+            w = layer.weights[:, :, 0, int(i)]
+        else:  # a neuron's weights, laid out like the digit
+            w = layer.weights[:, int(i)].reshape(network.image_shape)
+        assert img.shape[:2] == w.shape
         # blue negative, white 0, red positive: the further from 0 (up to the limit), the less green;
         # the sign shows as red above blue or blue above red
         green = img[..., 1].reshape(-1)
