@@ -116,3 +116,14 @@ def test_image_layer_stats_sample_every_kth_value(cnn):
     assert int(np.prod(conv.output_shape)) % stats["stride"] != 0  # every row and channel is met
     with pytest.raises(ValueError, match="not a conv2d or maxpool2d"):
         cache.image_stats("dense_1")
+
+
+def test_the_explorer_shows_progress_until_its_matrix_is_ready(cnn):
+    from pyscript_app.views import render_inside
+
+    network, testset, _, _ = cnn
+    markup = render_inside.explorer_progress(network, testset, 2_500, 10_000, knocked=True)
+    assert 'id="errors-title"' in markup and 'data-action="close-errors"' in markup  # closable as the matrix is
+    assert '<progress id="explorer-progress"' in markup and 'max="10000" value="2500"' in markup
+    assert "with the knock-outs: 2,500 / 10,000" in markup
+    assert 'id="confusion-matrix"' not in markup

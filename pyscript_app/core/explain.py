@@ -3,26 +3,32 @@
 Pure numpy + stdlib. This module runs unchanged in CPython (pytest) and in
 the browser (Pyodide): it never imports anything from the browser, and it
 does not even import ``network.py`` -- it works on any object shaped like
-``network.Network`` (``.layers`` of ``Layer(name, activation, weights (in,
-units), bias, ...)`` with ``.pre_activation(x)`` and ``.activate(z)``,
-``.normalize()``, ``.forward(x, knocked_out=...)``)
-and ``network.TestSet`` (``.images`` (n, rows, columns) uint8, ``.labels`` (n,)).
+``network.Network`` (``.layers`` of layers.py's layers: ``kind``, ``units``,
+``forward(x, keep=False)``, a dense layer's ``weights`` (in, units), ``bias``,
+``pre_activation(x)`` and ``activate(z)``; ``.normalize()``,
+``.forward(x, knocked_out=...)``) and ``network.TestSet`` (``.images``
+(n, rows, columns) uint8, ``.labels`` (n,)).
 That keeps it independent of how the page lays its modules out.
 
 Vocabulary used throughout:
 
-* a *unit* is addressed by ``(layer_name, index)``;
+* a *unit* is addressed by ``(layer_name, index)``; a conv2d or maxpool2d
+  layer's units are its channels (one feature map each);
 * the *input* of a layer is what feeds it: the normalised pixels
   (``input_size`` values) for the first layer, the previous layer's activations otherwise
   (after any knock-out, exactly as ``network.forward`` returns them);
 * a *knock-out* is a mapping ``layer name -> sorted list of unit indices``
-  whose activations are forced to zero (see :func:`normalize_knockout`).
-  Only hidden layers can be knocked out.
+  whose activations (a channel's whole map) are forced to zero (see
+  :func:`normalize_knockout`). Hidden layers can be knocked out, but not
+  the flatten (it only reshapes: knock out the channels before it).
+* a channel's *peak* for a digit is the maximum of its map: what the test-set
+  results keep of a conv2d / maxpool2d layer (see :class:`TestsetCache`).
 
 Whole-test-set results (every layer's activations for the 10,000 test
-digits, predictions, confusion matrices) are computed once per knock-out set
-and kept in a small cache (:class:`TestsetCache`, found with
-:func:`cache_for`). Cached arrays are read-only; copy them before editing.
+digits, an image layer's peaks, predictions, confusion matrices) are
+computed once per knock-out set and kept in a small cache
+(:class:`TestsetCache`, found with :func:`cache_for`). Cached arrays are
+read-only; copy them before editing.
 A cache belongs to one version of the weights (``network.version``, bumped by
 ``Network.weights_changed()``): :func:`cache_for` drops a cache whose version
 is not the network's, so changed weights never show stale numbers.
