@@ -55,11 +55,6 @@ def channel_map(activations, channel: int) -> np.ndarray:
     return np.asarray(activations)[..., int(channel)]
 
 
-def map_maximum(activations, channel: int) -> float:
-    """The largest value of a channel's map: the channel's one number (its neuron's data-activation)."""
-    return float(np.max(channel_map(activations, channel)))
-
-
 def flat_position(image_shape, index: int) -> tuple[int, int, int]:
     """(row, column, channel) of value ``index`` of an image (h, w, c) read as one vector (channels last)."""
     h, w, c = image_shape
@@ -74,12 +69,15 @@ def kernels(layer, channel: int) -> np.ndarray:
     return np.ascontiguousarray(np.moveaxis(np.asarray(layer.weights)[:, :, :, int(channel)], 2, 0))
 
 
-def coverage(layer) -> np.ndarray:
+def coverage(layer, channel: int | None = None) -> np.ndarray:
     """(h, w, input channels, filters) float64: for each input value, the sum of the kernel weights it
-    meets over every output position of a conv2d layer (valid or same padding, stride 1)."""
+    meets over every output position of a conv2d layer (valid or same padding, stride 1); with
+    ``channel``, of that filter only: (h, w, input channels)."""
     (h, w, _), (kh, kw), (ph, pw) = layer.input_shape, layer.kernel, layer.pads
     oh, ow, _ = layer.output_shape
     weights = np.asarray(layer.weights, dtype=np.float64)
+    if channel is not None:
+        weights = weights[:, :, :, int(channel)]
     padded = np.zeros((h + 2 * ph, w + 2 * pw, *weights.shape[2:]))
     for ky in range(kh):  # output (oy, ox) reads padded position (oy + ky, ox + kx)
         for kx in range(kw):
@@ -115,6 +113,13 @@ def per_value(layer, x) -> np.ndarray:
         out[np.arange(image.size), np.arange(image.size) % layer.units] = sent
         return out
     return x.reshape(-1, 1) * np.asarray(layer.weights, dtype=np.float64)
+
+
+def value_contributions(layer, x, channel: int) -> np.ndarray:
+    """(h, w, input channels) float64: what each input value sends into one conv2d channel, summed over
+    its map (``per_value``'s column for that channel, without the other filters')."""
+    image = np.asarray(x, dtype=np.float64).reshape(layer.input_shape)
+    return image * coverage(layer, channel)
 
 
 def by_channel(values: np.ndarray, channels: int) -> np.ndarray:
