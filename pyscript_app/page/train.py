@@ -46,6 +46,8 @@ class Train:
             self.trainer.reset(settings)
             self.restart()
             self.live.install(self.trainer)
+            self.show_accuracy()
+            self.refresh()  # the progress line and the curve start again too
 
     def make_trainer(self):
         manifest = self.page.network.manifest
