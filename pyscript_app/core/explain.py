@@ -429,10 +429,11 @@ class TestsetCache:
     confusion matrix; the dense layers' net inputs are made on first use.
     All returned arrays are read-only.
 
-    Memory: for the default dense network about 3 MB; for a CNN conv 8 (3x3)
-    -> pool -> conv 16 (3x3) -> pool -> dense 32 -> 10, about 22 MB for the
+    Memory (measured): for the default dense network 9 MB; for a CNN conv 8
+    (3x3) -> pool -> conv 16 (3x3) -> pool -> dense 32 -> 10, 23 MB for the
     intact network (the flatten's 400 values a digit are 16 MB of it), and
-    about 20 MB more for each kept knock-out of image channels.
+    24 MB more for each kept knock-out of channels (with ``max_passes=3``,
+    at most two of them: about 70 MB in all).
     """
 
     __test__ = False  # not a pytest test class, despite the name
