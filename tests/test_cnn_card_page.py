@@ -65,6 +65,7 @@ def test_a_channel_card_its_map_and_its_knock_out(cnn_page):
     assert float(page.get_attribute(neuron("conv_2", 3), "data-activation")) == pytest.approx(plain[2][..., 3].max(), abs=1e-5)
     assert page.eval_on_selector_all("#card-weights img.kernel", "ks => ks.length") == 4
     assert len(page.get_attribute("#card-top", "data-samples").split(",")) == 9
+    page.wait_for_selector("#neuron-card #card-least", timeout=60_000)  # what it wants (page/why.py) fills its slot
     # the map's values: under the pointer, and under the arrow keys' cursor
     box = page.locator("#card-map").bounding_box()
     row, col = 4, 9

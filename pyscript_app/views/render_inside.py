@@ -569,6 +569,7 @@ def channel_card(network: Network, testset, view: render.View, layer_name: str, 
             f'<button type="button" class="secondary" id="card-pool-source" data-action="open-neuron" data-layer="{source.name}" '
             f'data-index="{index}" data-focus-key="card-pool-source">Open {html.escape(source.title)} channel {index}</button></p>'
         )
+    parts.append('<div id="card-wants" class="card-wants"></div>')  # what it wants: page/why.py (its map's peak)
     if top_digits:
         parts.append(top_digits_html(network, testset, layer_name, index, view.knocked_out, view.sample_index,
                                      "the largest value of its map"))
