@@ -24,12 +24,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from pyscript_app.core import layers as layers_mod
+
 METHODS = ("gradxinput", "ig", "occlusion")
 METHOD_TITLES = {"gradxinput": "gradient x input", "ig": "integrated gradients", "occlusion": "occlusion"}
 IG_STEPS = 32  # gradients taken at first (the quadrature adds more where they fall short)
 IG_NODES = 8  # Gauss-Legendre nodes a segment
 IG_TOLERANCE = 0.005  # completeness wanted: |sum - (f(x) - f(b))| within this share of f(x) - f(b)
 IG_MOST_STEPS = 256
+IG_LINEAR_PIECES = ("relu", "linear")  # hidden activations whose networks get exact integrated gradients
+IG_MOST_SEGMENTS = 512  # exact integrated gradients take one gradient a linear piece of the path: at most this many
+IG_LOGIT_SPREAD = 2.0  # exact integrated gradients: the most two logits' difference moves over one quadrature piece
 OCCLUSION_PATCH, OCCLUSION_STRIDE = 6, 2
 
 
@@ -167,7 +172,8 @@ class Attribution:
     total: float  # the sum of values
     value: float  # f(x)
     baseline_value: float | None = None  # f(baseline), for integrated gradients
-    steps: int = 0  # gradients taken (integrated gradients)
+    steps: int = 0  # gradients taken (integrated gradients; exact ones: one a linear piece of the path)
+    exact: bool = False  # integrated gradients of a piecewise-linear network, exact to rounding
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -199,24 +205,145 @@ def objective_value_all(network, x, knocked_out=None) -> np.ndarray:
     return log_probabilities(network, np.atleast_2d(x), knocked_out)[0]
 
 
+_GAUSS_LEGENDRE: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+
 def gauss_legendre(n: int) -> tuple[np.ndarray, np.ndarray]:
     """Gauss-Legendre nodes and weights on [0, 1] (Golub-Welsch: the eigenvalues of the Jacobi matrix)."""
-    k = np.arange(1, n)
-    off = k / np.sqrt(4.0 * k * k - 1.0)
-    values, vectors = np.linalg.eigh(np.diag(off, 1) + np.diag(off, -1))
-    return (values + 1) / 2, vectors[0] ** 2
+    if n not in _GAUSS_LEGENDRE:
+        k = np.arange(1, n)
+        off = k / np.sqrt(4.0 * k * k - 1.0)
+        values, vectors = np.linalg.eigh(np.diag(off, 1) + np.diag(off, -1))
+        _GAUSS_LEGENDRE[n] = ((values + 1) / 2, vectors[0] ** 2)
+    nodes, weights = _GAUSS_LEGENDRE[n]
+    return nodes.copy(), weights.copy()
 
 
 def integrated_gradients(network, u: np.ndarray, objective: tuple, steps: int = IG_STEPS, knocked_out=None,
                          tolerance: float = IG_TOLERANCE, most: int = IG_MOST_STEPS) -> Attribution:
     """Integrated gradients from a black baseline: (x - b) times the gradient integrated along the straight path.
 
-    The integral is taken by adaptive Gauss-Legendre quadrature: ``steps`` gradients in
-    ``steps / IG_NODES`` equal segments first; a segment whose estimate of the objective's change
-    differs from the change itself (two forward passes at its ends) is halved, until the
-    attributions add up to f(x) - f(b) within ``tolerance`` of it (completeness) or ``most``
-    gradients were taken. A smooth network needs the first ``steps``; a ReLU network that grows
-    confident within a small part of the path needs more there.
+    A piecewise-linear network (:func:`piecewise_linear`: dense and conv2d layers with relu or
+    linear activations, flatten, then the softmax output) gets them exactly, to float64 rounding
+    (:func:`_ig_piecewise_linear`), when the path has at most IG_MOST_SEGMENTS linear pieces (the
+    shipped ReLU network: about 100; a ReLU conv layer, a unit a pixel, can make many more). Any
+    other (sigmoid, tanh, max pooling), or a path with more pieces, by adaptive quadrature
+    (:func:`_ig_quadrature`, whose ``steps``, ``tolerance`` and ``most`` apply).
+    """
+    if piecewise_linear(network):
+        x, b = to_input(network, u), to_input(network, np.zeros_like(u))
+        alphas = _path_kinks(network, b, x - b, knocked_out, IG_MOST_SEGMENTS)
+        if alphas is not None:
+            return _ig_piecewise_linear(network, u, objective, alphas, knocked_out)
+    return _ig_quadrature(network, u, objective, steps, knocked_out, tolerance, most)
+
+
+def piecewise_linear(network) -> bool:
+    """Whether the logits are piecewise linear in the input: every layer before the output is dense or
+    conv2d with a relu or linear activation, or flatten. (Max pooling is piecewise linear too, but
+    its kinks, where a block's winner changes, are not searched for: such networks take the quadrature.)"""
+    for layer in network.layers[:-1]:
+        if layer.kind == "flatten":
+            continue
+        if layer.kind not in ("dense", "conv2d") or layer.activation not in IG_LINEAR_PIECES:
+            return False
+    return network.output_layer.kind == "dense"
+
+
+def _path_kinks(network, b: np.ndarray, direction: np.ndarray, knocked_out=None,
+                most: int = IG_MOST_SEGMENTS) -> np.ndarray | None:
+    """The sorted alphas in [0, 1], ends included, where some relu unit's net input crosses 0 along
+    ``b + alpha * direction``: between two consecutive ones every unit keeps its side. None when
+    they cut the path into more than ``most`` pieces.
+
+    Found layer by layer: between the kinks of the layers before it, a layer's net input is linear
+    in alpha, so its zero crossings there follow from its values at those kinks.
+    """
+    alphas = np.array([0.0, 1.0])
+    for pos, layer in enumerate(network.layers[:-1]):
+        if layer.kind == "flatten" or layer.activation != "relu":
+            continue
+        layers_mod.forward_all(network.layers[: pos + 1], b[None] + alphas[:, None] * direction[None],
+                               knocked_out=knocked_out)
+        z = np.array(layer.net_input, dtype=np.float64)
+        dead = (knocked_out or {}).get(layer.name)
+        if dead is not None and len(dead):
+            z[..., np.asarray(list(dead), dtype=np.intp)] = 1.0  # a knocked-out unit's side does not matter
+        z = z.reshape(len(alphas), -1)
+        lo, hi = z[:-1], z[1:]
+        seg, unit = np.nonzero(lo * hi < 0)
+        if seg.size:
+            t = lo[seg, unit] / (lo[seg, unit] - hi[seg, unit])
+            alphas = np.unique(np.concatenate([alphas, alphas[seg] + t * (alphas[seg + 1] - alphas[seg])]))
+            if len(alphas) - 1 > most:
+                return None
+    return alphas
+
+
+def _softmax_integrals(alphas: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """(segments, classes): the integral of softmax(z(alpha)) over each segment [alphas[s], alphas[s + 1]],
+    where z is linear between the logits ``z`` at the alphas.
+
+    Gauss-Legendre (IG_NODES nodes) on pieces over which no two logits' difference moves by more
+    than IG_LOGIT_SPREAD: the softmax of a linear function is analytic, and over such a piece its
+    nearest poles are far enough away that the rule is exact to rounding (error ~ 1e-13)."""
+    nodes, weights = gauss_legendre(IG_NODES)
+    dz = z[1:] - z[:-1]
+    pieces = np.maximum(1, np.ceil((dz.max(axis=1) - dz.min(axis=1)) / IG_LOGIT_SPREAD)).astype(np.intp)
+    seg = np.repeat(np.arange(len(dz)), pieces)
+    starts = np.concatenate([[0], np.cumsum(pieces)[:-1]])
+    which = np.arange(seg.size) - starts[seg]  # each piece's place within its segment
+    t = (which[:, None] + nodes[None]) / pieces[seg][:, None]  # (pieces, nodes): where within the segment
+    zz = z[:-1][seg][:, None, :] + t[..., None] * dz[seg][:, None, :]
+    p = np.exp(zz - zz.max(axis=2, keepdims=True))
+    p /= p.sum(axis=2, keepdims=True)
+    per_piece = (weights[None, :, None] * p).sum(axis=1) / pieces[seg][:, None]
+    return np.add.reduceat(per_piece, starts, axis=0) * np.diff(alphas)[:, None]
+
+
+def _ig_piecewise_linear(network, u: np.ndarray, objective: tuple, alphas: np.ndarray, knocked_out=None) -> Attribution:
+    """Integrated gradients of a piecewise-linear network, exact to float64 rounding.
+
+    Between consecutive kinks ``alphas`` of the path (:func:`_path_kinks`) the units' pattern is fixed: the
+    logits z are linear in alpha and their Jacobian J_s with respect to the input is constant. So the
+    path integral of d f / d x is the sum over segments of c_s . J_s, with c_s the integral of
+    d f / d z = onehot_a (- onehot_b, or - softmax(z) for one class) over the segment
+    (:func:`_softmax_integrals`), and c_s . J_s is one backward pass seeded with c_s at the output
+    layer's net input from the segment's middle: all segments in one batch. ``att.steps`` is the
+    number of segments (gradients taken). Knock-outs keep the network piecewise linear.
+    """
+    x = to_input(network, u)
+    b = to_input(network, np.zeros_like(u))
+    direction = x - b
+    _, a, minus = objective
+    layers_mod.forward_all(network.layers, b[None] + alphas[:, None] * direction[None], knocked_out=knocked_out)
+    z = network.output_layer.net_input.copy()  # the logits at the kinks (float64 throughout)
+    lengths = np.diff(alphas)
+    seed = np.zeros((len(lengths), z.shape[1]))
+    seed[:, a] += lengths
+    if minus is None:
+        seed -= _softmax_integrals(alphas, z)
+    else:
+        seed[:, minus] -= lengths
+    mids = (alphas[:-1] + alphas[1:]) / 2
+    layers_mod.forward_all(network.layers, b[None] + mids[:, None] * direction[None], knocked_out=knocked_out)
+    _, g = network.backward(seed, at_net_input=True, knocked_out=knocked_out, parameters=False)
+    values = direction * g.sum(axis=0)
+    logp = _log_softmax(z[[0, -1]])
+    f = logp[:, a] - (logp[:, minus] if minus is not None else 0.0)
+    att = Attribution("ig", objective, values, float(values.sum()), float(f[1]), float(f[0]))
+    att.steps, att.exact = len(lengths), True
+    return att
+
+
+def _ig_quadrature(network, u: np.ndarray, objective: tuple, steps: int = IG_STEPS, knocked_out=None,
+                   tolerance: float = IG_TOLERANCE, most: int = IG_MOST_STEPS) -> Attribution:
+    """Integrated gradients by adaptive Gauss-Legendre quadrature.
+
+    ``steps`` gradients in ``steps / IG_NODES`` equal segments first; a segment whose estimate of
+    the objective's change differs from the change itself (two forward passes at its ends) is
+    halved, until the attributions add up to f(x) - f(b) within ``tolerance`` of it (completeness)
+    or ``most`` gradients were taken. ``att.steps`` is the number of gradients taken.
     """
     x = to_input(network, u)
     b = to_input(network, np.zeros_like(u))
