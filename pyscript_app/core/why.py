@@ -3,7 +3,8 @@
 Pure numpy: attribution maps (gradient x input, integrated gradients, occlusion), activation
 maximisation ("dreams"), a targeted attack with the smallest epsilon that works, and an untargeted
 robustness curve. Every gradient comes from the network's own backward pass
-(:func:`gradient`, which asks ``network.input_gradient``); nothing here differentiates by itself.
+(:func:`gradient`, which asks ``network.input_gradient``; exact integrated gradients seed
+``network.backward`` themselves); nothing here differentiates by itself.
 
 Vocabulary:
 
