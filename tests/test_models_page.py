@@ -9,6 +9,7 @@ pyscript_app, and against the exported .npy files read with np.load.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -41,21 +42,24 @@ IMAGES, LABELS = images_and_labels()
 
 def check_view_against_reference(page, model_dir):
     """Every neuron shown equals the independent float64 pass within 1e-6 (relative above 1: float32 has 7 digits)."""
-    manifest, layers = ref.load(model_dir)
+    manifest, layers = ref.load_chain(model_dir)
     view = shown(page)
     index = int(view["sample"])
     x = IMAGES[index].reshape(1, -1).astype(np.float64) * manifest["input"]["normalization"]["scale"]
-    expected = ref.forward(layers, x)
+    expected = ref.forward_chain(layers, x, peaks=True)  # a conv or pooling channel shows its map's peak
     for spec, acts in zip(manifest["layers"], expected):
         got = sorted((i, float(v)) for name, i, v in view["neurons"] if name == spec["name"])
-        assert [i for i, _ in got] == list(range(spec["units"])), spec["name"]
+        if spec["kind"] == "flatten":  # not drawn
+            assert got == []
+            continue
+        assert [i for i, _ in got] == list(range(acts.shape[1])), spec["name"]
         values = np.array([v for _, v in got])
         np.testing.assert_allclose(values, acts[0], rtol=1e-6, atol=1e-6, err_msg=f"{model_dir.name} {spec['name']}")
     assert int(view["predicted"]) == int(np.argmax(expected[-1][0]))
 
 
 def check_confusion_matrix(page, model_dir):
-    manifest, layers = ref.load(model_dir)
+    manifest, layers = ref.load_chain(model_dir)
     page.click("#errors-toggle")
     page.wait_for_selector(f"#error-explorer[data-model='{model_dir.name}'] #confusion-matrix", timeout=READY_TIMEOUT_MS)
     cells = page.eval_on_selector_all("#confusion-matrix .cell", "cs => cs.map(c => [+c.dataset.true, +c.dataset.predicted, +c.dataset.count])")
@@ -64,7 +68,7 @@ def check_confusion_matrix(page, model_dir):
     for t, p, c in cells:
         got[t, p] = c
     x = IMAGES.reshape(len(IMAGES), -1).astype(np.float64) * manifest["input"]["normalization"]["scale"]
-    predicted = ref.forward(layers, x)[-1].argmax(axis=1)
+    predicted = ref.forward_chain(layers, x, peaks=True)[-1].argmax(axis=1)
     expected = np.zeros((n, n), dtype=np.int64)
     np.add.at(expected, (LABELS.astype(np.intp), predicted), 1)
     np.testing.assert_array_equal(got, expected)
@@ -74,12 +78,12 @@ def check_confusion_matrix(page, model_dir):
 def check_first_layer_card(page, model_dir, unit):
     manifest = json.loads((model_dir / "manifest.json").read_text())
     first = manifest["layers"][0]
-    unit %= first["units"]
+    unit %= first["weights"]["shape"][-1]
     page.click(f'#view .neuron[data-layer="{first["name"]}"][data-index="{unit}"]')
     page.wait_for_selector(f'#neuron-card[data-layer="{first["name"]}"][data-index="{unit}"]')
     weights = np.array(json.loads(page.get_attribute("#card-weights", "data-weights")), dtype=np.float64)
-    column = np.load(model_dir / first["weights"]["file"])[:, unit].astype(np.float64)
-    np.testing.assert_array_equal(weights, column)
+    column = np.load(model_dir / first["weights"]["file"])[..., unit].astype(np.float64)  # a dense unit's or a conv channel's
+    np.testing.assert_array_equal(weights.ravel(), column.ravel())
     page.keyboard.press("Escape")
     page.wait_for_selector("#neuron-card", state="detached")
 
@@ -221,15 +225,19 @@ def open_files(page, files: dict[str, bytes]):
 
 def check_against_files(page, files):
     """The model shown is the one in ``files``: every activation against the independent pass of its arrays."""
-    manifest = json.loads(files["manifest.json"])
-    import io
+    import tempfile
 
-    layers = [(np.load(io.BytesIO(files[s["weights"]["file"]])).astype(np.float64),
-               np.load(io.BytesIO(files[s["bias"]["file"]])).astype(np.float64), s["activation"]) for s in manifest["layers"]]
+    with tempfile.TemporaryDirectory() as folder:
+        for name, data in files.items():
+            (Path(folder) / name).write_bytes(data)
+        manifest, layers = ref.load_chain(folder)
     view = shown(page)
     x = IMAGES[int(view["sample"])].reshape(1, -1).astype(np.float64) / 255
-    for spec, acts in zip(manifest["layers"], ref.forward(layers, x)):
+    for spec, acts in zip(manifest["layers"], ref.forward_chain(layers, x, peaks=True)):
         got = [float(v) for _, v in sorted((i, v) for n, i, v in view["neurons"] if n == spec["name"])]
+        if spec["kind"] == "flatten":  # not drawn
+            assert got == []
+            continue
         np.testing.assert_allclose(got, acts[0], rtol=1e-6, atol=1e-6)
 
 
@@ -271,6 +279,10 @@ def test_the_export_files_themselves_open_too(own):
     page.keyboard.press("Escape")
 
 
+def cnn_exported():
+    return fake_exports.cnn_export_files("mine-cnn", fake_exports.CNN_SHAPES["tiny-cnn"], seed=5)
+
+
 def _manifest_of(files):
     return json.loads(files["manifest.json"])
 
@@ -305,6 +317,10 @@ BAD = {
     "2,000 units": (lambda: {"huge.zip": export_format.write_zip(_with_manifest(exported(hidden=((16, "relu"),)), lambda m: m["layers"][0].update(units=2000)))},
                     r"huge\.zip: manifest\.json: layers\[0\]\.units must be from 1 to 512, got 2000"),
     "files without a manifest": (lambda: {"hidden_1_weights.npy": b"\x93NUMPY"}, r"no manifest\.json among the files given"),
+    "strided conv": (lambda: {"cnn.zip": export_format.write_zip(_with_manifest(cnn_exported(), lambda m: m["layers"][0].update(stride=2)))},
+                     r"cnn\.zip: manifest\.json: layers\[0\]\.stride must be 1 \(the only stride supported\), got 2"),
+    "pool size off": (lambda: {"pool.zip": export_format.write_zip(_with_manifest(cnn_exported(), lambda m: m["layers"][1].update(output_shape=[12, 12, 4])))},
+                      r"pool\.zip: manifest\.json: layers\[1\]\.output_shape must be \[13, 13, 4\] \(2x2 blocks of a 26x26 input\), got \[12, 12, 4\]"),
 }
 
 
@@ -335,6 +351,18 @@ def test_a_bad_export_is_refused_by_name_and_the_model_shown_stays(own, case):
     page.wait_for_function(f"document.getElementById('input-image').dataset.sampleIndex !== '{sample}'")
     # (and the address follows it, after the pause the page waits for: the next case starts from it)
     page.wait_for_function("location.hash.endsWith('sample=' + document.getElementById('input-image').dataset.sampleIndex)")
+    assert own.errors == [] and own.outside == []
+
+
+def test_a_cnn_export_zip_opens_as_a_model_of_its_own(own):
+    page = own.page
+    files = cnn_exported()
+    before = page.get_attribute("#view", "data-model")
+    open_files(page, {"convolutional.zip": export_format.write_zip(files)})
+    page.wait_for_function("m => document.getElementById('view').dataset.model !== m", arg=before, timeout=READY_TIMEOUT_MS)
+    assert page.eval_on_selector("#model-picker", "s => s.selectedOptions[0].textContent") == "Your model: Test network mine-cnn"
+    assert page.get_attribute("#layer-conv_1", "data-kind") == "conv2d"
+    check_against_files(page, files)
     assert own.errors == [] and own.outside == []
 
 
