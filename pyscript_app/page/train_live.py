@@ -68,6 +68,7 @@ class LiveViews:
         """The trainer's network as the model MODEL_ID (replacing an earlier one); shown if it is shown."""
         manifest, files = trainer.to_export(model_id=MODEL_ID, title=train_view.trained_title(trainer.sizes))
         network = nw.build_network(manifest, files, "the network being trained")
+        self.pacer = pacing.Pacer()  # a new network costs its own to draw (a CNN's refresh is far dearer)
         self.set_stats(network)
         self.network = network
         self.synced = trainer.steps
