@@ -34,7 +34,7 @@ IG_NODES = 8  # Gauss-Legendre nodes a segment
 IG_TOLERANCE = 0.005  # completeness wanted: |sum - (f(x) - f(b))| within this share of f(x) - f(b)
 IG_MOST_STEPS = 256
 IG_LINEAR_PIECES = ("relu", "linear")  # hidden activations whose networks get exact integrated gradients
-IG_MOST_SEGMENTS = 512  # exact integrated gradients take one gradient a linear piece of the path: at most this many
+IG_MOST_SEGMENTS = IG_MOST_STEPS  # exact integrated gradients take one gradient a linear piece of the path: at most this many
 IG_LOGIT_SPREAD = 2.0  # exact integrated gradients: the most two logits' difference moves over one quadrature piece
 OCCLUSION_PATCH, OCCLUSION_STRIDE = 6, 2
 
@@ -225,10 +225,10 @@ def integrated_gradients(network, u: np.ndarray, objective: tuple, steps: int = 
     """Integrated gradients from a black baseline: (x - b) times the gradient integrated along the straight path.
 
     A piecewise-linear network (:func:`piecewise_linear`: dense and conv2d layers with relu or
-    linear activations, flatten, then the softmax output) gets them exactly, to float64 rounding
-    (:func:`_ig_piecewise_linear`), when the path has at most IG_MOST_SEGMENTS linear pieces (the
-    shipped ReLU network: about 100; a ReLU conv layer, a unit a pixel, can make many more). Any
-    other (sigmoid, tanh, max pooling), or a path with more pieces, by adaptive quadrature
+    linear activations, max pooling, flatten, then the softmax output) gets them exactly, to float64
+    rounding (:func:`_ig_piecewise_linear`), when the path has at most IG_MOST_SEGMENTS linear pieces
+    (the shipped ReLU network: about 100; a ReLU conv layer, a unit a pixel, can make many more). Any
+    other (sigmoid, tanh), or a path with more pieces, by adaptive quadrature
     (:func:`_ig_quadrature`, whose ``steps``, ``tolerance`` and ``most`` apply).
     """
     if piecewise_linear(network):
@@ -241,10 +241,9 @@ def integrated_gradients(network, u: np.ndarray, objective: tuple, steps: int = 
 
 def piecewise_linear(network) -> bool:
     """Whether the logits are piecewise linear in the input: every layer before the output is dense or
-    conv2d with a relu or linear activation, or flatten. (Max pooling is piecewise linear too, but
-    its kinks, where a block's winner changes, are not searched for: such networks take the quadrature.)"""
+    conv2d with a relu or linear activation, max pooling or flatten."""
     for layer in network.layers[:-1]:
-        if layer.kind == "flatten":
+        if layer.kind in ("flatten", "maxpool2d"):
             continue
         if layer.kind not in ("dense", "conv2d") or layer.activation not in IG_LINEAR_PIECES:
             return False
@@ -254,14 +253,20 @@ def piecewise_linear(network) -> bool:
 def _path_kinks(network, b: np.ndarray, direction: np.ndarray, knocked_out=None,
                 most: int = IG_MOST_SEGMENTS) -> np.ndarray | None:
     """The sorted alphas in [0, 1], ends included, where some relu unit's net input crosses 0 along
-    ``b + alpha * direction``: between two consecutive ones every unit keeps its side. None when
-    they cut the path into more than ``most`` pieces.
+    ``b + alpha * direction``, or a pooling block's largest value changes hands: between two
+    consecutive ones every unit keeps its side and every block its winner. None when they cut the
+    path into more than ``most`` pieces.
 
     Found layer by layer: between the kinks of the layers before it, a layer's net input is linear
     in alpha, so its zero crossings there follow from its values at those kinks.
     """
     alphas = np.array([0.0, 1.0])
     for pos, layer in enumerate(network.layers[:-1]):
+        if layer.kind == "maxpool2d":
+            alphas = _pool_kinks(network, pos, b, direction, alphas, knocked_out, most)
+            if alphas is None:
+                return None
+            continue
         if layer.kind == "flatten" or layer.activation != "relu":
             continue
         layers_mod.forward_all(network.layers[: pos + 1], b[None] + alphas[:, None] * direction[None],
@@ -279,6 +284,45 @@ def _path_kinks(network, b: np.ndarray, direction: np.ndarray, knocked_out=None,
             if len(alphas) - 1 > most:
                 return None
     return alphas
+
+
+def _pool_kinks(network, pos: int, b: np.ndarray, direction: np.ndarray, alphas: np.ndarray, knocked_out=None,
+                most: int = IG_MOST_SEGMENTS) -> np.ndarray | None:
+    """``alphas`` (between which the pooling layer at ``pos`` reads values linear in alpha) and the
+    alphas where one of its blocks' largest value changes hands; None past ``most`` pieces.
+
+    The largest of linear functions is convex: when the same block member is the largest at both
+    ends of a piece, it is throughout. Otherwise the crossing of the two winners' lines is added
+    (a third member may top both there: then the next round splits again) until none changes.
+    """
+    layer = network.layers[pos]
+    oh, ow, channels = layer.output_shape
+    dead = (knocked_out or {}).get(layer.name)
+    while True:
+        points = b[None] + alphas[:, None] * direction[None]
+        read = layers_mod.forward_all(network.layers[:pos], points, knocked_out=knocked_out)[-1] if pos else points
+        read = np.asarray(read, dtype=np.float64).reshape(len(alphas), *layer.input_shape)[:, : 2 * oh, : 2 * ow]
+        blocks = read.reshape(len(alphas), oh, 2, ow, 2, channels).transpose(0, 1, 3, 5, 2, 4)
+        blocks = blocks.reshape(len(alphas), oh, ow, channels, 4)  # top left, top right, bottom left, bottom right
+        lo, hi = blocks[:-1], blocks[1:]
+        first, last = lo.argmax(axis=-1)[..., None], hi.argmax(axis=-1)[..., None]
+        a_lo, a_hi = (np.take_along_axis(v, first, axis=-1)[..., 0] for v in (lo, hi))
+        b_lo, b_hi = (np.take_along_axis(v, last, axis=-1)[..., 0] for v in (lo, hi))
+        changed = (b_hi > a_hi) & (a_lo > b_lo)  # the first winner is strictly beaten at the end
+        if dead is not None and len(dead):
+            changed[..., np.asarray(list(dead), dtype=np.intp)] = False
+        seg = np.nonzero(changed.reshape(len(alphas) - 1, -1))
+        if not seg[0].size:
+            return alphas
+        lead, gain = (a_lo - b_lo).reshape(len(alphas) - 1, -1)[seg], (b_hi - a_hi).reshape(len(alphas) - 1, -1)[seg]
+        at = seg[0]
+        found = alphas[at] + lead / (lead + gain) * (alphas[at + 1] - alphas[at])
+        grown = np.unique(np.concatenate([alphas, found]))
+        if len(grown) - 1 > most:
+            return None
+        if len(grown) == len(alphas):  # rounding put every crossing on a piece's end
+            return alphas
+        alphas = grown
 
 
 def _softmax_integrals(alphas: np.ndarray, z: np.ndarray) -> np.ndarray:
