@@ -1,12 +1,14 @@
 """The error explorer (#error-explorer): the confusion matrix of the whole test set, its cells' digits.
 
 Browser-side: explain.py computes (cached per knock-out and per version of
-the weights), render_inside.py draws. The pass of the test digits through
-the network's first layers (explain.TestsetCache.first_layer_blocks: for a
-convolutional network, every conv and pooling layer, again for each
-knock-out of channels) runs in idle time, one block of digits (a few tens of
-ms) at a time, the explorer showing its progress until the matrix is ready;
-what follows that pass (the small dense layers) is computed at once.
+the weights), render_inside.py draws. For a convolutional network, the pass
+of the test digits through its image layers (explain.TestsetCache.first_layer_blocks,
+again for each knock-out of channels) runs in idle time, one block of digits
+(about 25 ms) at a time, the explorer showing its progress until the matrix
+is ready; what follows that pass (the small dense layers) is computed at
+once. A dense network's matrix is computed at once (its first layer's pass
+takes well under a second, and the page runs it in idle time after loading:
+Page.prepare).
 """
 
 import time
@@ -53,7 +55,7 @@ class Explorer:
             return
         cache = explain.cache_for(network, page.testset)
         box = el("error-explorer")
-        if not (cache.is_ready() and cache.is_ready(ko)):
+        if cache.end > 0 and not (cache.is_ready() and cache.is_ready(ko)):  # (a dense network: at once, as ever)
             self.drawn = None
             self.show_progress(cache, ko)
             self.run_pass(network, ko)
