@@ -361,20 +361,27 @@ def _ig_piecewise_linear(network, u: np.ndarray, objective: tuple, alphas: np.nd
     b = to_input(network, np.zeros_like(u))
     direction = x - b
     _, a, minus = objective
-    layers_mod.forward_all(network.layers, b[None] + alphas[:, None] * direction[None], knocked_out=knocked_out)
-    z = network.output_layer.net_input.copy()  # the logits at the kinks (float64 throughout)
+    layers_mod.forward_all(network.layers, b[None] + np.array([0.0, 1.0])[:, None] * direction[None],
+                           knocked_out=knocked_out)
+    ends = network.output_layer.net_input.copy()  # the logits at black and at the digit (float64 throughout)
+    mids = (alphas[:-1] + alphas[1:]) / 2
+    layers_mod.forward_all(network.layers, b[None] + mids[:, None] * direction[None], knocked_out=knocked_out)
     lengths = np.diff(alphas)
-    seed = np.zeros((len(lengths), z.shape[1]))
+    seed = np.zeros((len(lengths), ends.shape[1]))
     seed[:, a] += lengths
     if minus is None:
+        # the logits at the kinks: z is linear within a segment, so its end is twice its middle less its start
+        middle = network.output_layer.net_input
+        z = np.empty((len(alphas), ends.shape[1]))
+        z[0] = ends[0]
+        for s in range(len(lengths)):
+            z[s + 1] = 2.0 * middle[s] - z[s]
         seed -= _softmax_integrals(alphas, z)
     else:
         seed[:, minus] -= lengths
-    mids = (alphas[:-1] + alphas[1:]) / 2
-    layers_mod.forward_all(network.layers, b[None] + mids[:, None] * direction[None], knocked_out=knocked_out)
     _, g = network.backward(seed, at_net_input=True, knocked_out=knocked_out, parameters=False)
     values = direction * g.sum(axis=0)
-    logp = _log_softmax(z[[0, -1]])
+    logp = _log_softmax(ends)
     f = logp[:, a] - (logp[:, minus] if minus is not None else 0.0)
     att = Attribution("ig", objective, values, float(values.sum()), float(f[1]), float(f[0]))
     att.steps, att.exact = len(lengths), True
