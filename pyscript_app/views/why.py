@@ -19,9 +19,11 @@ METHOD_NOTES = {
         "Quick and exact for this digit, but only local: a pixel that is already saturating can matter and still show little."
     ),
     "ig": (
-        "Integrated gradients: the gradient averaged along a straight path from a black image to this digit "
-        f"({why.IG_STEPS} steps), times the pixel. The shares add up to the change in log-probability from black to "
-        "this digit (the sum shown). It depends on the choice of black as the starting point."
+        "Integrated gradients: the gradient averaged along a straight path from a black image to this digit, "
+        "times the pixel. The shares add up to the change in log-probability from black to this digit (the sum "
+        "shown). For a network of ReLU units the path is cut where a unit switches on or off and each piece is "
+        "summed exactly; otherwise the average takes at least "
+        f"{why.IG_STEPS} gradients along the path. It depends on the choice of black as the starting point."
     ),
     "occlusion": (
         f"Occlusion: a {why.OCCLUSION_PATCH} × {why.OCCLUSION_PATCH} black square slides over the digit; each pixel "
@@ -53,6 +55,10 @@ def attribution_figure(network, att: why.Attribution) -> str:
     if not np.any(values):
         sentence = '<p class="note" id="attribution-flat">Every pixel gets 0 here: nothing in this digit moves the answer (a blank input, or units that are all off or saturated).</p>'
     total = f"sum of the map {render_inside.signed(att.total, 3)}"
+    if att.method == "ig":
+        how = (f"exact over {att.steps} pieces of the path" if getattr(att, "exact", False)
+               else f"{att.steps} gradients along the path")
+        total = f"{how} &middot; {total}"
     if att.baseline_value is not None:
         total += (f" = log-probability change from black {render_inside.signed(att.value - att.baseline_value, 3)}"
                   f" (off by {render_inside.signed(att.total - (att.value - att.baseline_value), 3)})")
