@@ -64,3 +64,88 @@ def test_share_meter_reads_the_last_seconds():
     assert len(m.refreshes) <= 8
     m.reset()
     assert m.share is None
+
+
+# --- idle work in steps sized by time (StepSizer, may_start_step), on a simulated machine
+
+
+class FakeClock:
+    """A seconds clock that only moves when told: a step costs ``fixed + per_item * items``."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def run_steps(sizer, clock, costs):
+    """Run one step per (fixed, per_item) of ``costs``: [(items, seconds)] of each step."""
+    done = []
+    for fixed, per_item in costs:
+        n, t0 = sizer.items, sizer.clock()
+        clock.now += fixed + per_item * n
+        sizer.measured(n, sizer.clock() - t0)
+        done.append((n, clock.now - t0))
+    return done
+
+
+@pytest.mark.parametrize("slowdown", [1, 4, 20])
+def test_steps_settle_at_the_budget_whatever_the_machine(slowdown):
+    clock = FakeClock()
+    sizer = pacing.StepSizer(first=1, clock=clock)
+    per_item = 0.0001 * slowdown  # a digit of the first layer's pass: 0.1 ms on the fast machine
+    steps = run_steps(sizer, clock, [(0.0005 * slowdown, per_item)] * 40)
+    assert all(seconds <= pacing.STEP_BUDGET_S + 1e-12 for _, seconds in steps)
+    settled = steps[-10:]
+    assert all(seconds >= pacing.STEP_BUDGET_S / 2 for _, seconds in settled)  # the budget is used, not wasted
+    # a slower machine gets proportionally fewer items a step
+    fit = (pacing.STEP_BUDGET_S - 0.0005 * slowdown) / per_item
+    assert all(fit / 2 <= n <= fit for n, _ in settled)
+
+
+def test_a_step_grows_at_most_twice_a_step():
+    clock = FakeClock()
+    sizer = pacing.StepSizer(first=3, clock=clock)
+    steps = run_steps(sizer, clock, [(0.0, 1e-9)] * 12)  # nearly free items
+    sizes = [n for n, _ in steps]
+    assert sizes[0] == 3
+    assert all(b <= a * pacing.STEP_GROWTH for a, b in zip(sizes, sizes[1:]))
+    assert sizes[-1] > 1000
+
+
+def test_a_slower_step_shortens_the_next_at_once():
+    clock = FakeClock()
+    sizer = pacing.StepSizer(first=8, clock=clock)
+    steps = run_steps(sizer, clock, [(0.0, 0.0001)] * 30 + [(0.0, 0.0004)] * 10)  # then throttled 4x
+    assert steps[30][1] > pacing.STEP_BUDGET_S  # the first step at the new speed could not know
+    assert all(seconds <= pacing.STEP_BUDGET_S + 1e-12 for _, seconds in steps[31:])
+
+
+def test_at_least_one_item_and_at_most_the_bound():
+    clock = FakeClock()
+    sizer = pacing.StepSizer(first=5, clock=clock)
+    run_steps(sizer, clock, [(0.0, 1.0)] * 3)  # an item costs far more than the budget
+    assert sizer.items == 1
+    bounded = pacing.StepSizer(first=50, most=20, clock=clock)
+    assert bounded.items == 20
+    run_steps(bounded, clock, [(0.0, 1e-9)] * 5)
+    assert bounded.items == 20
+
+
+def test_fixed_steps_always_say_the_same():
+    fixed = pacing.FixedSteps(250)
+    fixed.measured(250, 10.0)
+    assert fixed.items == 250
+
+
+@pytest.mark.parametrize("spent, expected, remaining, starts", [
+    (0.0, 1.0, 0.0, True),  # the first step of a callback always runs
+    (0.010, 0.010, 0.030, True),
+    (0.010, 0.010, 0.005, False),  # would overrun the idle deadline
+    (0.030, 0.015, 0.049, False),  # would pass IDLE_TASK_S
+    (0.020, 0.015, None, True),  # no deadline (setTimeout): only the cap
+    (0.030, 0.015, None, False),
+])
+def test_a_step_starts_only_if_it_fits_the_deadline(spent, expected, remaining, starts):
+    assert pacing.may_start_step(spent, expected, remaining) is starts

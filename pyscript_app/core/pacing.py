@@ -1,4 +1,4 @@
-"""How often Train mode redraws its live views: as often as their cost allows, never more than a share of the time.
+"""Pacing by measured cost: how often Train mode redraws its live views, and how big a step of idle work is.
 
 Pure Python. A refresh of the live views (the progress line, the loss curve,
 the weights copied into the network shown, #view and, less often, the weight
@@ -10,10 +10,17 @@ take at most :data:`VIEWS_SHARE` of the time (aiming a little under it,
 (:data:`REFRESH_S`, :data:`GALLERY_S`). When the refreshes alone can come at
 least :data:`MIN_PER_S` times a second within the share, the gallery gives way
 first. :class:`ShareMeter` says what share of the last few seconds the views took.
+
+Idle work (the first layer's pass over the test set, robustness curves,
+dreams) runs in steps between the page's other work; a step's size in items
+comes from what the items measurably cost (:class:`StepSizer`), and an idle
+callback runs steps only while they fit its deadline (:func:`may_start_step`),
+so that no task grows long on a slow machine.
 """
 
 from __future__ import annotations
 
+import time
 from collections import deque
 
 VIEWS_SHARE = 0.2  # the live views take at most this fraction of the time while training
@@ -81,3 +88,66 @@ class ShareMeter:
             return None
         span = self.refreshes[-1][0] - self.refreshes[0][0]
         return sum(cost for _, cost in list(self.refreshes)[:-1]) / span if span > 0 else None
+
+
+# ---------------------------------------------------------------------------
+# idle work in steps sized by time
+
+STEP_BUDGET_S = 0.012  # a step of idle work aims at this much time, whatever the machine
+STEP_GROWTH = 2.0  # a step is at most this many times the items of the one before
+IDLE_TASK_S = 0.040  # one idle callback runs steps for at most this long (a long task is over 50 ms)
+
+
+class StepSizer:
+    """How many items (digits, gradient steps) the next step of idle work should take, from what the
+    steps before cost: about :data:`STEP_BUDGET_S` of time a step on any machine, at least one item,
+    at most ``most``, growing at most :data:`STEP_GROWTH` times a step. The cost of an item is a moving
+    figure (see :func:`_follow`: a dearer step counts at once, a cheaper one lowers it slowly), so a
+    step that the machine makes slower shortens the next one at once.
+
+    Use: ``n = sizer.items``; ``t0 = sizer.clock()``; do n items; ``sizer.measured(n, sizer.clock() - t0)``
+    (time only the work, not the wait for the next idle period). ``clock`` is a seconds clock (a fake one
+    in tests)."""
+
+    def __init__(self, first: int = 1, most: int | None = None, budget: float = STEP_BUDGET_S, clock=None):
+        self.budget, self.most = budget, most
+        self.clock = clock or time.perf_counter
+        self.item_cost = 0.0  # moving figure of one item's cost, seconds (0: nothing measured yet)
+        self.items = self._bounded(first)
+
+    def _bounded(self, items: float) -> int:
+        items = max(1, int(items))
+        return min(items, self.most) if self.most is not None else items
+
+    def measured(self, items: int, seconds: float) -> None:
+        """The last step did ``items`` items in ``seconds``; sets :attr:`items` for the next one."""
+        if items <= 0:
+            return
+        self.item_cost = _follow(self.item_cost, max(seconds, 0.0) / items)
+        fit = self.budget / self.item_cost if self.item_cost > 0 else float("inf")
+        self.items = self._bounded(min(fit, items * STEP_GROWTH))
+
+
+def may_start_step(spent: float, expected: float, remaining: float | None, cap: float = IDLE_TASK_S) -> bool:
+    """Whether an idle callback that has run steps for ``spent`` seconds may start another one expected
+    to take ``expected``: only if it fits both the browser's time left (``remaining``, the idle
+    deadline's timeRemaining() in seconds; None where there is none) and ``cap``. The first step of a
+    callback always runs (``spent`` 0), so the work goes on however long a step takes."""
+    if spent <= 0:
+        return True
+    limit = cap if remaining is None else min(cap, spent + remaining)
+    return spent + expected <= limit
+
+
+class FixedSteps:
+    """A :class:`StepSizer` that always says ``items`` and measures nothing (work run all at once)."""
+
+    def __init__(self, items: int):
+        self.items = items
+
+    @staticmethod
+    def clock() -> float:
+        return 0.0
+
+    def measured(self, items: int, seconds: float) -> None:
+        pass

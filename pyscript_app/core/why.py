@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pyscript_app.core import layers as layers_mod
+from pyscript_app.core import pacing
 
 METHODS = ("gradxinput", "ig", "occlusion")
 METHOD_TITLES = {"gradxinput": "gradient x input", "ig": "integrated gradients", "occlusion": "occlusion"}
@@ -570,10 +571,12 @@ ROBUSTNESS_EPSILONS = (0.0, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3)
 ROBUSTNESS_CHUNK = 25 if sys.platform == "emscripten" else 500
 
 
-def robustness_steps(network, testset, epsilons=ROBUSTNESS_EPSILONS, knocked_out=None, chunk: int = ROBUSTNESS_CHUNK):
+def robustness_steps(network, testset, epsilons=ROBUSTNESS_EPSILONS, knocked_out=None, chunk: int = ROBUSTNESS_CHUNK,
+                     sizer=None):
     """Accuracy after a one-step attack (fast gradient sign) at each epsilon, computed a chunk at a time.
 
-    A generator: each step handles ``chunk`` test digits and yields (digits done, total); the
+    A generator: each step handles ``chunk`` test digits (or as many as ``sizer``, a
+    :class:`pacing.StepSizer`, says fit its time budget) and yields (digits done, total); the
     last value it returns (``StopIteration.value``) is the accuracies, one per epsilon. The
     attack lowers the true class's log-probability: u' = clip(u - eps * sign(d log p_true / du)).
     """
@@ -582,17 +585,21 @@ def robustness_steps(network, testset, epsilons=ROBUSTNESS_EPSILONS, knocked_out
     eps = np.asarray(epsilons, dtype=np.float64)
     correct = np.zeros(len(eps), dtype=np.int64)
     a, _ = input_scale(network)
-    n = len(labels)
-    for start in range(0, n, chunk):
-        u = images[start : start + chunk].astype(np.float64) / 255.0
-        y = labels[start : start + chunk]
+    n, start = len(labels), 0
+    sizer = sizer or pacing.FixedSteps(chunk)
+    while start < n:
+        size, t0 = sizer.items, sizer.clock()
+        u = images[start : start + size].astype(np.float64) / 255.0
+        y = labels[start : start + size]
         x = to_input(network, u)
         g = network.input_gradient(x, y, knocked_out=knocked_out)  # each digit's own true class, one backward pass
         direction = -np.sign(g * a)
         for j, e in enumerate(eps):
             adv = np.clip(u + e * direction, 0.0, 1.0)
             correct[j] += int((log_probabilities(network, to_input(network, adv), knocked_out).argmax(axis=1) == y).sum())
-        yield min(start + chunk, n), n
+        sizer.measured(len(y), sizer.clock() - t0)
+        start = min(start + size, n)
+        yield start, n
     return correct / max(n, 1)
 
 
@@ -613,6 +620,7 @@ DREAM_RATE = 0.05
 DREAM_L2 = 0.02  # pulls pixels towards black: a picture of what matters, not noise everywhere
 DREAM_BLUR_EVERY = 8
 DREAM_POLISH = 24  # last steps without blur or jitter
+DREAM_YIELD_EVERY = 8  # gradient steps between two yields of dream_steps (without a sizer)
 
 
 def _blur(image: np.ndarray) -> np.ndarray:
@@ -622,18 +630,23 @@ def _blur(image: np.ndarray) -> np.ndarray:
     return (rows[:, :-2] + 2 * rows[:, 1:-1] + rows[:, 2:]) / 4
 
 
-def dream_steps(network, layer_name: str, index: int, knocked_out=None, steps: int = DREAM_STEPS, seed: int = 0):
+def dream_steps(network, layer_name: str, index: int, knocked_out=None, steps: int = DREAM_STEPS, seed: int = 0,
+                sizer=None):
     """Gradient ascent on the input for one unit, a few steps per call (a generator).
 
     Starts grey (0.5), keeps pixels in [0, 1]; normalised-gradient steps with an L2 pull to
     black, a blur every few steps and a random one-pixel jitter, then plain steps to polish.
-    Yields (steps done, steps); returns (``StopIteration.value``) the image u (input_size,).
+    Yields (steps done, steps) every DREAM_YIELD_EVERY gradient steps, or as many as ``sizer``
+    (a :class:`pacing.StepSizer`) says fit its time budget; returns (``StopIteration.value``)
+    the image u (input_size,), the same however the steps are grouped.
     """
     rows, cols = network.image_shape
     objective = unit_objective(network, layer_name, index)
     rng = np.random.default_rng(seed)
     u = np.full(rows * cols, 0.5)
     a, _ = input_scale(network)
+    sizer = sizer or pacing.FixedSteps(DREAM_YIELD_EVERY)
+    batch, since, t0 = sizer.items, 0, sizer.clock()
     for i in range(steps):
         polish = i >= steps - DREAM_POLISH
         dy, dx = (0, 0) if polish else (int(v) for v in rng.integers(-1, 2, 2))
@@ -647,8 +660,11 @@ def dream_steps(network, layer_name: str, index: int, knocked_out=None, steps: i
             u = np.clip(u + DREAM_RATE * g / size, 0.0, 1.0)
         if not polish and (i + 1) % DREAM_BLUR_EVERY == 0:
             u = _blur(u.reshape(rows, cols)).reshape(-1)
-        if (i + 1) % 8 == 0 or i + 1 == steps:
+        since += 1
+        if since >= batch or i + 1 == steps:
+            sizer.measured(since, sizer.clock() - t0)
             yield i + 1, steps
+            since, batch, t0 = 0, sizer.items, sizer.clock()
     return u
 
 

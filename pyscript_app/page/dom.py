@@ -5,10 +5,13 @@ modules import it, never the numpy core.
 """
 
 import json
+import time
 
 import js
 from pyodide.ffi import create_proxy
 from pyscript import document, window
+
+from pyscript_app.core import pacing
 
 STAGES = ("runtime", "numpy", "model", "data")
 
@@ -60,14 +63,28 @@ def rerender(container, markup):
 
 
 def in_idle_time(steps, then=None):
-    """Advance the generator ``steps`` one step per idle period of the page, then call ``then``."""
+    """Advance the generator ``steps`` in the page's idle periods, then call ``then``.
 
-    def step(*_):
-        if next(steps, StopIteration) is StopIteration:
-            if then is not None:
-                then()
-        else:
-            schedule()
+    Each idle callback runs one step, then more while the next one (expected to cost what the
+    last one did) fits the idle deadline's time left and pacing.IDLE_TASK_S (see
+    pacing.may_start_step), so that a callback stays a short task.
+    """
+    expected = 0.0  # the last step's cost, seconds
+
+    def step(deadline=None, *_):
+        nonlocal expected
+        began = time.perf_counter()
+        while True:
+            now = time.perf_counter()
+            remaining = deadline.timeRemaining() / 1000 if hasattr(deadline, "timeRemaining") else None
+            if not pacing.may_start_step(now - began, expected, remaining):
+                schedule()
+                return
+            if next(steps, StopIteration) is StopIteration:
+                if then is not None:
+                    then()
+                return
+            expected = time.perf_counter() - now
 
     proxy = create_proxy(step)
 

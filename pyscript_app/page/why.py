@@ -12,10 +12,15 @@ import numpy as np
 from pyodide.ffi import create_proxy
 from pyscript import document, window
 
-from pyscript_app.core import explain, why
+from pyscript_app.core import explain, pacing, why
 from pyscript_app.core.view import View
 from pyscript_app.views import why as why_view
 from pyscript_app.page.dom import el, in_idle_time, listen, rerender
+
+# the first step of idle work (then sized by time, see pacing.StepSizer)
+FIRST_DREAM_STEPS = 2  # gradient steps of a dream
+FIRST_ROBUSTNESS_DIGITS = 4  # test digits of the robustness curve
+PROGRESS_EVERY_S = 0.25  # the robustness panel's progress is redrawn at most this often (steps are short)
 
 
 def digit_of(view):
@@ -174,7 +179,7 @@ class Why:
     def dream_steps(self, network, key, layer, index, knocked_out, profile):
         """The dream of ``network``'s unit, a few gradient steps per idle period; given up when the page moved
         on to another model or card before it was done (its layer or knock-outs may not exist there)."""
-        steps = why.dream_steps(network, layer, index, knocked_out)
+        steps = why.dream_steps(network, layer, index, knocked_out, sizer=pacing.StepSizer(first=FIRST_DREAM_STEPS))
         spent = 0.0
         while True:
             if self.page.network is not network or self.wants_drawn != key:
@@ -211,8 +216,8 @@ class Why:
         self.curves[model_id] = None
 
         def steps():
-            gen = why.robustness_steps(network, page.testset)
-            spent = 0.0
+            gen = why.robustness_steps(network, page.testset, sizer=pacing.StepSizer(first=FIRST_ROBUSTNESS_DIGITS))
+            spent, drawn = 0.0, float("-inf")
             while True:
                 t0 = time.perf_counter()
                 try:
@@ -222,8 +227,9 @@ class Why:
                     break
                 finally:
                     spent += time.perf_counter() - t0
-                if page.network is network:
+                if page.network is network and time.perf_counter() - drawn >= PROGRESS_EVERY_S:
                     self.draw_curves(f"Measuring: {done:,} / {total:,} test digits")
+                    drawn = time.perf_counter()
                 yield
             self.spent[model_id] = spent * 1000
             self.draw_curves()
