@@ -712,14 +712,17 @@ def fill_activation_stats(network, testset) -> None:
     p99 (render.scale_for); exports usually state it, an export that does not
     gets it computed here, from the same cached pass the error explorer uses.
     If a layer has values of both signs (linear, tanh) the figures are of |activation|.
-    For a conv2d / maxpool2d layer they are over every value of every test
-    digit's maps, computed in the blocked pass (TestsetCache.image_stats): the
-    maximum exactly, the p99 estimated from every k-th value (k a prime, at
-    most about STATS_SAMPLE values: the maps hold tens of millions, too many
-    to sort in the browser), which puts it within a fraction of a percent.
+    A convolutional network's figures (every layer's) come from the first
+    STATS_DIGITS test digits instead, at once: its pass over the whole test
+    set takes seconds in the browser, and the page cannot draw without them.
+    (TestsetCache.image_stats gives a conv2d / maxpool2d layer's figures over
+    the whole test set once its blocked pass is done.)
     """
     missing = [i for i, layer in enumerate(network.layers[:-1]) if not getattr(layer, "stats", None)]
     if not missing:
+        return
+    if any(is_image_layer(layer) for layer in network.layers):
+        _sample_stats(network, testset, missing)
         return
     cache = cache_for(network, testset)
     acts = cache.activations()
@@ -732,6 +735,27 @@ def fill_activation_stats(network, testset) -> None:
             continue
         a = np.abs(acts[i]) if np.min(acts[i]) < 0 else acts[i]
         layer.stats = {"p99": float(np.percentile(a, 99)), "max": float(np.max(a)), "over": over}
+
+
+STATS_DIGITS = 1000  # a CNN export without activation_stats: its scales from this many test digits
+
+
+def _sample_stats(network, testset, missing) -> None:
+    """fill_activation_stats for a convolutional network: from the first STATS_DIGITS test digits, at once
+    (the whole test set's pass takes seconds in the browser, and the page cannot draw without its scales)."""
+    n = min(STATS_DIGITS, len(testset))
+    images = np.asarray(testset.images[:n]).reshape(n, -1)
+    parts = {i: [] for i in missing}
+    for start in range(0, n, CHUNK):
+        out = network.forward(network.normalize(images[start : start + CHUNK]))
+        for i in missing:
+            parts[i].append(np.asarray(out[i]).reshape(-1))
+    over = f"the first {n:,} test digits, computed in the page"
+    for i in missing:
+        a = np.concatenate(parts[i])
+        a = np.abs(a) if a.size and np.min(a) < 0 else a
+        network.layers[i].stats = {"p99": float(np.percentile(a, 99)) if a.size else 0.0,
+                                   "max": float(np.max(a)) if a.size else 0.0, "over": over}
 
 
 def testset_activations(network, testset, knocked_out=None) -> tuple:
