@@ -8,8 +8,9 @@ a cursor the arrow keys move while the map has focus, is read out beside it.
 import numpy as np
 from pyscript import document
 
+from pyscript_app.core import explain
 from pyscript_app.views import render, render_inside
-from pyscript_app.page.dom import el, js_object, listen, rerender
+from pyscript_app.page.dom import el, in_idle_time, js_object, listen, rerender
 
 MAP_KEYS = {"ArrowUp": (-1, 0), "ArrowDown": (1, 0), "ArrowLeft": (0, -1), "ArrowRight": (0, 1)}
 
@@ -22,6 +23,7 @@ class Card:
         self.ko_drawn = None  # the knock-out summary the page shows
         self.map = None  # the open channel card's map (height, width), as its data-map says
         self.map_cursor = None  # (row, column) read out last on that card
+        self.waiting = None  # (network version, knock-out key) whose pass over the test set runs for the card
         slot = el("card-slot")
         listen(slot, "pointermove", self.on_map_pointer)
         listen(slot, "keydown", self.on_map_key)
@@ -29,6 +31,36 @@ class Card:
 
     def reset(self):
         self.ko_drawn = None
+
+    def top_digits_ready(self, knocked_out):
+        """True when the card's top digits cost no pass over the test set (a dense network's do not, a CNN's
+        do until its pass for these knock-outs ran); else a sentence for the card, while the pass runs in idle
+        time and draws the card again when done."""
+        page = self.page
+        network, testset = page.network, page.testset
+        cache = explain.cache_for(network, testset)
+        if not any(explain.is_image_layer(layer) for layer in network.layers) or cache.is_ready(knocked_out):
+            return True
+        key = (network.version, explain.knockout_key(network, knocked_out))
+        if self.waiting != key:
+            self.waiting = key
+
+            def steps():
+                for _ in cache.first_layer_blocks(knocked_out):
+                    if self.waiting != key or page.network is not network:
+                        return
+                    yield
+
+            def done():
+                if self.waiting == key and page.network is network:
+                    self.waiting = None
+                    if self.card_key is not None:
+                        page.redraw()  # the card (and its "what it wants") with the pass done
+
+            in_idle_time(steps(), then=done)
+        done, total = cache.pass_progress(knocked_out)
+        return (f"Finding them: the {total:,} test digits are going through the network in idle time "
+                f"({done:,} so far).")
 
     def focus_next(self):
         self.focus_card = True
@@ -50,7 +82,8 @@ class Card:
                     focus_neuron(closed)
             return
         page = self.page
-        rerender(slot, render_inside.neuron_card(page.network, page.testset, view, *neuron, top_digits=not page.is_training()))
+        top = not page.is_training() and self.top_digits_ready(state.knocked_out)
+        rerender(slot, render_inside.neuron_card(page.network, page.testset, view, *neuron, top_digits=top))
         opened = self.card_key != neuron
         self.card_key = neuron
         self.read_map(keep_cursor=not opened)

@@ -166,6 +166,12 @@ class Why:
         if page.is_training():
             slot.innerHTML = why_view.wants_later()
             return
+        if not explain.cache_for(network, page.testset).is_ready(state.knocked_out) \
+                and any(explain.is_image_layer(l) for l in network.layers):
+            # a CNN's pass over the test set runs in idle time (the card started it): the card is drawn again after it
+            slot.innerHTML = why_view.wants_later("Shown once the test digits have gone through the network.")
+            self.wants_drawn = None
+            return
         values = explain.unit_values(network, page.testset, layer, index, state.knocked_out, by="activation")
         profile = why.unit_profile(values, page.testset.labels, len(network.class_labels))
         dream = self.dreams.get(key)

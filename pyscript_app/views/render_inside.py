@@ -149,6 +149,15 @@ def top_digits_html(network: Network, testset, layer_name: str, index: int, knoc
     )
 
 
+TOP_LATER_TRAINING = "Listed when training is paused: the weights change too often to rank all the test digits."
+
+
+def top_digits_later(why_later) -> str:
+    """In place of the top digits: why they are not listed yet (``False``: training; or a sentence)."""
+    text = TOP_LATER_TRAINING if why_later is False else str(why_later)
+    return f'<h3>Test digits that excite it most</h3><p class="note" id="card-top-later">{html.escape(text)}</p>'
+
+
 DEAD_CLASS = ' class="dead"'
 
 
@@ -313,7 +322,8 @@ def neuron_card(network: Network, testset, view: render.View, layer_name: str, i
     """The card of one neuron for what the view shows (its input, its knock-outs).
 
     ``top_digits=False`` leaves out the test digits that excite it most (a pass over the whole
-    test set, for weights that change many times a second while a network trains) and says so.
+    test set, for weights that change many times a second while a network trains) and says so;
+    a sentence instead of a bool says why they are not there yet (a CNN's pass still running).
     A conv2d or maxpool2d channel has a card of its own (:func:`channel_card`)."""
     pos = _position(network, layer_name)
     layer = network.layers[pos]
@@ -393,11 +403,10 @@ def neuron_card(network: Network, testset, view: render.View, layer_name: str, i
             )
         parts.append(contributions_html(network, layer_name, index, inputs, view.knocked_out))
     parts.append('<div id="card-wants" class="card-wants"></div>')
-    if top_digits:
+    if top_digits is True:
         parts.append(top_digits_html(network, testset, layer_name, index, view.knocked_out, current))
     else:
-        parts.append('<h3>Test digits that excite it most</h3><p class="note" id="card-top-later">'
-                     'Listed when training is paused: the weights change too often to rank all the test digits.</p>')
+        parts.append(top_digits_later(top_digits))
     parts.append("</section>")
     return "".join(parts)
 
@@ -570,12 +579,11 @@ def channel_card(network: Network, testset, view: render.View, layer_name: str, 
             f'data-index="{index}" data-focus-key="card-pool-source">Open {html.escape(source.title)} channel {index}</button></p>'
         )
     parts.append('<div id="card-wants" class="card-wants"></div>')  # what it wants: page/why.py (its map's peak)
-    if top_digits:
+    if top_digits is True:
         parts.append(top_digits_html(network, testset, layer_name, index, view.knocked_out, view.sample_index,
                                      "the largest value of its map"))
     else:
-        parts.append('<h3>Test digits that excite it most</h3><p class="note" id="card-top-later">'
-                     'Listed when training is paused: the weights change too often to rank all the test digits.</p>')
+        parts.append(top_digits_later(top_digits))
     parts.append("</section>")
     return "".join(parts)
 

@@ -225,9 +225,8 @@ def dream_pending(done: int, total: int) -> str:
             f'step {done} of {total}</p>')
 
 
-def wants_later() -> str:
-    return ('<h3>What it wants</h3><p class="note" id="card-wants-later">Shown when training is paused: '
-            'the weights change too often.</p>')
+def wants_later(why_later: str = "Shown when training is paused: the weights change too often.") -> str:
+    return f'<h3>What it wants</h3><p class="note" id="card-wants-later">{html.escape(why_later)}</p>'
 
 
 def dream_html(network, layer_name: str, index: int, u, activation: float, best: float, best_index: int | None) -> str:
