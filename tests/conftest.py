@@ -336,3 +336,19 @@ def offline_after_a_visit(browser, root: Path = SITE):
     finally:
         context.close()
         server.close()
+
+
+def cnn_page_of(browser, server, test_site, address: str, model: str = "tiny-cnn"):
+    """(a loaded page of a CNN test export at ``address``, its layers by tests/reference.py, the test images),
+    for a module's shared page; the caller closes ``w.page.context`` after checking ``w.errors`` and ``w.outside``."""
+    import numpy as np
+
+    import reference
+
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    w = watch(context, server.url, model=model)
+    assert w.goto(address) == "ready", w.page.inner_text("#status")
+    _, layers = reference.load_layers(test_site / "models" / model)
+    with np.load(test_site / "data" / "mnist_test.npz") as npz:
+        images = npz["images"]
+    return w, layers, images

@@ -54,6 +54,11 @@ def export_files(model_id: str, hidden, seed: int = 0, input_size: int = 784, im
         if stats and name != "output":
             spec["activation_stats"] = {"p99": 1.0, "max": 2.0, "over": "made up for a test"}
         layers.append(spec)
+    files["manifest.json"] = manifest_bytes(model_id, layers, seed, input_size, image_shape, classes, title)
+    return files
+
+
+def manifest_bytes(model_id, layers, seed, input_size=784, image_shape=(28, 28), classes=CLASSES, title=None) -> bytes:
     manifest = {
         "format": "nn-visualizer-export", "format_version": 2, "id": model_id,
         "title": title or f"Test network {model_id}",
@@ -64,8 +69,7 @@ def export_files(model_id: str, hidden, seed: int = 0, input_size: int = 784, im
         "dataset": {"name": "MNIST test set", "count": 10000},
         "training": {"source": "random weights (tests/fake_exports.py)", "seed": seed},
     }
-    files["manifest.json"] = json.dumps(manifest, indent=2).encode()
-    return files
+    return json.dumps(manifest, indent=2).encode()
 
 
 def _npy_entry(files: dict, spec: dict, name: str, part: str, array: np.ndarray) -> None:
@@ -118,16 +122,7 @@ def cnn_export_files(model_id: str, chain, seed: int = 0, classes=CLASSES) -> di
             out = [units]
         layers.append(spec)
         shape = out
-    manifest = {
-        "format": "nn-visualizer-export", "format_version": 2, "id": model_id,
-        "title": f"Test network {model_id}", "description": "random weights, made by the tests",
-        "input": {"size": 784, "image_shape": [28, 28], "dtype": "float32",
-                  "normalization": {"scale": 1 / 255, "offset": 0.0, "formula": "x = pixel / 255"}},
-        "classes": list(classes), "layers": layers,
-        "dataset": {"name": "MNIST test set", "count": 10000},
-        "training": {"source": "random weights (tests/fake_exports.py)", "seed": seed},
-    }
-    files["manifest.json"] = json.dumps(manifest, indent=2).encode()
+    files["manifest.json"] = manifest_bytes(model_id, layers, seed, classes=classes)
     return files
 
 

@@ -11,22 +11,17 @@ import numpy as np
 import pytest
 
 import reference as ref
-from conftest import watch
+from conftest import cnn_page_of
 
 MODEL = "tiny-cnn"
 
 
 @pytest.fixture(scope="module")
 def cnn_page(browser, site_server, test_site):
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    w = watch(context, site_server.url, model=MODEL)
-    assert w.goto("#sample=3") == "ready", w.page.inner_text("#status")
-    _, layers = ref.load_layers(test_site / "models" / MODEL)
-    with np.load(test_site / "data" / "mnist_test.npz") as npz:
-        images = npz["images"]
+    w, layers, images = cnn_page_of(browser, site_server, test_site, "#sample=3", MODEL)
     yield w, layers, images
     assert w.errors == [] and w.outside == []
-    context.close()
+    w.page.context.close()
 
 
 def neuron(layer, index):
