@@ -317,6 +317,18 @@ def contributions_html(network: Network, layer_name: str, index: int, inputs, kn
     return "".join(parts)
 
 
+def knockout_button(layer_name: str, index: int, knocked: bool, unit: str) -> str:
+    """A card's knock-out toggle (#knockout-toggle) and its note; ``unit`` is "neuron" or "channel"."""
+    pressed = "true" if knocked else "false"
+    text = "Bring it back" if knocked else "Knock it out"
+    return (
+        f'<button type="button" class="secondary ko-toggle" id="knockout-toggle" data-action="knockout" '
+        f'data-layer="{layer_name}" data-index="{index}" data-focus-key="knockout-toggle" aria-pressed="{pressed}">'
+        f'{text}</button> {glossary.note("knockout")}<p class="note tip">Tip: Shift+click a {unit} knocks it out '
+        '(or back in) without opening its card.</p>'
+    )
+
+
 def neuron_card(network: Network, testset, view: render.View, layer_name: str, index: int,
                 top_digits: bool = True) -> str:
     """The card of one neuron for what the view shows (its input, its knock-outs).
@@ -366,13 +378,7 @@ def neuron_card(network: Network, testset, view: render.View, layer_name: str, i
         would = float(layer.activate(np.array([z], dtype=np.float32))[0])
         parts.append(f'<p class="ko-note">Knocked out: its output is forced to 0 (it would be {would:.4f}).</p>')
     if hidden:
-        pressed = "true" if knocked else "false"
-        text = "Bring it back" if knocked else "Knock it out"
-        parts.append(
-            f'<button type="button" class="secondary ko-toggle" id="knockout-toggle" data-action="knockout" '
-            f'data-layer="{layer_name}" data-index="{index}" data-focus-key="knockout-toggle" aria-pressed="{pressed}">'
-            f'{text}</button> {glossary.note("knockout")}<p class="note tip">Tip: Shift+click a neuron knocks it out (or back in) without opening its card.</p>'
-        )
+        parts.append(knockout_button(layer_name, index, knocked, "neuron"))
     if pos == 0:
         shape = tuple(network.image_shape)
         wl, cl = explain.symmetric_limit(weights), explain.symmetric_limit(per_input)
@@ -559,14 +565,7 @@ def channel_card(network: Network, testset, view: render.View, layer_name: str, 
         would = float(channels.unknocked_map(layer, inputs, index).max())
         parts.append(f'<p class="ko-note">Knocked out: its whole map is forced to 0 (its largest value would be {would:.4f}).</p>')
     if hidden:
-        pressed = "true" if knocked else "false"
-        text = "Bring it back" if knocked else "Knock it out"
-        parts.append(
-            f'<button type="button" class="secondary ko-toggle" id="knockout-toggle" data-action="knockout" '
-            f'data-layer="{layer_name}" data-index="{index}" data-focus-key="knockout-toggle" aria-pressed="{pressed}">'
-            f'{text}</button> {glossary.note("knockout")}<p class="note tip">Tip: Shift+click a channel knocks it out '
-            '(or back in) without opening its card.</p>'
-        )
+        parts.append(knockout_button(layer_name, index, knocked, "channel"))
     parts.append(map_figure(network, pos, index, fmap))
     if layer.kind == "conv2d":
         parts.append(kernels_figure(network, pos, index))
