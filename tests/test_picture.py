@@ -133,7 +133,11 @@ def test_the_gallery_shows_every_first_layer_neurons_weights(app, network):
     limit = float(page.get_attribute("#weight-gallery", "data-limit"))
     for i, url in items:
         img = decode_png(url).astype(int)
-        w = layer.weights[:, i].reshape(network.image_shape)
+        if layer.kind == "conv2d":  # a channel's kernel (kh, kw, input channels, filters) on the grey digit
+            w = np.asarray(layer.weights)[:, :, :, i].sum(axis=2)
+        else:
+            w = layer.weights[:, i].reshape(network.image_shape)
+        assert img.shape[:2] == w.shape, i
         strong_pos, strong_neg = w > limit * 0.3, w < -limit * 0.3
         assert (img[strong_pos][:, 0] > img[strong_pos][:, 2]).all(), i
         assert (img[strong_neg][:, 2] > img[strong_neg][:, 0]).all(), i
@@ -150,7 +154,7 @@ def focused(page):
 
 def test_arrow_keys_reach_every_neuron_of_every_layer(app, network):
     page = app.page
-    layers = network.layers
+    layers = [layer for layer in network.layers if layer.kind != "flatten"]  # a flatten layer is not drawn
     page.focus(f'#view .neuron[data-layer="{layers[0].name}"][data-index="0"]')
     for pos, layer in enumerate(layers):
         assert focused(page) == [layer.name, 0]
@@ -203,10 +207,15 @@ LAYOUT = """() => {
 }"""
 
 
-CAPTIONS = """() => [...document.querySelectorAll('#view .layer:not(.output)')].map(l => [
+# a map layer's caption gives each map's rows x columns (checked against its images' shape), not a grid's
+CAPTIONS = """() => [...document.querySelectorAll('#view .layer:not(.output):not(.maps)')].map(l => [
   l.querySelector('.sub').innerText,
   [...l.querySelectorAll('.neuron')].map(n => Math.round(n.getBoundingClientRect().left)),
   [...l.querySelectorAll('.neuron')].map(n => Math.round(n.getBoundingClientRect().top))])"""
+
+
+MAP_CAPTIONS = """() => [...document.querySelectorAll('#view .layer.maps')].map(l => [
+  l.querySelector('.sub').innerText, [...l.querySelectorAll('.neuron .fmap-img')].map(m => m.dataset.shape)])"""
 
 
 @pytest.mark.parametrize("viewport", [(1400, 900), (1920, 1080), (390, 844)])
@@ -223,6 +232,9 @@ def test_layout_fits_every_screen(browser, site_server, model, viewport):
             shape = re.search(r"(\d+)\u00d7(\d+)", caption)
             if shape:
                 assert (int(shape[1]), int(shape[2])) == (len(set(ys)), len(set(xs))), caption
+        for caption, shapes in w.page.evaluate(MAP_CAPTIONS):
+            shape = re.search(r"(\d+)\u00d7(\d+)", caption)
+            assert shapes and set(shapes) == {f"{shape[1]},{shape[2]}"}, caption
 
 
 @pytest.mark.parametrize("viewport", [(1400, 900), (390, 844)])

@@ -206,7 +206,8 @@ def hidden_layer(layer: Layer, acts: np.ndarray, view: View) -> str:
 # ---------------------------------------------------------------------------
 # convolutional layers: one feature map per channel
 
-MAP_AREA = (440, 330)  # px (height, width): the most one layer's maps take on a laptop screen
+MAP_AREA = (440, 150)  # px (height, width): the most one layer's maps take on a laptop screen; narrow,
+# so that a CNN's six panels and the gutters its lines run in fit a 1400 px screen side by side
 
 
 def is_image(layer: Layer) -> bool:
@@ -234,14 +235,18 @@ def scale_of(network: Network, layer: Layer) -> Scale:
 
 def map_grid(height: int, width: int, channels: int) -> tuple[int, int, int]:
     """(rows, columns, px of a map's side) of a layer's feature maps: each map drawn about three screen
-    pixels per value (32 to 84 px), smaller when many maps would not fit in MAP_AREA; filled column by column."""
+    pixels per value (32 to 84 px), smaller (down to 16 px) when its maps would not fit in MAP_AREA as
+    columns of as many maps as its height holds; filled column by column."""
     side = max(height, width)
     px = min(84, max(32, 3 * side))
     area_h, area_w = MAP_AREA
-    while px > 16 and channels * (px + 4) ** 2 > area_h * area_w:
-        px -= 4
-    rows = max(1, min(channels, area_h // (px + 4)))
-    cols = math.ceil(channels / rows)
+
+    def columns(px: int) -> int:  # as many maps to a column as MAP_AREA's height holds
+        return math.ceil(channels / max(1, min(channels, area_h // (px + 4))))
+
+    while px > 16 and columns(px) * (px + 4) > area_w:
+        px = max(16, px - 4)
+    cols = columns(px)
     return math.ceil(channels / cols), cols, px
 
 
