@@ -635,7 +635,8 @@ def dream_steps(network, layer_name: str, index: int, knocked_out=None, steps: i
     """Gradient ascent on the input for one unit, a few steps per call (a generator).
 
     Starts grey (0.5), keeps pixels in [0, 1]; normalised-gradient steps with an L2 pull to
-    black, a blur every few steps and a random one-pixel jitter, then plain steps to polish.
+    black, a blur every few steps and a random one-pixel jitter, then plain steps to polish
+    (a channel's dream last snaps its pixels to their bounds where that raises its peak: :func:`_snap`).
     Yields (steps done, steps) every DREAM_YIELD_EVERY gradient steps, or as many as ``sizer``
     (a :class:`pacing.StepSizer`) says fit its time budget; returns (``StopIteration.value``)
     the image u (input_size,), the same however the steps are grouped.
@@ -665,7 +666,20 @@ def dream_steps(network, layer_name: str, index: int, knocked_out=None, steps: i
             sizer.measured(since, sizer.clock() - t0)
             yield i + 1, steps
             since, batch, t0 = 0, sizer.items, sizer.clock()
+    if len(network.layer(layer_name).output_shape) == 3:
+        u = _snap(network, u, objective, knocked_out)
     return u
+
+
+def _snap(network, u: np.ndarray, objective: tuple, knocked_out=None) -> np.ndarray:
+    """A channel's dream, last: every pixel its peak's gradient moves set to the bound it moves towards
+    (1 or 0), kept if the peak rises. A first-layer conv channel is linear in its kernel's pixels up to
+    its activation, so this gives it its largest possible peak, which the steps above (one step size
+    for all pixels) only approach where a kernel weight is near 0."""
+    x = to_input(network, u)[None]
+    value, g = gradient(network, x, objective, knocked_out)
+    snapped = np.where(g[0] > 0, 1.0, np.where(g[0] < 0, 0.0, u))
+    return snapped if objective_value(network, to_input(network, snapped)[None], objective, knocked_out)[0] > value[0] else u
 
 
 def dream(network, layer_name: str, index: int, knocked_out=None, steps: int = DREAM_STEPS) -> np.ndarray:
