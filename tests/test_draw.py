@@ -84,6 +84,9 @@ def check_drawing_matches_cpython(page, network):
     assert view["sample"] == "" and view["label"] == ""
     expected = network.forward(network.normalize(pixels))
     for layer, acts in zip(network.layers, expected):
+        if layer.kind == "flatten":  # not drawn
+            continue
+        acts = acts.max(axis=(0, 1)) if acts.ndim == 3 else acts  # a channel shows its map's maximum
         values = [(i, float(v)) for name, i, v in view["neurons"] if name == layer.name]
         assert [i for i, _ in values] == list(range(layer.units))
         np.testing.assert_allclose([v for _, v in values], acts, atol=1e-6, err_msg=layer.name)
@@ -183,20 +186,27 @@ def test_touch_stroke_draws(pad, network):
 
 def test_knock_outs_apply_to_a_drawing(pad, network):
     page = draw_anew(pad, TEMPLATES[4][0])
-    page.evaluate(f"location.hash = {json.dumps(pad.hash('mode=draw&ko=hidden_1:0,1,2,3,4,5,6,7'))}")
-    page.wait_for_selector('.neuron[data-layer="hidden_1"][data-index="3"][data-knocked-out="true"]')
+    first = network.layers[0]
+    dead = list(range(min(8, first.units - 1)))
+    page.evaluate(f"location.hash = {json.dumps(pad.hash(f'mode=draw&ko={first.name}:' + ','.join(map(str, dead))))}")
+    page.wait_for_selector(f'.neuron[data-layer="{first.name}"][data-index="{dead[-1]}"][data-knocked-out="true"]')
     pixels = model_input(page)
-    expected = np.concatenate(network.forward(network.normalize(pixels), knocked_out={"hidden_1": list(range(8))}))
+    outs = network.forward(network.normalize(pixels), knocked_out={first.name: dead})
+    # a dense unit shows its activation, a channel its map's maximum; a flatten is not drawn
+    expected = np.concatenate([a.max(axis=(0, 1)) if a.ndim == 3 else a
+                               for layer, a in zip(network.layers, outs) if layer.kind != "flatten"])
     got = np.array([float(v) for _, _, v in shown(page)["neurons"]])
     np.testing.assert_allclose(got, expected, atol=1e-6)
     page.evaluate(f"location.hash = {json.dumps(pad.hash('mode=draw'))}")
-    page.wait_for_selector('.neuron[data-layer="hidden_1"][data-index="3"]:not([data-knocked-out])')
+    page.wait_for_selector(f'.neuron[data-layer="{first.name}"][data-index="{dead[-1]}"]:not([data-knocked-out])')
 
 
 def test_a_neuron_card_explains_the_drawn_digit(pad, network):
     page = draw_anew(pad, TEMPLATES[0][0])
-    layer = network.layers[0]
-    x = network.normalize(model_input(page)).astype(np.float64)
+    pos = next(i for i, l in enumerate(network.layers) if l.kind == "dense")  # (a CNN: the first after its maps)
+    layer = network.layers[pos]
+    x = network.normalize(model_input(page))
+    x = (x if pos == 0 else network.forward(x)[pos - 1]).astype(np.float64).reshape(-1)
     z_all = x @ layer.weights.astype(np.float64) + layer.bias.astype(np.float64)
     unit = int(np.argmax(z_all))  # the most excited first-layer neuron (a relu one may be 0 for most drawings)
     neuron = f'#view .neuron[data-layer="{layer.name}"][data-index="{unit}"]'

@@ -30,7 +30,9 @@ def shown(page):
 def check_matches_cpython(view, network, testset):
     index = int(view["sample"])
     expected = network.forward(network.normalize(testset.images[index]))
-    by_layer = {layer.name: acts for layer, acts in zip(network.layers, expected)}
+    # a dense unit shows its activation; a conv or pooling channel its map's maximum; a flatten is not drawn
+    by_layer = {layer.name: acts.max(axis=(0, 1)) if acts.ndim == 3 else acts
+                for layer, acts in zip(network.layers, expected) if layer.kind != "flatten"}
     seen = {name: [] for name in by_layer}
     for name, i, value in view["neurons"]:
         seen[name].append((i, float(value)))
@@ -115,10 +117,13 @@ def test_view_updated_in_place_is_exactly_the_cpython_render(app, network, tests
         page.wait_for_function(f"document.getElementById('input-image').dataset.sampleIndex !== '{before}'")
         check(int(page.get_attribute("#input-image", "data-sample-index")))
     first, last = network.layers[0].name, network.layers[-2].name
-    ko = {first: [5], last: [1, 7]} if last != first else {first: [1, 5, 7]}
+    if network.layers[-2].kind == "flatten":  # not a layer of units: the channels before it
+        last = network.layers[-3].name
+    a, b, c = sorted({1, 5, 7} if min(network.layers[0].units, network.layer(last).units) > 7 else {0, 1, 2})
+    ko = {first: [b], last: [a, c]} if last != first else {first: [a, b, c]}
     ko_text = ";".join(f"{name}:{','.join(map(str, units))}" for name, units in ko.items())
-    go(f"#sample=77&neuron={first}:5&ko={ko_text}", "document.querySelectorAll('[data-knocked-out]').length === 3")
-    check(77, ko, (first, 5))
+    go(f"#sample=77&neuron={first}:{b}&ko={ko_text}", "document.querySelectorAll('[data-knocked-out]').length === 3")
+    check(77, ko, (first, b))
     go("#sample=78", "document.getElementById('input-image').dataset.sampleIndex === '78'")
     check(78)
     assert page.evaluate("document.querySelector('#view .neuron').probe") == "kept"
@@ -178,7 +183,7 @@ def test_a_quick_run_of_clicks_is_one_step_back(app, network, testset):
 def test_every_neuron_tells_its_exact_value(app, network):
     page = app.page
     neurons = page.query_selector_all(".neuron")
-    assert len(neurons) == sum(layer.units for layer in network.layers)
+    assert len(neurons) == sum(layer.units for layer in network.layers if layer.kind != "flatten")  # (not drawn)
     for n in neurons[:3] + neurons[-3:]:
         value = float(n.get_attribute("data-activation"))
         label = n.get_attribute("aria-label")
@@ -196,8 +201,10 @@ def test_legend_and_model_facts(app, network, manifest):
     assert page.is_visible(".legend")
     # one colour key a hidden layer, on the scale its activation calls for
     keys = page.eval_on_selector_all(".legend .scale-key", "ks => ks.map(k => [k.dataset.layer, k.dataset.scale, +k.dataset.low, +k.dataset.high])")
-    assert [k[0] for k in keys] == [layer.name for layer in network.layers[:-1]]
-    for (_, scale, low, high), layer in zip(keys, network.layers):
+    # (pooling and flatten layers have no activation of their own: a pooling layer shares the conv layer's key)
+    keyed = [layer for layer in network.layers[:-1] if hasattr(layer, "activation")]
+    assert [k[0] for k in keys] == [layer.name for layer in keyed]
+    for (_, scale, low, high), layer in zip(keys, keyed):
         if layer.activation in ("sigmoid",):
             assert (scale, low, high) == ("viridis", 0, 1)
         elif layer.activation == "tanh":
@@ -223,7 +230,7 @@ def test_phone_layout_and_touch(browser, site_server, network, testset, model_id
         page.tap("#random-sample")
         page.wait_for_function("document.getElementById('input-image').dataset.sampleIndex !== '7'")
         check_matches_cpython(shown(page), network, testset)
-        boxes = [page.locator(f"#layer-{layer.name}").bounding_box() for layer in network.layers]
+        boxes = [page.locator(f"#layer-{layer.name}").bounding_box() for layer in network.layers if layer.kind != "flatten"]
         assert all(b["width"] <= 390 for b in boxes)
         assert w.errors == [] and w.outside == []
     finally:

@@ -109,7 +109,7 @@ def empty_drawing_view(network: Network) -> str:
         '<p class="verdict" id="verdict"><span id="prediction" data-digit="">Draw a digit on the pad</span> '
         '<span id="true-label" data-digit=""></span></p></section>'
     ]
-    for layer in network.layers:
+    for _, layer in render.drawn_layers(network):
         if layer.is_output:
             cells = "".join(
                 f'<span class="idle-row"><span class="digit-label">{html.escape(label)}</span><span class="bar"></span>'
@@ -117,6 +117,11 @@ def empty_drawing_view(network: Network) -> str:
                 for label in layer.labels
             )
             body, sub = f'<div class="bars idle">{cells}</div>', f"{layer.units} classes &middot; {layer.activation}"
+        elif render.is_image(layer):
+            h, w, c = layer.output_shape
+            rows, cols, px = render.map_grid(h, w, c)
+            body = f'<div class="fmaps idle" style="--rows:{rows};--cols:{cols};--px:{px}px">{"<span></span>" * c}</div>'
+            sub = f"{c} channels &middot; {h}&times;{w} &middot; waiting"
         else:
             body = f'<div {render.grid_attrs(layer).replace(chr(34) + "grid", chr(34) + "grid idle", 1)}>{"<span></span>" * layer.units}</div>'
             sub = f"{layer.units} neurons &middot; {html.escape(layer.activation)} &middot; waiting"
