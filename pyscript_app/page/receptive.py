@@ -82,22 +82,22 @@ class Receptive:
         self.place(panel, layer_name, channel)
 
     def outline(self, box):
+        """#receptive-field over the digit (on the page's body, so a new view's input panel does not take it away)."""
         image = el("input-image")
         if image is None:
             return
         frame = el("receptive-field")
-        if frame is None or frame.parentElement is not image.parentElement:
-            if frame is not None:
-                frame.remove()
-            image.insertAdjacentHTML("afterend", '<div id="receptive-field" aria-hidden="true"></div>')
+        if frame is None:
+            document.body.insertAdjacentHTML("beforeend", '<div id="receptive-field" aria-hidden="true"></div>')
             frame = el("receptive-field")
-            image.parentElement.style.position = "relative"
         top, left, bottom, right = box
         rows, cols = self.page.network.image_shape
-        sx, sy = image.offsetWidth / cols, image.offsetHeight / rows
+        rect = image.getBoundingClientRect()
+        sx, sy = rect.width / cols, rect.height / rows
+        scroll_x, scroll_y = document.documentElement.scrollLeft, document.documentElement.scrollTop
         style = frame.style
-        style.left = f"{image.offsetLeft + left * sx}px"
-        style.top = f"{image.offsetTop + top * sy}px"
+        style.left = f"{rect.left + scroll_x + left * sx}px"
+        style.top = f"{rect.top + scroll_y + top * sy}px"
         style.width = f"{(right - left + 1) * sx}px"
         style.height = f"{(bottom - top + 1) * sy}px"
         frame.setAttribute("data-box", f"{top},{left},{bottom},{right}")
