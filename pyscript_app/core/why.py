@@ -593,10 +593,15 @@ def robustness_steps(network, testset, epsilons=ROBUSTNESS_EPSILONS, knocked_out
         y = labels[start : start + size]
         x = to_input(network, u)
         g = network.input_gradient(x, y, knocked_out=knocked_out)  # each digit's own true class, one backward pass
+        clean = _log_softmax(network.output_layer.net_input)  # the forward pass input_gradient ran: epsilon 0
         direction = -np.sign(g * a)
-        for j, e in enumerate(eps):
-            adv = np.clip(u + e * direction, 0.0, 1.0)
-            correct[j] += int((log_probabilities(network, to_input(network, adv), knocked_out).argmax(axis=1) == y).sum())
+        moved = eps != 0.0
+        # every other epsilon's changed digits in one forward pass (fewer, larger products)
+        adv = np.clip(u[None] + eps[moved][:, None, None] * direction[None], 0.0, 1.0)
+        logp = log_probabilities(network, to_input(network, adv.reshape(-1, u.shape[1])), knocked_out)
+        hits = (logp.argmax(axis=1).reshape(-1, len(y)) == y[None]).sum(axis=1)
+        correct[moved] += hits
+        correct[~moved] += int((clean.argmax(axis=1) == y).sum())
         sizer.measured(len(y), sizer.clock() - t0)
         start = min(start + size, n)
         yield start, n
