@@ -18,10 +18,12 @@ fetched when first needed.
 t-SNE (#atlas-method): the shipped models' maps are computed at build time
 (tools/atlas_maps.py; their files and sha256 are in #atlas-files under
 "tsne") and fetched when t-SNE is first chosen for a model. A network that is
-not a shipped model as shipped (opened, or changed by training) has none:
-#atlas-method-note says so. A t-SNE map reuses the layer's PCA map for
-everything but the places (the labels, the separability), and places the
-digit shown by atlas.place_by_neighbours.
+not a shipped model as shipped (opened, or changed by training) gets its map
+computed here, in idle time with progress, on the first tsne.DIGITS test
+digits (core/tsne.py: scikit-learn's exact t-SNE); #atlas-method-note says so.
+A t-SNE map reuses the layer's PCA map for everything but the places (the
+labels, the separability), and places the digit shown by
+atlas.place_by_neighbours among the digits it maps.
 """
 
 import asyncio
@@ -34,7 +36,7 @@ import time
 import js
 import numpy as np
 
-from pyscript_app.core import atlas, explain
+from pyscript_app.core import atlas, explain, tsne
 from pyscript_app.page.dom import el, fetch_bytes, in_idle_time, listen
 from pyscript_app.views import atlas as atlas_view
 from pyscript_app.views import render
@@ -82,6 +84,7 @@ class Atlas:
         self.method = "pca"  # the map picked in #atlas-method
         self.tsne = {}  # model id -> {layer: (digits, 2) places} of its t-SNE maps, once fetched
         self.tsne_loading = set()
+        self.tsne_running = None  # the key of the t-SNE map being computed in the page
         self.shipped = {}  # model id -> the version of its network when first seen (t-SNE maps fit it only)
         self.ctx = el("atlas-canvas").getContext("2d")
         listen(el("atlas-method"), "change", lambda *_: self.pick_method(str(el("atlas-method").value)))
@@ -154,13 +157,10 @@ class Atlas:
                 and self.shipped.setdefault(model_id, network.version) == network.version)
 
     def show_method_choice(self):
-        offered = self.has_tsne()
+        shipped = self.has_tsne()
         select, note = el("atlas-method"), el("atlas-method-note")
-        select.options.item(1).disabled = not offered
-        note.textContent = "" if offered else atlas_view.NO_TSNE
-        note.hidden = offered
-        if not offered and self.method == "tsne":
-            self.method = "pca"
+        note.textContent = "" if shipped else atlas_view.IN_PAGE_TSNE
+        note.hidden = shipped or self.method != "tsne"
         select.value = self.method
 
     def reset(self):
@@ -268,10 +268,12 @@ class Atlas:
         self.maps[key] = got
 
     def with_method(self, pca_map):
-        """The map to show for the method picked: the layer's PCA map, or its t-SNE map once fetched (the PCA
-        map meanwhile: the fetch is started, and the map is shown again when it is done)."""
-        if self.method != "tsne" or not self.has_tsne():
+        """The map to show for the method picked: the layer's PCA map, or its t-SNE map once fetched or computed
+        (the PCA map meanwhile: the fetch or the computation is started, and the map is shown when it is done)."""
+        if self.method != "tsne":
             return pca_map
+        if not self.has_tsne():
+            return self.page_tsne(pca_map)
         model_id = self.page.model_id
         maps = self.tsne.get(model_id)
         if maps is None:
@@ -280,6 +282,35 @@ class Atlas:
                 asyncio.ensure_future(self.load_tsne(model_id))
             return pca_map
         return dataclasses.replace(pca_map, xy=maps[pca_map.layer], method="tsne", extra=dict(pca_map.extra))
+
+    def page_tsne(self, pca_map):
+        """The t-SNE map of a network with no build-time map: computed here on the first tsne.DIGITS test digits
+        (in idle time, progress in #atlas-status), from their places on the PCA map."""
+        network, layer = self.page.network, pca_map.layer
+        key = (network.version, layer, "tsne")
+        if key in self.maps:
+            return self.maps[key]
+        if self.tsne_running != key:
+            self.tsne_running = key
+            n = min(tsne.DIGITS, len(pca_map.xy))
+            x = self.full_space(layer)[:n]
+            spent = {}
+
+            def steps():
+                xy = yield from tsne.tsne_steps(x, pca_map.xy[:n])
+                self.maps[key] = dataclasses.replace(
+                    pca_map, xy=xy, labels=pca_map.labels[:n], predicted=pca_map.predicted[:n], method="tsne",
+                    digits=np.arange(n), extra={"spent": spent})
+
+            def done():
+                if self.tsne_running == key:
+                    self.tsne_running = None
+                if key in self.maps and self.open and self.method == "tsne" and \
+                        (self.page.network.version, self.current_layer()) == key[:2]:
+                    self.show_map(self.maps[key])
+
+            in_idle_time(self.timed(steps(), spent, f"{layer} (t-SNE, {n:,} digits)"), then=done)
+        return pca_map
 
     async def load_tsne(self, model_id):
         """Fetch a model's t-SNE maps (and the input pixels' map), each file checked against its sha256."""
@@ -433,7 +464,8 @@ class Atlas:
             return
         network = self.page.network
         if m.method == "tsne":
-            xy = atlas.place_by_neighbours(self.full_space(m.layer), m.xy, self.full_space_of_view(m.layer))
+            space = self.full_space(m.layer)[m.numbers()]
+            xy = atlas.place_by_neighbours(space, m.xy, self.full_space_of_view(m.layer))
         elif m.layer == "input":
             xy = atlas.project(m.pca, network.normalize(view.pixels))
         else:

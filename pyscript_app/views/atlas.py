@@ -12,7 +12,7 @@ import html
 
 import numpy as np
 
-from pyscript_app.core import atlas
+from pyscript_app.core import atlas, tsne
 from pyscript_app.views import render, render_inside
 
 SIZE = 480  # the canvas's side in pixels
@@ -116,7 +116,9 @@ def summary_html(layer_map: atlas.LayerMap, class_labels) -> str:
     axes = (f"The two axes are the directions along which the digits vary most in {layer_title(m.layer)} "
             f"({explained[0] * 100:.0f} % and {explained[1] * 100:.0f} % of the variation).")
     if m.method == "tsne":
-        axes = f"This is a t-SNE map of {layer_title(m.layer)}, computed at build time. {TSNE_NOTE}"
+        where = ("computed at build time" if m.digits is None else
+                 f"computed in the page on the first {len(m.xy):,} test digits (exact t-SNE, {tsne.ITERATIONS} iterations)")
+        axes = f"This is a t-SNE map of {layer_title(m.layer)}, {where}. {TSNE_NOTE}"
     rows = "".join(
         f"<tr><th scope=\"row\">{html.escape(s.label)}</th><td>{s.count:,}</td><td>{s.centre[0]:.2f}, {s.centre[1]:.2f}</td>"
         f"<td>{s.spread:.2f}</td><td>{s.misread:,}</td></tr>" for s in summaries)
@@ -140,12 +142,12 @@ TSNE_NOTE = (f"A t-SNE map keeps each digit near the digits that are near it in 
              f"clusters and their sizes mean little. The digit shown is placed at the mean place of its "
              f"{atlas.NEIGHBOURS} nearest test digits in the layer's full space (Euclidean distance over all its "
              f"units), as t-SNE cannot place a new digit by itself.")
-NO_TSNE = ("t-SNE maps are computed at build time, for the shipped models only (unchanged by training); this "
-           "network has the PCA map.")
+IN_PAGE_TSNE = (f"This network has no t-SNE map made at build time (those are for the shipped models as shipped): "
+                f"its t-SNE map is computed in the page, on the first {tsne.DIGITS:,} test digits, in the background.")
 
 
 def method_html() -> str:
-    """#atlas-method (PCA or t-SNE), its ? note, and #atlas-method-note (why t-SNE may not be offered)."""
+    """#atlas-method (PCA or t-SNE), its ? note, and #atlas-method-note (where a t-SNE map comes from when it is computed in the page)."""
     options = "".join(f'<option value="{v}">{t}</option>' for v, t in METHODS)
     return (f'<label for="atlas-method">Map</label> <select id="atlas-method">{options}</select> '
             '<details class="note-details" id="atlas-tsne-help"><summary aria-label="How the t-SNE map places the '
