@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from pyscript_app.core.pacing import run
+
 K = 5  # neighbours in the separability vote
 REFERENCES = 2000  # the first digits: the references of the vote
 QUERIES = 500  # the digits after them: the queries
@@ -133,15 +135,6 @@ def pca_steps(acts):
         variance = np.clip(values[top], 0.0, None)
         note = ""
     return Pca(mean=mean, axes=sign_convention(axes), variance=variance, total=max(total, 0.0), note=note)
-
-
-def run(steps):
-    """Run a step generator to its end; its return value."""
-    while True:
-        try:
-            next(steps)
-        except StopIteration as done:
-            return done.value
 
 
 def pca(acts) -> Pca:

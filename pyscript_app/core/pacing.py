@@ -151,3 +151,12 @@ class FixedSteps:
 
     def measured(self, items: int, seconds: float) -> None:
         pass
+
+
+def run(steps):
+    """Run a step generator to its end at once (no pacing); its return value (``StopIteration.value``)."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value

@@ -19,6 +19,8 @@ import math
 
 import numpy as np
 
+from pyscript_app.core.pacing import run
+
 DIGITS = 1000  # the first test digits: the page's map of a network with no build-time map
 PERPLEXITY = 30.0
 EXAGGERATION = 12.0
@@ -207,12 +209,3 @@ def tsne_steps(x: np.ndarray, pca_xy: np.ndarray, perplexity: float = PERPLEXITY
     p = joint_probabilities(conditional)
     y = yield from descent_steps(p, initial_places(pca_xy), iterations)
     return y
-
-
-def run(steps):
-    """Run a generator of steps to the end; its value."""
-    while True:
-        try:
-            next(steps)
-        except StopIteration as stop:
-            return stop.value
