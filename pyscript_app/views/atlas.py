@@ -65,10 +65,13 @@ class Frame:
 
 def raster(points: np.ndarray, labels, misread, size: int = SIZE, highlight=None) -> np.ndarray:
     """Every dot drawn into an (size, size, 4) uint8 RGBA image, in the digits' order (the test set is shuffled,
-    so no class is always on top). ``highlight``: a boolean mask; the other dots are drawn dimmed, beneath."""
+    so no class is always on top). ``highlight``: a boolean mask; the other dots are drawn dimmed, beneath.
+    Each pixel is written as one 32-bit word (its four bytes at once: a quarter of the indexed writes)."""
     img = np.empty((size, size, 4), dtype=np.uint8)
-    img[:] = BACKGROUND
-    colours = np.array([rgb(c) + (255,) for c in PALETTE], dtype=np.uint8)
+    flat = img.view(np.uint32).reshape(-1)
+    flat[:] = np.array(BACKGROUND, dtype=np.uint8).view(np.uint32)[0]
+    colours = np.array([rgb(c) + (255,) for c in PALETTE], dtype=np.uint8).view(np.uint32).reshape(-1)
+    dimmed_colour = np.array(DIMMED, dtype=np.uint8).view(np.uint32)[0]
     labels = np.asarray(labels).astype(np.intp) % len(PALETTE)
     centre = np.rint(points).astype(np.intp)
     misread = np.asarray(misread, dtype=bool)
@@ -79,9 +82,9 @@ def raster(points: np.ndarray, labels, misread, size: int = SIZE, highlight=None
             rows = np.flatnonzero(which)
             ys = (centre[rows, 1][:, None] + shape[:, 0]).ravel()
             xs = (centre[rows, 0][:, None] + shape[:, 1]).ravel()
-            colour = np.repeat(labels[rows], len(shape))
             ok = (ys >= 0) & (ys < size) & (xs >= 0) & (xs < size)
-            img[ys[ok], xs[ok]] = DIMMED if dimmed else colours[colour[ok]]
+            where = ys[ok] * size + xs[ok]
+            flat[where] = dimmed_colour if dimmed else colours[np.repeat(labels[rows], len(shape))[ok]]
     return img
 
 
