@@ -20,6 +20,9 @@ kind is one class registered in ``KINDS`` under the name a manifest's
 Otherwise numpy's own product runs (BLAS in CPython), which is faster but
 adds in an order that depends on the numpy build.
 
+Without ``exact`` the products go through :func:`_product` (numpy's own,
+or where numpy has no BLAS, the faster of its two plain loops).
+
 ``forward_all`` / ``backward_all`` run a chain of layers: the one forward and
 the one backward that network.Network and train.Trainer share.
 """
@@ -27,6 +30,7 @@ the one backward that network.Network and train.Trainer share.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from dataclasses import dataclass
 from typing import ClassVar, Mapping, Sequence
 
@@ -34,6 +38,21 @@ import numpy as np
 
 from pyscript_app.core import activations as act
 from pyscript_app.core import ordered
+
+
+#: numpy without BLAS (the browser's): its matrix product is a plain loop, one dot product per output element
+NO_BLAS = sys.platform == "emscripten"
+#: ... and einsum's loop runs along a row of the output instead: about twice as fast from this many columns on
+EINSUM_COLUMNS = 32
+
+
+def _product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` for 2-D float64 arrays, the passes that are not ``exact``: numpy's matrix product (BLAS in
+    CPython); without BLAS, einsum when the result has rows of at least EINSUM_COLUMNS values. Either adds
+    each sum's terms in an order of its own: the results agree to rounding, not to the bit."""
+    if NO_BLAS and b.shape[1] >= EINSUM_COLUMNS:
+        return np.einsum("ik,kj->ij", a, b)
+    return a @ b
 
 
 class Layer:
@@ -103,6 +122,7 @@ class Dense(Layer):
         # differ by up to ~2e-6), float64 ones agree to the last float32 bit.
         self._w64 = self.weights.astype(np.float64)
         self._b64 = self.bias.astype(np.float64)
+        self._w64_t = np.ascontiguousarray(self._w64.T)  # (units, inputs): the input gradient's product
 
     # -- what a view needs
     @property
@@ -140,7 +160,8 @@ class Dense(Layer):
             z = ordered.dot(x, w) + self._b64
             a = act.get(self.activation).exact(z)
         else:
-            z = x @ w + self._b64
+            z = _product(x, w)
+            z += self._b64
             a = self.activate(z)
         self._cache = (x, cols, z, a) if keep else None
         return a
@@ -187,7 +208,10 @@ class Dense(Layer):
             self.grads = (g_w, g_b)
         if not input_gradient:
             return None
-        return dot(delta, self._w64.T)  # every input column, the skipped ones too
+        # every input column, the skipped ones too
+        if exact:
+            return ordered.dot(delta, self._w64.T)
+        return _product(np.asarray(delta, dtype=np.float64), self._w64_t if NO_BLAS else self._w64.T)
 
     # -- the manifest entry
     def entry(self) -> dict:
@@ -345,7 +369,8 @@ class Conv2D(Layer):
         kh, kw, cin, cout = self.weights.shape
         self._w64 = self.weights.astype(np.float64).reshape(kh * kw * cin, cout)  # rows: (ky, kx, channel)
         self._b64 = self.bias.astype(np.float64)
-        # per kernel position its (filters, channels) block, for the input gradient
+        self._w64_t = np.ascontiguousarray(self._w64.T)  # (filters, kh * kw * channels)
+        # per kernel position its (filters, channels) block, for the input gradient with numpy's own product
         self._w_back = [np.asfortranarray(self._w64[k * cin : (k + 1) * cin].T) for k in range(kh * kw)]
 
     @property
@@ -389,6 +414,17 @@ class Conv2D(Layer):
         windows = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(1, 2))  # n, oh, ow, c, kh, kw
         return windows.transpose(0, 1, 2, 4, 5, 3).reshape(-1, self._w64.shape[0])
 
+    def _columns_t(self, x: np.ndarray) -> np.ndarray:
+        """The im2col matrix transposed, (kh * kw * channels, n * out_h * out_w): one long row per kernel
+        position and channel (the products that are not exact run along these rows)."""
+        (kh, kw), (oh, ow, _) = self.kernel, self.output_shape
+        n, c = x.shape[0], x.shape[3]
+        cols = np.empty((kh, kw, c, n, oh, ow))
+        for ky in range(kh):
+            for kx in range(kw):
+                cols[ky, kx] = x[:, ky : ky + oh, kx : kx + ow, :].transpose(3, 0, 1, 2)
+        return cols.reshape(kh * kw * c, -1)
+
     def _live_rows(self, x: np.ndarray) -> np.ndarray | None:
         """The im2col rows whose patch holds a non-zero value, or None when nearly all do (then all are used)."""
         (kh, kw), (oh, ow, _) = self.kernel, self.output_shape
@@ -405,8 +441,18 @@ class Conv2D(Layer):
     def forward(self, x, exact=False, keep=True, sparse_input=False):
         x = self._padded(np.asarray(x, dtype=np.float64).reshape(-1, *self.input_shape))
         n = x.shape[0]
-        cols = self._columns(x)
         oh, ow, units = self.output_shape
+        if not exact and NO_BLAS:  # the product transposed, (filters, patches): plain loops run along the patches
+            cols = self._columns_t(x)
+            z_t = _product(self._w64_t, cols)
+            z_t += self._b64[:, None]
+            z = np.ascontiguousarray(z_t.T)
+            a = self.activate(z)
+            shape = (n, *self.output_shape)
+            z, a = z.reshape(shape), a.reshape(shape)
+            self._cache = (n, cols, None, z, a, True) if keep else None
+            return a
+        cols = self._columns(x)
         rows = self._live_rows(x) if exact and sparse_input else None
         if rows is None:
             z = ordered.dot(cols, self._w64) if exact else cols @ self._w64
@@ -421,7 +467,7 @@ class Conv2D(Layer):
         a = act.get(self.activation).exact(z) if exact else self.activate(z)
         shape = (n, *self.output_shape)
         z, a = z.reshape(shape), a.reshape(shape)
-        self._cache = (n, cols, rows, z, a) if keep else None
+        self._cache = (n, cols, rows, z, a, False) if keep else None
         return a
 
     @property
@@ -435,7 +481,7 @@ class Conv2D(Layer):
     def backward(self, grad_out, exact=False, at_net_input=False, parameters=True, input_gradient=True):
         if self._cache is None:
             raise RuntimeError(f"{self.name}: backward needs a forward pass with keep=True first")
-        n, cols, rows, z, a = self._cache
+        n, cols, rows, z, a, transposed = self._cache
         grad_out = np.asarray(grad_out, dtype=np.float64).reshape(z.shape)
         if at_net_input:
             delta = grad_out
@@ -444,17 +490,26 @@ class Conv2D(Layer):
         else:
             delta = grad_out * act.get(self.activation).derivative(z, a)
         delta = delta.reshape(-1, self.units)
-        dot = ordered.dot if exact else np.matmul
+        if exact and transposed:
+            raise RuntimeError(f"{self.name}: an exact backward needs an exact forward pass first")
         if parameters:
             if exact:
                 self.grads = self._exact_parameter_gradients(cols, rows, delta)
             else:
-                g_w = cols.T @ (delta if rows is None else delta[rows])
+                g_w = cols @ delta if transposed else cols.T @ (delta if rows is None else delta[rows])
                 self.grads = (g_w.reshape(self.weights.shape), delta.sum(axis=0))
         if not input_gradient:
             return None
         (h, w, c), (kh, kw), (ph, pw) = self.input_shape, self.kernel, self.pads
         oh, ow, _ = self.output_shape
+        if transposed:  # every kernel position's and channel's share of each output pixel in one product
+            shares = _product(self._w64, np.ascontiguousarray(delta.T)).reshape(kh, kw, c, n, oh, ow)
+            grad_t = np.zeros((c, n, oh + kh - 1, ow + kw - 1))  # the padded input's shape, channels first
+            for ky in range(kh):  # col2im: each kernel position adds its share back where it read
+                for kx in range(kw):
+                    grad_t[:, :, ky : ky + oh, kx : kx + ow] += shares[ky, kx]
+            return grad_t[:, :, ph : ph + h, pw : pw + w].transpose(1, 2, 3, 0)
+        dot = ordered.dot if exact else np.matmul
         grad = np.zeros((n, oh + kh - 1, ow + kw - 1, c))  # the padded input's shape
         for ky in range(kh):  # col2im: each kernel position adds its share back where it read (fixed order)
             for kx in range(kw):
