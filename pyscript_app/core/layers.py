@@ -629,7 +629,8 @@ class MaxPool2D(_Reshaping):
 
     def forward(self, x, exact=False, keep=True, sparse_input=False):
         x = np.asarray(x, dtype=np.float64).reshape(-1, *self.input_shape)
-        tl, tr, bl, br = self._corners(x)
+        # each corner copied once: the comparisons then run along whole arrays, not a run of channels per block
+        tl, tr, bl, br = (np.ascontiguousarray(corner) for corner in self._corners(x))
         # the first of equal maxima (row by row) wins, as TensorFlow routes the gradient; its value is taken
         # as it is (np.maximum's choice between -0.0 and 0.0 differs between numpy builds)
         left_top, left_bottom = tl >= tr, bl >= br
@@ -651,11 +652,11 @@ class MaxPool2D(_Reshaping):
             return None
         g = np.asarray(grad_out, dtype=np.float64).reshape(n, *self.output_shape)
         grad = np.zeros((n, *self.input_shape))
-        tl, tr, bl, br = self._corners(grad)
-        np.copyto(tl, g, where=upper & left_top)
-        np.copyto(tr, g, where=upper > left_top)
-        np.copyto(bl, g, where=left_bottom > upper)
-        np.copyto(br, g, where=~(upper | left_bottom))
+        top, bottom = np.where(upper, g, 0.0), np.where(upper, 0.0, g)
+        # each corner's share made whole, then written once into its (strided) places
+        for corner, share in zip(self._corners(grad), (np.where(left_top, top, 0.0), np.where(left_top, 0.0, top),
+                                                       np.where(left_bottom, bottom, 0.0), np.where(left_bottom, 0.0, bottom))):
+            corner[...] = share
         return grad
 
     def entry(self) -> dict:
