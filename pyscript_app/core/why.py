@@ -504,11 +504,15 @@ def _attack_batch(network, u: np.ndarray, target: int, levels: np.ndarray, knock
                   steps: int = ATTACK_STEPS) -> tuple[np.ndarray, np.ndarray]:
     """Projected gradient ascent on the target's log-probability, one row per bound.
 
-    ``levels`` are the bounds in grey levels (eps = level / 255). Each row starts at ``u``, moves
-    a few grey levels along the gradient's sign per step and is projected back onto
+    ``levels`` are the bounds in grey levels (eps = level / 255), smallest first. Each row starts at
+    ``u``, moves a few grey levels along the gradient's sign per step and is projected back onto
     ``|change| <= eps`` and [0, 1]; every pixel stays a whole grey level, so the changed digit is
     an image like any other (the view shows exactly what was found). Returns (the digits,
-    whether each row was read as the target at some step: the first such digit is kept).
+    whether each row was read as the target after some step: the first such digit is kept).
+
+    Only the smallest bound that works matters: a row stops once it is read as the target, and so
+    does every row of a larger bound (its result is then left as not found). A step's forward pass
+    reads the digits the step before made (the answer) and gives the gradient of the next move.
     """
     a, _ = input_scale(network)
     grey = np.rint(np.asarray(u, dtype=np.float64) * 255.0)
@@ -517,24 +521,39 @@ def _attack_batch(network, u: np.ndarray, target: int, levels: np.ndarray, knock
     adv = np.repeat(grey[None], len(levels), axis=0)
     best = adv.copy()
     done = np.zeros(len(levels), dtype=bool)
+    live = np.arange(len(levels))  # the rows still moving, in order of their bound
     objective = class_objective(target)
-    for _ in range(steps):
-        _, g = gradient(network, to_input(network, adv / 255.0), objective, knocked_out)
-        adv = np.clip(np.clip(adv + stride * np.sign(g * a), grey - bound, grey + bound), 0.0, 255.0)
-        hit = log_probabilities(network, to_input(network, adv / 255.0), knocked_out).argmax(axis=1) == target
-        new = hit & ~done
-        best[new] = adv[new]
-        done |= hit
-        if done.all():
+    for step in range(steps + 1):
+        x = to_input(network, adv[live] / 255.0)
+        if step < steps:
+            _, g = gradient(network, x, objective, knocked_out)
+            logp = _log_softmax(network.output_layer.net_input)  # the forward pass the gradient ran
+        else:  # the last move's answer only
+            logp = log_probabilities(network, x, knocked_out)
+        hit = logp.argmax(axis=1) == target
+        if step and hit.any():  # (step 0 reads the digit itself)
+            first = live[hit]
+            best[first], done[first] = adv[first], True
+            keep = ~hit & (live < first[0])  # a larger bound than one that works is not needed
+            live = live[keep]
+            if step < steps:
+                g = g[keep]
+        if step == steps or not live.size:
             break
+        bound_live = bound[live]
+        adv[live] = np.clip(np.clip(adv[live] + stride[live] * np.sign(g * a), grey - bound_live, grey + bound_live),
+                            0.0, 255.0)
     return best / 255.0, done
 
 
 def attack(network, pixels_u: np.ndarray, target: int, knocked_out=None) -> Attack:
     """The smallest change (max per-pixel epsilon) found that makes the network answer ``target``.
 
-    Tries a ladder of epsilons at once (one batch), then refines between the largest that failed
-    and the smallest that worked (a second batch). The answer is read again by a forward pass.
+    Tries a ladder of epsilons at once (one batch, EPSILON_LADDER), then refines between the largest
+    that failed and the smallest that worked (a second batch of up to EPSILON_REFINE whole grey
+    levels evenly between them). The epsilons tried are at most ceil(gap / (EPSILON_REFINE + 1))
+    grey levels (/ 255) apart, gap being the ladder's step there: 1 up to 0.1, 2 up to 0.2, 3, 5, 6
+    and 10 up to 0.3, 0.45, 0.65 and 1. A bound counts as failed only after all ATTACK_STEPS steps. The answer is read again by a forward pass.
     """
     u = np.rint(np.asarray(pixels_u, dtype=np.float64).reshape(-1) * 255.0) / 255.0
     target = int(target)
