@@ -43,6 +43,8 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from pyscript_app.core.pacing import run
+
 KnockOut = dict  # layer name -> sorted list of unit indices (see normalize_knockout)
 
 #: test digits per block in the first layer's pass over the test set (see TestsetCache):
@@ -56,6 +58,8 @@ BLOCK_WORK = 2_000_000 if sys.platform == "emscripten" else CHUNK * 784 * 32
 #: in the browser, a convolutional network's pass sizes each block to take about this long (from the
 #: time a digit took in the block before): an idle-time step stays well under 50 ms on any machine
 STEP_S = 0.025 if sys.platform == "emscripten" else None
+#: multiply-adds per step of the dense layers after that pass, in the browser (elsewhere: a layer at once)
+AFTER_WORK = 2_000_000 if sys.platform == "emscripten" else None
 
 #: what top_exciting / unit_values rank by
 SCORES = ("pre_activation", "activation")
@@ -541,21 +545,27 @@ class TestsetCache:
 
     # -- per knock-out
     def _entry(self, knocked_out) -> dict:
+        return run(self._entry_steps(knocked_out))
+
+    def _entry_steps(self, knocked_out):
         key = knockout_key(self.network, knocked_out)
         entry = self._entries.get(key)
         if entry is not None:
             self._entries.move_to_end(key)
             self._passes.move_to_end(self._front_key(key))
             return entry
-        entry = self._compute(key)
+        entry = yield from self._compute(key)
+        if key in self._entries:  # made meanwhile (a step generator and a direct call interleaved)
+            return self._entries[key]
         self._entries[key] = entry
         while len(self._entries) > self.max_entries:
             oldest = next(k for k in self._entries if k != ())
             del self._entries[oldest]
         return entry
 
-    def _compute(self, key: tuple) -> dict:
-        """Every layer for one knock-out, reusing what a cached knock-out shares with it.
+    def _compute(self, key: tuple):
+        """Every layer for one knock-out, reusing what a cached knock-out shares with it (a generator of
+        steps, each a block of rows of one dense layer, AFTER_ROWS at a time; returns the entry).
 
         A layer's net input depends only on the knock-outs of the layers
         before it, and its activations on those up to and including it. So
@@ -603,9 +613,19 @@ class TestsetCache:
                 if intact is not None:
                     out = intact  # the same net input, so the same activations: skip the activation function
                 else:
+                    n, width = (len(z), z.shape[1]) if a is None else a.shape  # (a: None for the pass's first dense layer)
+                    rows = n if AFTER_WORK is None else max(1, AFTER_WORK // max(1, width * layer.units))
                     if z is None:
-                        z = _readonly(np.asarray(layer.pre_activation(a)))
-                    out = layer.activate(z).astype(np.float32)
+                        parts = []
+                        for start in range(0, n, rows):
+                            parts.append(np.asarray(layer.pre_activation(a[start : start + rows])))
+                            yield
+                        z = _readonly(np.concatenate(parts) if len(parts) != 1 else parts[0])
+                    parts = []
+                    for start in range(0, n, rows):
+                        parts.append(layer.activate(z[start : start + rows]).astype(np.float32))
+                        yield
+                    out = np.concatenate(parts) if len(parts) != 1 else parts[0]
                 dead = ko.get(layer.name)
                 if dead:
                     out = out.copy()
@@ -620,6 +640,16 @@ class TestsetCache:
     def is_cached(self, knocked_out=None) -> bool:
         """Whether the results for that knock-out are already computed (nothing is computed here)."""
         return knockout_key(self.network, knocked_out) in self._entries
+
+    def activation_steps(self, knocked_out=None):
+        """:meth:`activations` in idle-time steps: the pass over the test set a block at a time, then the
+        layers after it a block of rows at a time (in the browser; elsewhere each layer at once); yields
+        None after each, returns the activations."""
+        if knockout_key(self.network, knocked_out) not in self._entries:
+            for _ in self.first_layer_blocks(knocked_out):
+                yield
+        entry = yield from self._entry_steps(knocked_out)
+        return entry["activations"]
 
     def activations(self, knocked_out=None) -> tuple:
         """Every layer's activations for all test digits, one array a layer: (n, units) float32 for a dense

@@ -254,8 +254,15 @@ class Atlas:
         cache = explain.cache_for(network, testset)
         for done in cache.first_layer_blocks():
             yield "the first layer", done / len(testset)
-        acts, predicted, labels = cache.activations(), cache.predictions(), cache.labels
-        yield "the other layers", 1.0
+        steps = cache.activation_steps()
+        while True:
+            try:
+                next(steps)
+            except StopIteration as stop:
+                acts = stop.value
+                break
+            yield "the other layers", 0.5
+        predicted, labels = cache.predictions(), cache.labels
         if layer == "input":
             raw, separability = self.input_raw
             given = (atlas.input_pca(raw, network.normalization), separability)
