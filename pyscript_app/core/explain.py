@@ -310,10 +310,10 @@ def work_per_digit(network) -> int:
 
 
 def block_size(network) -> int:
-    """Test digits per block of the pass over the test set: CHUNK for a dense network, fewer for a
-    convolutional one, so that a block costs about BLOCK_WORK multiply-adds (an idle-time step)."""
+    """Test digits per block of the pass over the test set (the first block, in the browser): about BLOCK_WORK
+    multiply-adds (an idle-time step); outside the browser CHUNK for a dense network."""
     end = front_end(network)
-    if end == 0:
+    if end == 0 and sys.platform != "emscripten":
         return CHUNK
     return int(min(CHUNK, max(1, BLOCK_WORK // work_per_digit(network))))
 
@@ -520,12 +520,12 @@ class TestsetCache:
         browser has nothing else to do, so that the confusion matrix or a
         card later costs only the small layers. Stopping and calling again
         resumes where it was; two of these running at once share the work.
-        Blocks are of :attr:`block` digits; for a convolutional network with
-        ``seconds`` (the default in the browser, STEP_S) the blocks after
-        the first are sized to take about that long each.
+        Blocks are of :attr:`block` digits; with ``seconds`` (the default in
+        the browser, STEP_S) the blocks after the first are sized to take
+        about that long each (on a slow machine, fewer digits a block).
         """
         front_key = self._front_key(knockout_key(self.network, knocked_out))
-        return self._blocks(front_key, seconds if self.end > 0 else None)
+        return self._blocks(front_key, seconds)
 
     def pass_progress(self, knocked_out=None) -> tuple[int, int]:
         """(digits done, digits) of that knock-out's pass over the test set (nothing is computed here)."""
