@@ -352,3 +352,45 @@ def cnn_page_of(browser, server, test_site, address: str, model: str = "tiny-cnn
     with np.load(test_site / "data" / "mnist_test.npz") as npz:
         images = npz["images"]
     return w, layers, images
+
+
+# --- the shipped CNN's share of the per-model tests -----------------------------------------
+
+
+def _is_cnn(model_id: str) -> bool:
+    manifest = json.loads((SITE / "models" / model_id / "manifest.json").read_text())
+    return any(layer.get("kind") == "conv2d" for layer in manifest["layers"])
+
+
+#: the committed convolutional models: one pass of the tests' plain-loop reference (tests/reference.py) over the
+#: 10,000 test digits costs seconds with one of them, against a fraction of a second with the random tiny-cnn
+SHIPPED_CNNS = [m for m in SHIPPED if _is_cnn(m)]
+
+
+def on_the_shipped_cnn(*cases: dict):
+    """Mark a per-model test whose parameter grid runs in full on every other model (tiny-cnn's random weights
+    take the same code paths), and on a shipped CNN only in ``cases``: each a dict of parameter values as the
+    test's parametrize names them (``{}``: the test's one case). No case: the test leaves the shipped CNN out.
+    The cases left out are deselected at collection (pytest's summary counts them), never skipped."""
+    return pytest.mark.big_model_cases(cases=cases)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "big_model_cases(cases): the cases a per-model test runs on a shipped CNN (conftest.on_the_shipped_cnn)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Deselect the cases of a shipped CNN that its test's on_the_shipped_cnn mark does not name."""
+    kept, left_out = [], []
+    for item in items:
+        mark = item.get_closest_marker("big_model_cases")
+        params = item.callspec.params if hasattr(item, "callspec") else {}
+        model = params.get("model_dir", params.get("model_id"))
+        if mark is None or model not in SHIPPED_CNNS or any(
+                all(k in params and params[k] == v for k, v in case.items()) for case in mark.kwargs["cases"]):
+            kept.append(item)
+        else:
+            left_out.append(item)
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = kept

@@ -5,7 +5,10 @@ set are read straight from the export's files, and the forward pass (with
 each activation written out in tests/reference.py, and knock-outs done by
 zeroing the knocked-out unit's outgoing weights) is written out here.
 Every test runs for each committed model and the small test-made ones
-(conftest.model_dir), the convolutional tiny-cnn too: layers are addressed
+(conftest.model_dir), the convolutional tiny-cnn too; on the shipped cnn,
+where each pass of the plain-loop reference over the test set costs seconds,
+a test runs the cases its ``on_the_shipped_cnn`` mark names (none: "(tiny-cnn)",
+whose random weights take the same code paths). Layers are addressed
 by position (0 = the first, 1 = the second, -1 = the output; or among the
 dense layers, for what only a dense layer has), units by a position within
 the layer. A conv2d / maxpool2d layer's results over the test set are its
@@ -23,6 +26,7 @@ import numpy as np
 import pytest
 
 import reference as ref
+from conftest import on_the_shipped_cnn
 from pyscript_app.core import explain
 
 # ``network`` and ``testset`` (the side under test) come from conftest.py.
@@ -324,6 +328,7 @@ def test_knocking_out_nothing_changes_nothing(network, testset, plain, reference
 
 @pytest.mark.parametrize("pos", [0, -2])
 @pytest.mark.parametrize("units", [[0], [13], [31], [2, 5, 30]])
+@on_the_shipped_cnn({"pos": 0, "units": [2, 5, 30]})  # channels of its first conv layer
 def test_knockout_equals_cutting_outgoing_weights(network, testset, plain, reference, classes, pos, units):
     layer_name = network.layers[pos].name
     pos = position(network, layer_name)
@@ -354,6 +359,7 @@ def test_knockout_in_every_hidden_layer(network, testset, plain):
     np.testing.assert_allclose(got[-1], expected[-1][1], atol=TOL, rtol=0)
 
 
+@on_the_shipped_cnn()  # (tiny-cnn)
 def test_cache_is_keyed_on_the_knockout(network, testset, plain, reference, classes):
     base = plain_confusion(plain["labels"], reference[-1][1].argmax(axis=1), classes)
     name = network.layers[-2].name
@@ -373,6 +379,7 @@ def test_cache_is_keyed_on_the_knockout(network, testset, plain, reference, clas
         )
 
 
+@on_the_shipped_cnn()  # (tiny-cnn)
 def test_changed_weights_never_show_stale_numbers(tmp_path, model_dir, testset, plain, classes):
     from pyscript_app.core import network as nw
 
@@ -420,6 +427,7 @@ def test_cached_results_are_read_only(network, testset):
 
 
 @pytest.mark.parametrize("knock", [False, True])
+@on_the_shipped_cnn({"knock": True})
 def test_cell_members(network, testset, plain, classes, knock):
     first = network.layers[0].name
     units = sorted({3 % network.layers[0].units, 9 % network.layers[0].units})
@@ -485,6 +493,7 @@ def test_top_exciting_output_unit_picks_its_class(network, testset, plain, manif
         assert np.all(plain["labels"][chosen] == digit)
 
 
+@on_the_shipped_cnn()  # (tiny-cnn)
 def test_top_exciting_under_knockout(network, testset, plain):
     first = network.layers[0].name
     ko = {first: list(range(min(6, network.layers[0].units - 1)))}
@@ -496,6 +505,7 @@ def test_top_exciting_under_knockout(network, testset, plain):
         assert_top(chosen, expected[1][part][:, unit], 9)
 
 
+@on_the_shipped_cnn()  # (tiny-cnn)
 def test_top_exciting_edges(network, testset):
     name, out = network.layers[-2].name, network.layers[-1]
     assert explain.top_exciting(network, testset, name, 0, k=0).size == 0
@@ -553,6 +563,7 @@ def forward_in_blocks(network, x, ko, block=1000):
             for pos in range(len(network.layers))]
 
 
+@on_the_shipped_cnn()  # (tiny-cnn)
 def test_cache_reuses_layers_and_equals_the_forward_pass(network, testset):
     """Whatever order knock-outs are asked in, each equals network.forward (and predicts the same)."""
     cache = explain.TestsetCache(network, testset)
