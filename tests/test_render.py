@@ -213,20 +213,30 @@ def test_prerendered_first_view_is_what_the_live_code_renders(seed_export):
 
 def test_view_patch_describes_every_neuron_element_of_the_whole_render(network, testset):
     """The in-place update writes, for each layer, exactly the elements (tags, child counts, all
-    attributes, text) that network_view draws inside the layer's grid or bars, in document order."""
+    attributes, text) that network_view draws inside the layer's grid or bars, in document order;
+    a map layer's `.fmaps` container first gets the attributes (its sprite) it has in the whole render."""
     first = network.layers[0]
     view = render.view_for_sample(network, testset, 77, knocked_out={first.name: [min(5, first.units - 1)]}, selected=("output", 3))
     whole = render.network_view(network, view)
-    (panel_selector, panel), *layers = json.loads(render.view_patch(network, view))
+    (panel_selector, panel), *ops = json.loads(render.view_patch(network, view))
     assert panel_selector == "#input-panel" and panel == render.input_panel(network, view) and panel in whole
     drawn = [layer for layer in network.layers if layer.kind != "flatten"]
-    assert len(layers) == len(drawn)
-    for (selector, rows), layer in zip(layers, drawn):
+    layers = []
+    for layer in drawn:
         container = "bars" if layer.is_output else "fmaps" if layer.kind in ("conv2d", "maxpool2d") else "grid"
+        if container == "fmaps":
+            selector, rows = ops.pop(0)
+            assert selector == f"#layer-{layer.name} > .fmaps"
+            opening = re.search(rf'id="layer-{layer.name}".*?(<div class="fmaps"[^>]*>)', whole).group(1)
+            assert [(tag, attrs) for tag, _, attrs, _ in rows] == Elements(opening).items
+            assert [children for _, children, _, _ in rows] == [layer.units] and rows[0][3] is None
+        layers.append(ops.pop(0))
+        selector, rows = layers[-1]
         assert selector == f"#layer-{layer.name} > .{container} *"
         inner = re.search(rf'id="layer-{layer.name}".*?<div class="{container}[^"]*"[^>]*>(.*?)</div></section>', whole).group(1)
         assert [(tag, attrs) for tag, _, attrs, _ in rows] == Elements(inner).items
         assert "".join(text or "" for *_, text in rows) == re.sub(r"<[^>]+>", "", inner)
+    assert ops == []
     neurons = [attrs for _, rows in layers for _, _, attrs, _ in rows if "neuron" in attrs.get("class", "").split()]
     assert neurons == Elements(whole).neurons()  # every attribute, data-activation and aria-label included
 
@@ -237,21 +247,59 @@ def test_markup_escapes_attribute_values_and_text():
     assert render.flatten([tree]) == [["button", 1, {"aria-label": 'a "b" & <c>'}, None], ["span", 0, {}, "<1 & 2>"]]
 
 
+def css_percent(text):
+    assert text.endswith("%"), text
+    return float(text[:-1]) / 100
+
+
+def shown_part(size, position, image):
+    """The part of a background image an element shows, in image pixels along one axis: (first, count).
+
+    ``size`` is CSS background-size and ``position`` background-position, both percentages of the
+    element (CSS Backgrounds 3: a position p puts the image's point at p of its length on the
+    element's point at p, i.e. offsets the image by p * (element - image))."""
+    element = 1.0
+    drawn = size * element  # the whole image's length on the page
+    offset = position * (element - drawn)
+    per_pixel = drawn / image
+    return -offset / per_pixel, element / per_pixel
+
+
 def test_a_feature_map_image_is_its_channel_on_the_layer_scale(network, testset):
-    """Each conv or pooling channel's image is its map coloured on the layer's scale; dense layers have no maps."""
+    """Each conv or pooling layer's maps are one image (its .fmaps' --sprite) of which each channel shows,
+    through its background-size and -position, exactly its map coloured on the layer's scale."""
     images = [l for l in network.layers if len(l.output_shape) == 3]
     html = render.network_view(network, render.view_for_sample(network, testset, 5))
     assert html.count('class="fmap-img"') == sum(l.units for l in images)
+    assert html.count("data:image/png") == 1 + len(images)  # the digit, and one image a map layer
     if not images:
         return
     maps = network.forward(network.normalize(testset.images[5]))
     for layer in images:
         pos = network.layers.index(layer)
+        h, w, channels = layer.output_shape
         section = re.search(rf'<section[^>]*id="layer-{layer.name}"[^>]*data-kind="{layer.kind}"', html)
         assert section, layer.name
-        urls = re.findall(rf'data-layer="{layer.name}" data-index="\d+"[^>]*><span class="fmap-img" data-shape="(\d+),(\d+)" style="background-image:url\(([^)]*)\)"', html)
-        assert len(urls) == layer.units
-        for c, (h, w, url) in enumerate(urls):
-            assert (int(h), int(w)) == layer.output_shape[:2]
-            want = render.scale_rgb(maps[pos][:, :, c], render.scale_of(network, layer))
-            np.testing.assert_array_equal(decode_png(url), want)
+        url, size_x, size_y = re.search(
+            rf'id="layer-{layer.name}".*?<div class="fmaps" style="--sprite:url\(([^)]*)\);--sprite-size:(\S+) (\S+)">', html).groups()
+        sprite = decode_png(url)
+        tiles = re.findall(rf'data-layer="{layer.name}" data-index="(\d+)"[^>]*><span class="fmap-img" data-shape="(\d+),(\d+)" '
+                           r'style="background-position:(\S+) (\S+)"', html)
+        assert [int(i) for i, *_ in tiles] == list(range(channels))
+        for c, shape_h, shape_w, pos_x, pos_y in tiles:
+            assert (int(shape_h), int(shape_w)) == (h, w)
+            (x, width), (y, height) = (shown_part(css_percent(size), css_percent(at), n)
+                                       for size, at, n in ((size_x, pos_x, sprite.shape[1]), (size_y, pos_y, sprite.shape[0])))
+            assert (width, height) == (pytest.approx(w, abs=1e-3), pytest.approx(h, abs=1e-3))
+            assert (x, y) == (pytest.approx(round(x), abs=1e-3), pytest.approx(round(y), abs=1e-3))  # whole pixels
+            x, y = round(x), round(y)
+            scale = render.scale_of(network, layer)
+            want = render.scale_rgb(maps[pos][:, :, int(c)], scale)
+            np.testing.assert_array_equal(sprite[y:y + h, x:x + w], want)
+            # and, value by value, the scale's colour of the map (the cells' scalar colouring; its rounding may differ by 1)
+            scalar = [render.colour(scale.position(v), scale.stops) for v in maps[pos][:, :, int(c)].ravel().tolist()]
+            np.testing.assert_allclose(sprite[y:y + h, x:x + w].reshape(-1, 3), np.array(scalar), atol=1)
+            # the pixels around the tile repeat its edge: a rounding at the tile's edge shows no other map
+            around = sprite[max(y - 1, 0):y + h + 1, max(x - 1, 0):x + w + 1]
+            assert around.shape[:2] == (h + 2, w + 2)
+            np.testing.assert_array_equal(around, np.pad(want, ((1, 1), (1, 1), (0, 0)), mode="edge"))

@@ -182,7 +182,7 @@ def neurons(network: Network, layer: Layer, acts: np.ndarray, view: View) -> tup
     if layer.is_output:
         return "bars", output_neurons(layer, acts, view)
     if is_image(layer):
-        return "fmaps", map_neurons(layer, acts, view, scale_of(network, layer))
+        return "fmaps", map_neurons(layer, acts, view)
     return "grid", hidden_neurons(layer, acts, view)
 
 
@@ -250,16 +250,46 @@ def map_grid(height: int, width: int, channels: int) -> tuple[int, int, int]:
     return math.ceil(channels / cols), cols, px
 
 
-def map_neurons(layer: Layer, maps: np.ndarray, view: View, scale: Scale) -> list:
-    """One button per channel (a `.neuron` whose data-activation is its map's maximum) holding its map's image."""
+def sprite(rgb: np.ndarray) -> np.ndarray:
+    """A layer's maps as one image: the (h, w, channels, 3) colours side by side, each map's tile
+    with a 1-pixel gutter that repeats its edge (so a neighbour's pixel never shows at a map's edge,
+    whatever the zoom); shape (h + 2, channels * (w + 2), 3)."""
+    h, w, c, _ = rgb.shape
+    tiles = np.pad(rgb, ((1, 1), (1, 1), (0, 0), (0, 0)), mode="edge")  # (h + 2, w + 2, c, 3)
+    return np.ascontiguousarray(tiles.transpose(0, 2, 1, 3)).reshape(h + 2, c * (w + 2), 3)
+
+
+def sprite_size(h: int, w: int, channels: int) -> str:
+    """CSS background-size that draws one map's h x w tile of :func:`sprite` over the whole element."""
+    return f"{100 * channels * (w + 2) / w:.4f}% {100 * (h + 2) / h:.4f}%"
+
+
+def sprite_position(w: int, channels: int, index: int) -> str:
+    """CSS background-position of channel ``index``'s tile (past its gutter). A percentage p places
+    the image's point at p of its width on the element's point at p, i.e. shifts it by p times
+    (element - image); it holds at any element size (a laptop's grid, a phone's wider cells)."""
+    x = 100 * (index * (w + 2) + 1) / (channels * (w + 2) - w)
+    return f"background-position:{x:.4f}% 50%"  # y: 1 gutter pixel of 2 spare rows
+
+
+def maps_attrs(maps: np.ndarray, scale: Scale) -> dict[str, str]:
+    """The attributes of a layer's `.fmaps` container: its maps' sprite (one PNG a layer) in --sprite,
+    and its size per map in --sprite-size (style.css draws each `.fmap-img` from them)."""
     h, w, c = maps.shape
-    rgb = scale_rgb(maps, scale)
+    url = png_data_url(sprite(scale_rgb(maps, scale)), level=1)
+    return {"class": "fmaps", "style": f"--sprite:url({url});--sprite-size:{sprite_size(h, w, c)}"}
+
+
+def map_neurons(layer: Layer, maps: np.ndarray, view: View) -> list:
+    """One button per channel (a `.neuron` whose data-activation is its map's maximum) holding its map
+    (its tile of the layer's sprite, :func:`maps_attrs`)."""
+    h, w, c = maps.shape
     peaks = maps.reshape(-1, c).max(axis=0).tolist()
     cells = []
     for i in range(c):
         attrs = neuron_attrs(layer, i, peaks[i], view)
         attrs["class"] += " fmap"
-        image = {"class": "fmap-img", "data-shape": f"{h},{w}", "style": f"background-image:url({png_data_url(rgb[:, :, i])})"}
+        image = {"class": "fmap-img", "data-shape": f"{h},{w}", "style": sprite_position(w, c, i)}
         cells.append(("button", attrs, (("span", image, ""),)))
     return cells
 
@@ -273,13 +303,14 @@ def map_layer(network: Network, layer: Layer, maps: np.ndarray, view: View) -> s
                 f"&middot; {html.escape(layer.activation)}")
     else:
         what = f"{c} channels &middot; {h}&times;{w} &middot; max of 2&times;2"
-    trees = map_neurons(layer, maps, view, scale_of(network, layer))
+    trees = map_neurons(layer, maps, view)
+    box = maps_attrs(maps, scale_of(network, layer))
     return (
         f'<section class="panel layer maps" id="layer-{layer.name}" aria-labelledby="title-{layer.name}" '
         f'data-units="{c}" data-kind="{layer.kind}" style="--rows:{rows};--cols:{cols};--px:{px}px">'
         f'<h2 id="title-{layer.name}">{html.escape(layer.title)}</h2>'
         f'<p class="sub">{what} {glossary.note(layer.kind)}</p>'
-        f'<div class="fmaps">{"".join(map(markup, trees))}</div></section>'
+        f'{markup(("div", box, trees))}</section>'
     )
 
 
@@ -344,13 +375,17 @@ def view_patch(network: Network, view: View) -> str:
 
     JSON for the page's ``nnvApplyPatch`` (site/patch.js), one call instead of a few hundred
     (each call from Python into the page costs): the input panel is replaced, and every
-    element of each layer's neurons gets the attributes and text of its tree above, so nothing
-    of the previous view stays. It applies only to a view of the same shape (the page checks
-    every element's tag and child count first, and otherwise re-renders).
+    element of each layer's neurons gets the attributes and text of its tree above (and a map
+    layer's `.fmaps` container its new sprite), so nothing of the previous view stays. It
+    applies only to a view of the same shape (the page checks every element's tag and child
+    count first, and otherwise re-renders).
     """
     ops = [["#input-panel", input_panel(network, view)]]
     for i, layer in drawn_layers(network):
-        container, trees = neurons(network, layer, view.activations[i], view)
+        acts = view.activations[i]
+        container, trees = neurons(network, layer, acts, view)
+        if is_image(layer):  # the maps' container holds their sprite: one image a layer
+            ops.append([f"#layer-{layer.name} > .fmaps", [["div", len(trees), maps_attrs(acts, scale_of(network, layer)), None]]])
         ops.append([f"#layer-{layer.name} > .{container} *", flatten(trees)])
     return json.dumps(ops, separators=(",", ":"), check_circular=False)  # trees, no cycles: a little quicker
 
