@@ -54,6 +54,19 @@ def model(request):
     return SimpleNamespace(id=request.param, manifest=manifest, layers=layers)
 
 
+#: each model's output layer over the test digits, as the ``clean`` fixture computed it (for ``drawn_rates``)
+CLEAN_OUTPUT = {}
+
+
+@pytest.fixture(scope="module")
+def clean(model, testset):
+    """Every layer's activations (float64) over the 10,000 test digits by tests/reference.py: one pass for
+    each model, shared by its tests (the reference's plain loops take seconds on the convolutional network)."""
+    outputs = plain_forward(model.layers, testset.images)
+    CLEAN_OUTPUT[model.id] = outputs[-1]
+    return outputs
+
+
 def test_the_four_models_and_the_default():
     assert INDEX == {"default": "seed", "models": ["seed", "relu", "deep", "cnn"]}
     assert sorted(p.name for p in MODELS.iterdir()) == ["cnn", "deep", "index.json", "relu", "seed"]
@@ -97,7 +110,7 @@ def test_the_cnn_is_small_and_accurate():
     assert manifest["training"]["test_accuracy"] >= 0.99
 
 
-def test_each_model_is_a_complete_v2_export_measured_on_the_committed_test_set(model, testset):
+def test_each_model_is_a_complete_v2_export_measured_on_the_committed_test_set(model, testset, clean):
     m = model.manifest
     assert m["id"] == model.id and m["format_version"] == 2 and m["title"] and m["description"]
     test_npz = (SITE / "data" / "mnist_test.npz").read_bytes()
@@ -105,7 +118,7 @@ def test_each_model_is_a_complete_v2_export_measured_on_the_committed_test_set(m
     t = m["training"]
     assert t["source"] == "trained by export_weights.py" and t["augmentation"]["copies"] == 2
     assert (t["epochs"], t["batch_size"], t["seed"]) == (EPOCHS.get(model.id, 30), 128, 42)
-    outputs = plain_forward(model.layers, testset.images)
+    outputs = clean
     correct = int((outputs[-1].argmax(1) == testset.labels).sum())
     assert t["test_correct"] == correct
     for layer, a in zip(m["layers"][:-1], outputs[:-1]):
@@ -123,7 +136,7 @@ def test_the_data_manifest_describes_the_committed_test_set():
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_each_model_matches_keras_per_layer(model, testset, dtype):
+def test_each_model_matches_keras_per_layer(model, testset, clean, dtype):
     """The .npy files in a Keras model built from the manifest, against the plain numpy pass, all 10,000 digits.
 
     In float64 every layer agrees within 1e-5. In float32 (how Keras trained
@@ -153,7 +166,7 @@ def test_each_model_matches_keras_per_layer(model, testset, dtype):
     x = testset.images.reshape(len(testset.images), -1).astype(dtype) / 255.0
     probe = keras.Model(keras_model.inputs, [layer.output for layer in ours])
     expected = probe.predict(x, batch_size=2000, verbose=0)
-    got = plain_forward(model.layers, testset.images)
+    got = clean
     assert len(got) == len(expected) == len(layers)
     for l, g, e in zip(layers, got, expected):
         assert e.dtype == dtype and g.shape == e.shape, (l["name"], g.shape, e.shape)
@@ -188,7 +201,8 @@ def drawn_rates(drawings, testset):
     rates = {}
     for model_id in INDEX["models"]:
         layers = read_layers(model_id)[1]
-        rates[model_id] = {"clean": float((plain_forward(layers, testset.images)[-1].argmax(1) == testset.labels).mean())}
+        output = CLEAN_OUTPUT[model_id] if model_id in CLEAN_OUTPUT else plain_forward(layers, testset.images)[-1]
+        rates[model_id] = {"clean": float((output.argmax(1) == testset.labels).mean())}
         for name, (images, labels) in drawings.items():
             rates[model_id][name] = float((plain_forward(layers, images)[-1].argmax(1) == labels).mean())
     print(f"\n| model | shape | clean test | redrawn small ({REDRAWN}) | redrawn medium to large ({REDRAWN}) | polyline drawings (300) |")
