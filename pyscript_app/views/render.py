@@ -252,16 +252,16 @@ def map_grid(height: int, width: int, channels: int) -> tuple[int, int, int]:
 
 def sprite(rgb: np.ndarray) -> np.ndarray:
     """A layer's maps as one image: the (h, w, channels, 3) colours side by side, each map's tile
-    with a 1-pixel gutter that repeats its edge (so a neighbour's pixel never shows at a map's edge,
-    whatever the zoom); shape (h + 2, channels * (w + 2), 3)."""
+    between 1-pixel gutters that repeat its left and right edges (so a neighbour's pixel never shows
+    at a map's edge, whatever the zoom and rounding); shape (h, channels * (w + 2), 3)."""
     h, w, c, _ = rgb.shape
-    tiles = np.pad(rgb, ((1, 1), (1, 1), (0, 0), (0, 0)), mode="edge")  # (h + 2, w + 2, c, 3)
-    return np.ascontiguousarray(tiles.transpose(0, 2, 1, 3)).reshape(h + 2, c * (w + 2), 3)
+    tiles = np.pad(rgb, ((0, 0), (1, 1), (0, 0), (0, 0)), mode="edge")  # (h, w + 2, c, 3)
+    return np.ascontiguousarray(tiles.transpose(0, 2, 1, 3)).reshape(h, c * (w + 2), 3)
 
 
-def sprite_size(h: int, w: int, channels: int) -> str:
-    """CSS background-size that draws one map's h x w tile of :func:`sprite` over the whole element."""
-    return f"{100 * channels * (w + 2) / w:.4f}% {100 * (h + 2) / h:.4f}%"
+def sprite_size(w: int, channels: int) -> str:
+    """CSS background-size that draws one map's tile of :func:`sprite` over the whole element."""
+    return f"{100 * channels * (w + 2) / w:.4f}% 100%"
 
 
 def sprite_position(w: int, channels: int, index: int) -> str:
@@ -269,15 +269,15 @@ def sprite_position(w: int, channels: int, index: int) -> str:
     the image's point at p of its width on the element's point at p, i.e. shifts it by p times
     (element - image); it holds at any element size (a laptop's grid, a phone's wider cells)."""
     x = 100 * (index * (w + 2) + 1) / (channels * (w + 2) - w)
-    return f"background-position:{x:.4f}% 50%"  # y: 1 gutter pixel of 2 spare rows
+    return f"background-position:{x:.4f}% 0%"
 
 
 def maps_attrs(maps: np.ndarray, scale: Scale) -> dict[str, str]:
     """The attributes of a layer's `.fmaps` container: its maps' sprite (one PNG a layer) in --sprite,
     and its size per map in --sprite-size (style.css draws each `.fmap-img` from them)."""
-    h, w, c = maps.shape
+    _, w, c = maps.shape
     url = png_data_url(sprite(scale_rgb(maps, scale)), level=1)
-    return {"class": "fmaps", "style": f"--sprite:url({url});--sprite-size:{sprite_size(h, w, c)}"}
+    return {"class": "fmaps", "style": f"--sprite:url({url});--sprite-size:{sprite_size(w, c)}"}
 
 
 def map_neurons(layer: Layer, maps: np.ndarray, view: View) -> list:
