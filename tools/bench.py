@@ -507,14 +507,15 @@ async (id) => {
 """
 
 
-def measure_models(page, clicks: int, failed: list) -> list[dict]:
-    """Every model of the picker: switched to twice (its files fetched, then cached), then clicks
-    and the confusion matrix once its first layer has run over the test set (idle time). A model
-    whose measurement fails is said and left out (see attempt)."""
+def measure_models(page, clicks: int, failed: list, draw_seconds: float = 0) -> list[dict]:
+    """Every model of the picker: switched to twice (its files fetched, then cached), then clicks,
+    drawing (when the pad is out) and the confusion matrix once its first layer has run over the
+    test set (idle time). A model whose measurement fails is said and left out (see attempt)."""
     ids = page.eval_on_selector_all("#model-picker option", "os => os.map(o => o.value)")
     if len(ids) < 2:
         return []
-    measured = (attempt(failed, f"model {model_id}", measure_model, page, model_id, ids, clicks) for model_id in ids[1:] + ids[:1])
+    measured = (attempt(failed, f"model {model_id}", measure_model, page, model_id, ids, clicks, draw_seconds)
+                for model_id in ids[1:] + ids[:1])
     return [entry for entry in measured if entry is not None]
 
 
@@ -525,7 +526,7 @@ def wait_first_layer_pass(page, model_id: str) -> float:
     return page.evaluate("performance.now()")
 
 
-def measure_model(page, model_id: str, ids: list, clicks: int) -> dict:
+def measure_model(page, model_id: str, ids: list, clicks: int, draw_seconds: float = 0) -> dict:
     """One model of the picker (see measure_models)."""
     first = page.evaluate(SWITCH_JS, model_id)
     prepared = wait_first_layer_pass(page, model_id)  # the idle work a switch starts: its long tasks counted
@@ -539,6 +540,9 @@ def measure_model(page, model_id: str, ids: list, clicks: int) -> dict:
              "cached": again["cached"], "clicks": measure_clicks(page, clicks),
              "slow_clicks": measure_clicks(page, SLOW_CLICKS, SLOW_PAUSE_MS),
              "warm_ms": float(page.get_attribute("#inside", "data-warm-ms"))}
+    # drawing with this model: only on the pad already out (draw mode's address would show the default model)
+    drawing = draw_seconds > 0 and page.query_selector("canvas#draw-pad") and page.is_visible("canvas#draw-pad")
+    entry["drawing"] = measure_drawing(page, draw_seconds) if drawing else None
     entry["confusion"] = measure_confusion(page)
     page.click("#errors-toggle")  # closed again
     entry["why"] = measure_why(page, model_id)
@@ -616,7 +620,7 @@ def run_ours(playwright, url: str, traffic: Traffic, clicks: int, draw_seconds: 
                    "drawing": attempt(failed, "drawing", measure_drawing, page, draw_seconds),
                    "confusion": attempt(failed, "confusion matrix", measure_confusion, page)}
             attempt(failed, "closing the error explorer", page.click, "#errors-toggle")
-            out["models"] = measure_models(page, clicks, failed)
+            out["models"] = measure_models(page, clicks, failed, draw_seconds)
             if rate == 1:  # the machine index: measured after the rest, so that it slows nothing measured
                 out["machine_js_ms"] = attempt(failed, "machine index", machine_index_js, page)
             if page.errors:
@@ -691,6 +695,7 @@ def summarise(rounds: list[dict]) -> dict:
         s[f"model.{model_id}.confusion_ms"] = stats([m["confusion"]["wall_ms"] for m in mine if m["confusion"]])
         s[f"model.{model_id}.first_layer_ms"] = stats([m["warm_ms"] for m in mine])
         s[f"model.{model_id}.cached_switch_ms"] = stats([m["cached_switch_ms"] for m in mine])
+        s[f"model.{model_id}.drawing_per_s"] = stats([m["drawing"]["updates_per_s"] for m in mine if m.get("drawing")])
         for key in WHY_ROWS:
             s[f"model.{model_id}.why_{key}"] = stats([m["why"][key] for m in mine if m.get("why")])
     # Idle work, each a window of the page's time: a model's first-layer pass after a switch, the error
@@ -758,7 +763,7 @@ def fmt(value: float, unit: str) -> str:
 MODEL_ROWS = {"click_frame_ms": "click -> next frame", "click_shown_ms": "click -> new values on screen",
               "click_work_ms": "click: longest frame's work", "slow_click_work_ms": f"click after {SLOW_PAUSE_MS} ms: longest frame",
               "confusion_ms": "confusion matrix shown", "first_layer_ms": "first layer over the test set",
-              "cached_switch_ms": "cached switch"}
+              "cached_switch_ms": "cached switch", "drawing_per_s": "drawing: view updates per second"}
 WHY_ROWS = {"gradxinput_ms": "why: gradient x input (Python)", "ig_ms": "why: integrated gradients (Python)",
             "attack_ms": "why: attack + epsilon search (Python)", "dream_ms": "why: a dream, its steps (Python)",
             "dream_wall_ms": "why: a dream, card -> image", "robustness_ms": "why: robustness curve, its steps (Python)"}
@@ -768,7 +773,8 @@ MODEL_ROWS.update({f"why_{k}": v for k, v in WHY_ROWS.items()})
 def rows(*summaries: dict) -> list[tuple[str, str, str]]:
     """(summary key, label, unit) of every row: ROWS, then each model's rows (from any summary)."""
     models = sorted({k for s in summaries for k in s if k.startswith("model.")})
-    return list(ROWS) + [(k, f"{k.split('.')[1]}: {MODEL_ROWS[k.split('.')[2]]}", "ms") for k in models]
+    return list(ROWS) + [(k, f"{k.split('.')[1]}: {MODEL_ROWS[k.split('.')[2]]}", "/s" if k.endswith("_per_s") else "ms")
+                         for k in models]
 
 
 def report(summary: dict, rounds: int, clicks: int, slow: dict | None = None, rate: float = SLOW_RATE,
@@ -999,7 +1005,7 @@ def main(argv=None) -> int:
             if args.atlas_clicks > 0:  # the atlas (tools/bench_atlas.py): once, after the rounds
                 import bench_atlas
 
-                atlas = bench_atlas.measure(pw, servers[0][0].url, args.atlas_clicks)
+                atlas = bench_atlas.measure(pw, servers[0][0].url, args.atlas_clicks, args.cpu_throttle)
     finally:
         for ours, reference in servers:
             ours.close()
