@@ -49,6 +49,12 @@ def test_each_channel_shows_the_peak_of_its_map_on_several_digits(cnn_view):
             # one map image per channel, of the map's height and width
             shapes = page.eval_on_selector_all(f'#layer-{spec["name"]} .fmap-img', "ns => ns.map(n => n.dataset.shape)")
             assert shapes == ["{},{}".format(*spec["output_shape"][:2])] * spec["output_shape"][2]
+            # drawn from one image a layer (its sprite), each channel from its own part of it
+            drawn = page.eval_on_selector_all(
+                f'#layer-{spec["name"]} .fmap-img',
+                "ns => ns.map(n => { const s = getComputedStyle(n); return [s.backgroundImage, s.backgroundPosition]; })")
+            assert len({image for image, _ in drawn}) == 1 and drawn[0][0].startswith('url("data:image/png;base64,')
+            assert len({at for _, at in drawn}) == spec["output_shape"][2]
     assert page.locator('#view [data-layer="flatten"]').count() == 0  # a flatten only reshapes: not drawn
 
 
