@@ -8,6 +8,7 @@ pyscript_app, and against the exported .npy files read with np.load.
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 
 import fake_exports
 import reference as ref
-from conftest import DEFAULT_MODEL, MODELS, READY_TIMEOUT_MS, SITE, watch
+from conftest import DEFAULT_MODEL, MODELS, READY_TIMEOUT_MS, SITE, on_the_shipped_cnn, watch
 from pyscript_app.core import export_format
 from pyscript_app.core import state as st
 from test_page import shown
@@ -59,20 +60,31 @@ def check_view_against_reference(page, model_dir):
 
 
 def check_confusion_matrix(page, model_dir):
-    manifest, layers = ref.load_chain(model_dir)
+    manifest = json.loads((model_dir / "manifest.json").read_text())
     page.click("#errors-toggle")
+    expected = reference_confusion(model_dir)  # (while the page runs its own pass)
     page.wait_for_selector(f"#error-explorer[data-model='{model_dir.name}'] #confusion-matrix", timeout=READY_TIMEOUT_MS)
     cells = page.eval_on_selector_all("#confusion-matrix .cell", "cs => cs.map(c => [+c.dataset.true, +c.dataset.predicted, +c.dataset.count])")
     n = len(manifest["classes"])
     got = np.zeros((n, n), dtype=np.int64)
     for t, p, c in cells:
         got[t, p] = c
+    np.testing.assert_array_equal(got, expected)
+    page.click("#errors-toggle")  # closed again
+
+
+@functools.lru_cache(maxsize=None)
+def reference_confusion(model_dir):
+    """The confusion matrix of tests/reference.py's pass over the 10,000 test digits: computed once for each model
+    (several tests check a model's matrix; the reference's plain loops take seconds on a convolutional one)."""
+    manifest, layers = ref.load_chain(model_dir)
+    n = len(manifest["classes"])
     x = IMAGES.reshape(len(IMAGES), -1).astype(np.float64) * manifest["input"]["normalization"]["scale"]
     predicted = ref.forward_chain(layers, x, peaks=True)[-1].argmax(axis=1)
     expected = np.zeros((n, n), dtype=np.int64)
     np.add.at(expected, (LABELS.astype(np.intp), predicted), 1)
-    np.testing.assert_array_equal(got, expected)
-    page.click("#errors-toggle")  # closed again
+    expected.flags.writeable = False
+    return expected
 
 
 def check_first_layer_card(page, model_dir, unit):
@@ -148,6 +160,7 @@ def test_parity_after_switching_with_the_picker(picker_page, test_site, model_id
 
 
 @pytest.mark.parametrize("model_id", [m for m in MODELS if m != DEFAULT_MODEL])
+@on_the_shipped_cnn()  # (picked in the picker above; a fresh load of a CNN: tiny-cnn)
 def test_a_model_in_the_address_is_the_one_loaded(browser, site_server, test_site, model_id):
     """#model=<id> on a fresh load: only that model's files are fetched, and it is shown exactly."""
     context = browser.new_context()
