@@ -37,6 +37,14 @@ def sample(rng, shape, count=10):
     return [np.unravel_index(i, shape) for i in flat]
 
 
+@pytest.fixture(params=["blas", "no-blas"])
+def products(request, monkeypatch):
+    """The passes that are not exact as CPython runs them (numpy's product, BLAS) or as the browser's numpy
+    without BLAS does (einsum along long rows, a conv layer's product transposed): both are checked."""
+    monkeypatch.setattr(layers, "NO_BLAS", request.param == "no-blas")
+    return request.param
+
+
 def check_layer_gradients(layer, x, rng, exact):
     """backward's gradients (input and every parameter) against central differences of sum(forward * R)."""
     out = layer.forward(x, exact=exact)
@@ -69,13 +77,30 @@ def random_dense(rng, inputs, units, activation):
 
 @pytest.mark.parametrize("activation", list(act.REGISTRY))
 @pytest.mark.parametrize("exact", [False, True], ids=["numpy", "exact"])
-def test_dense_backward_equals_finite_differences(activation, exact):
+def test_dense_backward_equals_finite_differences(activation, exact, products):
     rng = np.random.default_rng(len(activation) + 10 * exact)
     for _ in range(3):
         inputs, units, n = (int(v) for v in rng.integers(1, 13, 3))
         layer = random_dense(rng, inputs, units, activation)
         x = rng.normal(0, 1.0, (n, inputs))
         check_layer_gradients(layer, x, rng, exact)
+
+
+def test_wide_layers_agree_with_the_exact_passes_to_rounding(products):
+    """Layers wide enough for the browser's einsum products (and a conv layer's transposed one) give what the
+    exact passes (every sum in one fixed order) give, to float64 rounding: forward, input and parameter gradients."""
+    rng = np.random.default_rng(11)
+    chain = [random_conv(rng, 12, 11, 3, 40, 3, "same", "relu"), layers.MaxPool2D("p", "P", (12, 11, 40)),
+             layers.Flatten("f", "F", (6, 5, 40)), random_dense(rng, 1200, 48, "tanh"), random_dense(rng, 48, 36, "linear")]
+    x = rng.normal(size=(5, 12, 11, 3))
+    seed = rng.normal(size=(5, 36))
+    results = []
+    for exact in (True, False):
+        out = layers.forward_all(chain, x, exact=exact)[-1]
+        g_in = layers.backward_all(chain, seed, exact=exact)
+        results.append([out, g_in] + [g for layer in chain for g in layer.grads])
+    for want, got in zip(*results):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12 * np.abs(want).max())
 
 
 def test_sparse_input_gives_the_same_outputs_and_gradients():
@@ -114,7 +139,7 @@ def plain_layers(network):
 
 
 @pytest.mark.parametrize("knocked", [None, {"hidden_1": [2, 5]}], ids=["all units", "knock-outs"])
-def test_input_gradient_equals_finite_differences(knocked):
+def test_input_gradient_equals_finite_differences(knocked, products):
     rng = np.random.default_rng(11)
     network = random_network(rng)
     x = rng.uniform(0, 1, 30)
@@ -210,7 +235,7 @@ def random_conv(rng, h, w, channels, filters, k, padding, activation):
 @pytest.mark.parametrize("padding", ["valid", "same"])
 @pytest.mark.parametrize("k", [3, 5])
 @pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu", "linear"])
-def test_conv2d_backward_equals_finite_differences(padding, k, activation):
+def test_conv2d_backward_equals_finite_differences(padding, k, activation, products):
     rng = np.random.default_rng(k + 7 * len(activation) + (padding == "same"))
     for exact in (False, True):
         h, w = (int(v) for v in rng.integers(k, k + 5, 2))
@@ -219,7 +244,7 @@ def test_conv2d_backward_equals_finite_differences(padding, k, activation):
         check_layer_gradients(layer, rng.normal(size=(2, h, w, layer.input_shape[2])), rng, exact)
 
 
-def test_conv2d_and_maxpool2d_forward_equal_plain_loops():
+def test_conv2d_and_maxpool2d_forward_equal_plain_loops(products):
     rng = np.random.default_rng(2)
     for padding in ("valid", "same"):
         layer = random_conv(rng, 9, 8, 2, 3, 3, padding, "linear")
@@ -232,7 +257,7 @@ def test_conv2d_and_maxpool2d_forward_equal_plain_loops():
     np.testing.assert_array_equal(pool.forward(x), ref.maxpool2d(x))
 
 
-def test_maxpool2d_backward_routes_to_the_maximum():
+def test_maxpool2d_backward_routes_to_the_maximum(products):
     rng = np.random.default_rng(4)
     for h, w in ((6, 4), (7, 5)):  # an odd last row and column take no part
         pool = layers.MaxPool2D("p", "P", (h, w, 3))
@@ -301,7 +326,7 @@ def test_a_cnn_export_opens_and_its_forward_equals_plain_loops(padding):
     assert network.input_gradient(x[0], layer="conv_2", unit=1).any()
 
 
-def test_a_cnn_s_input_gradient_equals_finite_differences():
+def test_a_cnn_s_input_gradient_equals_finite_differences(products):
     rng = np.random.default_rng(12)
     manifest, files = cnn_export(rng, "same")
     network = nw.build_network(manifest, files)
