@@ -13,7 +13,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import PAD_PIXELS_JS, SHIPPED, pad_rgba, watch
+from conftest import PAD_PIXELS_JS, SHIPPED, on_the_shipped_cnn, pad_rgba, watch
 from drawn_digits import TEMPLATES
 from pyscript_app.core.preprocess import preprocess
 from test_page import check_matches_cpython, shown
@@ -120,6 +120,7 @@ def test_empty_pad_asks_for_a_digit(pad):
 
 
 @pytest.mark.parametrize("digit", [0, 1, 2, 3, 4, 7])
+@on_the_shipped_cnn({"digit": 2})  # (how well it reads drawn digits: test_shipped_models.py, 1,500 of them)
 def test_mouse_drawn_digit_is_preprocessed_and_read_like_cpython(pad, network, digit):
     page = draw_anew(pad, TEMPLATES[digit][0])
     predicted = check_drawing_matches_cpython(page, network)
