@@ -109,9 +109,16 @@ def cut_outgoing(plain, layer_name, units, weights=None, dead=None):
     return weights, dead
 
 
-def knocked_forward(plain, layer_name, units):
+def knocked_forward(plain, layer_name, units, reference=None):
+    """forward_of with ``units`` knocked out. Given the intact pass (``reference``) and a knock-out whose
+    layer and followers are all dense, the layers before it are the intact pass's and the pass goes on from
+    its output (the same sums: a CNN's conv layers are not run again)."""
     weights, dead = cut_outgoing(plain, layer_name, units)
-    return forward_of(plain, weights, dead)
+    pos = plain["names"].index(layer_name)
+    if reference is None or dead or any(layer["kind"] != "dense" for layer in plain["chain"][pos:]):
+        return forward_of(plain, weights, dead)
+    rest = [{**layer, "W": weights[p].astype(np.float64)} for p, layer in enumerate(plain["chain"]) if p > pos]
+    return [*reference[: pos + 1], *ref.forward_chain(rest, reference[pos][1], pre=True, rounded=np.float32, peaks=True)]
 
 
 def plain_confusion(labels, predicted, classes):
@@ -334,7 +341,7 @@ def test_knockout_equals_cutting_outgoing_weights(network, testset, plain, refer
     pos = position(network, layer_name)
     units = sorted({u % network.layers[pos].units for u in units})
     ko = {layer_name: units}
-    expected = knocked_forward(plain, layer_name, units)
+    expected = knocked_forward(plain, layer_name, units, reference)
     got = explain.testset_activations(network, testset, knocked_out=ko)
     for p in range(pos + 1, len(network.layers)):
         np.testing.assert_allclose(got[p], expected[p][1], atol=TOL * max(1.0, float(np.abs(expected[p][1]).max())), rtol=0)
@@ -365,7 +372,7 @@ def test_cache_is_keyed_on_the_knockout(network, testset, plain, reference, clas
     name = network.layers[-2].name
     units = list(range(min(8, network.layers[-2].units - 1)))
     ko = {name: units}
-    cut = knocked_forward(plain, name, units)
+    cut = knocked_forward(plain, name, units, reference)
     knocked = plain_confusion(plain["labels"], cut[-1][1].argmax(axis=1), classes)
     assert not np.array_equal(base, knocked)
     for _ in range(2):
