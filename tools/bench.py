@@ -508,9 +508,9 @@ async (id) => {
 
 
 def measure_models(page, clicks: int, failed: list, draw_seconds: float = 0) -> list[dict]:
-    """Every model of the picker: switched to twice (its files fetched, then cached), then clicks,
-    drawing (when the pad is out) and the confusion matrix once its first layer has run over the
-    test set (idle time). A model whose measurement fails is said and left out (see attempt)."""
+    """Every model of the picker: switched to twice (its files fetched, then cached), then clicks
+    and the confusion matrix once its first layer has run over the test set (idle time), the why
+    panel, and drawing. A model whose measurement fails is said and left out (see attempt)."""
     ids = page.eval_on_selector_all("#model-picker option", "os => os.map(o => o.value)")
     if len(ids) < 2:
         return []
@@ -540,13 +540,21 @@ def measure_model(page, model_id: str, ids: list, clicks: int, draw_seconds: flo
              "cached": again["cached"], "clicks": measure_clicks(page, clicks),
              "slow_clicks": measure_clicks(page, SLOW_CLICKS, SLOW_PAUSE_MS),
              "warm_ms": float(page.get_attribute("#inside", "data-warm-ms"))}
-    # drawing with this model: only on the pad already out (draw mode's address would show the default model)
-    drawing = draw_seconds > 0 and page.query_selector("canvas#draw-pad") and page.is_visible("canvas#draw-pad")
-    entry["drawing"] = measure_drawing(page, draw_seconds) if drawing else None
     entry["confusion"] = measure_confusion(page)
     page.click("#errors-toggle")  # closed again
     entry["why"] = measure_why(page, model_id)
+    entry["drawing"] = measure_model_drawing(page, model_id, draw_seconds)
     return entry
+
+
+def measure_model_drawing(page, model_id: str, seconds: float) -> dict | None:
+    """Drawing (measure_drawing) with this model: draw mode opened by the address, the model kept."""
+    if seconds <= 0 or not page.query_selector("canvas#draw-pad"):
+        return None
+    page.evaluate("id => { location.hash = `model=${id}&mode=draw`; }", model_id)
+    page.wait_for_selector("canvas#draw-pad", state="visible", timeout=10_000)
+    page.wait_for_function("id => document.getElementById('view').dataset.model === id", arg=model_id, timeout=60_000)
+    return measure_drawing(page, seconds)
 
 
 WHY_WAIT = """async ([selector, attribute, value]) => {
