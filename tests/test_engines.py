@@ -1,7 +1,8 @@
 """End to end in every engine: the core of the suite, one test body for Chromium and Firefox
 (Playwright) and WebKit (WebKitGTK under Selenium), through tests/engines.py.
 
-Checked in each engine: start-up to ready, a click showing the CPython forward pass, drawing
+Checked in each engine: start-up to ready, a click showing the CPython forward pass, the shipped
+CNN (its feature maps, a channel's receptive field and card), drawing
 with the mouse, a neuron card, the error explorer, zero requests outside the local server, and
 offline after one visit. The expected numbers come from the export read with plain numpy (the
 ``plain`` fixture) and from pyscript_app's CPython code run here, never from the page.
@@ -16,7 +17,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import PAD_PIXELS_JS, SITE, Server, pad_rgba, read_default_model, site_copy
+from conftest import DEFAULT_MODEL, PAD_PIXELS_JS, SITE, Server, pad_rgba, read_default_model, site_copy
 from drawn_digits import TEMPLATES
 from engines import PlaywrightPage, RecordingProxy, SeleniumPage
 from pyscript_app.core import why
@@ -233,6 +234,46 @@ def test_the_error_explorer_shows_the_numpy_confusion_matrix(ep, plain):
     assert visible
     ep.click("#errors-toggle")
     ep.wait("return document.getElementById('error-explorer').hidden;")
+
+
+def test_the_cnn_shows_its_feature_maps_receptive_field_and_channel_card(ep):
+    """The shipped convolutional network in this engine: every channel's peak and every dense activation
+    against tests/reference.py's plain loops, each map drawn from its layer's one image, a focused
+    channel's receptive field, and its card's whole map."""
+    layers_ = reference.load_layers(SITE / "models" / "cnn")[1]
+    with np.load(SITE / "data" / "mnist_test.npz") as data:
+        x = data["images"][12].reshape(1, -1).astype(np.float64) / 255.0
+    acts = [a[0] for a in reference.forward_layers(layers_, x)]
+    ep.run("location.hash = arguments[0];", "#model=cnn&sample=12")
+    ep.wait("return document.getElementById('view').dataset.model === 'cnn'"
+            " && document.getElementById('input-image').dataset.sampleIndex === '12';", timeout=60)
+    view = ep.run(SHOWN)
+    for pos, (spec, _, _) in enumerate(layers_):
+        got = [float(v) for _, v in sorted((i, v) for name, i, v in view["neurons"] if name == spec["name"])]
+        if spec["kind"] == "flatten":
+            assert got == []  # not drawn
+            continue
+        want = acts[pos].max(axis=(0, 1)) if spec["kind"] in ("conv2d", "maxpool2d") else acts[pos]
+        np.testing.assert_allclose(got, want, atol=1e-5, err_msg=spec["name"])
+    images = ep.run("return [...document.querySelectorAll('#layer-conv_1 .fmap-img')].map(n => getComputedStyle(n).backgroundImage);")
+    assert len(images) == 12 and len(set(images)) == 1 and images[0].startswith('url("data:image/png')
+    pos = next(i for i, (spec, _, _) in enumerate(layers_) if spec["name"] == "conv_2")
+    ep.run("document.querySelector('#layer-conv_2 .neuron[data-index=\"5\"]').focus();")
+    ep.wait("const k = document.getElementById('kernel-view'); return !!k && k.dataset.layer === 'conv_2' && k.dataset.index === '5';")
+    row, col = (int(ep.attribute("#kernel-view", f"data-{k}")) for k in ("row", "col"))
+    assert acts[pos][row, col, 5] == pytest.approx(acts[pos][:, :, 5].max(), abs=1e-6)
+    box = tuple(int(v) for v in ep.attribute("#receptive-field", "data-box").split(","))
+    assert box == reference.receptive_box(layers_, pos, row, col)
+    ep.click('#layer-conv_2 .neuron[data-index="5"]')
+    ep.wait("return !!document.querySelector('#neuron-card[data-layer=\"conv_2\"][data-index=\"5\"]');")
+    assert ep.attribute("#neuron-card", "data-shape") == "{},{}".format(*acts[pos].shape[:2])
+    shown_map = np.array([float(v) for v in ep.attribute("#neuron-card", "data-map").split(",")])
+    np.testing.assert_allclose(shown_map, acts[pos][:, :, 5].ravel(), atol=1e-5)
+    ep.click("#card-close")
+    ep.wait("return !document.getElementById('neuron-card');")
+    ep.run("location.hash = arguments[0];", f"#model={DEFAULT_MODEL}&sample=3")
+    ep.wait("return document.getElementById('view').dataset.model === arguments[0]"
+            " && document.getElementById('input-image').dataset.sampleIndex === '3';", DEFAULT_MODEL, timeout=60)
 
 
 def test_why_this_answer_is_the_cpython_attribution(ep, default_model):
