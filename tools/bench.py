@@ -562,7 +562,7 @@ WHY_WAIT = """async ([selector, attribute, value]) => {
   for (;;) {
     const e = document.querySelector(selector);
     if (e && (value === null ? e.hasAttribute(attribute) : e.getAttribute(attribute) === value)) return performance.now() - t0;
-    if (performance.now() - t0 > 180000) throw new Error(`${selector} never had ${attribute}`);
+    if (performance.now() - t0 > 600000) throw new Error(`${selector} never had ${attribute}`);  // (a slow curve at 4x)
     await new Promise((r) => setTimeout(r, 2));
   }
 }"""
@@ -1013,7 +1013,7 @@ def main(argv=None) -> int:
             if args.atlas_clicks > 0:  # the atlas (tools/bench_atlas.py): once, after the rounds
                 import bench_atlas
 
-                atlas = bench_atlas.measure(pw, servers[0][0].url, args.atlas_clicks, args.cpu_throttle)
+                atlas = bench_atlas.measure(pw, servers[0][0].url, args.atlas_clicks, args.cpu_throttle, args.site)
     finally:
         for ours, reference in servers:
             ours.close()
