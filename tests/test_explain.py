@@ -532,7 +532,7 @@ def test_top_exciting_edges(network, testset):
 
 
 # ---------------------------------------------------------------------------
-# speed (generous bounds: they catch a Python loop over the digits, not noise)
+# speed (generous ratios within one run: they catch a Python loop over the digits, not noise)
 
 
 def test_speed(network, testset):
@@ -554,8 +554,10 @@ def test_speed(network, testset):
         network.forward(x[i : i + 500])
     forward = (time.perf_counter() - t0) * len(testset) / len(x)
     assert first < max(2.0, 3 * forward), (first, forward)
-    assert cached < 0.005, cached
-    assert top < 0.1, top
+    # the cached matrix and a unit's top digits read what the first call kept: a small part of its time
+    # (ratios within one run, not absolute times: the machine is shared)
+    assert cached < first / 10, (cached, first)
+    assert top < first / 2, (top, first)
 
 
 # ---------------------------------------------------------------------------
