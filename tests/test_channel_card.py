@@ -51,14 +51,17 @@ def card_map(doc):
     return np.array([float(v) for v in box["data-map"].split(",")]).reshape(h, w)
 
 
-def view_map_png(cnn, sample, layer, index):
-    """The data: URL of a channel's small map in the view (its neuron's image): the card's is the same picture."""
+def view_map_rgb(cnn, sample, layer, index):
+    """A channel's small map in the view, as its pixels: its tile of the layer's one image (the sprite on the
+    layer's `.fmaps`: the maps side by side, each between 1-pixel gutters). The card's is the same picture."""
     network, testset, _, _ = cnn
     view = render.view_for_sample(network, testset, sample)
     doc = Doc(render.network_view(network, view))
-    button = [i for i, (t, a) in enumerate(doc.items) if a.get("data-layer") == layer and a.get("data-index") == str(index)][0]
-    style = doc.items[button + 1][1]["style"]
-    return re.search(r"url\(([^)]+)\)", style).group(1)
+    section = [i for i, (t, a) in enumerate(doc.items) if a.get("id") == f"layer-{layer}"][0]
+    fmaps = next(a for t, a in doc.items[section:] if a.get("class") == "fmaps")
+    image = decode_png(re.search(r"--sprite:url\(([^)]+)\)", fmaps["style"]).group(1))
+    w = int(network.layers[POSITION[layer]].output_shape[1])
+    return image[:, index * (w + 2) + 1 : index * (w + 2) + 1 + w]
 
 
 POSITION = {"conv_1": 0, "pool_1": 1, "conv_2": 2, "pool_2": 3}
@@ -96,7 +99,7 @@ def test_a_conv_channel_card_shows_its_map_kernels_and_bias(cnn, layer, index, s
     # the map, enlarged: an image of its shape, its largest value read out until the pointer moves
     image = doc.by_id("card-map")
     assert decode_png(image["src"]).shape == (*expected.shape, 3)
-    np.testing.assert_array_equal(decode_png(image["src"]), decode_png(view_map_png(cnn, sample, layer, index)))
+    np.testing.assert_array_equal(decode_png(image["src"]), view_map_rgb(cnn, sample, layer, index))
     frame = doc.by_id("card-map-frame")
     row, col = int(frame["data-row"]), int(frame["data-column"])
     assert card_map(doc)[row, col] == card_map(doc).max()
@@ -140,7 +143,7 @@ def test_a_pool_channel_card(cnn, layer, index, source):
     assert box["data-shape"] == f"{expected.shape[0]},{expected.shape[1]}"
     np.testing.assert_allclose(card_map(doc), expected, atol=1e-5)
     np.testing.assert_allclose(card_map(doc), acts[POSITION[layer]][..., index], atol=1e-5)
-    np.testing.assert_array_equal(decode_png(doc.by_id("card-map")["src"]), decode_png(view_map_png(cnn, 5, layer, index)))
+    np.testing.assert_array_equal(decode_png(doc.by_id("card-map")["src"]), view_map_rgb(cnn, 5, layer, index))
     assert not doc.all("img", "kernel") and "card-bias" not in doc.text
     text = doc.text["neuron-card"]
     assert f"largest value of each 2\u00d72 block of channel {index} of {network.layer(source).title}" in text
