@@ -565,7 +565,7 @@ class TestsetCache:
 
     def _compute(self, key: tuple):
         """Every layer for one knock-out, reusing what a cached knock-out shares with it (a generator of
-        steps, each a block of rows of one dense layer, AFTER_ROWS at a time; returns the entry).
+        steps, each a block of rows of one dense layer of about AFTER_WORK multiply-adds; returns the entry).
 
         A layer's net input depends only on the knock-outs of the layers
         before it, and its activations on those up to and including it. So
