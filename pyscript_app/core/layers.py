@@ -44,15 +44,25 @@ from pyscript_app.core import ordered
 NO_BLAS = sys.platform == "emscripten"
 #: ... and einsum's loop runs along a row of the output instead: about twice as fast from this many columns on
 EINSUM_COLUMNS = 32
+#: einsum re-reads the right-hand matrix once per output row: when that matrix has this many rows or more,
+#: the product runs on blocks of EINSUM_BLOCK columns that stay in the CPU's cache (about 1.5x faster
+#: for a 3x3 conv over 12 channels; a smaller inner size gains nothing and pays the loop)
+EINSUM_BLOCK_DEPTH = 32
+EINSUM_BLOCK = 8192
 
 
 def _product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``a @ b`` for 2-D float64 arrays, the passes that are not ``exact``: numpy's matrix product (BLAS in
     CPython); without BLAS, einsum when the result has rows of at least EINSUM_COLUMNS values. Either adds
     each sum's terms in an order of its own: the results agree to rounding, not to the bit."""
-    if NO_BLAS and b.shape[1] >= EINSUM_COLUMNS:
+    if not NO_BLAS or b.shape[1] < EINSUM_COLUMNS:
+        return a @ b
+    if b.shape[0] < EINSUM_BLOCK_DEPTH or b.shape[1] <= EINSUM_BLOCK:
         return np.einsum("ik,kj->ij", a, b)
-    return a @ b
+    out = np.empty((a.shape[0], b.shape[1]))
+    for start in range(0, b.shape[1], EINSUM_BLOCK):
+        np.einsum("ik,kj->ij", a, b[:, start : start + EINSUM_BLOCK], out=out[:, start : start + EINSUM_BLOCK])
+    return out
 
 
 class Layer:
