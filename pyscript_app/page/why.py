@@ -104,7 +104,9 @@ class Why:
             return
         t0 = time.perf_counter()
         network = self.page.network
-        att = why.attribute(network, digit_of(view), state.why, state.target, state.knocked_out)
+        # the class by default: the view's answer (its forward pass has run; no second one for it)
+        target = state.target if state.target is not None else int(np.argmax(view.activations[-1]))
+        att = why.attribute(network, digit_of(view), state.why, target, state.knocked_out)
         rerender(el("why-map"), why_view.why_panel(network, att, state.target is not None, view.activations[-1]))
         el("why").dataset.computeMs = f"{(time.perf_counter() - t0) * 1000:.3f}"
         self.drawn = key
