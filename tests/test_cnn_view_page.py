@@ -6,11 +6,15 @@ come from the export's files through tests/reference.py's plain loops, never fro
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
 import reference as ref
 from conftest import cnn_page_of
+from test_render import decode_png
+from pyscript_app.views.colours import DIVERGING_STOPS, SCALE_STOPS, colour
 
 MODEL = "tiny-cnn"
 
@@ -56,6 +60,36 @@ def test_each_channel_shows_the_peak_of_its_map_on_several_digits(cnn_view):
             assert len({image for image, _ in drawn}) == 1 and drawn[0][0].startswith('url("data:image/png;base64,')
             assert len({at for _, at in drawn}) == spec["output_shape"][2]
     assert page.locator('#view [data-layer="flatten"]').count() == 0  # a flatten only reshapes: not drawn
+
+
+def test_the_maps_pictures_follow_a_quick_run_of_clicks(cnn_view):
+    """A click writes its values at once and the feature maps' pictures in the frame after: once the
+    frames after a quick run of clicks are drawn, each layer's one picture holds the last digit's maps,
+    tile by tile, on the colour scale its legend states (a pooling layer on its conv layer's)."""
+    w, layers, images = cnn_view
+    page = w.page
+    page.evaluate("() => { for (let i = 0; i < 5; i++) document.getElementById('random-sample').click(); }")
+    page.evaluate("() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(() => requestAnimationFrame(r))))")
+    sample = int(page.get_attribute("#input-image", "data-sample-index"))
+    acts = maps_of(layers, images, sample)
+    keys = {k[0]: k[1:] for k in page.eval_on_selector_all(
+        ".legend .scale-key", "ks => ks.map(k => [k.dataset.layer, k.dataset.scale, +k.dataset.low, +k.dataset.high])")}
+    scale = None
+    for pos, (spec, _, _) in enumerate(layers):
+        if spec["name"] in keys:
+            scale = keys[spec["name"]]
+        if spec["kind"] not in ("conv2d", "maxpool2d"):
+            continue
+        kind, low, high = scale
+        style = page.get_attribute(f'#layer-{spec["name"]} > .fmaps', "style")
+        sprite = decode_png(re.search(r"--sprite:url\(([^)]+)\)", style).group(1)).astype(int)
+        h, wd, channels = spec["output_shape"]
+        assert sprite.shape == (h, channels * (wd + 2), 3)
+        stops = DIVERGING_STOPS if kind == "diverging" else SCALE_STOPS
+        for c in range(channels):
+            want = [colour((v - low) / (high - low), stops) for v in acts[pos][:, :, c].ravel().tolist()]
+            tile = sprite[:, c * (wd + 2) + 1 : c * (wd + 2) + 1 + wd].reshape(-1, 3)
+            np.testing.assert_allclose(tile, np.array(want), atol=1, err_msg=f'{spec["name"]} channel {c}, digit {sample}')
 
 
 def test_hovering_a_map_pixel_outlines_its_receptive_field_and_shows_its_sum(cnn_view):

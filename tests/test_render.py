@@ -241,6 +241,21 @@ def test_view_patch_describes_every_neuron_element_of_the_whole_render(network, 
     assert neurons == Elements(whole).neurons()  # every attribute, data-activation and aria-label included
 
 
+def test_the_maps_patch_is_the_part_of_the_view_patch_that_draws_the_maps(network, testset):
+    """The page writes a view's values at once (view_patch without maps) and its feature maps' pictures a
+    frame later (maps_patch): the two together write what view_patch writes; a network without map
+    layers has no maps patch."""
+    view = render.view_for_sample(network, testset, 5)
+    whole, values = json.loads(render.view_patch(network, view)), json.loads(render.view_patch(network, view, maps=False))
+    maps = render.maps_patch(network, view)
+    if not any(layer.kind in ("conv2d", "maxpool2d") for layer in network.layers):
+        assert maps is None and values == whole
+        return
+    maps = json.loads(maps)
+    assert [op for op in whole if op[0].endswith("> .fmaps")] == maps and len(maps) >= 1
+    assert [op for op in whole if not op[0].endswith("> .fmaps")] == values
+
+
 def test_markup_escapes_attribute_values_and_text():
     tree = ("button", {"aria-label": 'a "b" & <c>'}, (("span", {}, "<1 & 2>"),))
     assert render.markup(tree) == '<button aria-label="a &quot;b&quot; &amp; &lt;c&gt;"><span>&lt;1 &amp; 2&gt;</span></button>'

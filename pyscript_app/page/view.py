@@ -18,6 +18,7 @@ from pyscript_app.core import explain, flow, state, train
 
 from pyscript_app.views import render
 from pyscript_app.page.dom import el, in_idle_time
+from pyscript_app.page.maps import feature_maps
 
 NOTE_SECONDS = 12  # how long a note about the address stays (it can be dismissed sooner)
 GLIDE_S = 0.3  # a new view glides to its colours (site/style.css) when the one before was shown this long
@@ -30,9 +31,15 @@ after_drawing = []
 
 def draw_view(network, view, whole=False):
     """Show ``view`` in #view: in place when #view shows a view of the same shape (one call
-    into the page, site/patch.js), else (or with ``whole``) by rendering it whole, keeping a neuron's focus."""
+    into the page, site/patch.js; a CNN's feature-map pictures follow a frame later, page/maps.py),
+    else (or with ``whole``) by rendering it whole, keeping a neuron's focus."""
     box, apply_patch = el("view"), getattr(window, "nnvApplyPatch", None)
-    if whole or apply_patch is None or not apply_patch(box, to_js(render.view_patch(network, view).encode())):
+    has_maps = any(render.is_image(layer) for layer in network.layers)
+    if not whole and apply_patch is not None and apply_patch(box, to_js(render.view_patch(network, view, maps=False).encode())):
+        if has_maps:
+            feature_maps().later(network, view)
+    else:
+        feature_maps().drawn()
         focused = document.activeElement
         refocus = (focused.dataset.layer, focused.dataset.index) if focused and focused.classList.contains("neuron") else None
         box.innerHTML = render.network_view(network, view)
@@ -342,7 +349,8 @@ class Page:
             index = int(self.rng.integers(len(self.testset)))
             network = self.network
             view = render.view_for_sample(network, self.testset, index, current.knocked_out, current.neuron)
-            render.view_patch(network, view)
+            render.view_patch(network, view, maps=False)
+            render.maps_patch(network, view)
             flow.strongest(network, network.normalize(view.pixels), view.activations, flow.default_per_neuron(network))
             draw_view(network, self.shown_view)
             yield

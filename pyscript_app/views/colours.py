@@ -111,12 +111,38 @@ def cell_colours(value: float, scale: Scale = VIRIDIS_01) -> tuple[str, str]:
     return _level_colours(round(scale.position(value) * LEVELS), scale.kind == "diverging")
 
 
-def scale_rgb(values, scale: Scale):
-    """Activations -> uint8 RGB on a layer's scale, shape ``values.shape + (3,)`` (a feature map's image)."""
+@functools.lru_cache(maxsize=None)
+def level_rgb(diverging: bool = False) -> np.ndarray:
+    """The scale's colour at each of its LEVELS + 1 steps, (LEVELS + 1, 3) uint8 (the cells' colours)."""
+    stops = DIVERGING_STOPS if diverging else SCALE_STOPS
+    return np.array([colour(k / LEVELS, stops) for k in range(LEVELS + 1)], dtype=np.uint8)
+
+
+def scale_levels(values, scale: Scale) -> np.ndarray:
+    """Activations -> their colour step on a layer's scale, 0 .. LEVELS (as cell_colours rounds them)."""
     t = np.clip((np.asarray(values, dtype=np.float64) - scale.low) / (scale.high - scale.low), 0.0, 1.0)
-    stops = np.array([p for p, _ in scale.stops])
-    rgb = np.array([c for _, c in scale.stops], dtype=np.float64)
-    return np.rint(np.stack([np.interp(t, stops, rgb[:, k]) for k in range(3)], axis=-1)).astype(np.uint8)
+    return np.rint(t * LEVELS).astype(np.intp)
+
+
+@functools.lru_cache(maxsize=None)
+def _level_rgba(diverging: bool) -> np.ndarray:
+    """level_rgb with each colour's R, G, B and 255 as one uint32: a pixel's colour is one 4-byte
+    read (numpy's quick one-dimensional take) instead of a row of 3."""
+    rgba = np.full((LEVELS + 1, 4), 255, dtype=np.uint8)
+    rgba[:, :3] = level_rgb(diverging)
+    return rgba.view(np.uint32).ravel()
+
+
+def levels_rgb(levels: np.ndarray, diverging: bool = False) -> np.ndarray:
+    """Colour steps (scale_levels) -> uint8 RGB, shape ``levels.shape + (3,)``."""
+    rgba = _level_rgba(diverging)[levels].view(np.uint8).reshape(*levels.shape, 4)
+    return np.ascontiguousarray(rgba[..., :3])
+
+
+def scale_rgb(values, scale: Scale):
+    """Activations -> uint8 RGB on a layer's scale, shape ``values.shape + (3,)`` (a feature map's image):
+    the colour of each value's step, as a cell of that value has."""
+    return levels_rgb(scale_levels(values, scale), scale.kind == "diverging")
 
 
 def scale_gradient(stops=SCALE_STOPS) -> str:

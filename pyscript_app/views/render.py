@@ -24,7 +24,7 @@ import numpy as np
 
 from pyscript_app.views.colours import (  # noqa: F401  (the scales, used here and by the callers of render)
     DIVERGING_STOPS, LEVELS, SCALE_STOPS, VIRIDIS_01, Scale, cell_colours, colour, hex_colour, scale_for, scale_gradient,
-    scale_rgb, text_colour,
+    levels_rgb, scale_levels, scale_rgb, text_colour,
 )
 from pyscript_app.views import glossary
 from pyscript_app.core.network import Layer, Network
@@ -250,13 +250,16 @@ def map_grid(height: int, width: int, channels: int) -> tuple[int, int, int]:
     return math.ceil(channels / cols), cols, px
 
 
-def sprite(rgb: np.ndarray) -> np.ndarray:
-    """A layer's maps as one image: the (h, w, channels, 3) colours side by side, each map's tile
-    between 1-pixel gutters that repeat its left and right edges (so a neighbour's pixel never shows
-    at a map's edge, whatever the zoom and rounding); shape (h, channels * (w + 2), 3)."""
-    h, w, c, _ = rgb.shape
-    tiles = np.pad(rgb, ((0, 0), (1, 1), (0, 0), (0, 0)), mode="edge")  # (h, w + 2, c, 3)
-    return np.ascontiguousarray(tiles.transpose(0, 2, 1, 3)).reshape(h, c * (w + 2), 3)
+def sprite(maps: np.ndarray, scale: Scale) -> np.ndarray:
+    """A layer's (h, w, channels) maps as one image on its colour scale: the maps side by side, each
+    map's tile between 1-pixel gutters that repeat its left and right edges (so a neighbour's pixel
+    never shows at a map's edge, whatever the zoom and rounding); shape (h, channels * (w + 2), 3)."""
+    h, w, c = maps.shape
+    levels = scale_levels(maps, scale).transpose(0, 2, 1)  # (h, c, w)
+    tiles = np.empty((h, c, w + 2), dtype=levels.dtype)
+    tiles[:, :, 1:-1] = levels
+    tiles[:, :, 0], tiles[:, :, -1] = levels[:, :, 0], levels[:, :, -1]
+    return levels_rgb(tiles, scale.kind == "diverging").reshape(h, c * (w + 2), 3)
 
 
 def sprite_size(w: int, channels: int) -> str:
@@ -276,7 +279,7 @@ def maps_attrs(maps: np.ndarray, scale: Scale) -> dict[str, str]:
     """The attributes of a layer's `.fmaps` container: its maps' sprite (one PNG a layer) in --sprite,
     and its size per map in --sprite-size (style.css draws each `.fmap-img` from them)."""
     _, w, c = maps.shape
-    url = png_data_url(sprite(scale_rgb(maps, scale)), level=1)
+    url = png_data_url(sprite(maps, scale), level=1)
     return {"class": "fmaps", "style": f"--sprite:url({url});--sprite-size:{sprite_size(w, c)}"}
 
 
@@ -370,24 +373,37 @@ def network_view(network: Network, view: View) -> str:
     return "".join(parts)
 
 
-def view_patch(network: Network, view: View) -> str:
+def view_patch(network: Network, view: View, maps: bool = True) -> str:
     """The same view as :func:`network_view`, as an update of a view already on the page.
 
     JSON for the page's ``nnvApplyPatch`` (site/patch.js), one call instead of a few hundred
     (each call from Python into the page costs): the input panel is replaced, and every
     element of each layer's neurons gets the attributes and text of its tree above (and a map
-    layer's `.fmaps` container its new sprite), so nothing of the previous view stays. It
-    applies only to a view of the same shape (the page checks every element's tag and child
-    count first, and otherwise re-renders).
+    layer's `.fmaps` container its new sprite, unless ``maps`` is false: then
+    :func:`maps_patch` writes them), so nothing of the previous view stays. It applies only
+    to a view of the same shape (the page checks every element's tag and child count first,
+    and otherwise re-renders).
     """
     ops = [["#input-panel", input_panel(network, view)]]
     for i, layer in drawn_layers(network):
         acts = view.activations[i]
         container, trees = neurons(network, layer, acts, view)
-        if is_image(layer):  # the maps' container holds their sprite: one image a layer
-            ops.append([f"#layer-{layer.name} > .fmaps", [["div", len(trees), maps_attrs(acts, scale_of(network, layer)), None]]])
+        if maps and is_image(layer):
+            ops.append(_maps_op(network, layer, acts))
         ops.append([f"#layer-{layer.name} > .{container} *", flatten(trees)])
     return json.dumps(ops, separators=(",", ":"), check_circular=False)  # trees, no cycles: a little quicker
+
+
+def maps_patch(network: Network, view: View) -> str | None:
+    """The feature maps' part of :func:`view_patch` alone (each map layer's sprite on its `.fmaps`
+    container), as JSON for ``nnvApplyPatch``; None for a network without map layers."""
+    ops = [_maps_op(network, layer, view.activations[i]) for i, layer in drawn_layers(network) if is_image(layer)]
+    return json.dumps(ops, separators=(",", ":")) if ops else None
+
+
+def _maps_op(network: Network, layer: Layer, maps: np.ndarray) -> list:
+    """The maps' container holds their sprite: one image a layer."""
+    return [f"#layer-{layer.name} > .fmaps", [["div", maps.shape[-1], maps_attrs(maps, scale_of(network, layer)), None]]]
 
 
 def tick(value: float) -> str:
