@@ -1,6 +1,6 @@
 """The start-up optimisations change how the page is delivered; it must still be right.
 
-- the app's Python ships as one archive: exactly the pyscript_app modules;
+- the app's Python ships as one archive: exactly the pyscript_app modules (as bytecode);
 - PyScript's configuration is inline: no micropip, no plugin module, no config file;
 - every preload hint names a file of the site, and each file the start-up needs is hinted or
   fetched early by loader.js (except the wasm binary, see build_site.preloads);
@@ -76,11 +76,16 @@ def test_app_bundle_is_exactly_the_app_modules(page):
     config = json.loads(page.py_scripts[0]["config"])
     (bundle, target), = config["files"].items()
     assert target == "./*"  # unpacked into the working directory, where `import pyscript_app` looks
+    # every module as CPython 3.12 bytecode (tools/pycompile_runtime.py's compile_app: unchecked
+    # hash-based .pyc), main.py, the page's script, as its source
     modules = {m.relative_to(ROOT).as_posix(): m for m in (ROOT / "pyscript_app").rglob("*.py")}
+    script = "pyscript_app/main.py"
     with zipfile.ZipFile(SITE / site_path(bundle)) as z:
-        assert sorted(z.namelist()) == sorted(modules)
-        for name, m in modules.items():
-            assert z.read(name) == m.read_bytes(), name
+        assert sorted(z.namelist()) == sorted(name if name == script else name + "c" for name in modules)
+        assert z.read(script) == modules[script].read_bytes()
+        for name in modules.keys() - {script}:
+            pyc = z.read(name + "c")
+            assert pyc[:4] == (3531).to_bytes(2, "little") + b"\r\n" and int.from_bytes(pyc[4:8], "little") == 0b01, name
     # what the <script src> runs is the same main.py
     assert (SITE / site_path(page.py_scripts[0]["src"])).read_bytes() == (ROOT / "pyscript_app" / "main.py").read_bytes()
 

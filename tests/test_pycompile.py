@@ -116,3 +116,15 @@ def test_without_node_the_build_says_so_and_changes_nothing(tmp_path):
     with pytest.raises(pycompile_runtime.CompileError, match="Node.js"):
         pycompile_runtime.compile_runtime(folder, tmp_path / "empty-cache", node="/nonexistent/node", log=None)
     assert {p.name: sha256(p) for p in folder.iterdir()} == before
+
+
+def test_a_compiled_app_archive_is_not_compiled_again(tmp_path):
+    """compile_app leaves an archive already compiled as it is, without Node."""
+    import build_site
+
+    bundle = tmp_path / "app.zip"
+    shutil.copy(SITE / build_site.APP_BUNDLE, bundle)
+    before = bundle.read_bytes()
+    assert pycompile_runtime.compile_app(bundle, VENDOR, tmp_path / "cache", build_site.APP_HOME, node="/nonexistent/node",
+                                         log=None) is False
+    assert bundle.read_bytes() == before

@@ -5,7 +5,8 @@
    compile its standard library and numpy to bytecode (tools/pycompile_runtime.py).
 2. Bundle the app's Python (pyscript_app/**/*.py) as site/app/pyscript_app.zip,
    the one file PyScript fetches (its configuration is written inline into
-   index.html), and copy main.py, the page's <script src>, beside it.
+   index.html), compiled to bytecode like the runtime (main.py kept as source),
+   and copy main.py, the page's <script src>, beside it.
 3. Render site/index.html from tools/index.template.html, with the first view
    (test digit 0 and its real activations, of the default model of
    site/models/index.json) pre-rendered by the same pyscript_app.views.render code
@@ -208,6 +209,24 @@ def compile_runtime(site: Path) -> None:
         raise SystemExit(f"build_site: {exc}") from None
 
 
+# Where PyScript unpacks the app's archive (its working directory): the file names in tracebacks.
+APP_HOME = "/home/pyodide/"
+
+
+def compile_app_bundle(bundle: Path, site: Path) -> None:
+    """The app's archive as bytecode, main.py (the page's script) kept as source
+    (tools/pycompile_runtime.py's compile_app); left as sources without a vendored runtime."""
+    import pycompile_runtime
+
+    if not (site / PYODIDE / "pyodide.mjs").is_file():
+        return
+    try:
+        pycompile_runtime.compile_app(bundle, site / PYODIDE, ROOT / ".cache" / "pyc", APP_HOME,
+                                      keep=[f"{APP_PACKAGE}/main.py"], log=print)
+    except pycompile_runtime.CompileError as exc:
+        raise SystemExit(f"build_site: {exc}") from None
+
+
 def write_app_bundle(site: Path) -> Path:
     """site/app/pyscript_app.zip: exactly pyscript_app/*.py, byte-for-byte reproducible."""
     import zipfile
@@ -290,7 +309,7 @@ def build(site: Path, vendor: bool = True) -> None:
             raise SystemExit(f"build_site: {exc}") from None
     compile_runtime(site)
     modules = copy_app(site)
-    write_app_bundle(site)
+    compile_app_bundle(write_app_bundle(site), site)
     (site / "pyscript.toml").unlink(missing_ok=True)  # the config is inline in index.html now
     try:
         (site / "index.html").write_text(render_index(site))
