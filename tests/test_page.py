@@ -102,6 +102,8 @@ def test_view_updated_in_place_is_exactly_the_cpython_render(app, network, tests
 
     def check(index, knocked_out=None, selected=None):
         view = render.view_for_sample(network, testset, index, knocked_out, selected)
+        # a CNN's map pictures follow its values a frame later (page/maps.py): the frames first
+        page.evaluate("() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
         assert page.evaluate(SAME_AS_RENDERED, render.network_view(network, view)) == "", f"sample {index}"
 
     def go(hash_text, ready):
