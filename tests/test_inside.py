@@ -191,9 +191,12 @@ def read_matrix(page):
 def test_error_explorer_matches_numpy_and_follows_knockouts(inside, plain):
     page = inside.page
     go(inside, "#sample=3")
+    # the page runs the model over the test set in idle time once it is shown: the matrix then only counts
+    page.wait_for_selector("#inside[data-warm='done']", state="attached", timeout=60_000)
     page.click("#errors-toggle")
     page.wait_for_selector("#confusion-matrix")
     assert page.get_attribute("#errors-toggle", "aria-expanded") == "true"
+    assert page.get_attribute("#confusion-matrix", "data-cached") == "true"
     expected = plain_confusion(plain)
     np.testing.assert_array_equal(read_matrix(page), expected)
     assert float(page.get_attribute("#accuracy", "data-value")) == plain["manifest"]["training"]["test_accuracy"]

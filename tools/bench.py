@@ -770,7 +770,7 @@ def fmt(value: float, unit: str) -> str:
 
 MODEL_ROWS = {"click_frame_ms": "click -> next frame", "click_shown_ms": "click -> new values on screen",
               "click_work_ms": "click: longest frame's work", "slow_click_work_ms": f"click after {SLOW_PAUSE_MS} ms: longest frame",
-              "confusion_ms": "confusion matrix shown", "first_layer_ms": "first layer over the test set",
+              "confusion_ms": "confusion matrix shown", "first_layer_ms": "the pass over the test set (idle)",
               "cached_switch_ms": "cached switch", "drawing_per_s": "drawing: view updates per second"}
 WHY_ROWS = {"gradxinput_ms": "why: gradient x input (Python)", "ig_ms": "why: integrated gradients (Python)",
             "attack_ms": "why: attack + epsilon search (Python)", "dream_ms": "why: a dream, its steps (Python)",

@@ -357,12 +357,15 @@ class Page:
         el("view").dataset.warm = "done"
 
     def prepare(self):
-        """Run the model's first layer over the test set in idle time, once per model, with progress shown.
+        """Run the model over the test set in idle time, once per model, with progress shown.
 
-        That pass is what a first confusion matrix or first-layer card would
-        otherwise wait for (explain.TestsetCache.first_layer_blocks); it grows
-        with the first layer's width. #inside gets data-warm="done",
-        data-warm-model and data-warm-ms (Python time of the steps) when it is over.
+        That pass is what a first confusion matrix or card would otherwise
+        wait for: its first layer (explain.TestsetCache.first_layer_blocks,
+        which grows with the first layer's width; the progress counts its
+        digits), then the layers after it in blocks of rows
+        (TestsetCache.activation_steps), so that opening the explorer only
+        counts the answers. #inside gets data-warm="done", data-warm-model
+        and data-warm-ms (Python time of the steps) when it is over.
         """
         network = self.network
         box, progress = el("inside"), el("model-progress")
@@ -394,6 +397,16 @@ class Page:
                 if network is self.network:
                     progress.textContent = f"Preparing the error explorer: {done:,} / {total:,} test digits"
                     progress.hidden = done >= total
+                yield
+            rest = explain.cache_for(network, self.testset).activation_steps()
+            while True:
+                t0 = time.perf_counter()
+                try:
+                    next(rest)
+                except StopIteration:
+                    break
+                finally:
+                    spent += time.perf_counter() - t0
                 yield
             self.prepared[network.version] = spent * 1000
             if network is self.network:
