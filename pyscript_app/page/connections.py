@@ -15,11 +15,10 @@ of the image layer before it (flow.source_name).
 import time
 
 import numpy as np
-from pyodide.ffi import create_proxy
 from pyscript import window
 
 from pyscript_app.core import flow
-from pyscript_app.page.dom import el, listen
+from pyscript_app.page.dom import AfterValuesFrame, el, listen
 from pyscript_app.views import render_inside
 
 
@@ -32,8 +31,7 @@ class Connections:
         self.follow_model()
         self.hovered = None
         self.view = None
-        self.frame_pending = False
-        self.values_frame_proxy, self.frame_proxy = create_proxy(self.values_frame), create_proxy(self.frame)
+        self.after_values = AfterValuesFrame(self.draw)
         self.layout_key, self.neurons = None, {}  # see measure()
         view = el("view")
         view.classList.add("with-connections")
@@ -64,17 +62,8 @@ class Connections:
 
     def update(self, state, view):
         self.view = view
-        if self.on and not self.frame_pending:
-            self.frame_pending = True
-            window.requestAnimationFrame(self.values_frame_proxy)
-
-    def values_frame(self, *_):
-        """The frame that paints the new values: the lines follow in the next one."""
-        window.requestAnimationFrame(self.frame_proxy)
-
-    def frame(self, *_):
-        self.frame_pending = False
-        self.draw()
+        if self.on:
+            self.after_values.request()
 
     def toggle(self):
         self.on = not self.on

@@ -102,3 +102,25 @@ def listen(target, kind, handler):
     proxy = create_proxy(handler)
     target.addEventListener(kind, proxy)
     return proxy
+
+
+class AfterValuesFrame:
+    """Runs ``draw`` once in the animation frame after the next one: the next frame paints a new
+    view's values, this one what follows them (the connections, a CNN's map pictures), so each gets
+    a frame of its own. Requests made before it runs add nothing."""
+
+    def __init__(self, draw):
+        self.draw, self.pending = draw, False
+        self.values_frame_proxy, self.frame_proxy = create_proxy(self.values_frame), create_proxy(self.frame)
+
+    def request(self):
+        if not self.pending:
+            self.pending = True
+            window.requestAnimationFrame(self.values_frame_proxy)
+
+    def values_frame(self, *_):
+        window.requestAnimationFrame(self.frame_proxy)
+
+    def frame(self, *_):
+        self.pending = False
+        self.draw()

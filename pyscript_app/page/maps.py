@@ -9,36 +9,28 @@ with the connections (page/connections.py): each frame stays within its
 views before that frame draw the maps of the last one only.
 """
 
-from pyodide.ffi import create_proxy, to_js
+from pyodide.ffi import to_js
 from pyscript import window
 
-from pyscript_app.page.dom import el
+from pyscript_app.page.dom import AfterValuesFrame, el
 from pyscript_app.views import render
 
 
 class FeatureMaps:
     def __init__(self):
         self.pending = None  # (network, view) whose maps are still to be drawn
-        self.scheduled = False
-        self.values_frame_proxy, self.frame_proxy = create_proxy(self.values_frame), create_proxy(self.frame)
+        self.after_values = AfterValuesFrame(self.draw)
 
     def later(self, network, view):
         """The view was updated in place without its maps: draw them in the frame after the values'."""
         self.pending = (network, view)
-        if not self.scheduled:
-            self.scheduled = True
-            window.requestAnimationFrame(self.values_frame_proxy)
+        self.after_values.request()
 
     def drawn(self):
         """The view was rendered whole, its maps with it: nothing is pending."""
         self.pending = None
 
-    def values_frame(self, *_):
-        """The frame that paints the new values: the maps follow in the next one."""
-        window.requestAnimationFrame(self.frame_proxy)
-
-    def frame(self, *_):
-        self.scheduled = False
+    def draw(self):
         if self.pending is None:
             return
         (network, view), self.pending = self.pending, None
