@@ -280,7 +280,8 @@ def test_why_this_answer_is_the_cpython_attribution(ep, default_model):
     network, testset = default_model
     show_sample(ep, 3)
     expected = why.attribute(network, testset.images[3].reshape(-1) / 255.0, "gradxinput")
-    ep.wait("const a = document.getElementById('attribution'); return !!a && a.dataset.class === arguments[0];", expected.label)
+    ep.wait("const a = document.getElementById('attribution');"
+            " return !!a && a.dataset.class === arguments[0] && a.dataset.sample === '3';", expected.label)
     values = np.array([float(v) for v in ep.attribute("#attribution", "data-values").split(",")])
     np.testing.assert_allclose(values, expected.values, atol=1e-5 * max(1.0, np.abs(expected.values).max()))
 

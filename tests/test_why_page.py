@@ -43,10 +43,13 @@ def go(w, hash_text):
     w.page.evaluate(f"location.hash = {json.dumps(hash_text)}")
 
 
-def wait_map(w, method, cls):
+def wait_map(w, method, cls, sample):
+    """Wait until #attribution explains test digit ``sample`` by ``method`` for class ``cls`` (the map
+    follows a view in a task after the view's frame)."""
     w.page.wait_for_function(
         f"(() => {{ const a = document.getElementById('attribution');"
-        f" return a && a.dataset.method === {json.dumps(method)} && a.dataset.class === {json.dumps(cls)}; }})()")
+        f" return a && a.dataset.method === {json.dumps(method)} && a.dataset.class === {json.dumps(cls)}"
+        f" && a.dataset.sample === {json.dumps(str(sample))}; }})()")
 
 
 def digit(testset, i):
@@ -60,7 +63,7 @@ def test_the_map_equals_the_cpython_computation(why_page, model, method, cls):
     go(why_page, hash_text)
     target = None if cls is None else (tuple(int(c) for c in cls.split("-")) if "-" in cls else int(cls))
     expected = why.attribute(network, digit(testset, 12), method, target)
-    wait_map(why_page, method, expected.label)
+    wait_map(why_page, method, expected.label, 12)
     values = floats(why_page.page, "#attribution", "values")
     assert values.shape == (network.input_size,)
     np.testing.assert_allclose(values, expected.values, atol=1e-5 * max(1.0, np.abs(expected.values).max()))
@@ -72,12 +75,12 @@ def test_the_map_equals_the_cpython_computation(why_page, model, method, cls):
 def test_the_map_follows_a_click(why_page, model):
     network, testset, _ = model
     go(why_page, "#sample=12")
-    wait_map(why_page, "gradxinput", str(int(network.predict(network.normalize(testset.images[12])))))
+    wait_map(why_page, "gradxinput", str(int(network.predict(network.normalize(testset.images[12])))), 12)
     why_page.page.click("#random-sample")
     why_page.page.wait_for_function("document.getElementById('input-image').dataset.sampleIndex !== '12'")
     index = int(why_page.page.get_attribute("#input-image", "data-sample-index"))
     expected = why.attribute(network, digit(testset, index), "gradxinput")
-    wait_map(why_page, "gradxinput", expected.label)
+    wait_map(why_page, "gradxinput", expected.label, index)
     np.testing.assert_allclose(floats(why_page.page, "#attribution", "values"), expected.values,
                                atol=1e-5 * max(1.0, np.abs(expected.values).max()))
     # the click writes its address once the clicking pauses: the next test's address must be a change
@@ -145,4 +148,4 @@ def test_a_bad_class_or_method_in_the_address_is_dropped_with_a_note(why_page):
     note = page.inner_text("#url-note-text")
     assert "magic" in note and "'12'" in note
     page.wait_for_function("location.hash === '#sample=12'")
-    wait_map(why_page, "gradxinput", page.get_attribute("#prediction", "data-digit"))
+    wait_map(why_page, "gradxinput", page.get_attribute("#prediction", "data-digit"), 12)

@@ -234,7 +234,7 @@ TARGETS = (  # (key, label, summary key, statistic, limit, unit, holds when valu
     ("idle_long_tasks", f"no task > {LONG_TASK_MS} ms while idle work runs (first-layer pass, error explorer)",
      "idle.longest_task_ms", "max", LONG_TASK_MS, "ms", "<="),
     ("train_card_p95", "a neuron card opens p95 <= 100 ms while training", "train.card_ms", "p95", 100, "ms", "<="),
-    # why this answer (worst model); gradient x input runs in the click's own task, so the click targets above hold it
+    # why this answer (worst model); gradient x input runs in a task after the click's values frame (quoted here)
     ("why_ig", "why: integrated gradients < 100 ms (worst model)", "model.*.why_ig_ms", "max", 100, "ms", "<"),
     ("why_attack", "why: a targeted attack with its epsilon search < 300 ms (worst model)",
      "model.*.why_attack_ms", "max", 300, "ms", "<"),

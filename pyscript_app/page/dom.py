@@ -124,3 +124,24 @@ class AfterValuesFrame:
     def frame(self, *_):
         self.pending = False
         self.draw()
+
+
+class AfterValuesPaint:
+    """Runs ``work`` once in a task of its own after the next frame has painted (a new view's values):
+    what follows a click without holding its frame up. Requests made before it runs add nothing."""
+
+    def __init__(self, work):
+        self.work, self.pending = work, False
+        self.frame_proxy, self.task_proxy = create_proxy(self.frame), create_proxy(self.task)
+
+    def request(self):
+        if not self.pending:
+            self.pending = True
+            window.requestAnimationFrame(self.frame_proxy)
+
+    def frame(self, *_):
+        window.setTimeout(self.task_proxy, 0)  # a task queued in a frame runs after that frame's paint
+
+    def task(self, *_):
+        self.pending = False
+        self.work()

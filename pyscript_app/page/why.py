@@ -1,21 +1,20 @@
 """The why panel (#why): the attribution map, "Make it a ...", the robustness curves; the card's dream.
 
-Browser-side: core/why.py computes, views/why.py draws. Gradient x input follows every view at
-once (one forward and backward pass); integrated gradients, occlusion and attacks run in a task
-of their own after the view is painted, so a click's frames never wait for them; the robustness
+Browser-side: core/why.py computes, views/why.py draws. The map (gradient x input: one forward and
+backward pass; integrated gradients, occlusion) and attacks run in a task of their own after the
+view's values are painted, so a click's frame never waits for them; the robustness
 curve and a card's dream run in idle time, a short step at a time, with progress shown.
 """
 
 import time
 
 import numpy as np
-from pyodide.ffi import create_proxy
 from pyscript import document, window
 
 from pyscript_app.core import explain, pacing, why
 from pyscript_app.core.view import View
 from pyscript_app.views import why as why_view
-from pyscript_app.page.dom import el, in_idle_time, listen, rerender
+from pyscript_app.page.dom import AfterValuesPaint, el, in_idle_time, listen, rerender
 
 # the first step of idle work (then sized by time, see pacing.StepSizer)
 FIRST_DREAM_STEPS = 2  # gradient steps of a dream
@@ -44,8 +43,7 @@ class Why:
         self.spent = {}  # model id -> Python ms of its robustness curve
         self.dreams = {}  # (weights version, layer, index, knock-outs) -> (pixels, activation)
         self.wants_drawn = None
-        self.pending = None
-        self.later_proxy = create_proxy(self.later)
+        self.after_values = AfterValuesPaint(self.later)
         self.state = self.view = None
         listen(document, "change", self.on_change)
         self.start_robustness()
@@ -61,9 +59,7 @@ class Why:
         self.state, self.view = state, view
         if not (state.applied and state.attack is not None):
             self.original = view
-        if state.why == "gradxinput":
-            self.draw_map(state, view)
-        self.defer()
+        self.after_values.request()
 
     def applied_view(self, state, view):
         """The view of the attack's changed digit when the address says it is applied, else ``view``."""
@@ -107,17 +103,13 @@ class Why:
         # the class by default: the view's answer (its forward pass has run; no second one for it)
         target = state.target if state.target is not None else int(np.argmax(view.activations[-1]))
         att = why.attribute(network, digit_of(view), state.why, target, state.knocked_out)
-        rerender(el("why-map"), why_view.why_panel(network, att, state.target is not None, view.activations[-1]))
+        rerender(el("why-map"), why_view.why_panel(network, att, state.target is not None, view.activations[-1],
+                                                   view.sample_index))
         el("why").dataset.computeMs = f"{(time.perf_counter() - t0) * 1000:.3f}"
         self.drawn = key
 
     # --- later: what does not fit a click's frame
-    def defer(self):
-        if self.pending is None:
-            self.pending = window.setTimeout(self.later_proxy, 0)
-
-    def later(self, *_):
-        self.pending = None
+    def later(self):
         state, view = self.state, self.view
         if state is None or view is None:
             return

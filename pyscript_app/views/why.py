@@ -42,8 +42,9 @@ def _limit(values) -> float:
     return top if top > 0 and math.isfinite(top) else 1.0
 
 
-def attribution_figure(network, att: why.Attribution) -> str:
-    """``#attribution``: the map (red: pushes towards the class, blue: away) with its numbers as data."""
+def attribution_figure(network, att: why.Attribution, sample: int | None = None) -> str:
+    """``#attribution``: the map (red: pushes towards the class, blue: away) with its numbers as data, and the
+    test digit it explains (``data-sample``; empty for a drawing)."""
     shape = tuple(network.image_shape)
     values = np.nan_to_num(att.values, nan=0.0, posinf=0.0, neginf=0.0)
     limit = _limit(values)
@@ -64,6 +65,7 @@ def attribution_figure(network, att: why.Attribution) -> str:
                   f" (off by {render_inside.signed(att.total - (att.value - att.baseline_value), 3)})")
     return (
         f'<figure id="attribution" class="attribution" data-method="{att.method}" data-class="{html.escape(att.label)}" '
+        f'data-sample="{"" if sample is None else int(sample)}" '
         f'data-values="{_floats(values)}" data-sum="{repr(float(att.total))}" data-value="{repr(float(att.value))}">'
         f'<img class="wimg" src="{render.png_data_url(rgb)}" alt="{html.escape(f"Why {what}: red pixels push towards it, blue ones away")}">'
         f'<figcaption>Why <b>{html.escape(what)}</b>: {why.METHOD_TITLES[att.method]}'
@@ -105,7 +107,7 @@ def contrast_buttons(network, att: why.Attribution, probs) -> str:
                 for k in others) + "</div>")
 
 
-def why_panel(network, att: why.Attribution, target_given: bool, probs=None) -> str:
+def why_panel(network, att: why.Attribution, target_given: bool, probs=None, sample: int | None = None) -> str:
     """The attribution part of the panel: method buttons, class choice, the map and the method's note."""
     _, a, b = att.target
     target = a if b is None else (a, b)
@@ -114,7 +116,7 @@ def why_panel(network, att: why.Attribution, target_given: bool, probs=None) -> 
     return (
         f'<div class="why-map">{method_buttons(att.method)}{note}'
         f'<p class="why-target">{class_picker(network, target)}{default}</p>'
-        f'{contrast_buttons(network, att, probs)}{attribution_figure(network, att)}</div>'
+        f'{contrast_buttons(network, att, probs)}{attribution_figure(network, att, sample)}</div>'
     )
 
 
