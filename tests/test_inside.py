@@ -46,6 +46,11 @@ def shown_layer(page, layer):
     return np.array(page.eval_on_selector_all(f'#view .neuron[data-layer="{layer}"]', "ns => ns.map(n => +n.dataset.activation)"))
 
 
+def side_column(page):
+    """#inside's box on the page: None while it is not displayed (it shows nothing)."""
+    return page.locator("#inside").bounding_box()
+
+
 def active(page):
     """(id, data-layer, data-index) of the focused element."""
     return page.evaluate("(() => { const a = document.activeElement; return [a.id, a.dataset.layer || null, a.dataset.index || null]; })()")
@@ -54,8 +59,11 @@ def active(page):
 def test_first_layer_card_by_click_and_escape(inside, plain):
     page = inside.page
     go(inside, "#sample=3")
+    assert side_column(page) is None  # nothing in it yet: it takes no room
     page.click(neuron("hidden_1", 4))
     card_for(inside, "hidden_1", 4)
+    view, side = page.locator("#view").bounding_box(), side_column(page)
+    assert side is not None and side["x"] >= view["x"] + view["width"]  # the card's column, beside the view
     weights = json.loads(page.get_attribute("#card-weights", "data-weights"))
     np.testing.assert_array_equal(np.array(weights).astype(np.float32), plain["W"][0][:, 4])
     assert "neuron=hidden_1:4" in page.evaluate("location.hash")
@@ -67,6 +75,7 @@ def test_first_layer_card_by_click_and_escape(inside, plain):
     page.wait_for_selector("#neuron-card", state="detached")
     assert "neuron=" not in page.evaluate("location.hash")
     assert active(page) == ["", "hidden_1", "4"]  # focus is back on the neuron
+    assert side_column(page) is None
     assert inside.errors == []
 
 
@@ -196,6 +205,7 @@ def test_error_explorer_matches_numpy_and_follows_knockouts(inside, plain):
     page.click("#errors-toggle")
     page.wait_for_selector("#confusion-matrix")
     assert page.get_attribute("#errors-toggle", "aria-expanded") == "true"
+    assert side_column(page) is not None and page.locator("#error-explorer").is_visible()
     assert page.get_attribute("#confusion-matrix", "data-cached") == "true"
     expected = plain_confusion(plain)
     np.testing.assert_array_equal(read_matrix(page), expected)

@@ -32,6 +32,9 @@ class Card:
     def reset(self):
         self.ko_drawn = None
 
+    def is_open(self):
+        return self.card_key is not None
+
     def top_digits_ready(self, knocked_out):
         """True when the card's top digits cost no pass over the test set (a dense network's do not, a CNN's
         do until its pass for these knock-outs ran); else a sentence for the card, while the pass runs in idle
@@ -78,6 +81,7 @@ class Card:
                 slot.innerHTML = ""
                 self.map = self.map_cursor = None
                 closed, self.card_key = self.card_key, None
+                self.page.inside_changed()
                 if had_focus:  # back to the neuron the card belonged to
                     focus_neuron(closed)
             return
@@ -86,6 +90,8 @@ class Card:
         rerender(slot, render_inside.neuron_card(page.network, page.testset, view, *neuron, top_digits=top))
         opened = self.card_key != neuron
         self.card_key = neuron
+        if opened:
+            self.page.inside_changed()
         self.read_map(keep_cursor=not opened)
         if self.focus_card:
             self.focus_card = False

@@ -145,6 +145,7 @@ class Explorer:
         box, button = el("error-explorer"), el("errors-toggle")
         box.hidden = not self.open
         button.setAttribute("aria-expanded", "true" if self.open else "false")
+        self.page.inside_changed()
         if self.open:
             if self.state is None:
                 self.state, self.view = self.page.current_state(), self.page.shown_view

@@ -40,6 +40,7 @@ def draw_view(network, view, whole=False):
             feature_maps().later(network, view)
     else:
         feature_maps().drawn()
+        box.classList.toggle("has-maps", has_maps)  # (site/style.css: a CNN's panels sit closer)
         focused = document.activeElement
         refocus = (focused.dataset.layer, focused.dataset.index) if focused and focused.classList.contains("neuron") else None
         box.innerHTML = render.network_view(network, view)
@@ -103,6 +104,12 @@ class Page:
 
     def explorer_open(self):
         return self.explorer.is_open()
+
+    def inside_changed(self):
+        """Called when the neuron card opens or closes or the error explorer is shown or hidden: the side
+        column (#inside) takes room only while it shows one of them (main[data-inside], site/style.css)."""
+        shows = self.card.is_open() or self.explorer.is_open()
+        document.querySelector("main").dataset.inside = "true" if shows else "false"
 
     def focus_card_next(self):
         """Move the focus into the neuron card when it is next drawn (a neuron was clicked)."""
