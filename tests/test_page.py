@@ -113,6 +113,7 @@ def test_view_updated_in_place_is_exactly_the_cpython_render(app, network, tests
     go("#sample=0", "document.getElementById('input-image').dataset.sampleIndex === '0'")
     check(0)
     page.evaluate("document.querySelector('#view .neuron').probe = 'kept'")  # an element that stays (in place)
+    page.evaluate("document.querySelector('#input-panel details').probe = 'kept'")  # the input's notes stay too
     for _ in range(12):
         before = page.get_attribute("#input-image", "data-sample-index")
         page.click("#random-sample")
@@ -129,6 +130,7 @@ def test_view_updated_in_place_is_exactly_the_cpython_render(app, network, tests
     go("#sample=78", "document.getElementById('input-image').dataset.sampleIndex === '78'")
     check(78)
     assert page.evaluate("document.querySelector('#view .neuron').probe") == "kept"
+    assert page.evaluate("document.querySelector('#input-panel details').probe") == "kept"
     assert app.errors == [] and app.outside == []
 
 

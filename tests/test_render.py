@@ -218,8 +218,14 @@ def test_view_patch_describes_every_neuron_element_of_the_whole_render(network, 
     first = network.layers[0]
     view = render.view_for_sample(network, testset, 77, knocked_out={first.name: [min(5, first.units - 1)]}, selected=("output", 3))
     whole = render.network_view(network, view)
-    (panel_selector, panel), *ops = json.loads(render.view_patch(network, view))
-    assert panel_selector == "#input-panel" and panel == render.input_panel(network, view) and panel in whole
+    caption, image, verdict, *ops = json.loads(render.view_patch(network, view))
+    # the input panel's changing parts, as the whole render has them (its notes are left as they are)
+    doc = Elements(whole)
+    assert caption == ["#input-caption", [["span", 0, doc.by_id("input-caption"), "MNIST test digit #77"]]]
+    assert '<span id="input-caption">MNIST test digit #77</span>' in whole
+    assert image == ["#input-image", [["img", 0, doc.by_id("input-image"), None]]]
+    assert image[1][0][2]["data-sample-index"] == "77"
+    assert verdict[0] == "#verdict" and verdict[1].startswith('<p class="verdict') and verdict[1] in whole
     drawn = [layer for layer in network.layers if layer.kind != "flatten"]
     layers = []
     for layer in drawn:

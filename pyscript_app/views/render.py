@@ -331,32 +331,56 @@ def _input_notes(network: Network) -> str:
     return glossary.note("input", figures) + glossary.note("normalization", figures)
 
 
-def input_panel(network: Network, view: View) -> str:
+def input_caption(view: View) -> str:
+    if view.sample_index is not None:
+        return f"MNIST test digit #{view.sample_index}"
+    return "Your drawing, as the network sees it"
+
+
+def input_image_attrs(view: View) -> dict[str, str]:
+    """``#input-image``'s attributes: the digit as a PNG, what it is, and its test digit (empty for a drawing)."""
+    if view.sample_index is not None:
+        alt = f"Test digit number {view.sample_index}, labelled {view.true_label}"
+    else:
+        alt = "Your drawing, preprocessed to 28 by 28 pixels"
+    return {"id": "input-image", "class": "digit", "src": png_data_url(view.pixels), "alt": alt,
+            "data-sample-index": "" if view.sample_index is None else str(view.sample_index)}
+
+
+def verdict(network: Network, view: View) -> str:
+    """``#verdict``: the prediction with its probability, the label and whether they agree."""
     predicted = view.predicted
     label_of = network.class_labels
-    if view.sample_index is not None:
-        caption = f"MNIST test digit #{view.sample_index}"
-        alt = f"Test digit number {view.sample_index}, labelled {view.true_label}"
-        image = digit_image(view.pixels, "input-image", alt, f' data-sample-index="{view.sample_index}"')
-    else:
-        caption = "Your drawing, as the network sees it"
-        alt = "Your drawing, preprocessed to 28 by 28 pixels"
-        image = digit_image(view.pixels, "input-image", alt, ' data-sample-index=""')
     if view.true_label is None:
-        truth, verdict, vclass = '<span id="true-label" data-digit="">label: none (drawn)</span>', "", ""
+        truth, mark, vclass = '<span id="true-label" data-digit="">label: none (drawn)</span>', "", ""
     else:
         right = predicted == view.true_label
         truth = f'<span id="true-label" data-digit="{view.true_label}">label <b>{label_of[view.true_label]}</b></span>'
-        verdict = "&#10003; right" if right else "&#10007; wrong"
+        mark = "&#10003; right" if right else "&#10007; wrong"
         vclass = "right" if right else "wrong"
     confidence = float(view.activations[-1][predicted])
     return (
-        '<section class="panel input" id="input-panel" aria-labelledby="title-input">'
-        f'<h2 id="title-input">Input</h2><p class="sub">{caption} {_input_notes(network)}</p>{image}'
         f'<p class="verdict {vclass}" id="verdict"><span id="prediction" data-digit="{predicted}">'
         f'predicted <b>{label_of[predicted]}</b> <small>({percent(confidence)})</small></span> {truth} '
-        f'<span class="mark">{verdict}</span></p></section>'
+        f'<span class="mark">{mark}</span></p>'
     )
+
+
+def input_panel(network: Network, view: View) -> str:
+    image = "<img" + "".join(f' {k}="{html.escape(v)}"' for k, v in input_image_attrs(view).items()) + ">"
+    return (
+        '<section class="panel input" id="input-panel" aria-labelledby="title-input">'
+        f'<h2 id="title-input">Input</h2><p class="sub"><span id="input-caption">{input_caption(view)}</span> '
+        f'{_input_notes(network)}</p>{image}{verdict(network, view)}</section>'
+    )
+
+
+def input_patch(network: Network, view: View) -> list:
+    """The parts of the input panel that change from one view to the next (its caption, the digit, the verdict),
+    as :func:`view_patch` ops: the panel's notes stay as they are (open or closed), nothing else is parsed again."""
+    return [["#input-caption", [["span", 0, {"id": "input-caption"}, input_caption(view)]]],
+            ["#input-image", [["img", 0, input_image_attrs(view), None]]],
+            ["#verdict", verdict(network, view)]]
 
 
 def network_view(network: Network, view: View) -> str:
@@ -377,14 +401,14 @@ def view_patch(network: Network, view: View, maps: bool = True) -> str:
     """The same view as :func:`network_view`, as an update of a view already on the page.
 
     JSON for the page's ``nnvApplyPatch`` (site/patch.js), one call instead of a few hundred
-    (each call from Python into the page costs): the input panel is replaced, and every
+    (each call from Python into the page costs): the input panel's changing parts are written, and every
     element of each layer's neurons gets the attributes and text of its tree above (and a map
     layer's `.fmaps` container its new sprite, unless ``maps`` is false: then
     :func:`maps_patch` writes them), so nothing of the previous view stays. It applies only
     to a view of the same shape (the page checks every element's tag and child count first,
     and otherwise re-renders).
     """
-    ops = [["#input-panel", input_panel(network, view)]]
+    ops = input_patch(network, view)
     for i, layer in drawn_layers(network):
         acts = view.activations[i]
         container, trees = neurons(network, layer, acts, view)
