@@ -116,6 +116,8 @@ class Why:
         self.draw_map(state, view)
         self.draw_attack(state)
         self.draw_wants(state, view)
+        # styled and laid out here, in this task, not in the next frame (which draws the connections)
+        void = el("why").offsetHeight  # noqa: F841
 
     # --- the attack
     def attack_for(self, state, original):
