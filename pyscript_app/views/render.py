@@ -93,32 +93,42 @@ def percent(p: float) -> str:
     return f"{p * 100:.1f}%"
 
 
-def neuron_label(layer: Layer, index: int, value: float) -> str:
-    """The neuron's name and value, also its tooltip. It contains the text the neuron shows, so
-    what is read out matches what is seen; the exact value follows in brackets."""
+def labeller(layer: Layer):
+    """``label(index, value)``: the neuron's name and value, also its tooltip. It contains the text the
+    neuron shows, so what is read out matches what is seen; the exact value follows in brackets.
+    (Made once a layer: a click labels every neuron of the view.)"""
+    title = layer.title
     if is_image(layer):
-        return f"{layer.title}, channel {index}: peak {short(value)} (the largest value of its feature map, {value:.4f})"
+        return lambda index, value: f"{title}, channel {index}: peak {short(value)} (the largest value of its feature map, {value:.4f})"
     if layer.is_output:
-        return f"{layer.labels[index]} {percent(value)}, {layer.title}, digit {layer.labels[index]} (probability {value:.4f})"
-    return f"{layer.title}, neuron {index}: {short(value)} (activation {value:.4f})"
+        labels = layer.labels
+        return lambda index, value: f"{labels[index]} {percent(value)}, {title}, digit {labels[index]} (probability {value:.4f})"
+    return lambda index, value: f"{title}, neuron {index}: {short(value)} (activation {value:.4f})"
 
 
-def neuron_attrs(layer: Layer, index: int, value: float, view: View) -> dict[str, str]:
-    dead = index in view.knocked_out.get(layer.name, ())
-    selected = view.selected == (layer.name, index)
-    label = neuron_label(layer, index, value) + (" (knocked out)" if dead else "")
+def neuron_label(layer: Layer, index: int, value: float) -> str:
+    return labeller(layer)(index, value)
+
+
+def neuron_attrs(layer: Layer, index: int, value: float, view: View, label=None) -> dict[str, str]:
+    """A neuron button's attributes (``label``: the layer's :func:`labeller`, made once a layer)."""
+    name = layer.name
+    dead = index in view.knocked_out.get(name, ())
+    selected = view.selected is not None and view.selected == (name, index)
+    text = (label or labeller(layer))(index, value)
     attrs = {
         "type": "button",
         "class": f'neuron{" knocked-out" if dead else ""}{" selected" if selected else ""}',
-        "data-layer": layer.name, "data-index": str(index), "data-activation": fmt(value),
+        "data-layer": name, "data-index": str(index), "data-activation": fmt(value),
     }
     if dead:
         attrs["data-knocked-out"] = "true"
+        text += " (knocked out)"
     if selected:
         attrs["aria-pressed"] = "true"
     if index:
         attrs["tabindex"] = "-1"  # one Tab stop per layer; the arrow keys move within it (navigate.py)
-    attrs["aria-label"] = label  # also the tooltip (style.css shows it on hover and focus): no title, no second tooltip
+    attrs["aria-label"] = text  # also the tooltip (style.css shows it on hover and focus): no title, no second tooltip
     return attrs
 
 
@@ -155,10 +165,11 @@ def short(value: float) -> str:
 def hidden_neurons(layer: Layer, acts: np.ndarray, view: View) -> list:
     scale = scale_for(layer)
     text = grid_for(layer.units).text
+    label = labeller(layer)
     cells = []
     for i, a in enumerate(acts.tolist()):
         background, ink = cell_colours(a, scale)
-        attrs = neuron_attrs(layer, i, a, view)
+        attrs = neuron_attrs(layer, i, a, view, label)
         attrs["style"] = f"background:{background};color:{ink}"
         cells.append(("button", attrs, (("span", {}, short(a) if text else ""),)))
     return cells
@@ -166,9 +177,10 @@ def hidden_neurons(layer: Layer, acts: np.ndarray, view: View) -> list:
 
 def output_neurons(layer: Layer, probs: np.ndarray, view: View) -> list:
     best = int(np.argmax(probs))
+    label = labeller(layer)
     rows = []
     for i, p in enumerate(probs.tolist()):
-        rows.append(("button", neuron_attrs(layer, i, p, view), (
+        rows.append(("button", neuron_attrs(layer, i, p, view, label), (
             ("span", {"class": "digit-label best" if i == best else "digit-label"}, layer.labels[i]),
             ("span", {"class": "bar"}, (("span", {"style": f"width:{p * 100:.2f}%;background:{cell_colours(p)[0]}"}, ""),)),
             ("span", {"class": "prob"}, " " + percent(p)),  # (the space: read out as "7 99.9%", not "799.9%")
@@ -288,9 +300,10 @@ def map_neurons(layer: Layer, maps: np.ndarray, view: View) -> list:
     (its tile of the layer's sprite, :func:`maps_attrs`)."""
     h, w, c = maps.shape
     peaks = maps.reshape(-1, c).max(axis=0).tolist()
+    label = labeller(layer)
     cells = []
     for i in range(c):
-        attrs = neuron_attrs(layer, i, peaks[i], view)
+        attrs = neuron_attrs(layer, i, peaks[i], view, label)
         attrs["class"] += " fmap"
         image = {"class": "fmap-img", "data-shape": f"{h},{w}", "style": sprite_position(w, c, i)}
         cells.append(("button", attrs, (("span", image, ""),)))
