@@ -139,13 +139,17 @@ def test_fixed_steps_always_say_the_same():
     assert fixed.items == 250
 
 
+CAP = pacing.IDLE_TASK_S
+
+
 @pytest.mark.parametrize("spent, expected, remaining, starts", [
     (0.0, 1.0, 0.0, True),  # the first step of a callback always runs
     (0.010, 0.010, 0.030, True),
     (0.010, 0.010, 0.005, False),  # would overrun the idle deadline
-    (0.030, 0.015, 0.049, False),  # would pass IDLE_TASK_S
-    (0.020, 0.015, None, True),  # no deadline (setTimeout): only the cap
-    (0.030, 0.015, None, False),
+    (CAP - 0.010, 0.015, 0.049, False),  # would pass IDLE_TASK_S
+    (CAP / 2, CAP / 4, None, True),  # no deadline (setTimeout): only the cap
+    (CAP - 0.010, 0.015, None, False),
 ])
 def test_a_step_starts_only_if_it_fits_the_deadline(spent, expected, remaining, starts):
+    assert CAP < 0.050  # (a long task is over 50 ms)
     assert pacing.may_start_step(spent, expected, remaining) is starts

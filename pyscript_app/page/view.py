@@ -357,8 +357,12 @@ class Page:
             network = self.network
             view = render.view_for_sample(network, self.testset, index, current.knocked_out, current.neuron)
             render.view_patch(network, view, maps=False)
+            yield  # (a round in parts: at 4x CPU throttle a whole round was a task of 50 to 90 ms)
             render.maps_patch(network, view)
             flow.strongest(network, network.normalize(view.pixels), view.activations, flow.default_per_neuron(network))
+            yield
+            if self.network is not network or self.shown_view is None:
+                break
             draw_view(network, self.shown_view)
             yield
         el("view").dataset.warm = "done"
