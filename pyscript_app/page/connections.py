@@ -18,7 +18,7 @@ import numpy as np
 from pyscript import window
 
 from pyscript_app.core import flow
-from pyscript_app.page.dom import AfterValuesFrame, el, listen
+from pyscript_app.page.dom import AfterValues, el, listen
 from pyscript_app.views import render_inside
 
 
@@ -31,7 +31,7 @@ class Connections:
         self.follow_model()
         self.hovered = None
         self.view = None
-        self.after_values = AfterValuesFrame(self.draw)
+        self.after_values = AfterValues(self.draw)
         self.layout_key, self.neurons = None, {}  # see measure()
         view = el("view")
         view.classList.add("with-connections")

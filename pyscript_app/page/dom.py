@@ -104,14 +104,15 @@ def listen(target, kind, handler):
     return proxy
 
 
-class AfterValuesFrame:
-    """Runs ``draw`` once in the animation frame after the next one: the next frame paints a new
-    view's values, this one what follows them (the connections, a CNN's map pictures), so each gets
-    a frame of its own. Requests made before it runs add nothing."""
+class AfterValues:
+    """Runs ``work`` once after the next animation frame, which paints a new view's values, so that
+    they get that frame to themselves: in the frame after it (``then="frame"``: the connections, a
+    CNN's map pictures) or in a task of its own right after it (``then="task"``: the why panel).
+    Requests made before it runs add nothing."""
 
-    def __init__(self, draw):
-        self.draw, self.pending = draw, False
-        self.values_frame_proxy, self.frame_proxy = create_proxy(self.values_frame), create_proxy(self.frame)
+    def __init__(self, work, then="frame"):
+        self.work, self.then, self.pending = work, then, False
+        self.values_frame_proxy, self.run_proxy = create_proxy(self.values_frame), create_proxy(self.run)
 
     def request(self):
         if not self.pending:
@@ -119,29 +120,11 @@ class AfterValuesFrame:
             window.requestAnimationFrame(self.values_frame_proxy)
 
     def values_frame(self, *_):
-        window.requestAnimationFrame(self.frame_proxy)
+        if self.then == "task":
+            window.setTimeout(self.run_proxy, 0)  # a task queued in a frame runs after that frame's paint
+        else:
+            window.requestAnimationFrame(self.run_proxy)
 
-    def frame(self, *_):
-        self.pending = False
-        self.draw()
-
-
-class AfterValuesPaint:
-    """Runs ``work`` once in a task of its own after the next frame has painted (a new view's values):
-    what follows a click without holding its frame up. Requests made before it runs add nothing."""
-
-    def __init__(self, work):
-        self.work, self.pending = work, False
-        self.frame_proxy, self.task_proxy = create_proxy(self.frame), create_proxy(self.task)
-
-    def request(self):
-        if not self.pending:
-            self.pending = True
-            window.requestAnimationFrame(self.frame_proxy)
-
-    def frame(self, *_):
-        window.setTimeout(self.task_proxy, 0)  # a task queued in a frame runs after that frame's paint
-
-    def task(self, *_):
+    def run(self, *_):
         self.pending = False
         self.work()

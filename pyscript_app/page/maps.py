@@ -12,14 +12,14 @@ views before that frame draw the maps of the last one only.
 from pyodide.ffi import to_js
 from pyscript import window
 
-from pyscript_app.page.dom import AfterValuesFrame, el
+from pyscript_app.page.dom import AfterValues, el
 from pyscript_app.views import render
 
 
 class FeatureMaps:
     def __init__(self):
         self.pending = None  # (network, view) whose maps are still to be drawn
-        self.after_values = AfterValuesFrame(self.draw)
+        self.after_values = AfterValues(self.draw)
 
     def later(self, network, view):
         """The view was updated in place without its maps: draw them in the frame after the values'."""

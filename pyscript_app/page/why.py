@@ -14,7 +14,7 @@ from pyscript import document, window
 from pyscript_app.core import explain, pacing, why
 from pyscript_app.core.view import View
 from pyscript_app.views import why as why_view
-from pyscript_app.page.dom import AfterValuesPaint, el, in_idle_time, listen, rerender
+from pyscript_app.page.dom import AfterValues, el, in_idle_time, listen, rerender
 
 # the first step of idle work (then sized by time, see pacing.StepSizer)
 FIRST_DREAM_STEPS = 2  # gradient steps of a dream
@@ -43,7 +43,7 @@ class Why:
         self.spent = {}  # model id -> Python ms of its robustness curve
         self.dreams = {}  # (weights version, layer, index, knock-outs) -> (pixels, activation)
         self.wants_drawn = None
-        self.after_values = AfterValuesPaint(self.later)
+        self.after_values = AfterValues(self.later, then="task")
         self.state = self.view = None
         listen(document, "change", self.on_change)
         self.start_robustness()
