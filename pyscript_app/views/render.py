@@ -106,10 +106,6 @@ def labeller(layer: Layer):
     return lambda index, value: f"{title}, neuron {index}: {short(value)} (activation {value:.4f})"
 
 
-def neuron_label(layer: Layer, index: int, value: float) -> str:
-    return labeller(layer)(index, value)
-
-
 def neuron_attrs(layer: Layer, index: int, value: float, view: View, label=None) -> dict[str, str]:
     """A neuron button's attributes (``label``: the layer's :func:`labeller`, made once a layer)."""
     name = layer.name
@@ -137,10 +133,15 @@ def neuron_attrs(layer: Layer, index: int, value: float, view: View, label=None)
 # of a view already on the page (view_patch), so both always draw the same.
 
 
+def attributes(attrs: dict[str, str]) -> str:
+    """An element's attributes as HTML: ` name="value"` each, the values escaped."""
+    return "".join(f' {k}="{html.escape(v)}"' for k, v in attrs.items())
+
+
 def markup(element: tuple) -> str:
     tag, attrs, content = element
     inner = html.escape(content, quote=False) if isinstance(content, str) else "".join(map(markup, content))
-    return "<" + tag + "".join(f' {k}="{html.escape(v)}"' for k, v in attrs.items()) + f">{inner}</{tag}>"
+    return "<" + tag + attributes(attrs) + f">{inner}</{tag}>"
 
 
 def flatten(elements, rows: list | None = None) -> list:
@@ -380,7 +381,7 @@ def verdict(network: Network, view: View) -> str:
 
 
 def input_panel(network: Network, view: View) -> str:
-    image = "<img" + "".join(f' {k}="{html.escape(v)}"' for k, v in input_image_attrs(view).items()) + ">"
+    image = "<img" + attributes(input_image_attrs(view)) + ">"
     return (
         '<section class="panel input" id="input-panel" aria-labelledby="title-input">'
         f'<h2 id="title-input">Input</h2><p class="sub"><span id="input-caption">{input_caption(view)}</span> '
