@@ -222,6 +222,35 @@ def test_error_explorer_matches_numpy_and_follows_knockouts(inside, plain):
     np.testing.assert_array_equal(read_matrix(page), expected)
 
 
+# Opens the explorer in the very task in which the page says it is ready: before any idle work of its own
+OPEN_EXPLORER_AT_READY = """
+new MutationObserver((_, observer) => {
+  const status = document.getElementById('status');
+  if (!status || status.dataset.state !== 'ready') return;
+  observer.disconnect();
+  document.getElementById('errors-toggle').click();
+  window.__progressAtOnce = !!document.getElementById('explorer-progress-text');
+}).observe(document, { subtree: true, attributes: true, attributeFilter: ['data-state'] });
+"""
+
+
+def test_explorer_opened_before_the_pass_runs_it_in_idle_steps(browser, site_server, plain):
+    """Opened before the page's own pass over the test set, the explorer of a dense network shows its progress
+    and runs the pass in idle-time steps (not as one long task), then shows the reference matrix."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context.add_init_script(OPEN_EXPLORER_AT_READY)
+    w = watch(context, site_server.url)
+    assert w.goto("#sample=3") == "ready", w.page.inner_text("#status")
+    page = w.page
+    assert page.evaluate("window.__progressAtOnce") is True
+    page.wait_for_selector("#confusion-matrix", timeout=60_000)
+    assert page.locator("#explorer-progress").count() == 0
+    np.testing.assert_array_equal(read_matrix(page), plain_confusion(plain))
+    assert int(page.get_attribute("#error-explorer", "data-pass-steps")) > 1
+    assert w.errors == [] and w.outside == []
+    context.close()
+
+
 def test_a_cell_shows_its_digits_and_a_thumbnail_loads_one(inside, plain):
     page = inside.page
     ko = {1: [4]}

@@ -6,9 +6,12 @@ of the test digits through its image layers (explain.TestsetCache.first_layer_bl
 again for each knock-out of channels) runs in idle time, one block of digits
 (about 25 ms) at a time, the explorer showing its progress until the matrix
 is ready; what follows that pass (the small dense layers) is computed at
-once. A dense network's matrix is computed at once (its first layer's pass
-takes well under a second, and the page runs it in idle time after loading:
-Page.prepare).
+once. A dense network's first-layer pass is run the same way when the
+explorer opens before the page's own idle pass after loading (Page.prepare)
+is over: on a slow machine it is most of a second, too long for one task.
+While the network shown is training, a dense network's matrix is computed
+at once instead: its weights change every second (train_live.SLOW_SYNC_S),
+and a pass in idle time, which training leaves little of, would never end.
 """
 
 import time
@@ -55,7 +58,8 @@ class Explorer:
             return
         cache = explain.cache_for(network, page.testset)
         box = el("error-explorer")
-        if cache.end > 0 and not (cache.is_ready() and cache.is_ready(ko)):  # (a dense network: at once, as ever)
+        at_once = cache.end == 0 and page.is_training()
+        if not at_once and not (cache.is_ready() and cache.is_ready(ko)):
             self.drawn = None
             self.show_progress(cache, ko)
             self.run_pass(network, ko)
