@@ -139,6 +139,32 @@ def test_fixed_steps_always_say_the_same():
     assert fixed.items == 250
 
 
+def test_spans_cover_the_items_once_each_in_timed_steps():
+    clock = FakeClock()
+    sizer = pacing.StepSizer(first=2, clock=clock)
+    seen, fractions = [], []
+
+    def work(start, stop):  # an item costs 1 ms: the spans grow towards the budget, never past it
+        seen.extend(range(start, stop))
+        clock.now += 0.001 * (stop - start)
+
+    for fraction in pacing.spans(100, sizer, work):
+        fractions.append(fraction)
+    assert seen == list(range(100))
+    assert fractions[-1] == 1.0 and fractions == sorted(fractions)
+    assert 1 < len(fractions) < 50
+    assert list(pacing.spans(0, sizer, work)) == []
+
+
+def test_sizer_is_fixed_outside_idle_time_steps():
+    assert pacing.sizer(7, in_steps=False).items == 7
+    fixed = pacing.sizer(7, in_steps=False)
+    fixed.measured(7, 100.0)
+    assert fixed.items == 7
+    timed = pacing.sizer(7, most=5)
+    assert isinstance(timed, pacing.StepSizer) and timed.items == 5
+
+
 CAP = pacing.IDLE_TASK_S
 
 

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from pyscript_app.core import pacing
 from pyscript_app.core.pacing import run
 
 K = 5  # neighbours in the separability vote
@@ -46,6 +47,19 @@ STEP_MACS = 6_000_000  # multiply-adds per step of the idle-time work (a few ms 
 # The browser's numpy has no BLAS: there einsum's own loops multiply row blocks 5 to 7 times faster than
 # matmul does (measured in Pyodide under Node); elsewhere matmul (BLAS) is the fast one.
 IN_BROWSER = sys.platform == "emscripten"
+
+
+def _sizer(first: int, most: int | None = None):
+    """The blocks of a step's work: elsewhere ``first`` items each; in the browser sized by time
+    (pacing.StepSizer), starting at a quarter of ``first``: the first step's cost is a guess (``first`` is
+    a few ms of work on a fast machine), so it is kept small enough for a slow one."""
+    return pacing.sizer(max(1, first // 4 if IN_BROWSER else first), most, in_steps=IN_BROWSER)
+
+
+def _zero(fractions):
+    """The steps of a pass that comes before the part whose progress is shown: each yields 0.0."""
+    for _ in fractions:
+        yield 0.0
 
 
 def layers(network) -> list:
@@ -111,26 +125,31 @@ def pca_steps(acts):
     if a.ndim == 1:
         a = a[:, None]
     n, width = a.shape
-    # The passes over the values (to float64, the finite check, the mean, the centring, the transpose)
-    # a block of digits a step too: over 10,000 digits at once they were one step several times longer
-    # than the others.
-    digits = max(1, STEP_MACS // (8 * max(1, width)))
+    # The passes over the values (to float64, the finite check, the mean, the centring, the transpose) run
+    # a block of digits a step too, like the products; in the browser each kind of block is sized by what
+    # the ones before it took (pacing.StepSizer), so that a step is as short on a slow machine.
     total = np.zeros(width)
-    for start in range(0, n, digits):
-        total += _finite(a[start : start + digits]).sum(axis=0)
-        yield 0.0
+
+    def add(start, stop):
+        total[:] += _finite(a[start:stop]).sum(axis=0)
+
+    yield from _zero(pacing.spans(n, _sizer(STEP_MACS // (8 * max(1, width))), add))
     mean = total / n if n else np.zeros(width)
     centred_t = np.empty((width, n))  # (width, digits): each row contiguous
-    for start in range(0, n, digits):
-        centred_t[:, start : start + digits] = (_finite(a[start : start + digits]) - mean).T
-        yield 0.0
+
+    def centre(start, stop):
+        centred_t[:, start:stop] = (_finite(a[start:stop]) - mean).T
+
+    yield from _zero(pacing.spans(n, _sizer(STEP_MACS // (8 * max(1, width))), centre))
     gram = np.empty((width, width))
-    rows = max(1, STEP_MACS // max(1, n * width))
-    for i in range(0, width, rows):
-        block = rows_times_rows(centred_t[i : i + rows], centred_t[i:])
-        gram[i : i + rows, i:] = block
-        gram[i:, i : i + rows] = block.T
-        yield min(1.0, (i + rows) / width)
+
+    def products(i, stop):
+        block = rows_times_rows(centred_t[i:stop], centred_t[i:])
+        gram[i:stop, i:] = block
+        gram[i:, i:stop] = block.T
+
+    # a block of rows i.. costs (width - i) products of each row: the later blocks are cheaper per row
+    yield from pacing.spans(width, _sizer(STEP_MACS // max(1, n * width)), products)
     cov = gram / max(n, 1)
     total = float(np.trace(cov))
     if width == 1:
@@ -168,11 +187,11 @@ def project_steps(pca_: Pca, acts, out: np.ndarray, transform=None):
     n = len(acts)
     # a block's cost is mostly its passes over the block's values (the transform, the finite check, the
     # centring: about 8 of them), not the 2 multiply-adds a value of the projection
-    rows = max(1, STEP_MACS // max(1, 8 * pca_.mean.size))
-    for start in range(0, n, rows):
-        block = acts[start : start + rows]
-        out[start : start + rows] = project(pca_, block if transform is None else transform(block))
-        yield min(1.0, (start + rows) / max(n, 1))
+    def place(start, stop):
+        block = acts[start:stop]
+        out[start:stop] = project(pca_, block if transform is None else transform(block))
+
+    yield from pacing.spans(n, _sizer(STEP_MACS // max(1, 8 * pca_.mean.size)), place)
 
 
 def align(pca_: Pca, xy: np.ndarray, previous: np.ndarray | None) -> tuple[Pca, np.ndarray]:
@@ -215,10 +234,11 @@ def knn_steps(acts, labels, k: int = K):
         return None
     r_sq = np.einsum("ij,ij->i", r, r)
     classes = int(labels.max()) + 1
-    rows = max(1, min(KNN_ROWS, STEP_MACS // max(1, len(r) * x.shape[1])))
     right = 0
-    for start in range(0, len(q), rows):
-        block = q[start : start + rows]
+
+    def vote(start, stop):
+        nonlocal right
+        block = q[start:stop]
         d = np.einsum("ij,ij->i", block, block)[:, None] - 2.0 * rows_times_rows(block, r) + r_sq[None, :]
         near = np.argpartition(d, k - 1, axis=1)[:, :k]
         kth = np.take_along_axis(d, near, axis=1).max(axis=1)
@@ -228,8 +248,9 @@ def knn_steps(acts, labels, k: int = K):
         votes = labels[refs][near]
         counts = np.zeros((len(block), classes), dtype=np.intp)
         np.add.at(counts, (np.repeat(np.arange(len(block)), k), votes.ravel()), 1)
-        right += int(np.sum(counts.argmax(axis=1) == labels[queries][start : start + rows]))
-        yield min(1.0, (start + rows) / len(q))
+        right += int(np.sum(counts.argmax(axis=1) == labels[queries][start:stop]))
+
+    yield from pacing.spans(len(q), _sizer(min(KNN_ROWS, STEP_MACS // max(1, len(r) * x.shape[1])), KNN_ROWS), vote)
     return right / len(q)
 
 

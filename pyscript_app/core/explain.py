@@ -37,12 +37,12 @@ is not the network's, so changed weights never show stale numbers.
 from __future__ import annotations
 
 import sys
-import time
 from collections import OrderedDict
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from pyscript_app.core import pacing
 from pyscript_app.core.pacing import run
 
 KnockOut = dict  # layer name -> sorted list of unit indices (see normalize_knockout)
@@ -55,9 +55,9 @@ CHUNK = 250 if sys.platform == "emscripten" else 2500
 #: browser about 2 million (measured: 10 to 40 ms a block in Pyodide, more on a loaded machine), elsewhere
 #: a block of the default dense network's first layer (CHUNK digits x 784 pixels x 32 units)
 BLOCK_WORK = 2_000_000 if sys.platform == "emscripten" else CHUNK * 784 * 32
-#: in the browser, a convolutional network's pass sizes each block to take about this long (from the
-#: time a digit took in the block before): an idle-time step stays well under 50 ms on any machine
-STEP_S = 0.025 if sys.platform == "emscripten" else None
+#: in the browser, the pass sizes each block to take about this long (pacing.StepSizer, from what the
+#: digits of the blocks before took): an idle-time step stays short on any machine
+STEP_S = pacing.STEP_BUDGET_S if sys.platform == "emscripten" else None
 #: multiply-adds per step of the dense layers after that pass, in the browser (elsewhere: a layer at once)
 AFTER_WORK = 2_000_000 if sys.platform == "emscripten" else None
 
@@ -502,13 +502,11 @@ class TestsetCache:
     def _blocks(self, front_key: tuple, seconds: float | None):
         p = self._pass(front_key)
         images = np.asarray(self.testset.images)
-        size = self.block
+        sizer = pacing.StepSizer(first=self.block, most=CHUNK, budget=seconds) if seconds else pacing.FixedSteps(self.block)
         while not p.ready and self._passes.get(front_key) is p:  # (not: cleared or dropped meanwhile)
-            start, t0 = p.done, time.perf_counter()
-            p.run_block(self.network, images, size)
-            if seconds:
-                per_digit = (time.perf_counter() - t0) / max(p.done - start, 1)
-                size = int(min(CHUNK, max(1.0, seconds / max(per_digit, 1e-9))))
+            start, t0 = p.done, sizer.clock()
+            p.run_block(self.network, images, sizer.items)
+            sizer.measured(p.done - start, sizer.clock() - t0)
             yield p.done
 
     def first_layer_blocks(self, knocked_out=None, seconds: float | None = STEP_S):
@@ -521,8 +519,9 @@ class TestsetCache:
         card later costs only the small layers. Stopping and calling again
         resumes where it was; two of these running at once share the work.
         Blocks are of :attr:`block` digits; with ``seconds`` (the default in
-        the browser, STEP_S) the blocks after the first are sized to take
-        about that long each (on a slow machine, fewer digits a block).
+        the browser, STEP_S) the first is of :attr:`block` digits and the
+        others are sized to take about that long each (pacing.StepSizer: on a
+        slow machine, fewer digits a block).
         """
         front_key = self._front_key(knockout_key(self.network, knocked_out))
         return self._blocks(front_key, seconds)

@@ -130,6 +130,25 @@ class StepSizer:
         self.items = self._bounded(min(fit, items * STEP_GROWTH))
 
 
+def sizer(first: int, most: int | None = None, in_steps: bool = True):
+    """A :class:`StepSizer` starting at ``first`` items when the work runs in idle-time steps (the browser,
+    ``in_steps``), else :class:`FixedSteps` of ``first`` items: the same blocks on every run."""
+    return StepSizer(first=first, most=most) if in_steps else FixedSteps(first)
+
+
+def spans(n: int, sizer_, work):
+    """Call ``work(start, stop)`` over ``[0, n)`` a span of ``sizer_.items`` items at a time, each call
+    timed for the sizer; yields the fraction done after each (an idle-time step)."""
+    start = 0
+    while start < n:
+        stop = min(n, start + sizer_.items)
+        t0 = sizer_.clock()
+        work(start, stop)
+        sizer_.measured(stop - start, sizer_.clock() - t0)
+        start = stop
+        yield stop / n
+
+
 def may_start_step(spent: float, expected: float, remaining: float | None, cap: float = IDLE_TASK_S) -> bool:
     """Whether an idle callback that has run steps for ``spent`` seconds may start another one expected
     to take ``expected``: only if it fits both the browser's time left (``remaining``, the idle
