@@ -146,6 +146,57 @@ def test_activations_update_while_the_stroke_is_drawn(pad, network):
     assert len(set(seen)) >= len(seen) - 2  # the input changed as the stroke grew, not only at the end
 
 
+def attribution_values(page):
+    return np.array(page.get_attribute("#attribution", "data-values").split(","), dtype=np.float64)
+
+
+def test_the_why_map_follows_when_the_stroke_pauses_or_ends(pad, network):
+    """The view follows every frame of a stroke; the why map (like the flow's lines: Page.still_only) follows
+    when the stroke is held still or ends, dimmed meanwhile, and then explains the drawing as CPython does."""
+    from pyscript_app.core import why
+
+    page = pad.page
+    page.evaluate("window.nnvSettleMs = 600000")  # (no pause is seen until told below, however slow the machine)
+    clear(page)
+    strokes = TEMPLATES[7][0]
+    draw(page, strokes[:1])
+    page.wait_for_function("document.querySelector('main').dataset.stroke === 'still'")
+    before = attribution_values(page)
+    stroke = strokes[-1]
+    page.mouse.move(*to_screen(page, *stroke[0]))
+    page.mouse.down()
+    for x, y in stroke[1:]:
+        page.mouse.move(*to_screen(page, x, y), steps=3)
+    settle(page)
+    moving = page.evaluate("""() => ({stroke: document.querySelector('main').dataset.stroke,
+        opacity: getComputedStyle(document.getElementById('why-map')).opacity})""")
+    assert moving == {"stroke": "moving", "opacity": "0.35"}
+    np.testing.assert_array_equal(attribution_values(page), before)  # the first stroke's map, while this one moves
+    sums = [page.get_attribute("#attribution", "data-sum")]
+
+    def check_map():  # the map of the digit drawn so far, as CPython computes it
+        page.wait_for_function("s => document.getElementById('attribution').dataset.sum !== s", arg=sums[-1])
+        sums.append(page.get_attribute("#attribution", "data-sum"))
+        expected = why.attribute(network, model_input(page).astype(np.float64) / 255.0, "gradxinput")
+        np.testing.assert_allclose(attribution_values(page), expected.values,
+                                   atol=1e-5 * max(1.0, np.abs(expected.values).max()))
+        assert page.evaluate("getComputedStyle(document.getElementById('why-map')).opacity") == "1"
+
+    # a pause, the button still down: the stroke counts as paused once held still for nnvSettleMs
+    page.evaluate("window.nnvSettleMs = 50")
+    page.mouse.move(*to_screen(page, *stroke[0]), steps=3)
+    page.wait_for_function("document.querySelector('main').dataset.stroke === 'still'")
+    check_map()
+    page.evaluate("window.nnvSettleMs = 600000")
+    page.mouse.move(*to_screen(page, *stroke[-1]), steps=3)
+    settle(page)
+    assert page.evaluate("document.querySelector('main').dataset.stroke") == "moving"
+    page.mouse.up()  # the end of a stroke
+    page.wait_for_function("document.querySelector('main').dataset.stroke === 'still'")
+    check_map()
+    page.evaluate("delete window.nnvSettleMs")
+
+
 def test_clear_button_and_shortcuts_empty_the_pad(pad):
     page = pad.page
     for how in ("button", "c", "Delete"):

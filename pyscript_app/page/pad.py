@@ -2,7 +2,12 @@
 
 Browser-side. The pixels go through preprocess.py (as MNIST did it) and
 then the same view as a test digit's; the neuron card and the other
-features follow the drawing too.
+features follow the drawing too: the view at every frame of a stroke, the
+flow's lines and the why map when the stroke pauses or ends (Page.tell).
+
+Test hook: ``window.nnvSettleMs`` (a number, unset in normal use) replaces
+:attr:`Pad.SETTLE_MS`, so that a test can tell a stroke's frames from its
+pauses on a machine of any speed.
 """
 
 import math
@@ -28,6 +33,7 @@ class Pad:
     """
 
     BRUSH = 1 / 12  # brush diameter, as a fraction of the pad's side
+    SETTLE_MS = 150  # a stroke held still this long counts as paused: the features that follow a still view catch up
     CLEAR_KEYS = ("c", "C", "Delete")
 
     def __init__(self, page):
@@ -51,6 +57,9 @@ class Pad:
             self.proxies.append(create_proxy(handler))
             target.addEventListener(kind, self.proxies[-1])
         self.frame_proxy = create_proxy(self.frame)
+        self.settle_proxy = create_proxy(self.settle)
+        self.settle_timer = None
+        self.unsettled = None  # (state, view) of the last frame of a stroke, not yet told to every feature
         el("draw-toggle").disabled = False
 
     # --- mode
@@ -106,6 +115,25 @@ class Pad:
 
     def up(self, *_):
         self.last = None
+        if self.frame_pending:  # that frame's update, the stroke over, tells every feature
+            js.clearTimeout(self.settle_timer)
+            self.unsettled = None
+        else:
+            self.settle()
+
+    def settle_ms(self):
+        """How long a stroke is held still before it counts as paused (the test hook, if set)."""
+        hook = getattr(js.window, "nnvSettleMs", None)
+        return hook if isinstance(hook, (int, float)) and hook >= 0 else self.SETTLE_MS
+
+    def settle(self, *_):
+        """The stroke paused or ended: tell every feature of the view the stroke left (see Page.tell)."""
+        js.clearTimeout(self.settle_timer)
+        self.settle_timer = None
+        if self.unsettled is not None and self.page.current_state().mode == "draw":
+            state, view = self.unsettled
+            self.unsettled = None
+            self.page.tell(state, view)
 
     def clear(self, *_):
         self.ctx.clearRect(0, 0, self.canvas.width, self.canvas.height)
@@ -156,4 +184,9 @@ class Pad:
         el("draw-panel").dataset.empty = "true" if pre is None else "false"
         updated(t0)
         if view is not None:  # the neuron card etc. follow the drawing too
-            page.tell(state, view)
+            moving = self.last is not None
+            page.tell(state, view, moving=moving)
+            self.unsettled = (state, view) if moving else None
+            if moving:
+                js.clearTimeout(self.settle_timer)
+                self.settle_timer = js.setTimeout(self.settle_proxy, self.settle_ms())

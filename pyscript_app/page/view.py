@@ -93,6 +93,11 @@ class Page:
         self.atlas = atlas(self)
         self.receptive = receptive(self)
         self.features = (self.card, self.connections, self.explorer, self.why, self.atlas, self.receptive)
+        # ... of which these follow a drawing only when its stroke pauses or ends (tell(moving=True) skips
+        # them): the flow's lines and the why map cost more than the view itself, and redrawn at every
+        # frame of a stroke they would hold the view back on a slow machine, and flicker
+        self.still_only = (self.connections, self.why)
+        self.stroke = "still"
         self.pad = pad(self)
         self.train = train(self)
         self.open_your_own = open_your_own(self)
@@ -233,9 +238,15 @@ class Page:
             self.gliding = glide
             el("view").classList.toggle("glide", glide)
 
-    def tell(self, state_, view):
+    def tell(self, state_, view, moving=False):
+        """Tell the features of the view drawn; ``moving``: a frame of a stroke being drawn, which the
+        features in still_only hear of when the stroke pauses or ends (the pad tells them again then)."""
+        stroke = "moving" if moving else "still"
+        if self.stroke != stroke:  # (site/style.css dims the lines and the why map while it is "moving")
+            self.stroke = document.querySelector("main").dataset.stroke = stroke
         for feature in self.features:
-            feature.update(state_, view)
+            if not (moving and feature in self.still_only):
+                feature.update(state_, view)
 
     def test_digit_mode(self):
         """The mode a test digit is shown in: with the atlas when it is open."""
