@@ -150,6 +150,7 @@ def attribution_values(page):
     return np.array(page.get_attribute("#attribution", "data-values").split(","), dtype=np.float64)
 
 
+@on_the_shipped_cnn()  # (page logic, the same for every model: tiny-cnn takes a CNN's paths)
 def test_the_why_map_follows_when_the_stroke_pauses_or_ends(pad, network):
     """The view follows every frame of a stroke; the why map (like the flow's lines: Page.still_only) follows
     when the stroke is held still or ends, dimmed meanwhile, and then explains the drawing as CPython does."""

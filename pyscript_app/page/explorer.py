@@ -3,12 +3,12 @@
 Browser-side: explain.py computes (cached per knock-out and per version of
 the weights), render_inside.py draws. For a convolutional network, the pass
 of the test digits through its image layers (explain.TestsetCache.first_layer_blocks,
-again for each knock-out of channels) runs in idle time, one block of digits
-(about 25 ms) at a time, the explorer showing its progress until the matrix
-is ready; what follows that pass (the small dense layers) is computed at
-once. A dense network's first-layer pass is run the same way when the
-explorer opens before the page's own idle pass after loading (Page.prepare)
-is over: on a slow machine it is most of a second, too long for one task.
+again for each knock-out of channels) runs in idle time, a block of digits
+(sized to about 12 ms) at a time, the explorer showing its progress until
+the pass is over; then the dense layers after it run a block of rows at a
+time. A dense network's first-layer pass and layers are run the same way
+when the explorer opens before the page's own idle pass after loading
+(Page.prepare) is over: on a slow machine they take most of a second.
 While the network shown is training, a dense network's matrix is computed
 at once instead: its weights change every second (train_live.SLOW_SYNC_S),
 and a pass in idle time, which training leaves little of, would never end.
@@ -126,6 +126,18 @@ class Explorer:
                     if not wanted():
                         return
                     self.show_progress(cache, ko)
+                    spent.append(time.perf_counter() - t0)
+                    yield
+            # the layers after the pass, a block of rows a step, for the matrix and the one it is compared
+            # with (in the matrix's own task they took over 100 ms at 4x for the default network)
+            for target in (None, ko):
+                rest = cache.activation_steps(target)
+                while True:
+                    t0 = time.perf_counter()
+                    if next(rest, StopIteration) is StopIteration:
+                        break
+                    if not wanted():
+                        return
                     spent.append(time.perf_counter() - t0)
                     yield
             finished.append(True)
