@@ -115,29 +115,24 @@ class Explorer:
 
         finished, spent = [], []  # spent: the Python time of each step, seconds
 
+        def parts(cache):
+            for target in (None, ko):
+                yield cache.first_layer_blocks(target)
+            # the layers after the pass, a block of rows a step, for the matrix and the one it is compared
+            # with (in the matrix's own task they took over 100 ms at 4x for the default network)
+            for target in (None, ko):
+                yield cache.activation_steps(target)
+
         def steps():
             cache = explain.cache_for(network, self.page.testset)
-            for target in (None, ko):
-                blocks = cache.first_layer_blocks(target)
+            for part in parts(cache):
                 while True:
                     t0 = time.perf_counter()
-                    if next(blocks, None) is None:
+                    if next(part, StopIteration) is StopIteration:
                         break
                     if not wanted():
                         return
                     self.show_progress(cache, ko)
-                    spent.append(time.perf_counter() - t0)
-                    yield
-            # the layers after the pass, a block of rows a step, for the matrix and the one it is compared
-            # with (in the matrix's own task they took over 100 ms at 4x for the default network)
-            for target in (None, ko):
-                rest = cache.activation_steps(target)
-                while True:
-                    t0 = time.perf_counter()
-                    if next(rest, StopIteration) is StopIteration:
-                        break
-                    if not wanted():
-                        return
                     spent.append(time.perf_counter() - t0)
                     yield
             finished.append(True)
