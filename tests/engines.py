@@ -9,6 +9,7 @@ read through scripts: element handles can race a re-render of the view.
 from __future__ import annotations
 
 import http.server
+import os
 import threading
 import time
 import urllib.parse
@@ -16,6 +17,12 @@ import urllib.parse
 from conftest import TOUR_SEEN  # noqa: E402
 
 READY_TIMEOUT_S = 90
+
+
+class EngineStopped(RuntimeError):
+    """The page stopped answering the driver (its web process crashed or hung): the browser's fault
+    or the page's, told apart by the browser's log in the message. The tests' rerun marker
+    (test_engines.py) runs such a test once more on a reloaded page."""
 
 
 class Page:
@@ -63,6 +70,11 @@ class Page:
 
     def close(self) -> None:
         raise NotImplementedError
+
+    def recover(self, url: str) -> str:
+        """Load ``url`` again in a page that stopped answering; its state once settled."""
+        self.goto(url)
+        return self.settle()
 
     # --- built on the above, the same in every engine --------------------------------------
 
@@ -183,15 +195,74 @@ class SeleniumPage(Page):
     this driver: outside requests are what the recording proxy saw, plus any resource the page
     itself reports (performance entries) that is not on its server."""
 
-    def __init__(self, driver, engine: str, base: str, proxy: RecordingProxy):
-        self.engine, self.base, self.driver, self.proxy = engine, base, driver, proxy
+    def __init__(self, launch, engine: str, base: str, proxy: RecordingProxy):
+        """launch(): a new WebDriver session (again after the browser stopped: see recover)."""
+        self.engine, self.base, self.launch, self.proxy = engine, base, launch, proxy
+        self._use(launch())
+
+    def _use(self, driver):
+        self.driver = driver
         driver.set_window_size(1280, 900)
         self.tour_seen = False
         driver.set_page_load_timeout(READY_TIMEOUT_S)  # a browser that stops answering fails the test, never hangs it
         driver.set_script_timeout(60)
 
+    def quit(self, seconds: float = 30) -> None:
+        """End the session; a driver that does not answer within ``seconds`` is killed."""
+        driver = self.driver
+        quitting = threading.Thread(target=driver.quit, daemon=True)
+        quitting.start()
+        quitting.join(seconds)
+        if quitting.is_alive():
+            driver.service.process.kill()
+        try:
+            os.unlink(driver.log_path)
+        except (AttributeError, OSError):
+            pass
+
+    def recover(self, url):
+        """A crashed web process may take the session with it (WebKitWebDriver deletes a session whose
+        page crashed): then a new session, in a new browser, loads the page."""
+        from selenium.common.exceptions import WebDriverException
+
+        try:
+            return super().recover(url)
+        except WebDriverException:
+            self.quit()
+            self._use(self.launch())
+            return super().recover(url)
+
+    def answers(self) -> bool:
+        """Whether the page still runs a script (a crashed web process answers nothing parseable)."""
+        from selenium.common.exceptions import WebDriverException
+
+        try:
+            return self.driver.execute_script("return 1;") == 1
+        except WebDriverException:
+            return False
+
+    def _checked(self, what, call):
+        """call(); a driver error after which the page no longer answers is raised as EngineStopped,
+        with the end of the browser's log."""
+        from selenium.common.exceptions import WebDriverException
+
+        try:
+            return call()
+        except WebDriverException as exc:
+            if self.answers():
+                raise
+            raise EngineStopped(f"{self.engine}: the page stopped answering during {what} ({exc.msg or 'no message'});"
+                                f" the browser's log ends:\n{self.log_tail()}") from exc
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            with open(self.driver.log_path, errors="replace") as log:
+                return "".join(log.readlines()[-lines:]) or "(empty)"
+        except (AttributeError, OSError) as exc:
+            return f"(no log: {exc})"
+
     def run(self, body, *args):
-        return self.driver.execute_script(body, *args)
+        return self._checked("a script", lambda: self.driver.execute_script(body, *args))
 
     def goto(self, url):
         if not self.tour_seen:  # a returning visitor (no init scripts here): dismissed on the site's own origin first
@@ -226,7 +297,7 @@ class SeleniumPage(Page):
         for x, y in points[1:]:
             pointer.move_to_location(round(x), round(y))
         pointer.pointer_up()
-        actions.perform()
+        self._checked("pointer actions", actions.perform)
 
     probe_host = None  # the host of the fixture's own probe of the proxy (its favicon request comes late)
 

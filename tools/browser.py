@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -121,6 +122,8 @@ COMMAND_TIMEOUT_S = 150
 def launch_webkit(display: str | None = None, proxy: str | None = None, attempts: int = 3, timeout: float = 60):
     """WebKitGTK's MiniBrowser under Selenium. display: the X display (else $DISPLAY);
     proxy: "host:port" of an HTTP proxy for every request except to 127.0.0.1 / localhost.
+    What the driver and the browser it starts print goes to a temporary file, ``driver.log_path``
+    (a web process that crashed says so there).
 
     Now and then WebKitWebDriver never answers the new-session request (its browser is gone
     and it waits on): a start that has not answered within ``timeout`` seconds is stopped,
@@ -143,7 +146,9 @@ def launch_webkit(display: str | None = None, proxy: str | None = None, attempts
         env["DISPLAY"] = display
     problem = None
     for _ in range(attempts):
-        service = Service(executable_path=webkit_driver_executable(), env=env)
+        fd, log_path = tempfile.mkstemp(prefix="webkit-", suffix=".log")
+        os.close(fd)
+        service = Service(executable_path=webkit_driver_executable(), env=env, log_output=log_path)
         started: dict = {}
 
         def start(service=service, started=started):
@@ -159,6 +164,7 @@ def launch_webkit(display: str | None = None, proxy: str | None = None, attempts
             driver = started["driver"]
             # no command waits on a silent driver for ever either (page loads time out at 90 s before this)
             driver.command_executor.client_config.timeout = COMMAND_TIMEOUT_S
+            driver.log_path = log_path
             return driver
         problem = started.get("error") or f"no session within {timeout:.0f} s"
         try:
@@ -166,4 +172,5 @@ def launch_webkit(display: str | None = None, proxy: str | None = None, attempts
         except Exception:
             pass
         thread.join(10)
+        os.unlink(log_path)
     raise RuntimeError(f"WebKit did not start in {attempts} tries: {problem}")
