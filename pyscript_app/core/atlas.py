@@ -49,13 +49,6 @@ STEP_MACS = 6_000_000  # multiply-adds per step of the idle-time work (a few ms 
 IN_BROWSER = sys.platform == "emscripten"
 
 
-def _sizer(first: int, most: int | None = None):
-    """The blocks of a step's work: elsewhere ``first`` items each; in the browser sized by time
-    (pacing.StepSizer), starting at a quarter of ``first``: the first step's cost is a guess (``first`` is
-    a few ms of work on a fast machine), so it is kept small enough for a slow one."""
-    return pacing.sizer(max(1, first // 4 if IN_BROWSER else first), most, in_steps=IN_BROWSER)
-
-
 def _zero(fractions):
     """The steps of a pass that comes before the part whose progress is shown: each yields 0.0."""
     for _ in fractions:
@@ -133,14 +126,14 @@ def pca_steps(acts):
     def add(start, stop):
         total[:] += _finite(a[start:stop]).sum(axis=0)
 
-    yield from _zero(pacing.spans(n, _sizer(STEP_MACS // (8 * max(1, width))), add))
+    yield from _zero(pacing.spans(n, pacing.idle_sizer(STEP_MACS // (8 * max(1, width))), add))
     mean = total / n if n else np.zeros(width)
     centred_t = np.empty((width, n))  # (width, digits): each row contiguous
 
     def centre(start, stop):
         centred_t[:, start:stop] = (_finite(a[start:stop]) - mean).T
 
-    yield from _zero(pacing.spans(n, _sizer(STEP_MACS // (8 * max(1, width))), centre))
+    yield from _zero(pacing.spans(n, pacing.idle_sizer(STEP_MACS // (8 * max(1, width))), centre))
     gram = np.empty((width, width))
 
     def products(i, stop):
@@ -149,7 +142,7 @@ def pca_steps(acts):
         gram[i:, i:stop] = block.T
 
     # a block of rows i.. costs (width - i) products of each row: the later blocks are cheaper per row
-    yield from pacing.spans(width, _sizer(STEP_MACS // max(1, n * width)), products)
+    yield from pacing.spans(width, pacing.idle_sizer(STEP_MACS // max(1, n * width)), products)
     cov = gram / max(n, 1)
     total = float(np.trace(cov))
     if width == 1:
@@ -191,7 +184,7 @@ def project_steps(pca_: Pca, acts, out: np.ndarray, transform=None):
         block = acts[start:stop]
         out[start:stop] = project(pca_, block if transform is None else transform(block))
 
-    yield from pacing.spans(n, _sizer(STEP_MACS // max(1, 8 * pca_.mean.size)), place)
+    yield from pacing.spans(n, pacing.idle_sizer(STEP_MACS // max(1, 8 * pca_.mean.size)), place)
 
 
 def align(pca_: Pca, xy: np.ndarray, previous: np.ndarray | None) -> tuple[Pca, np.ndarray]:
@@ -250,7 +243,7 @@ def knn_steps(acts, labels, k: int = K):
         np.add.at(counts, (np.repeat(np.arange(len(block)), k), votes.ravel()), 1)
         right += int(np.sum(counts.argmax(axis=1) == labels[queries][start:stop]))
 
-    yield from pacing.spans(len(q), _sizer(min(KNN_ROWS, STEP_MACS // max(1, len(r) * x.shape[1])), KNN_ROWS), vote)
+    yield from pacing.spans(len(q), pacing.idle_sizer(min(KNN_ROWS, STEP_MACS // max(1, len(r) * x.shape[1])), KNN_ROWS), vote)
     return right / len(q)
 
 

@@ -20,6 +20,7 @@ so that no task grows long on a slow machine.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections import deque
 
@@ -134,6 +135,17 @@ def sizer(first: int, most: int | None = None, in_steps: bool = True):
     """A :class:`StepSizer` starting at ``first`` items when the work runs in idle-time steps (the browser,
     ``in_steps``), else :class:`FixedSteps` of ``first`` items: the same blocks on every run."""
     return StepSizer(first=first, most=most) if in_steps else FixedSteps(first)
+
+
+IN_STEPS = sys.platform == "emscripten"  # idle work runs in steps sized by time in the browser only
+
+
+def idle_sizer(first: int, most: int | None = None):
+    """The blocks of a step of idle work: elsewhere (CPython, the tests) ``first`` items each, the same
+    blocks on every run; in the browser sized by time (:class:`StepSizer`), starting at a quarter of
+    ``first``: the first step's cost is a guess (``first`` is a few ms of work on a fast machine), so it
+    is kept small enough for a slow one."""
+    return sizer(max(1, first // 4 if IN_STEPS else first), most, in_steps=IN_STEPS)
 
 
 def spans(n: int, sizer_, work):

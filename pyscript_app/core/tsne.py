@@ -10,7 +10,8 @@ standard deviation of 1e-4, as scikit-learn's ``init="pca"`` does.
 
 Exact t-SNE costs n^2 per iteration, so the page maps a subset (:data:`DIGITS`, the first test
 digits) in idle time: every function here is a generator of small steps (a block of rows at a time)
-that yields its progress and returns its result (``StopIteration.value``).
+that yields its progress and returns its result (``StopIteration.value``). In the browser a block's
+rows are sized by time (pacing.idle_sizer); in CPython every run takes the same blocks.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import math
 
 import numpy as np
 
+from pyscript_app.core import pacing
 from pyscript_app.core.pacing import run
 
 DIGITS = 1000  # the first test digits: the page's map of a network with no build-time map
@@ -33,12 +35,12 @@ MIN_GAIN = 0.01
 SEARCH_STEPS = 100  # binary search steps for a digit's Gaussian width at most
 SEARCH_TOLERANCE = 1e-5  # on the entropy (nats)
 EPS = np.finfo(np.double).eps
-STEP_CELLS = 60_000  # matrix cells a step handles (about 15 ms in the page's numpy)
+STEP_CELLS = 60_000  # matrix cells a step handles (about 15 ms in the page's numpy on a fast machine)
 
 
-def _row_blocks(n: int, width: int):
-    rows = max(1, STEP_CELLS // max(width, 1))
-    return [(start, min(start + rows, n)) for start in range(0, n, rows)]
+def _rows(width: int):
+    """The sizer of a step's rows, ``width`` cells a row."""
+    return pacing.idle_sizer(STEP_CELLS // max(width, 1))
 
 
 def distance_steps(x: np.ndarray):
@@ -48,14 +50,17 @@ def distance_steps(x: np.ndarray):
     n = len(x)
     sq = np.einsum("ij,ij->i", x, x)
     d = np.empty((n, n))
-    for start, stop in _row_blocks(n, n * max(1, x.shape[1] // 8)):
+
+    def rows(start, stop):
         block = d[start:stop]
         np.matmul(x[start:stop], x.T, out=block)
         block *= -2.0
         block += sq[start:stop, None]
         block += sq[None, :]
         np.maximum(block, 0.0, out=block)
-        yield "t-SNE, the distances", stop / n
+
+    for done in pacing.spans(n, _rows(n * max(1, x.shape[1] // 8)), rows):
+        yield "t-SNE, the distances", done
     np.fill_diagonal(d, 0.0)
     return d
 
@@ -75,11 +80,9 @@ def conditional_steps(distances: np.ndarray, perplexity: float = PERPLEXITY):
     low, high = np.full(n, -np.inf), np.full(n, np.inf)
     active = np.ones(n, dtype=bool)
     p = np.zeros((n, n), dtype=np.float32)
-    for step in range(SEARCH_STEPS):
-        rows = np.flatnonzero(active)
-        if len(rows) == 0:
-            break
-        for start, stop in _row_blocks(len(rows), n):
+
+    def search(rows):
+        def step(start, stop):
             r = rows[start:stop]
             block = np.exp(-d[r] * beta[r, None]).astype(np.float32)
             block[np.arange(len(r)), r] = 0.0
@@ -99,27 +102,58 @@ def conditional_steps(distances: np.ndarray, perplexity: float = PERPLEXITY):
             beta[r] = np.where(done, b, np.where(wider, up, down))
             low[r], high[r] = new_low, new_high
             active[r[done]] = False
+        return step
+
+    sizer = _rows(n)
+    for _ in range(SEARCH_STEPS):
+        rows = np.flatnonzero(active)
+        if len(rows) == 0:
+            break
+        for _ in pacing.spans(len(rows), sizer, search(rows)):
             yield "t-SNE, the neighbourhoods", float(n - active.sum()) / n
     return p
 
 
-def joint_probabilities(conditional: np.ndarray) -> np.ndarray:
-    """(n, n) symmetric p_ij = (p(j|i) + p(i|j)) / sum, at least EPS off the diagonal, 0 on it."""
-    p = (conditional + conditional.T).astype(np.float64)
-    p = np.maximum(p / max(float(p.sum()), EPS), EPS)
+def joint_steps(conditional: np.ndarray):
+    """(n, n) symmetric p_ij = (p(j|i) + p(i|j)) / sum, at least EPS off the diagonal, 0 on it; a block of
+    rows at a time (yields None after each). Returns the matrix."""
+    c = np.asarray(conditional)
+    n = len(c)
+    p = np.empty((n, n))
+
+    def add(start, stop):
+        p[start:stop] = c[start:stop] + c[:, start:stop].T  # in c's precision, as scikit-learn adds them
+
+    for _ in pacing.spans(n, _rows(n), add):
+        yield
+    total = max(float(p.sum()), EPS)
+
+    def scale(start, stop):
+        block = p[start:stop]
+        block /= total
+        np.maximum(block, EPS, out=block)
+
+    for _ in pacing.spans(n, _rows(n), scale):
+        yield
     np.fill_diagonal(p, 0.0)
     return p
 
 
-def kl_gradient_steps(y: np.ndarray, p: np.ndarray, exaggeration: float = 1.0, error: bool = False):
+def joint_probabilities(conditional: np.ndarray) -> np.ndarray:
+    return run(joint_steps(conditional))
+
+
+def kl_gradient_steps(y: np.ndarray, p: np.ndarray, exaggeration: float = 1.0, error: bool = False, sizers=None):
     """The gradient of KL(P || Q) at the places y (n, 2) (and the divergence when ``error``), a block of rows
     at a time (yields None after each). Q is the Student-t kernel 1 / (1 + |y_i - y_j|^2), normalised.
+    ``sizers``: row sizers kept from one iteration to the next (see :func:`_sizers`).
     Returns (divergence or nan, gradient)."""
     n = len(y)
+    kernel_rows, gradient_rows, divergence_rows = sizers or _sizers(n)
     kernel = np.empty((n, n))
-    total = 0.0
-    blocks = _row_blocks(n, n)
-    for start, stop in blocks:
+    row_sums = np.empty(n)  # the kernel's sum is the sum of its rows' sums, whatever the blocks
+
+    def kernel_block(start, stop):
         dx = y[start:stop, 0, None] - y[None, :, 0]
         dy = y[start:stop, 1, None] - y[None, :, 1]
         k = kernel[start:stop]
@@ -128,21 +162,33 @@ def kl_gradient_steps(y: np.ndarray, p: np.ndarray, exaggeration: float = 1.0, e
         k += 1.0
         np.reciprocal(k, out=k)
         k[np.arange(stop - start), np.arange(start, stop)] = 0.0
-        total += float(k.sum())
+        row_sums[start:stop] = k.sum(axis=1)
+
+    for _ in pacing.spans(n, kernel_rows, kernel_block):
         yield
+    total = float(row_sums.sum())
     grad = np.empty_like(y)
-    kl = 0.0
-    for start, stop in blocks:
+    kl = [0.0]
+
+    def gradient_block(start, stop):
         k = kernel[start:stop]
         q = np.maximum(k / total, EPS)
         pe = p[start:stop] * exaggeration if exaggeration != 1.0 else p[start:stop]
         if error:
             off = pe > 0.0
-            kl += float(np.dot(pe[off], np.log(np.maximum(pe[off], EPS) / q[off])))
+            kl[0] += float(np.dot(pe[off], np.log(np.maximum(pe[off], EPS) / q[off])))
         w = (pe - q) * k
         grad[start:stop] = 4.0 * (y[start:stop] * w.sum(axis=1)[:, None] - w @ y)
+
+    for _ in pacing.spans(n, divergence_rows if error else gradient_rows, gradient_block):
         yield
-    return (kl if error else math.nan), grad
+    return (kl[0] if error else math.nan), grad
+
+
+def _sizers(n: int):
+    """The row sizers of a gradient's parts: the kernel, the gradient, the gradient with the divergence
+    (a few times dearer a row: it is computed every CHECK_EVERY iterations only)."""
+    return _rows(n), _rows(n), _rows(n)
 
 
 def learning_rate(n: int) -> float:
@@ -165,13 +211,14 @@ def descent_steps(p: np.ndarray, y0: np.ndarray, iterations: int = ITERATIONS):
     rate = learning_rate(len(y))
     update = np.zeros_like(y)
     gains = np.ones_like(y)
+    sizers = _sizers(len(y))
     for first, last, momentum, exaggeration, patience in (
             (0, min(EXPLORATION, iterations), 0.5, EXAGGERATION, EXPLORATION),
             (EXPLORATION, iterations, 0.8, 1.0, NO_PROGRESS)):
         best_error, best_iter = np.finfo(float).max, first
         for i in range(first, last):
             check = (i + 1) % CHECK_EVERY == 0
-            parts = kl_gradient_steps(y, p, exaggeration, error=check or i == last - 1)
+            parts = kl_gradient_steps(y, p, exaggeration, error=check or i == last - 1, sizers=sizers)
             while True:
                 try:
                     next(parts)
@@ -197,6 +244,16 @@ def descent_steps(p: np.ndarray, y0: np.ndarray, iterations: int = ITERATIONS):
     return y
 
 
+def _tagged(steps, what: str, done: float):
+    """The steps of a part that shows no progress of its own, each yielding (what, done); its result."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as stop:
+            return stop.value
+        yield what, done
+
+
 def tsne_steps(x: np.ndarray, pca_xy: np.ndarray, perplexity: float = PERPLEXITY, iterations: int = ITERATIONS):
     """The t-SNE map (n, 2) of the rows of x (n, width), starting from their principal-axes places ``pca_xy``.
     Yields (what, fraction of that part done)."""
@@ -206,6 +263,6 @@ def tsne_steps(x: np.ndarray, pca_xy: np.ndarray, perplexity: float = PERPLEXITY
     perplexity = min(perplexity, (n - 1) / 3.0)  # a perplexity above that has no solution
     distances = yield from distance_steps(x)
     conditional = yield from conditional_steps(distances, perplexity)
-    p = joint_probabilities(conditional)
+    p = yield from _tagged(joint_steps(conditional), "t-SNE, the neighbourhoods", 1.0)
     y = yield from descent_steps(p, initial_places(pca_xy), iterations)
     return y
