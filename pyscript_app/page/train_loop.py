@@ -1,11 +1,12 @@
 """Train mode's loop: training in slices, each its own task.
 
 A slice is a message the page posts to itself on a MessageChannel (so no wait
-for the display's next tick and no timer clamping). It first redraws the live
-views when they are due (train_live.py says when), then
+for the display's next tick and no timer clamping). While training, a slice
+either redraws the live views, when they are due (train_live.py says when), or
 advances a test-set evaluation by one chunk, then trains with what is left of
 SLICE_S. Between two slices the browser handles clicks, keys and drawing (on
-the network being trained) and paints.
+the network being trained) and paints: a click waits for one of the two, never
+for both in one task.
 """
 
 import time
@@ -85,8 +86,8 @@ class SliceLoop:
             self.channel.port2.postMessage(0)
 
     def slice(self, *_):
-        """One slice: the live views when due, a chunk of the evaluation, then training
-        until SLICE_S of the slice is spent (at least one batch)."""
+        """One slice: the live views when due (and nothing else while training); else a chunk of the
+        evaluation, then training until SLICE_S of the slice is spent (at least one batch)."""
         self.pending = False
         t = self.trainer
         if t is None:
@@ -97,6 +98,9 @@ class SliceLoop:
             self.last_tick = start
         if not self.running or self.due(start):
             self.refresh()
+            if self.running:  # the views are a task of their own: a click waits for them or a slice, not both
+                self.schedule()
+                return
         if self.evaluation is None and self.eval_due:
             self.eval_due = False
             chunk = EVAL_CHUNK_CNN if t.settings.conv else EVAL_CHUNK
