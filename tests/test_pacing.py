@@ -179,3 +179,14 @@ CAP = pacing.IDLE_TASK_S
 def test_a_step_starts_only_if_it_fits_the_deadline(spent, expected, remaining, starts):
     assert CAP < 0.050  # (a long task is over 50 ms)
     assert pacing.may_start_step(spent, expected, remaining) is starts
+
+
+def test_shown_as_yields_the_value_for_each_step_and_returns_the_result():
+    def part():
+        yield "a"
+        yield "b"
+        return 42
+
+    steps = pacing.shown_as(part(), ("what", 1.0))
+    assert [next(steps), next(steps)] == [("what", 1.0)] * 2
+    assert pacing.run(steps) == 42

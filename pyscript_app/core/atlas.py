@@ -49,12 +49,6 @@ STEP_MACS = 6_000_000  # multiply-adds per step of the idle-time work (a few ms 
 IN_BROWSER = sys.platform == "emscripten"
 
 
-def _zero(fractions):
-    """The steps of a pass that comes before the part whose progress is shown: each yields 0.0."""
-    for _ in fractions:
-        yield 0.0
-
-
 def layers(network) -> list:
     """The layers the atlas maps (after the input): every one the view draws; a flatten only reshapes."""
     return [layer for layer in network.layers if layer.kind != "flatten"]
@@ -126,14 +120,14 @@ def pca_steps(acts):
     def add(start, stop):
         total[:] += _finite(a[start:stop]).sum(axis=0)
 
-    yield from _zero(pacing.spans(n, pacing.idle_sizer(STEP_MACS // (8 * max(1, width))), add))
+    yield from pacing.shown_as(pacing.spans(n, pacing.idle_sizer(STEP_MACS // (8 * max(1, width))), add), 0.0)
     mean = total / n if n else np.zeros(width)
     centred_t = np.empty((width, n))  # (width, digits): each row contiguous
 
     def centre(start, stop):
         centred_t[:, start:stop] = (_finite(a[start:stop]) - mean).T
 
-    yield from _zero(pacing.spans(n, pacing.idle_sizer(STEP_MACS // (8 * max(1, width))), centre))
+    yield from pacing.shown_as(pacing.spans(n, pacing.idle_sizer(STEP_MACS // (8 * max(1, width))), centre), 0.0)
     gram = np.empty((width, width))
 
     def products(i, stop):

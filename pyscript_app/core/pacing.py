@@ -161,6 +161,17 @@ def spans(n: int, sizer_, work):
         yield stop / n
 
 
+def shown_as(steps, value):
+    """The steps of a part whose own progress is not shown: each yields ``value`` instead; returns the
+    part's result (``StopIteration.value``)."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as stop:
+            return stop.value
+        yield value
+
+
 def may_start_step(spent: float, expected: float, remaining: float | None, cap: float = IDLE_TASK_S) -> bool:
     """Whether an idle callback that has run steps for ``spent`` seconds may start another one expected
     to take ``expected``: only if it fits both the browser's time left (``remaining``, the idle

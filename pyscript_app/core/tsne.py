@@ -244,16 +244,6 @@ def descent_steps(p: np.ndarray, y0: np.ndarray, iterations: int = ITERATIONS):
     return y
 
 
-def _tagged(steps, what: str, done: float):
-    """The steps of a part that shows no progress of its own, each yielding (what, done); its result."""
-    while True:
-        try:
-            next(steps)
-        except StopIteration as stop:
-            return stop.value
-        yield what, done
-
-
 def tsne_steps(x: np.ndarray, pca_xy: np.ndarray, perplexity: float = PERPLEXITY, iterations: int = ITERATIONS):
     """The t-SNE map (n, 2) of the rows of x (n, width), starting from their principal-axes places ``pca_xy``.
     Yields (what, fraction of that part done)."""
@@ -263,6 +253,6 @@ def tsne_steps(x: np.ndarray, pca_xy: np.ndarray, perplexity: float = PERPLEXITY
     perplexity = min(perplexity, (n - 1) / 3.0)  # a perplexity above that has no solution
     distances = yield from distance_steps(x)
     conditional = yield from conditional_steps(distances, perplexity)
-    p = yield from _tagged(joint_steps(conditional), "t-SNE, the neighbourhoods", 1.0)
+    p = yield from pacing.shown_as(joint_steps(conditional), ("t-SNE, the neighbourhoods", 1.0))
     y = yield from descent_steps(p, initial_places(pca_xy), iterations)
     return y
