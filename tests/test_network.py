@@ -37,6 +37,12 @@ def test_single_sample_and_batch_agree(network, testset):
         for b, o in zip(batch, one):
             assert o.shape == b.shape[1:]
             np.testing.assert_allclose(o, b[i], atol=1e-6)
+        # a slice of one digit is a batch of one, image-shaped or flat
+        for sliced in (testset.images[i : i + 1], testset.images[i : i + 1].reshape(1, -1)):
+            assert network.normalize(sliced).shape == (1, network.input_size)
+            for b, o in zip(batch, network.forward(network.normalize(sliced))):
+                assert o.shape == (1, *b.shape[1:])
+                np.testing.assert_allclose(o[0], b[i], atol=1e-6)
 
 
 def test_softmax_rows_sum_to_one_and_hidden_layers_in_their_range(network, testset):

@@ -366,7 +366,7 @@ class _Pass:
         """One block of digits through the layers up to the first dense one's net input, as network.forward
         does it (each output rounded to float32, knocked-out channels set to 0 before the next layer)."""
         start = self.done
-        a = network.normalize(images[start : start + block].reshape(-1, network.input_size))
+        a = network.normalize(images[start : start + block])
         stop = start + a.shape[0]
         for pos in range(self.end):
             layer = network.layers[pos]

@@ -207,10 +207,13 @@ class Network:
 
 
 def normalize(pixels: np.ndarray, normalization: dict, input_size: int) -> np.ndarray:
+    """One image (flat, or in its image shape such as 28x28) gives (input_size,); a batch, even a batch of
+    one (a leading axis of 1, as a slice ``images[i : i + 1]`` gives), gives (n, input_size)."""
     scale = float(normalization.get("scale", 1.0 / 255.0))
     offset = float(normalization.get("offset", 0.0))
     p = np.asarray(pixels)
-    flat = p.reshape(-1, input_size) if p.size != input_size else p.reshape(input_size)
+    single = p.size == input_size and (p.ndim == 1 or p.shape[0] != 1)
+    flat = p.reshape(input_size) if single else p.reshape(-1, input_size)
     return (flat.astype(np.float32) * np.float32(scale) + np.float32(offset)).astype(np.float32)
 
 
