@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 8000
+# Processes the test suite runs on (pytest-xdist; TEST_WORKERS=0 runs it in this one)
+TEST_WORKERS ?= 2
 # How the committed models were trained (`make build` reproduces them; EXPORT_ARGS= trains on MNIST alone)
 EXPORT_ARGS ?= --augment
 EXPORT    := $(PY) export_weights.py $(EXPORT_ARGS)
@@ -70,7 +72,7 @@ serve: site
 
 test: site $(VENV)/.test $(VENV)/.train
 	bash tools/ensure_browser.sh
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 bench: site $(VENV)/.test
 	bash tools/ensure_browser.sh

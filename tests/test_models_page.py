@@ -62,15 +62,17 @@ def check_view_against_reference(page, model_dir):
 def check_confusion_matrix(page, model_dir):
     manifest = json.loads((model_dir / "manifest.json").read_text())
     page.click("#errors-toggle")
-    expected = reference_confusion(model_dir)  # (while the page runs its own pass)
-    page.wait_for_selector(f"#error-explorer[data-model='{model_dir.name}'] #confusion-matrix", timeout=READY_TIMEOUT_MS)
-    cells = page.eval_on_selector_all("#confusion-matrix .cell", "cs => cs.map(c => [+c.dataset.true, +c.dataset.predicted, +c.dataset.count])")
+    try:
+        expected = reference_confusion(model_dir)  # (while the page runs its own pass)
+        page.wait_for_selector(f"#error-explorer[data-model='{model_dir.name}'] #confusion-matrix", timeout=READY_TIMEOUT_MS)
+        cells = page.eval_on_selector_all("#confusion-matrix .cell", "cs => cs.map(c => [+c.dataset.true, +c.dataset.predicted, +c.dataset.count])")
+    finally:
+        page.click("#errors-toggle")  # closed again, also after a failure: the next model's check opens it
     n = len(manifest["classes"])
     got = np.zeros((n, n), dtype=np.int64)
     for t, p, c in cells:
         got[t, p] = c
     np.testing.assert_array_equal(got, expected)
-    page.click("#errors-toggle")  # closed again
 
 
 @functools.lru_cache(maxsize=None)
