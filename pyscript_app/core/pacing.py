@@ -59,11 +59,12 @@ def intervals(refresh_cost: float, gallery_cost: float, share: float = VIEWS_SHA
     refresh_cost / refresh interval + gallery_cost / gallery interval is at most ``share``."""
     scale = max(1.0, (refresh_cost / REFRESH_S + gallery_cost / GALLERY_S) / share)
     refresh_s, gallery_s = REFRESH_S * scale, GALLERY_S * scale
-    slowest = 1.0 / MIN_PER_S
-    left = share - refresh_cost / slowest  # the gallery's share if the refreshes come MIN_PER_S times a second
-    if refresh_s > slowest and left > 0:
-        refresh_s = slowest
-        gallery_s = max(GALLERY_S, gallery_cost / left)
+    # A refresh comes at the first slice of training after its interval, a few ms late: MIN_PER_S a second
+    # needs a shorter interval than 1 / MIN_PER_S (AIM of it), or that one if the share leaves no room.
+    for slowest in (AIM / MIN_PER_S, 1.0 / MIN_PER_S):
+        left = share - refresh_cost / slowest  # the gallery's share if the refreshes come that often
+        if refresh_s > slowest and left > 0:
+            return slowest, max(GALLERY_S, gallery_cost / left)
     return refresh_s, gallery_s
 
 
