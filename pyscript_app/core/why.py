@@ -56,12 +56,6 @@ def to_input(network, u: np.ndarray) -> np.ndarray:
     return np.asarray(u, dtype=np.float64) * a + b
 
 
-def from_grey(network, pixels: np.ndarray) -> np.ndarray:
-    """uint8 grey levels (any shape holding input_size values per digit) -> u in [0, 1], flat float64."""
-    p = np.asarray(pixels, dtype=np.float64)
-    return (p / 255.0).reshape(-1, network.input_size) if p.size != network.input_size else (p / 255.0).reshape(-1)
-
-
 def class_objective(target) -> tuple:
     """``k`` -> the class's log-probability; ``(a, b)`` -> log p_a - log p_b."""
     if isinstance(target, (tuple, list)):
