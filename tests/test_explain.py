@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -605,6 +606,20 @@ def test_cache_reuses_layers_and_equals_the_forward_pass(network, testset):
     if last is not first:
         assert cache.activations({last.name: [4 % last.units]})[0] is cache.activations({})[0]
     assert cache.activations({first.name: [3]})[0] is not cache.activations({})[0]
+
+
+@on_the_shipped_cnn()  # (tiny-cnn)
+def test_a_pass_in_blocks_of_one_digit_equals_the_reference(network, testset, reference):
+    """The page sizes the pass's blocks by time: after a slow step the next one is a single digit, which
+    must be read as a batch of one (for a dense network the pass is the first layer's net input)."""
+    n = 30
+    few = SimpleNamespace(images=testset.images[:n], labels=testset.labels[:n])
+    cache = explain.TestsetCache(network, few)
+    cache.block = 1
+    assert list(cache.first_layer_blocks(seconds=None)) == list(range(1, n + 1))
+    for layer, got, (_, want) in zip(network.layers, cache.activations(), reference):
+        want = want[:n]
+        np.testing.assert_allclose(got, want, atol=1e-5 * max(1.0, float(np.abs(want).max())), rtol=0, err_msg=layer.name)
 
 
 def test_first_layer_can_be_warmed_block_by_block(network, testset, plain, reference, classes):
