@@ -609,17 +609,20 @@ def test_cache_reuses_layers_and_equals_the_forward_pass(network, testset):
 
 
 @on_the_shipped_cnn()  # (tiny-cnn)
-def test_a_pass_in_blocks_of_one_digit_equals_the_reference(network, testset, reference):
+@pytest.mark.parametrize("block", [1, 3])
+def test_a_pass_in_blocks_of_one_digit_equals_the_reference(network, testset, reference, block):
     """The page sizes the pass's blocks by time: after a slow step the next one is a single digit, which
-    must be read as a batch of one (for a dense network the pass is the first layer's net input)."""
-    n = 30
+    must be read as a batch of one (for a dense network the pass is the first layer's net input). Blocks
+    of 3 end on a block of one."""
+    n = 40
     few = SimpleNamespace(images=testset.images[:n], labels=testset.labels[:n])
     cache = explain.TestsetCache(network, few)
-    cache.block = 1
-    assert list(cache.first_layer_blocks(seconds=None)) == list(range(1, n + 1))
+    cache.block = block
+    assert list(cache.first_layer_blocks(seconds=None)) == [min(n, k) for k in range(block, n + block, block)]
     for layer, got, (_, want) in zip(network.layers, cache.activations(), reference):
         want = want[:n]
         np.testing.assert_allclose(got, want, atol=1e-5 * max(1.0, float(np.abs(want).max())), rtol=0, err_msg=layer.name)
+    np.testing.assert_array_equal(cache.predictions(), reference[-1][1][:n].argmax(axis=1))
 
 
 def test_first_layer_can_be_warmed_block_by_block(network, testset, plain, reference, classes):

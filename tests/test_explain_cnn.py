@@ -4,8 +4,6 @@ digit's channel peaks), against tests/reference.py's plain loops (never the page
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
 
@@ -59,22 +57,6 @@ def test_a_knockout_pass_resumed_in_pieces_equals_one_go(cnn):
     for pos, (_, a) in enumerate(want):
         np.testing.assert_allclose(got[pos], a, atol=1e-6 * max(1.0, float(np.abs(a).max())), rtol=0)
     assert np.all(got[names.index("pool_1")][:, 2] == 0)
-
-
-@pytest.mark.parametrize("block", [1, 3])
-def test_a_pass_in_blocks_of_one_digit_or_a_few_equals_the_reference(cnn, block):
-    """The blocks of the pass are sized by time in the page: a slow step (a busy machine, the garbage
-    collector) makes the next one a single digit, which must be read as a batch of one."""
-    network, testset, chain, x = cnn
-    n = 40
-    few = SimpleNamespace(images=testset.images[:n], labels=testset.labels[:n])
-    cache = explain.TestsetCache(network, few)
-    cache.block = block
-    assert list(cache.first_layer_blocks(seconds=None)) == [min(n, k) for k in range(block, n + block, block)]
-    want = reference_pass(chain, x[:n])
-    for pos, (got, (_, a)) in enumerate(zip(cache.activations(), want)):
-        np.testing.assert_allclose(got, a, atol=1e-6 * max(1.0, float(np.abs(a).max())), rtol=0, err_msg=str(pos))
-    np.testing.assert_array_equal(cache.predictions(), want[-1][1].argmax(axis=1))
 
 
 def test_peaks_are_the_maps_maxima_and_a_knocked_channel_keeps_its_own(cnn):
