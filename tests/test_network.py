@@ -45,6 +45,18 @@ def test_single_sample_and_batch_agree(network, testset):
                 np.testing.assert_allclose(o[0], b[i], atol=1e-6)
 
 
+def test_a_forward_pass_up_to_a_layer_is_the_whole_pass_cut_there(network, testset):
+    x = network.normalize(testset.images[:8])
+    whole = network.forward(x, keep=True)
+    for pos, layer in enumerate(network.layers):
+        cut = network.forward(x, keep=True, upto=layer.name)
+        assert len(cut) == pos + 1
+        for c, w in zip(cut, whole):
+            np.testing.assert_array_equal(c, w)
+    with pytest.raises(KeyError, match="no layer named"):
+        network.forward(x, upto="no-such-layer")
+
+
 def test_softmax_rows_sum_to_one_and_hidden_layers_in_their_range(network, testset):
     acts = network.forward(network.normalize(testset.images))
     np.testing.assert_allclose(acts[-1].sum(axis=1), 1.0, atol=1e-5)

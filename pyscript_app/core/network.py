@@ -115,6 +115,7 @@ class Network:
         x: np.ndarray,
         knocked_out: Mapping[str, object] | None = None,
         keep: bool = False,
+        upto: str | None = None,
     ) -> list[np.ndarray]:
         """Every layer's activations for already-normalised input ``x``.
 
@@ -124,6 +125,7 @@ class Network:
         ``knocked_out`` maps a layer name to the indices of units whose
         activation is forced to zero (a "knock-out"), before the next layer.
         ``keep``: the layers keep what :meth:`backward` needs.
+        ``upto``: a layer's name: the layers after it are not run (the result ends with it).
         """
         a = np.asarray(x, dtype=np.float32)
         single = a.ndim == 1
@@ -131,7 +133,8 @@ class Network:
             a = a[None, :]
         if a.shape[-1] != self.input_size:
             raise ValueError(f"input has {a.shape[-1]} values, the network takes {self.input_size}")
-        out = layers_mod.forward_all(self.layers, a, keep=keep, float32=True, knocked_out=knocked_out)
+        chain = self.layers if upto is None else self.layers[: self.layers.index(self.layer(upto)) + 1]
+        out = layers_mod.forward_all(chain, a, keep=keep, float32=True, knocked_out=knocked_out)
         return [o[0] for o in out] if single else out
 
     def predict(self, x: np.ndarray, knocked_out=None) -> np.ndarray:
@@ -182,7 +185,7 @@ class Network:
         """
         a = np.asarray(x, dtype=np.float32)
         single = a.ndim == 1
-        acts = self.forward(a[None, :] if single else a, knocked_out=knocked_out, keep=True)
+        acts = self.forward(a[None, :] if single else a, knocked_out=knocked_out, keep=True, upto=layer)
         n = acts[0].shape[0]
         if layer is not None:
             if unit is None or target is not None:

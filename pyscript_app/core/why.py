@@ -85,10 +85,10 @@ def gradient(network, x: np.ndarray, objective: tuple, knocked_out=None) -> tupl
         logp = _log_softmax(network.output_layer.net_input)  # the forward pass input_gradient ran
         return logp[:, a] - (logp[:, b] if b is not None else 0.0), g
     _, layer_name, index = objective
-    outs = network.forward(x, knocked_out=knocked_out, keep=True)
     layer = network.layer(layer_name)
     if len(layer.output_shape) == 3:  # a channel: the gradient of its map's peak flows through that one pixel
         source, net, h, w = _peak_source(network, layer)
+        outs = network.forward(x, knocked_out=knocked_out, keep=True, upto=source.name)
         peaks = _channel_map(network, outs, layer, index)
         n = x.shape[0]
         at = peaks.reshape(n, -1).argmax(axis=1)
@@ -96,6 +96,7 @@ def gradient(network, x: np.ndarray, objective: tuple, knocked_out=None) -> tupl
         seed[np.arange(n), at // w, at % w, index] = 1.0
         _, g = network.backward(seed, at_net_input=net, knocked_out=knocked_out, upto=source.name, parameters=False)
         return peaks.reshape(n, -1).max(axis=1), g
+    network.forward(x, knocked_out=knocked_out, keep=True, upto=layer_name)
     seed = np.zeros((x.shape[0], layer.units))
     seed[:, index] = 1.0
     _, g = network.backward(seed, at_net_input=True, knocked_out=knocked_out, upto=layer_name, parameters=False)
@@ -132,7 +133,7 @@ def _log_softmax(z: np.ndarray) -> np.ndarray:
 
 def net_inputs(network, x: np.ndarray, layer_name: str, knocked_out=None) -> np.ndarray:
     """A layer's net inputs (float64, (n, units)) at network inputs ``x``."""
-    network.forward(np.atleast_2d(x), knocked_out=knocked_out, keep=True)
+    network.forward(np.atleast_2d(x), knocked_out=knocked_out, keep=True, upto=layer_name)
     return network.layer(layer_name).net_input.copy()
 
 
@@ -146,7 +147,7 @@ def objective_value(network, x: np.ndarray, objective: tuple, knocked_out=None) 
     layer = network.layer(layer_name)
     if len(layer.output_shape) == 3:  # a channel's peak, as :func:`gradient` takes it
         x = np.atleast_2d(x)
-        outs = network.forward(x, knocked_out=knocked_out, keep=True)
+        outs = network.forward(x, knocked_out=knocked_out, keep=True, upto=_peak_source(network, layer)[0].name)
         return _channel_map(network, outs, layer, index).reshape(x.shape[0], -1).max(axis=1)
     return net_inputs(network, x, layer_name, knocked_out)[:, index]
 
