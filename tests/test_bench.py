@@ -231,6 +231,9 @@ def test_a_short_benchmark_run_writes_valid_json(tmp_path):
     assert "targets" in run.stdout and "machine index (1x)" in run.stdout
     assert doc["machine_index"]["js_loop_ms"]["median"] > 0 and doc["machine_index"]["cpython_digits_per_s"] > 0
     assert s["idle.long_tasks"]["n"] >= 1 and doc["not_measured"] == []
+    for m in doc["raw"][0]["ours"]["models"]:  # the dreams of a first-layer unit and of an output class
+        assert m["why"]["dream_first_ms"] > 0 and m["why"]["dream_output_ms"] > 0
+        assert m["why"]["dream_ms"] == max(m["why"]["dream_first_ms"], m["why"]["dream_output_ms"])
     training = doc["training"]  # Train mode, measured in the page (tools/bench_train_page.py)
     assert training["page_digits_per_s"] > 0 and training["cpython_digits_per_s"] > 0
     assert len(training["card_ms"]) == len(training["pause_ms"]) == 10 and training["errors"] == []

@@ -570,8 +570,8 @@ WHY_WAIT = """async ([selector, attribute, value]) => {
 
 def measure_why(page, model_id: str) -> dict:
     """The why panel for one model (Python ms, from the page's own attributes): gradient x input after a
-    click, integrated gradients, a targeted attack with its epsilon search, a first-layer unit's dream
-    (idle-time steps added up) and the robustness curve over the test set (idle time), with the long
+    click, integrated gradients, a targeted attack with its epsilon search, a first-layer unit's dream and an
+    output class's (idle-time steps added up) and the robustness curve over the test set (idle time), with the long
     tasks while the last two ran."""
     base = page.evaluate("location.hash").split("&why=")[0]
     out = {"gradxinput_ms": float(page.get_attribute("#why", "data-compute-ms"))}
@@ -584,10 +584,17 @@ def measure_why(page, model_id: str) -> dict:
     page.evaluate(WHY_WAIT, ["#attack-result", "data-target", str(target)])
     out["attack_ms"] = float(page.get_attribute("#why", "data-attack-ms"))
     start = page.evaluate("performance.now()")
-    layer = page.get_attribute("#view .neuron", "data-layer")
-    page.evaluate("h => { location.hash = h; }", f"{base}&neuron={layer}:1")
-    out["dream_wall_ms"] = page.evaluate(WHY_WAIT, ["#neuron-dream", "data-compute-ms", None])
-    out["dream_ms"] = float(page.get_attribute("#neuron-dream", "data-compute-ms"))
+    first, last = page.evaluate("[...document.querySelectorAll('#view .neuron')].map((n) => n.dataset.layer)"
+                                ".filter((name, i, all) => i === 0 || i === all.length - 1)")
+    for key, unit in (("dream_first", f"{first}:1"), ("dream_output", f"{last}:{(predicted + 3) % 10}")):
+        page.evaluate("h => { location.hash = h; }", base)
+        page.wait_for_function("!document.getElementById('neuron-dream')")
+        page.evaluate("h => { location.hash = h; }", f"{base}&neuron={unit}")
+        out[f"{key}_wall_ms"] = page.evaluate(WHY_WAIT, ["#neuron-dream", "data-compute-ms", None])
+        out[f"{key}_ms"] = float(page.get_attribute("#neuron-dream", "data-compute-ms"))
+    # the dream goal is for any unit: the worse of a first-layer unit (the cheapest gradient) and an output class
+    out["dream_ms"] = max(out["dream_first_ms"], out["dream_output_ms"])
+    out["dream_wall_ms"] = max(out["dream_first_wall_ms"], out["dream_output_wall_ms"])
     page.evaluate(WHY_WAIT, ["#robustness", "data-model", model_id])  # (its steps began at the switch, in idle time)
     out["robustness_ms"] = float(page.get_attribute("#robustness", "data-compute-ms"))
     out["long_tasks"] = long_tasks(page, start, page.evaluate("performance.now()"))
@@ -774,6 +781,8 @@ MODEL_ROWS = {"click_frame_ms": "click -> next frame", "click_shown_ms": "click 
               "cached_switch_ms": "cached switch", "drawing_per_s": "drawing: view updates per second"}
 WHY_ROWS = {"gradxinput_ms": "why: gradient x input (Python)", "ig_ms": "why: integrated gradients (Python)",
             "attack_ms": "why: attack + epsilon search (Python)", "dream_ms": "why: a dream, its steps (Python)",
+            "dream_first_ms": "why: a first-layer unit's dream (Python)",
+            "dream_output_ms": "why: an output class's dream (Python)",
             "dream_wall_ms": "why: a dream, card -> image", "robustness_ms": "why: robustness curve, its steps (Python)"}
 MODEL_ROWS.update({f"why_{k}": v for k, v in WHY_ROWS.items()})
 
