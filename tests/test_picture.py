@@ -113,13 +113,47 @@ def page_at(browser, server, model, viewport, sample):
         context.close()
 
 
+# Each line's two ends and the boxes of what it joins: a neuron, or a pixel of the input image.
+ENDS = """([rows, cols]) => {
+  const box = (name) => {
+    const [layer, index] = name.split(':');
+    if (layer === 'input') {
+      const r = document.getElementById('input-image').getBoundingClientRect(), k = +index;
+      const w = r.width / cols, h = r.height / rows;
+      return [r.left + (k % cols) * w, r.top + Math.floor(k / cols) * h, r.left + (k % cols + 1) * w,
+              r.top + (Math.floor(k / cols) + 1) * h];
+    }
+    const r = document.querySelector(`#view .neuron[data-layer="${layer}"][data-index="${index}"]`).getBoundingClientRect();
+    return [r.left, r.top, r.right, r.bottom];
+  };
+  return [...document.querySelectorAll('#connections line')].map(l => {
+    const svg = l.ownerSVGElement.getBoundingClientRect();
+    return [svg.left + +l.getAttribute('x1'), svg.top + +l.getAttribute('y1'), svg.left + +l.getAttribute('x2'),
+            svg.top + +l.getAttribute('y2'), box(l.dataset.from), box(l.dataset.to)];
+  });
+}"""
+
+
+def off_their_neurons(ends) -> list:
+    """Lines whose ends are not level with what they join: beside each other (a desktop), each end's height
+    lies within its neuron's (or pixel's) box; stacked (a phone), each end's left-right place does."""
+    def within(a, b, src, dst, lo, hi):
+        return src[lo] - 0.5 <= a <= src[hi] + 0.5 and dst[lo] - 0.5 <= b <= dst[hi] + 0.5
+
+    return [(x1, y1, x2, y2, src, dst) for x1, y1, x2, y2, src, dst in ends
+            if not (within(y1, y2, src, dst, 1, 3) or within(x1, x2, src, dst, 0, 2))]
+
+
 @pytest.mark.parametrize("viewport", [(1400, 900), (390, 844)])
-def test_no_line_is_drawn_over_a_value_a_heading_or_the_digit(browser, site_server, model_id, viewport):
+def test_no_line_is_drawn_over_a_value_a_heading_or_the_digit(browser, site_server, model_id, network, viewport):
     with page_at(browser, site_server, model_id, viewport, 8) as w:
         geometry = w.page.evaluate(GEOMETRY)
         assert geometry["lines"]
         bad = crossings(geometry["lines"], geometry["blocks"])
         assert bad == [], bad[:5]
+        # and each line ends at the two neurons it joins
+        ends = w.page.evaluate(ENDS, list(network.image_shape))
+        assert len(ends) == len(geometry["lines"]) and off_their_neurons(ends) == [], off_their_neurons(ends)[:3]
 
 
 def test_the_gallery_shows_every_first_layer_neurons_weights(app, network):
