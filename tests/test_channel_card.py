@@ -59,7 +59,7 @@ def view_map_rgb(cnn, sample, layer, index):
     doc = Doc(render.network_view(network, view))
     section = [i for i, (t, a) in enumerate(doc.items) if a.get("id") == f"layer-{layer}"][0]
     fmaps = next(a for t, a in doc.items[section:] if a.get("class") == "fmaps")
-    image = decode_png(re.search(r"--sprite:url\(([^)]+)\)", fmaps["style"]).group(1))
+    image = decode_png(re.search(r"background-image:url\(([^)]+)\)", fmaps["style"]).group(1))
     w = int(network.layers[POSITION[layer]].output_shape[1])
     return image[:, index * (w + 2) + 1 : index * (w + 2) + 1 + w]
 

@@ -82,7 +82,7 @@ def test_the_maps_pictures_follow_a_quick_run_of_clicks(cnn_view):
             continue
         kind, low, high = scale
         style = page.get_attribute(f'#layer-{spec["name"]} > .fmaps', "style")
-        sprite = decode_png(re.search(r"--sprite:url\(([^)]+)\)", style).group(1)).astype(int)
+        sprite = decode_png(re.search(r"background-image:url\(([^)]+)\)", style).group(1)).astype(int)
         h, wd, channels = spec["output_shape"]
         assert sprite.shape == (h, channels * (wd + 2), 3)
         stops = DIVERGING_STOPS if kind == "diverging" else SCALE_STOPS

@@ -287,7 +287,7 @@ def shown_part(size, position, image):
 
 
 def test_a_feature_map_image_is_its_channel_on_the_layer_scale(network, testset):
-    """Each conv or pooling layer's maps are one image (its .fmaps' --sprite) of which each channel shows,
+    """Each conv or pooling layer's maps are one image (its .fmaps' background-image) of which each channel shows,
     through its background-size and -position, exactly its map coloured on the layer's scale."""
     images = [l for l in network.layers if len(l.output_shape) == 3]
     html = render.network_view(network, render.view_for_sample(network, testset, 5))
@@ -302,7 +302,7 @@ def test_a_feature_map_image_is_its_channel_on_the_layer_scale(network, testset)
         section = re.search(rf'<section[^>]*id="layer-{layer.name}"[^>]*data-kind="{layer.kind}"', html)
         assert section, layer.name
         url, size_x, size_y = re.search(
-            rf'id="layer-{layer.name}".*?<div class="fmaps" style="--sprite:url\(([^)]*)\);--sprite-size:(\S+) (\S+)">', html).groups()
+            rf'id="layer-{layer.name}".*?<div class="fmaps" style="background-image:url\(([^)]*)\);--sprite-size:(\S+) (\S+)">', html).groups()
         sprite = decode_png(url)
         tiles = re.findall(rf'data-layer="{layer.name}" data-index="(\d+)"[^>]*><span class="fmap-img" data-shape="(\d+),(\d+)" '
                            r'style="background-position:(\S+) (\S+)"', html)

@@ -289,11 +289,11 @@ def sprite_position(w: int, channels: int, index: int) -> str:
 
 
 def maps_attrs(maps: np.ndarray, scale: Scale) -> dict[str, str]:
-    """The attributes of a layer's `.fmaps` container: its maps' sprite (one PNG a layer) in --sprite,
+    """The attributes of a layer's `.fmaps` container: its maps' sprite (one PNG a layer) as its background-image,
     and its size per map in --sprite-size (style.css draws each `.fmap-img` from them)."""
     _, w, c = maps.shape
     url = png_data_url(sprite(maps, scale), level=1)
-    return {"class": "fmaps", "style": f"--sprite:url({url});--sprite-size:{sprite_size(w, c)}"}
+    return {"class": "fmaps", "style": f"background-image:url({url});--sprite-size:{sprite_size(w, c)}"}
 
 
 def map_neurons(layer: Layer, maps: np.ndarray, view: View) -> list:
