@@ -584,9 +584,9 @@ def measure_why(page, model_id: str) -> dict:
     page.evaluate(WHY_WAIT, ["#attack-result", "data-target", str(target)])
     out["attack_ms"] = float(page.get_attribute("#why", "data-attack-ms"))
     start = page.evaluate("performance.now()")
-    first, last = page.evaluate("[...document.querySelectorAll('#view .neuron')].map((n) => n.dataset.layer)"
-                                ".filter((name, i, all) => i === 0 || i === all.length - 1)")
-    for key, unit in (("dream_first", f"{first}:1"), ("dream_output", f"{last}:{(predicted + 3) % 10}")):
+    names = page.evaluate("[...document.querySelectorAll('#view .neuron')].map((n) => n.dataset.layer)")
+    first, last = names[0], names[-1]  # the first layer's units, the output's classes (as many as it has)
+    for key, unit in (("dream_first", f"{first}:1"), ("dream_output", f"{last}:{(predicted + 3) % names.count(last)}")):
         page.evaluate("h => { location.hash = h; }", base)
         page.wait_for_function("!document.getElementById('neuron-dream')")
         page.evaluate("h => { location.hash = h; }", f"{base}&neuron={unit}")
