@@ -104,11 +104,19 @@ def listen(target, kind, handler):
     return proxy
 
 
+_after_values_s = 0.0  # the time all AfterValues' work has taken in this page, seconds
+
+
+def after_values_seconds():
+    """The time every AfterValues' work has taken so far (Train mode counts it in its views' cost)."""
+    return _after_values_s
+
+
 class AfterValues:
     """Runs ``work`` once after the next animation frame, which paints a new view's values, so that
     they get that frame to themselves: in the frame after it (``then="frame"``: the connections, a
     CNN's map pictures) or in a task of its own right after it (``then="task"``: the why panel).
-    Requests made before it runs add nothing."""
+    Requests made before it runs add nothing. The time the work takes adds to after_values_seconds()."""
 
     def __init__(self, work, then="frame"):
         self.work, self.then, self.pending = work, then, False
@@ -126,5 +134,10 @@ class AfterValues:
             window.requestAnimationFrame(self.run_proxy)
 
     def run(self, *_):
+        global _after_values_s
         self.pending = False
-        self.work()
+        t0 = time.perf_counter()
+        try:
+            self.work()
+        finally:
+            _after_values_s += time.perf_counter() - t0

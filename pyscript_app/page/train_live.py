@@ -5,10 +5,15 @@ A refresh copies the trainer's weights into the network the page shows
 progress line, the loss curve, #view and, less often, the page's
 #weight-gallery. How often is core/pacing.py's: the intervals grow with what a
 refresh costs on this machine, so that the views take at most a fifth of the
-time while training. #train-progress says how it went: data-refresh-ms and
-data-gallery-ms (the last refresh's parts), data-refresh-interval-ms and
-data-gallery-interval-ms (the intervals now), data-views-share (the fraction of
-the last few seconds spent on the views while training).
+time while training. A refresh's cost counts the work it leaves for the frames
+after it too (dom.AfterValues: the connections, a CNN's maps, the why panel),
+and a relu layer's colour scale, a forward pass of test digits, is measured
+again at most every STATS_EVERY_S while training. #train-progress says how it
+went: data-refresh-ms and data-gallery-ms (the last refresh's parts),
+data-later-ms (the work left for the frames after the refresh before it),
+data-refresh-interval-ms and data-gallery-interval-ms (the intervals now),
+data-views-share (the fraction of the last few seconds spent on the views while
+training).
 
 Test hook: ``window.nnvRefreshCostMs`` (a number, unset in normal use) adds that
 many ms of busy work to every refresh, as a slower machine would; the browser
@@ -24,6 +29,7 @@ from pyscript_app.core import activations as act
 from pyscript_app.core import network as nw
 from pyscript_app.core import pacing
 from pyscript_app.views import gallery, render, render_inside, train_view
+from pyscript_app.page import dom
 from pyscript_app.page.dom import el
 
 MODEL_ID = "trained"  # the trained network's id in the picker and the address
@@ -32,6 +38,9 @@ MODEL_ID = "trained"  # the trained network's id in the picker and the address
 SLOW_SYNC_S = 1.0
 STATS_DIGITS = 500  # test digits over which an unbounded (relu) layer's colour scale is measured
 STATS_DIGITS_CNN = 64  # ... with conv layers (a pass costs about 40 times as much per digit)
+# While training, the colour scale is measured again at most this often (a CNN's pass over STATS_DIGITS_CNN
+# digits is dearer than the rest of a refresh); paused, at every refresh.
+STATS_EVERY_S = 1.0
 
 
 class LiveViews:
@@ -43,7 +52,8 @@ class LiveViews:
         self.pacer = pacing.Pacer()
         self.share = pacing.ShareMeter()
         self.refreshes = 0  # (#train-progress data-refreshes; tools/bench.py reads it)
-        self.last_refresh = self.last_slow_sync = self.last_gallery = 0.0
+        self.last_refresh = self.last_slow_sync = self.last_gallery = self.last_stats = 0.0
+        self.later_mark = None  # dom.after_values_seconds() at the end of the last refresh while training
         self.redraw_view = False  # redraw #view at the next refresh even if the weights did not change
         self.gallery_due = False  # the weights changed since the gallery was drawn
 
@@ -74,8 +84,9 @@ class LiveViews:
         self.synced = trainer.steps
         self.page.install_model(MODEL_ID, network, manifest)
 
-    def sync_weights(self, trainer):
-        """Copy the trainer's weights into the network shown; every cache keyed on its version follows."""
+    def sync_weights(self, trainer, stats=True):
+        """Copy the trainer's weights into the network shown; every cache keyed on its version follows.
+        ``stats``: measure the colour scales again for them (else the last ones stay)."""
         network = self.network
         if network is None or self.synced == trainer.steps and not trainer.stopped:
             return False
@@ -85,7 +96,8 @@ class LiveViews:
             if layer.parts:  # (pooling and flatten have none)
                 layer.weights, layer.bias = source.weights.copy(), source.bias.copy()
         network.weights_changed()
-        self.set_stats(network)
+        if stats:
+            self.set_stats(network)
         self.synced = trainer.steps
         return True
 
@@ -124,8 +136,11 @@ class LiveViews:
         slow = loop.running and self.page.explorer_open() and shown
         changed = False
         if not slow or start - self.last_slow_sync >= SLOW_SYNC_S:
-            changed = self.sync_weights(t)
+            stats = not loop.running or start - self.last_stats >= STATS_EVERY_S
+            changed = self.sync_weights(t, stats)
             self.last_slow_sync = start
+            if changed and stats:
+                self.last_stats = start
         self.curve.extend(t.losses)
         progress = t.progress()
         box = el("train-progress")
@@ -155,15 +170,19 @@ class LiveViews:
         self.page.atlas.live()  # the atlas's live map, when it is open and a step is due (its cost counts here)
         added_cost()
         spent = time.perf_counter() - start
-        self.measured(box, loop, start, spent, drawn)
+        mark = dom.after_values_seconds()
+        later = 0.0 if self.later_mark is None else mark - self.later_mark
+        self.later_mark = mark if loop.running else None
+        self.measured(box, loop, start, spent, drawn, later)
 
-    def measured(self, box, loop, start, spent, gallery_s):
-        """A refresh that began at ``start`` took ``spent`` seconds (``gallery_s`` of them the gallery, if drawn):
-        the intervals follow (while training), and #train-progress says so (read by tools/bench.py)."""
+    def measured(self, box, loop, start, spent, gallery_s, later):
+        """A refresh that began at ``start`` took ``spent`` seconds (``gallery_s`` of them the gallery, if drawn),
+        and the work left for the frames after the one before it ``later``: the intervals follow (while
+        training), and #train-progress says so (read by tools/bench.py)."""
         if loop.running:
-            self.pacer.measured(spent - (gallery_s or 0.0), gallery_s)
-            self.share.add(start, spent)
-        timing = {**loop.timing, "refresh": spent, "gallery": gallery_s or 0.0,
+            self.pacer.measured(spent + later - (gallery_s or 0.0), gallery_s)
+            self.share.add(start, spent + later)
+        timing = {**loop.timing, "refresh": spent, "later": later, "gallery": gallery_s or 0.0,
                   "refresh-interval": self.pacer.refresh_s, "gallery-interval": self.pacer.gallery_s}
         for part, seconds in timing.items():
             box.setAttribute(f"data-{part}-ms", f"{seconds * 1000:.2f}")
