@@ -11,6 +11,7 @@ from pyscript_app.core import activations as act
 from pyscript_app.core import export_write
 from pyscript_app.core import layers
 from pyscript_app.core import network as nw
+from pyscript_app.core import ordered
 from pyscript_app.core import train
 
 import reference as ref
@@ -37,11 +38,14 @@ def sample(rng, shape, count=10):
     return [np.unravel_index(i, shape) for i in flat]
 
 
-@pytest.fixture(params=["blas", "no-blas"])
+@pytest.fixture(params=["blas", "no-blas", "no-blas, einsum in order"])
 def products(request, monkeypatch):
     """The passes that are not exact as CPython runs them (numpy's product, BLAS) or as the browser's numpy
-    without BLAS does (einsum along long rows, a conv layer's product transposed): both are checked."""
-    monkeypatch.setattr(layers, "NO_BLAS", request.param == "no-blas")
+    without BLAS does (einsum along long rows, a conv layer's product transposed); and the exact passes as
+    the browser runs them where einsum adds in order (a conv layer's transposed too: here its sums agree
+    to rounding, tests/test_train_pyodide.py checks the bits there): all are checked."""
+    monkeypatch.setattr(layers, "NO_BLAS", request.param != "blas")
+    monkeypatch.setattr(ordered, "EINSUM_IN_ORDER", request.param == "no-blas, einsum in order")
     return request.param
 
 
@@ -242,6 +246,24 @@ def test_conv2d_backward_equals_finite_differences(padding, k, activation, produ
         layer = random_conv(rng, h, w, int(rng.integers(1, 4)), int(rng.integers(1, 5)), k, padding, activation)
         assert layer.output_shape == ((h, w) if padding == "same" else (h - k + 1, w - k + 1)) + (layer.units,)
         check_layer_gradients(layer, rng.normal(size=(2, h, w, layer.input_shape[2])), rng, exact)
+
+
+@pytest.mark.parametrize("padding", ["valid", "same"])
+def test_a_conv_layer_s_exact_passes_skip_the_all_zero_patches_and_give_the_same_results(padding, products):
+    """Training's first layer leaves out the patches that are all zeros (a digit's background): its output,
+    input gradient and parameter gradients are those of the whole product."""
+    rng = np.random.default_rng(4)
+    layer = random_conv(rng, 16, 16, 2, 5, 3, padding, "relu")
+    x = np.zeros((3, 16, 16, 2))
+    x[:, 5:10, 4:9] = rng.random((3, 5, 5, 2))  # a small lit patch on a dark background
+    r = rng.standard_normal((3, *layer.output_shape)) * (rng.random((3, *layer.output_shape)) < 0.2)
+    results = []
+    for sparse in (False, True):
+        out = layer.forward(x, exact=True, sparse_input=sparse)
+        g_in = layer.backward(r, exact=True)
+        results.append([out, g_in, *layer.grads])
+    for whole, skipping in zip(*results):
+        np.testing.assert_allclose(skipping, whole, rtol=1e-13, atol=0)
 
 
 def test_conv2d_and_maxpool2d_forward_equal_plain_loops(products):

@@ -15,7 +15,7 @@ kind is one class registered in ``KINDS`` under the name a manifest's
 * what a view needs: ``units`` and ``output_shape``.
 
 ``exact=True`` (training) sums every product in one fixed order
-(ordered.dot) and takes each activation's portable form
+(ordered.dot; a conv layer's in the browser: ordered.rows_product) and takes each activation's portable form
 (``activations.Activation.exact``): the same bits in CPython and the browser.
 Otherwise numpy's own product runs (BLAS in CPython), which is faster but
 adds in an order that depends on the numpy build.
@@ -44,25 +44,16 @@ from pyscript_app.core import ordered
 NO_BLAS = sys.platform == "emscripten"
 #: ... and einsum's loop runs along a row of the output instead: about twice as fast from this many columns on
 EINSUM_COLUMNS = 32
-#: einsum re-reads the right-hand matrix once per output row: when that matrix has this many rows or more,
-#: the product runs on blocks of EINSUM_BLOCK columns that stay in the CPU's cache (about 1.5x faster
-#: for a 3x3 conv over 12 channels; a smaller inner size gains nothing and pays the loop)
-EINSUM_BLOCK_DEPTH = 32
-EINSUM_BLOCK = 8192
 
 
 def _product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``a @ b`` for 2-D float64 arrays, the passes that are not ``exact``: numpy's matrix product (BLAS in
-    CPython); without BLAS, einsum when the result has rows of at least EINSUM_COLUMNS values. Either adds
-    each sum's terms in an order of its own: the results agree to rounding, not to the bit."""
+    """``a @ b`` for 2-D float64 arrays: numpy's matrix product (BLAS in CPython); without BLAS, einsum
+    along the result's rows (ordered.rows_product) when they have at least EINSUM_COLUMNS values. BLAS adds
+    each sum's terms in an order of its own; the browser's numpy adds them first to last either way
+    (ordered.MATMUL_IN_ORDER, EINSUM_IN_ORDER), so there this is also the ``exact`` passes' product."""
     if not NO_BLAS or b.shape[1] < EINSUM_COLUMNS:
         return a @ b
-    if b.shape[0] < EINSUM_BLOCK_DEPTH or b.shape[1] <= EINSUM_BLOCK:
-        return np.einsum("ik,kj->ij", a, b)
-    out = np.empty((a.shape[0], b.shape[1]))
-    for start in range(0, b.shape[1], EINSUM_BLOCK):
-        np.einsum("ik,kj->ij", a, b[:, start : start + EINSUM_BLOCK], out=out[:, start : start + EINSUM_BLOCK])
-    return out
+    return ordered.rows_product(a, b)
 
 
 class Layer:
@@ -350,7 +341,10 @@ class Conv2D(Layer):
     is added in one order: the net input over the patch
     (kernel row, column, channel), a weight's gradient over the rows (digit,
     output row, output column), the input gradient over the filters, then
-    over the kernel positions (row, column).
+    over the kernel positions (row, column). The browser's numpy runs the
+    products on the im2col matrix transposed (a long row per kernel position
+    and channel), with einsum along those rows; it adds in that same order
+    there (ordered.EINSUM_IN_ORDER), so its exact passes take that way too.
     """
 
     kind: ClassVar[str] = "conv2d"
@@ -452,32 +446,35 @@ class Conv2D(Layer):
         x = self._padded(np.asarray(x, dtype=np.float64).reshape(-1, *self.input_shape))
         n = x.shape[0]
         oh, ow, units = self.output_shape
-        if not exact and NO_BLAS:  # the product transposed, (filters, patches): plain loops run along the patches
+        transposed = NO_BLAS and (not exact or ordered.EINSUM_IN_ORDER)
+        if transposed:  # the product transposed, (filters, patches): plain loops run along the patches
             cols = self._columns_t(x)
-            z_t = _product(self._w64_t, cols)
-            z_t += self._b64[:, None]
-            z = np.ascontiguousarray(z_t.T)
-            a = self.activate(z)
-            shape = (n, *self.output_shape)
-            z, a = z.reshape(shape), a.reshape(shape)
-            self._cache = (n, cols, None, z, a, True) if keep else None
-            return a
-        cols = self._columns(x)
+        else:
+            cols = self._columns(x)
         rows = self._live_rows(x) if exact and sparse_input else None
         if rows is None:
-            z = ordered.dot(cols, self._w64) if exact else cols @ self._w64
-            _tiled_add(z, self._b64, ow)
+            if transposed:
+                z_t = _product(self._w64_t, cols)
+                z_t += self._b64[:, None]
+                z = np.ascontiguousarray(z_t.T)
+            else:
+                z = ordered.dot(cols, self._w64) if exact else cols @ self._w64
+                _tiled_add(z, self._b64, ow)
         else:  # the all-zero patches' net input is the bias (0 + bias, as the full product gives)
-            cols = cols[rows]
             z = np.empty((n * oh * ow, units))
             z.reshape(-1, ow * units)[...] = np.tile(self._b64 + 0.0, ow)
-            live = ordered.dot(cols, self._w64)
+            if transposed:
+                cols = cols[:, rows]
+                live = _product(self._w64_t, cols).T
+            else:
+                cols = cols[rows]
+                live = ordered.dot(cols, self._w64)
             live += self._b64
             z[rows] = live
         a = act.get(self.activation).exact(z) if exact else self.activate(z)
         shape = (n, *self.output_shape)
         z, a = z.reshape(shape), a.reshape(shape)
-        self._cache = (n, cols, rows, z, a, False) if keep else None
+        self._cache = (n, cols, rows, z, a, transposed, exact) if keep else None
         return a
 
     @property
@@ -491,7 +488,7 @@ class Conv2D(Layer):
     def backward(self, grad_out, exact=False, at_net_input=False, parameters=True, input_gradient=True):
         if self._cache is None:
             raise RuntimeError(f"{self.name}: backward needs a forward pass with keep=True first")
-        n, cols, rows, z, a, transposed = self._cache
+        n, cols, rows, z, a, transposed, exact_forward = self._cache
         grad_out = np.asarray(grad_out, dtype=np.float64).reshape(z.shape)
         if at_net_input:
             delta = grad_out
@@ -500,25 +497,35 @@ class Conv2D(Layer):
         else:
             delta = grad_out * act.get(self.activation).derivative(z, a)
         delta = delta.reshape(-1, self.units)
-        if exact and transposed:
+        if exact and not exact_forward:
             raise RuntimeError(f"{self.name}: an exact backward needs an exact forward pass first")
         if parameters:
             if exact:
-                self.grads = self._exact_parameter_gradients(cols, rows, delta)
+                self.grads = self._exact_parameter_gradients(np.ascontiguousarray(cols.T) if transposed else cols,
+                                                             rows, delta)
             else:
-                g_w = cols @ delta if transposed else cols.T @ (delta if rows is None else delta[rows])
+                live = delta if rows is None else delta[rows]
+                g_w = cols @ live if transposed else cols.T @ live
                 self.grads = (g_w.reshape(self.weights.shape), delta.sum(axis=0))
         if not input_gradient:
             return None
         (h, w, c), (kh, kw), (ph, pw) = self.input_shape, self.kernel, self.pads
         oh, ow, _ = self.output_shape
-        if transposed:  # every kernel position's and channel's share of each output pixel in one product
-            shares = _product(self._w64, np.ascontiguousarray(delta.T)).reshape(kh, kw, c, n, oh, ow)
-            grad_t = np.zeros((c, n, oh + kh - 1, ow + kw - 1))  # the padded input's shape, channels first
+        if transposed:
+            # Every kernel position's and channel's share of each output pixel in one product, on output
+            # rows widened with zeros to the padded input's width: then a share goes back where it read as
+            # one run per channel and digit (a widened row's zeros fall on the next row: they change no sum).
+            hp, wp = oh + kh - 1, ow + kw - 1
+            widened = np.zeros((self.units, n, oh, wp))
+            widened[..., :ow] = delta.T.reshape(self.units, n, oh, ow)
+            shares = _product(self._w64, widened.reshape(self.units, -1)).reshape(kh, kw, c, n, oh * wp)
+            grad_t = np.zeros((c, n, hp * wp))  # the padded input, channels first, each image's rows in one run
             for ky in range(kh):  # col2im: each kernel position adds its share back where it read
                 for kx in range(kw):
-                    grad_t[:, :, ky : ky + oh, kx : kx + ow] += shares[ky, kx]
-            return grad_t[:, :, ph : ph + h, pw : pw + w].transpose(1, 2, 3, 0)
+                    start = ky * wp + kx
+                    run = min(oh * wp, hp * wp - start)  # (what is cut off at the end: a widened row's zeros)
+                    grad_t[:, :, start : start + run] += shares[ky, kx, :, :, :run]
+            return grad_t.reshape(c, n, hp, wp)[:, :, ph : ph + h, pw : pw + w].transpose(1, 2, 3, 0)
         dot = ordered.dot if exact else np.matmul
         grad = np.zeros((n, oh + kh - 1, ow + kw - 1, c))  # the padded input's shape
         for ky in range(kh):  # col2im: each kernel position adds its share back where it read (fixed order)
@@ -548,11 +555,13 @@ class Conv2D(Layer):
         which = flat % live.shape[0]
         values = live[which, flat // live.shape[0]]
         patches = cols[which]
+        # a filter's sum, a patch at a time: einsum along the patch where it adds in order (the browser's)
+        add_up = ordered.rows_product if ordered.EINSUM_IN_ORDER and terms >= EINSUM_COLUMNS else _in_order
         g_w = np.zeros((terms, self.units))
         for f in range(self.units):
             start = ends[f - 1] if f else 0
             if ends[f] > start:
-                g_w[:, f] = _in_order(values[None, start : ends[f]], patches[start : ends[f]])[0]
+                g_w[:, f] = add_up(values[None, start : ends[f]], patches[start : ends[f]])[0]
         return g_w.reshape(self.weights.shape), g_b
 
     def entry(self) -> dict:

@@ -45,6 +45,45 @@ def _matmul_is_left_to_right() -> bool:
 MATMUL_IN_ORDER = sys.platform == "emscripten" and _matmul_is_left_to_right()
 
 
+#: einsum re-reads the right-hand matrix once per result row: when that matrix has this many rows or more,
+#: rows_product runs on blocks of EINSUM_BLOCK columns that stay in the CPU's cache (about 1.5x faster
+#: for a 3x3 conv over 12 channels; a smaller inner size gains nothing and pays the loop)
+EINSUM_BLOCK_DEPTH = 32
+EINSUM_BLOCK = 8192
+
+
+def rows_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` (float64) by einsum on C-ordered copies of both: its loop runs over the summed index outside
+    and along a row of the result inside, a term of every sum of the row at a time (numpy without BLAS:
+    about twice its matrix product's speed for rows of 32 values or more)."""
+    a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
+    if b.shape[0] < EINSUM_BLOCK_DEPTH or b.shape[1] <= EINSUM_BLOCK:
+        return np.einsum("ik,kj->ij", a, b)
+    out = np.empty((a.shape[0], b.shape[1]))
+    for start in range(0, b.shape[1], EINSUM_BLOCK):
+        np.einsum("ik,kj->ij", a, b[:, start : start + EINSUM_BLOCK], out=out[:, start : start + EINSUM_BLOCK])
+    return out
+
+
+def _rows_product_is_left_to_right() -> bool:
+    """Does rows_product add each element's terms left to right from 0 when the result's rows have two
+    values or more (a term of each sum at a time, every sum in its own place)? With one column, or
+    operands in another memory order, einsum sums along a row instead: not the same bits."""
+    rng = np.random.default_rng(1)
+    for m, k, n in ((16, 72, 300), (8, 9, 40), (72, 16, 2), (3, 300, 7), (1, 5, 9000), (5, 1, 3),
+                    (2, EINSUM_BLOCK_DEPTH, EINSUM_BLOCK + 9)):
+        a = rng.standard_normal((m, k)) * np.exp2(rng.integers(-30, 30, (m, k)))
+        b = rng.standard_normal((k, n)) * np.exp2(rng.integers(-30, 30, (k, n)))
+        if not np.array_equal(rows_product(a, b.T.copy().T), _dot_slices(a, b)):  # (b given in column order)
+            return False
+    return True
+
+
+# ... and so does rows_product (checked the same way): the passes of a conv layer, whose results
+# have rows of thousands of values, run on it there, exact or not
+EINSUM_IN_ORDER = MATMUL_IN_ORDER and _rows_product_is_left_to_right()
+
+
 def dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """The matrix product of 2-D float64 arrays, each element summed left to right from 0.
 
