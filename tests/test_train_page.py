@@ -164,6 +164,10 @@ def test_steps_and_training_equal_cpython_bit_for_bit(app, digits, tmp_path):
         dataset={k: test[k] for k in ("file", "sha256", "count")}))
     assert int(p["rate"]) > 0
     assert float(page.get_attribute("#model-card .model-acc", "data-value")) == float(p["testAccuracy"])
+    # the robustness curve is of the weights paused at (a run on weights that training changed is given up)
+    page.wait_for_selector("#robustness[data-model='trained'][data-accuracy]", timeout=READY_TIMEOUT_MS)
+    clean = float(page.get_attribute("#robustness", "data-accuracy").split(",")[0])
+    assert clean == pytest.approx(accuracy, abs=2e-4)  # (its pass is not the exact one: a tie may go the other way)
     (tmp_path / "trained.zip").write_bytes(data)
 
     # the gallery shows those first-layer weights (blue negative, white 0, red positive, one shared limit)

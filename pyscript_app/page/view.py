@@ -387,7 +387,8 @@ class Page:
         digits), then the layers after it in blocks of rows
         (TestsetCache.activation_steps), so that opening the explorer only
         counts the answers. #inside gets data-warm="done", data-warm-model
-        and data-warm-ms (Python time of the steps) when it is over.
+        and data-warm-ms (Python time of the steps) when it is over. A pass
+        whose weights change under it (Train mode) is given up.
         """
         network = self.network
         box, progress = el("inside"), el("model-progress")
@@ -407,10 +408,24 @@ class Page:
         self.prepared[network.version] = None
         box.dataset.warm = "running"
 
+        version = network.version
+
+        def given_up():
+            """Trained meanwhile: the pass would be of weights gone (the explorer runs one when opened)."""
+            if network.version == version:
+                return False
+            self.prepared.pop(version, None)
+            if network is self.network:
+                progress.hidden = True
+                box.removeAttribute("data-warm")
+            return True
+
         def steps():
             blocks = explain.cache_for(network, self.testset).first_layer_blocks()
             spent, total = 0.0, len(self.testset)
             while True:
+                if given_up():
+                    return
                 t0 = time.perf_counter()
                 done = next(blocks, None)
                 spent += time.perf_counter() - t0
@@ -422,6 +437,8 @@ class Page:
                 yield
             rest = explain.cache_for(network, self.testset).activation_steps()
             while True:
+                if given_up():
+                    return
                 t0 = time.perf_counter()
                 try:
                     next(rest)
@@ -430,7 +447,7 @@ class Page:
                 finally:
                     spent += time.perf_counter() - t0
                 yield
-            self.prepared[network.version] = spent * 1000
+            self.prepared[version] = spent * 1000
             if network is self.network:
                 mark_done(spent * 1000)
 

@@ -39,14 +39,14 @@ class Why:
         self.attack_drawn = None
         self.original = None  # the view of the digit itself (before an applied attack)
         self.curves = {}  # model id -> accuracies per epsilon (None: being measured)
+        self.measured_version = {}  # model id -> the weights' version its curve is (being) measured for
         self.titles = {}
         self.spent = {}  # model id -> Python ms of its robustness curve
         self.dreams = {}  # (weights version, layer, index, knock-outs) -> (pixels, activation)
         self.wants_drawn = None
         self.after_values = AfterValues(self.later, then="task")
         self.state = self.view = None
-        listen(document, "change", self.on_change)
-        self.start_robustness()
+        listen(document, "change", self.on_change)  # (the robustness curve starts after the first view: later)
 
     # --- the page's feature protocol
     def reset(self):
@@ -116,6 +116,8 @@ class Why:
         self.draw_map(state, view)
         self.draw_attack(state)
         self.draw_wants(state, view)
+        if self.page.model_id not in self.curves and not self.page.is_training():
+            self.start_robustness()  # (given up while the model trained)
         # styled and laid out here, in this task, not in the next frame (which draws the connections)
         void = el("why").offsetHeight  # noqa: F841
 
@@ -209,18 +211,29 @@ class Why:
 
     # --- the robustness curve, per model, in idle time
     def start_robustness(self):
+        """Measure the robustness curve of the model shown in idle time, unless it is measured for its
+        weights or being measured. Not while it trains: a run given up when the weights change under it
+        starts again at the first view after training pauses (``later``)."""
         page = self.page
         model_id, network = page.model_id, page.network
         self.titles[model_id] = network.title
-        if model_id in self.curves:
+        version = network.version
+        if self.measured_version.get(model_id) == version or page.is_training():
             self.draw_curves()
             return
+        self.measured_version[model_id] = version
         self.curves[model_id] = None
 
         def steps():
             gen = why.robustness_steps(network, page.testset, sizer=pacing.StepSizer(first=FIRST_ROBUSTNESS_DIGITS))
             spent, drawn = 0.0, float("-inf")
             while True:
+                if network.version != version:  # (trained meanwhile: the curve would be of weights gone)
+                    self.curves.pop(model_id, None)
+                    self.measured_version.pop(model_id, None)
+                    if page.network is network:
+                        self.draw_curves()
+                    return
                 t0 = time.perf_counter()
                 try:
                     done, total = next(gen)
