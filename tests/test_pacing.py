@@ -32,6 +32,15 @@ def test_the_views_never_take_more_than_a_fifth(refresh_ms, gallery_ms):
         assert found[0] <= pacing.AIM / pacing.MIN_PER_S + 1e-12
 
 
+@pytest.mark.parametrize("refresh_ms, gallery_ms", [(8, 20), (10, 8), (15, 10), (20, 0)])
+def test_while_the_refreshes_come_four_times_a_second_the_views_take_a_tenth(refresh_ms, gallery_ms):
+    """More refreshes than that would show little more: the rest of the time trains."""
+    r, g = refresh_ms / 1000, gallery_ms / 1000
+    found = pacing.intervals(r, g)
+    assert found[0] <= pacing.AIM / pacing.MIN_PER_S
+    assert share(r, g, found) == pytest.approx(pacing.VIEWS_AIM)
+
+
 def test_the_interval_grows_with_the_cost():
     costs = [0.005, 0.01, 0.02, 0.04, 0.08, 0.16]
     refresh = [pacing.intervals(c, 0.01)[0] for c in costs]

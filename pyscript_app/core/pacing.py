@@ -7,9 +7,12 @@ several times that on a slow laptop. :class:`Pacer` keeps a moving figure of
 each part's cost and stretches both intervals by one factor so that the views
 take at most :data:`VIEWS_SHARE` of the time (aiming a little under it,
 :data:`AIM`), never refreshing more often than the intervals of a fast machine
-(:data:`REFRESH_S`, :data:`GALLERY_S`). When the refreshes alone can come at
-least :data:`MIN_PER_S` times a second within the share, the gallery gives way
-first. :class:`ShareMeter` says what share of the last few seconds the views took.
+(:data:`REFRESH_S`, :data:`GALLERY_S`). Where the refreshes still come at least
+:data:`MIN_PER_S` times a second with the views at :data:`VIEWS_AIM` of the
+time, that is their share: more refreshes than that would show little more
+and take the time from training (a CNN's refresh costs 20 ms or more). When
+the refreshes alone can come at least :data:`MIN_PER_S` times a second within
+the share, the gallery gives way first. :class:`ShareMeter` says what share of the last few seconds the views took.
 
 Idle work (the first layer's pass over the test set, robustness curves,
 dreams) runs in steps between the page's other work; a step's size in items
@@ -29,6 +32,7 @@ AIM = 0.9  # the intervals aim at this fraction of VIEWS_SHARE (a margin for a r
 REFRESH_S = 0.075  # the shortest interval between refreshes (about 13 a second)
 GALLERY_S = 0.25  # the shortest interval between two drawings of the weight gallery
 MIN_PER_S = 4  # at least this many refreshes a second, when the share allows it
+VIEWS_AIM = 0.1  # ... and while that many still fit, the views take only this fraction (training the rest)
 SMOOTHING = 0.7  # the moving figure of a cost: this much of it is the figure before
 SHARE_WINDOW_S = 3.0  # ShareMeter: the share over about the last this many seconds
 
@@ -54,18 +58,23 @@ def _follow(figure: float, cost: float) -> float:
     return max(cost, SMOOTHING * figure + (1 - SMOOTHING) * cost)
 
 
-def intervals(refresh_cost: float, gallery_cost: float, share: float = VIEWS_SHARE * AIM) -> tuple[float, float]:
+def intervals(refresh_cost: float, gallery_cost: float, share: float = VIEWS_SHARE * AIM,
+              aim: float = VIEWS_AIM) -> tuple[float, float]:
     """(refresh interval, gallery interval) in seconds for these costs: the views' share
-    refresh_cost / refresh interval + gallery_cost / gallery interval is at most ``share``."""
-    scale = max(1.0, (refresh_cost / REFRESH_S + gallery_cost / GALLERY_S) / share)
-    refresh_s, gallery_s = REFRESH_S * scale, GALLERY_S * scale
+    refresh_cost / refresh interval + gallery_cost / gallery interval is at most ``share``, and ``aim``
+    where that still leaves MIN_PER_S refreshes a second (the rest of the time trains)."""
+    rate = refresh_cost / REFRESH_S + gallery_cost / GALLERY_S  # the views' share at the shortest intervals
+    scale = max(1.0, rate / aim)
     # A refresh comes at the first slice of training after its interval, a few ms late: MIN_PER_S a second
     # needs a shorter interval than 1 / MIN_PER_S (AIM of it), or that one if the share leaves no room.
-    for slowest in (AIM / MIN_PER_S, 1.0 / MIN_PER_S):
+    if REFRESH_S * scale <= AIM / MIN_PER_S:
+        return REFRESH_S * scale, GALLERY_S * scale
+    for slowest in (AIM / MIN_PER_S, 1.0 / MIN_PER_S):  # the aim is too low for those: up to ``share``
         left = share - refresh_cost / slowest  # the gallery's share if the refreshes come that often
-        if refresh_s > slowest and left > 0:
+        if left > 0:
             return slowest, max(GALLERY_S, gallery_cost / left)
-    return refresh_s, gallery_s
+    scale = max(1.0, rate / share)
+    return REFRESH_S * scale, GALLERY_S * scale
 
 
 class ShareMeter:

@@ -231,8 +231,10 @@ class Page:
 
     def glide_unless_quick(self, now):
         """#view.glide (colours and bars glide to a new view) unless the view before came less than
-        GLIDE_S ago. The class changes once at the start and end of a quick run, not at every view."""
-        glide = now - self.last_view_at >= GLIDE_S
+        GLIDE_S ago, or the view is a refresh of the network being trained (a glide repaints every
+        frame it runs: at a few refreshes a second, a quarter of a slow machine's time taken from
+        training). The class changes once at the start and end of a quick run, not at every view."""
+        glide = now - self.last_view_at >= GLIDE_S and not self.is_training()
         self.last_view_at = now
         if glide != self.gliding:
             self.gliding = glide
