@@ -64,6 +64,17 @@ def test_a_dearer_refresh_counts_at_once_a_cheaper_one_slowly():
     assert p.refresh_s == pacing.REFRESH_S
 
 
+def test_work_left_for_later_counts_at_its_mean():
+    """Work a refresh leaves for the next frames that comes once in four refreshes (say, lines redrawn once a
+    second) counts at its mean, not at its peak; the intervals follow the refresh and that mean."""
+    p = pacing.Pacer()
+    for i in range(200):
+        p.measured(0.020, later=0.040 if i % 4 == 0 else 0.0)
+    assert 0.005 < p.later_cost < 0.016  # (the mean is 0.010)
+    assert p.refresh_s == pacing.intervals(p.refresh_cost + p.later_cost, p.gallery_cost)[0]
+    assert p.refresh_s < pacing.intervals(0.060, 0.0)[0]
+
+
 def test_share_meter_reads_the_last_seconds():
     m = pacing.ShareMeter(window=3.0)
     assert m.share is None

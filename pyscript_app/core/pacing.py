@@ -34,6 +34,7 @@ GALLERY_S = 0.25  # the shortest interval between two drawings of the weight gal
 MIN_PER_S = 4  # at least this many refreshes a second, when the share allows it
 VIEWS_AIM = 0.1  # ... and while that many still fit, the views take only this fraction (training the rest)
 SMOOTHING = 0.7  # the moving figure of a cost: this much of it is the figure before
+LATER_SMOOTHING = 0.9  # ... and of the work refreshes leave for later, a mean over about the last 10
 SHARE_WINDOW_S = 3.0  # ShareMeter: the share over about the last this many seconds
 
 
@@ -42,16 +43,21 @@ class Pacer:
 
     def __init__(self):
         self.refresh_cost = 0.0  # moving figure of a refresh without the gallery, seconds
+        self.later_cost = 0.0  # mean of the work refreshes leave for the frames after them, seconds
         self.gallery_cost = 0.0  # moving figure of a drawing of the gallery, seconds
         self.refresh_s, self.gallery_s = REFRESH_S, GALLERY_S
 
-    def measured(self, refresh: float, gallery: float | None = None) -> None:
-        """A refresh took ``refresh`` seconds, not counting the gallery; the gallery (if drawn) ``gallery``.
-        A cost above the moving figure counts at once in full, a cost below it lowers the figure slowly."""
+    def measured(self, refresh: float, gallery: float | None = None, later: float = 0.0) -> None:
+        """A refresh took ``refresh`` seconds, not counting the gallery; the gallery (if drawn) ``gallery``;
+        ``later``: the work done for the views since the refresh before, after it (in the frames after it).
+        A cost above the moving figure counts at once in full, a cost below it lowers the figure slowly.
+        The later work keeps a plain mean (LATER_SMOOTHING): some of it comes at its own pace, once a
+        second, and a refresh that happens to follow it is not dearer itself."""
         self.refresh_cost = _follow(self.refresh_cost, refresh)
+        self.later_cost = LATER_SMOOTHING * self.later_cost + (1 - LATER_SMOOTHING) * later
         if gallery is not None:
             self.gallery_cost = _follow(self.gallery_cost, gallery)
-        self.refresh_s, self.gallery_s = intervals(self.refresh_cost, self.gallery_cost)
+        self.refresh_s, self.gallery_s = intervals(self.refresh_cost + self.later_cost, self.gallery_cost)
 
 
 def _follow(figure: float, cost: float) -> float:

@@ -6,7 +6,8 @@ and where (in the gutters between the panels). The lines are drawn in the
 animation frame after the one that paints a new view's values (once for any
 number of views before it): each gets a frame of its own, so a click's values
 are on screen at the next frame however many lines follow, and its lines one
-frame (1/60 s) later. Lines join whatever ``.neuron`` elements carry their
+frame (1/60 s) later. While the network shown trains, a refresh's new weights
+redraw the lines at most every TRAINING_EVERY_S. Lines join whatever ``.neuron`` elements carry their
 data-layer / data-index: a convolutional layer's channels too; a flatten layer
 is not drawn, so the lines into the dense layer after it start at the channels
 of the image layer before it (flow.source_name).
@@ -21,6 +22,10 @@ from pyscript_app.core import flow
 from pyscript_app.page.dom import AfterValues, el, listen
 from pyscript_app.views import render_inside
 
+# While the network shown trains, its lines follow the new weights at most this often (the strongest lines
+# change slowly, and drawing them is the dearest part of a refresh); another digit or card at once.
+TRAINING_EVERY_S = 1.0
+
 
 class Connections:
     def __init__(self, page):
@@ -31,7 +36,8 @@ class Connections:
         self.follow_model()
         self.hovered = None
         self.view = None
-        self.after_values = AfterValues(self.draw)
+        self.after_values = AfterValues(self.follow)
+        self.followed, self.followed_at = None, float("-inf")  # what the lines were last drawn for, and when
         self.layout_key, self.neurons = None, {}  # see measure()
         view = el("view")
         view.classList.add("with-connections")
@@ -75,6 +81,18 @@ class Connections:
     def set_per_neuron(self, event):
         self.per_neuron = self.chosen = min(max(0, int(event.target.value or 0)), flow.MAX_PER_NEURON)
         el("links-per-neuron-value").textContent = str(self.per_neuron)
+        self.draw()
+
+    def follow(self):
+        """The lines of the view just drawn (in the frame after its values)."""
+        view, now = self.view, time.perf_counter()
+        asked = None if view is None else (
+            view.sample_index, hash(np.asarray(view.pixels).tobytes()), view.selected,
+            tuple(sorted((k, tuple(sorted(v))) for k, v in view.knocked_out.items())))
+        if asked == self.followed and now - self.followed_at < TRAINING_EVERY_S and self.page.is_training() \
+                and el("connections") is not None:
+            return
+        self.followed, self.followed_at = asked, now
         self.draw()
 
     def draw(self, *_):

@@ -180,7 +180,7 @@ class LiveViews:
         and the work left for the frames after the one before it ``later``: the intervals follow (while
         training), and #train-progress says so (read by tools/bench.py)."""
         if loop.running:
-            self.pacer.measured(spent + later - (gallery_s or 0.0), gallery_s)
+            self.pacer.measured(spent - (gallery_s or 0.0), gallery_s, later)
             self.share.add(start, spent + later)
         timing = {**loop.timing, "refresh": spent, "later": later, "gallery": gallery_s or 0.0,
                   "refresh-interval": self.pacer.refresh_s, "gallery-interval": self.pacer.gallery_s}
