@@ -52,7 +52,7 @@ class LiveViews:
         self.pacer = pacing.Pacer()
         self.share = pacing.ShareMeter()
         self.refreshes = 0  # (#train-progress data-refreshes; tools/bench.py reads it)
-        self.last_refresh = self.last_slow_sync = self.last_gallery = self.last_stats = 0.0
+        self.next_refresh = self.last_slow_sync = self.last_gallery = self.last_stats = 0.0
         self.later_mark = None  # dom.after_values_seconds() at the end of the last refresh while training
         self.redraw_view = False  # redraw #view at the next refresh even if the weights did not change
         self.gallery_due = False  # the weights changed since the gallery was drawn
@@ -70,8 +70,8 @@ class LiveViews:
         return network is not None and network is self.network
 
     def due(self, now):
-        """Is a refresh due while training (the interval since the last one is over)?"""
-        return now - self.last_refresh >= self.pacer.refresh_s
+        """Is a refresh due while training (an interval after the last one was due)?"""
+        return now >= self.next_refresh
 
     # --- the network the page shows
     def install(self, trainer):
@@ -130,7 +130,10 @@ class LiveViews:
         if t is None:
             return
         start = time.perf_counter()
-        self.last_refresh = start
+        # Due an interval after the one before was due, not after it came: a refresh comes at the first slice
+        # of training after it is due, and the next one makes up for that wait (unless it was an interval or more).
+        late = start - self.next_refresh
+        self.next_refresh = (start - late if 0 <= late < self.pacer.refresh_s else start) + self.pacer.refresh_s
         self.refreshes += 1
         shown = self.shows(self.page.network)
         slow = loop.running and self.page.explorer_open() and shown
