@@ -190,6 +190,13 @@ def test_steps_and_training_equal_cpython_bit_for_bit(app, digits, tmp_path):
     wait_idle(page)
     trainer.step()
     assert_same_weights(saved(page)[1], trainer)
+    # ... and the robustness curve is measured again for those weights
+    with np.load(SITE / "data" / "mnist_test.npz") as npz:
+        accuracy = trainer.evaluate(npz["images"], npz["labels"])
+    page.wait_for_function("a => { const r = document.getElementById('robustness');"
+                           " return r.dataset.model === 'trained' && !!r.dataset.accuracy"
+                           " && Math.abs(Number(r.dataset.accuracy.split(',')[0]) - a) < 2e-4; }",
+                           arg=accuracy, timeout=READY_TIMEOUT_MS)
 
     # Reset: new initial weights from the seed, progress back to 0
     page.click("#train-reset")
@@ -308,19 +315,21 @@ def test_a_slow_refresh_makes_the_refreshes_rarer_and_the_views_keep_to_a_fifth_
         # past the share's window (about 3 s) of refreshes that all had the added cost
         page.wait_for_function("n => Number(document.getElementById('train-progress').dataset.refreshes) > n",
                                arg=refreshes() + 12, timeout=READY_TIMEOUT_MS)
-        shares = []
-        for _ in range(4):
+        shares, later = [], []
+        for _ in range(6):  # (about 2.5 s: the connections are drawn at least once a second)
             n = refreshes()
             page.wait_for_function("n => Number(document.getElementById('train-progress').dataset.refreshes) > n",
                                    arg=n, timeout=READY_TIMEOUT_MS)
             p = progress(page)
             assert p["running"] == "true"
             assert float(p["refreshMs"]) >= cost  # the hook's cost is in the refresh
-            assert float(p["laterMs"]) > 0  # ... and so is the work it left for the next frames (the connections)
+            later.append(float(p["laterMs"]))
             assert float(p["refreshIntervalMs"]) >= cost / 0.2 > before
             shares.append(float(p["viewsShare"]))
             assert not page.evaluate("document.getElementById('view').classList.contains('glide')")
         assert max(shares) <= 0.2, shares
+        # ... and so is the work refreshes left for the next frames (the connections, at least once a second)
+        assert max(later) > 0.5, later
     finally:
         page.evaluate("() => { delete window.nnvRefreshCostMs; }")
         page.click("#train-pause")

@@ -125,8 +125,9 @@ class Why:
         self.draw_map(state, view)
         self.draw_attack(state)
         self.draw_wants(state, view)
-        if self.page.model_id not in self.curves and not self.page.is_training():
-            self.start_robustness()  # (given up while the model trained)
+        page = self.page
+        if self.measured_version.get(page.model_id) != page.network.version and not page.is_training():
+            self.start_robustness()  # (given up while the model trained, or trained since)
         # styled and laid out here, in this task, not in the next frame (which draws the connections)
         void = el("why").offsetHeight  # noqa: F841
 
