@@ -6,6 +6,7 @@ their own copy of it.
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -66,13 +67,48 @@ def test_twenty_clicks_show_the_cpython_forward_pass(app, network, testset):
     assert app.errors == [] and app.outside == []
 
 
+def with_the_pages_scales(page, network):
+    """``network`` with each layer's colour scale as the page's legend states it (data-high, every bit).
+
+    An export without activation_stats gets its scales computed in the page: a 99th percentile over the
+    test digits' activations, which the browser's numpy sums in another order than CPython's. The two agree
+    to the last few float32 bits (checked here), but a value on the boundary of two of the scale's colour
+    steps then takes one in the page and the other in CPython. The view is compared on the page's scale."""
+    highs = dict(page.eval_on_selector_all(".legend .scale-key", "ks => ks.map(k => [k.dataset.layer, +k.dataset.high])"))
+    shown = copy.copy(network)
+    shown.layers = [copy.copy(layer) for layer in network.layers]
+    for layer in shown.layers:
+        if layer.name not in highs or render.scale_for(layer).source != "p99":
+            continue
+        scale = render.scale_for(layer)
+        assert highs[layer.name] == pytest.approx(scale.high, rel=1e-5), layer.name
+        layer.stats = {**layer.stats, "p99": highs[layer.name] - (scale.low if scale.kind == "viridis" else 0.0)}
+        assert render.scale_for(layer).high == highs[layer.name], layer.name
+    return shown
+
+
 # The page's view against a fresh parse of what CPython's render.network_view draws: node for node.
+# Empty when they are equal, else each differing panel's id with where and how it first differs.
 SAME_AS_RENDERED = """(markup) => {
   const fresh = document.createElement('template');
   fresh.innerHTML = markup;
   const live = [...document.querySelectorAll('#view > section')], want = [...fresh.content.children];
   if (live.length !== want.length) return `${live.length} panels shown, ${want.length} rendered`;
-  return live.filter((node, i) => !node.isEqualNode(want[i])).map((node) => node.id).join(' ');
+  const attrs = (n) => n.attributes ? [...n.attributes].map((a) => `${a.name}=${a.value}`).sort().join(' ') : '';
+  const first = (a, b, path) => {
+    if (a.nodeType !== b.nodeType || a.nodeName !== b.nodeName) return `${path}: ${a.nodeName} shown, ${b.nodeName} rendered`;
+    if (a.nodeType === 3) return a.data === b.data ? '' : `${path}: text ${JSON.stringify(a.data)} shown, ${JSON.stringify(b.data)} rendered`;
+    if (attrs(a) !== attrs(b)) return `${path}: [${attrs(a)}] shown, [${attrs(b)}] rendered`;
+    const ac = [...a.childNodes], bc = [...b.childNodes];
+    if (ac.length !== bc.length) return `${path}: ${ac.length} children shown, ${bc.length} rendered`;
+    for (let i = 0; i < ac.length; i++) {
+      const d = first(ac[i], bc[i], `${path}>${ac[i].nodeName}[${i}]`);
+      if (d) return d;
+    }
+    return '';
+  };
+  return live.map((node, i) => node.isEqualNode(want[i]) ? '' : `${node.id} (${first(node, want[i], node.id)})`)
+    .filter(Boolean).join('; ');
 }"""
 
 
@@ -85,8 +121,9 @@ def test_warming_the_click_path_changes_nothing_on_screen(browser, site_server, 
         assert w.goto("#sample=42") == "ready"
         history = w.page.evaluate("history.length")
         w.page.wait_for_selector("#view[data-warm='done']", state="attached", timeout=READY_TIMEOUT_MS)
-        view = render.view_for_sample(network, testset, 42)
-        assert w.page.evaluate(SAME_AS_RENDERED, render.network_view(network, view)) == ""
+        shown = with_the_pages_scales(w.page, network)
+        view = render.view_for_sample(shown, testset, 42)
+        assert w.page.evaluate(SAME_AS_RENDERED, render.network_view(shown, view)) == ""
         hash_ = "#sample=42" if w.model is None else f"#model={w.model}&sample=42"
         assert w.page.evaluate("[location.hash, history.length]") == [hash_, history]
         assert w.errors == [] and w.outside == []
@@ -99,12 +136,13 @@ def test_view_updated_in_place_is_exactly_the_cpython_render(app, network, tests
     (the same elements throughout), is each time what render.network_view draws for the state shown,
     every attribute (data-activation, colours, aria-label) and text; nothing stale stays."""
     page = app.page
+    shown = with_the_pages_scales(page, network)
 
     def check(index, knocked_out=None, selected=None):
-        view = render.view_for_sample(network, testset, index, knocked_out, selected)
+        view = render.view_for_sample(shown, testset, index, knocked_out, selected)
         # a CNN's map pictures follow its values a frame later (page/maps.py): the frames first
         page.evaluate("() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
-        assert page.evaluate(SAME_AS_RENDERED, render.network_view(network, view)) == "", f"sample {index}"
+        assert page.evaluate(SAME_AS_RENDERED, render.network_view(shown, view)) == "", f"sample {index}"
 
     def go(hash_text, ready):
         page.evaluate(f"location.hash = {json.dumps(app.hash(hash_text))}")

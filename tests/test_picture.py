@@ -38,7 +38,8 @@ def shown_sample(page) -> int:
 def test_the_flow_is_each_neurons_strongest_connections(app, network, testset):
     page = app.page
     app.goto(app.hash("sample=21"))
-    page.wait_for_function("document.getElementById('connections') && document.getElementById('connections').dataset.perNeuron")
+    # the hash changes in the same document: the lines of the digit shown before stay until redrawn
+    page.wait_for_function("document.getElementById('connections')?.dataset.sample === '21'")
     per_neuron = int(page.get_attribute("#connections", "data-per-neuron"))
     assert per_neuron == flow.default_per_neuron(network)  # on by default, the model's own default
     assert int(page.input_value("#links-per-neuron")) == per_neuron
