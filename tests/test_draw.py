@@ -188,16 +188,16 @@ def test_the_why_map_follows_when_the_stroke_pauses_or_ends(pad, network):
         # the stroke is still and the map is the one of the input shown (or the time is up: then the last).
         deadline = time.monotonic() + 30
         while True:
-            pixels, values, total, stroke = page.evaluate(SHOWN_MAP_JS)
+            pixels, values, total, stroke_state = page.evaluate(SHOWN_MAP_JS)
             x = np.array(json.loads(pixels), dtype=np.float64) / 255.0
             values = np.array(values.split(","), dtype=np.float64)
             expected = why.attribute(network, x, "gradxinput").values
             close = np.allclose(values, expected, rtol=1e-7, atol=1e-5 * max(1.0, np.abs(expected).max()))
-            if (close and stroke == "still") or time.monotonic() > deadline:
+            if (close and stroke_state == "still") or time.monotonic() > deadline:
                 break
             page.wait_for_timeout(100)
         sums.append(total)
-        assert stroke == "still"
+        assert stroke_state == "still"
         np.testing.assert_allclose(values, expected, atol=1e-5 * max(1.0, np.abs(expected).max()))
         assert page.evaluate("getComputedStyle(document.getElementById('why-map')).opacity") == "1"
 
