@@ -213,3 +213,14 @@ def test_shown_as_yields_the_value_for_each_step_and_returns_the_result():
     steps = pacing.shown_as(part(), ("what", 1.0))
     assert [next(steps), next(steps)] == [("what", 1.0)] * 2
     assert pacing.run(steps) == 42
+
+
+def test_a_follower_redraws_anything_new_and_the_same_thing_only_now_and_then_while_training():
+    f = pacing.Follower()
+    s = pacing.TRAINING_FOLLOW_S
+    assert f.due("digit 3", 0.0, training=True)  # new: at once
+    assert not f.due("digit 3", s / 2, training=True)  # the same, new weights: not yet
+    assert f.due("digit 3", s / 2, training=False)  # paused: at once
+    assert f.due("digit 4", s / 2 + 0.01, training=True)  # another digit: at once
+    assert not f.due("digit 4", s, training=True)
+    assert f.due("digit 4", 1.5 * s + 0.02, training=True)  # the interval is over

@@ -36,6 +36,10 @@ VIEWS_AIM = 0.1  # ... and while that many still fit, the views take only this f
 SMOOTHING = 0.7  # the moving figure of a cost: this much of it is the figure before
 LATER_SMOOTHING = 0.9  # ... and of the work refreshes leave for later, a mean over about the last 10
 SHARE_WINDOW_S = 3.0  # ShareMeter: the share over about the last this many seconds
+# While the network shown trains, the dearer views (the flow's lines, the why panel) follow its new weights at
+# most this often: what they show changes slowly, and redrawn at every refresh they take a third of the views'
+# time. Another digit, card or choice is followed at once.
+TRAINING_FOLLOW_S = 1.0
 
 
 class Pacer:
@@ -58,6 +62,20 @@ class Pacer:
         if gallery is not None:
             self.gallery_cost = _follow(self.gallery_cost, gallery)
         self.refresh_s, self.gallery_s = intervals(self.refresh_cost + self.later_cost, self.gallery_cost)
+
+
+class Follower:
+    """Whether a view is redrawn for what it is asked to show (any hashable description of it): always for
+    something new, and for the same thing on new weights at most every TRAINING_FOLLOW_S while training."""
+
+    def __init__(self):
+        self.asked, self.at = None, float("-inf")  # what it was last redrawn for, and when
+
+    def due(self, asked, now: float, training: bool) -> bool:
+        if training and asked == self.asked and now - self.at < TRAINING_FOLLOW_S:
+            return False
+        self.asked, self.at = asked, now
+        return True
 
 
 def _follow(figure: float, cost: float) -> float:

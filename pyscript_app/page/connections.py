@@ -7,7 +7,7 @@ animation frame after the one that paints a new view's values (once for any
 number of views before it): each gets a frame of its own, so a click's values
 are on screen at the next frame however many lines follow, and its lines one
 frame (1/60 s) later. While the network shown trains, a refresh's new weights
-redraw the lines at most every TRAINING_EVERY_S. Lines join whatever ``.neuron`` elements carry their
+redraw the lines at most every pacing.TRAINING_FOLLOW_S. Lines join whatever ``.neuron`` elements carry their
 data-layer / data-index: a convolutional layer's channels too; a flatten layer
 is not drawn, so the lines into the dense layer after it start at the channels
 of the image layer before it (flow.source_name).
@@ -18,13 +18,9 @@ import time
 import numpy as np
 from pyscript import window
 
-from pyscript_app.core import flow
+from pyscript_app.core import explain, flow, pacing
 from pyscript_app.page.dom import AfterValues, el, listen
 from pyscript_app.views import render_inside
-
-# While the network shown trains, its lines follow the new weights at most this often (the strongest lines
-# change slowly, and drawing them is the dearest part of a refresh); another digit or card at once.
-TRAINING_EVERY_S = 1.0
 
 
 class Connections:
@@ -37,7 +33,7 @@ class Connections:
         self.hovered = None
         self.view = None
         self.after_values = AfterValues(self.follow)
-        self.followed, self.followed_at = None, float("-inf")  # what the lines were last drawn for, and when
+        self.follower = pacing.Follower()  # while training, new weights redraw the lines only now and then
         self.layout_key, self.neurons = None, {}  # see measure()
         view = el("view")
         view.classList.add("with-connections")
@@ -85,15 +81,11 @@ class Connections:
 
     def follow(self):
         """The lines of the view just drawn (in the frame after its values)."""
-        view, now = self.view, time.perf_counter()
-        asked = None if view is None else (
-            view.sample_index, hash(np.asarray(view.pixels).tobytes()), view.selected,
-            tuple(sorted((k, tuple(sorted(v))) for k, v in view.knocked_out.items())))
-        if asked == self.followed and now - self.followed_at < TRAINING_EVERY_S and self.page.is_training() \
-                and el("connections") is not None:
-            return
-        self.followed, self.followed_at = asked, now
-        self.draw()
+        view, network = self.view, self.page.network
+        asked = None if view is None else (view.sample_index, hash(np.asarray(view.pixels).tobytes()), view.selected,
+                                           explain.knockout_key(network, view.knocked_out))
+        if self.follower.due(asked, time.perf_counter(), self.page.is_training() and el("connections") is not None):
+            self.draw()
 
     def draw(self, *_):
         t0 = time.perf_counter()

@@ -20,9 +20,6 @@ from pyscript_app.page.dom import AfterValues, el, in_idle_time, listen, rerende
 FIRST_DREAM_STEPS = 2  # gradient steps of a dream
 FIRST_ROBUSTNESS_DIGITS = 4  # test digits of the robustness curve
 PROGRESS_EVERY_S = 0.25  # the robustness panel's progress is redrawn at most this often (steps are short)
-# While the network shown trains, the panel follows its new weights at most this often (a map is a backward
-# pass or more and a picture: at every refresh, a third of the views' time); another digit or choice at once.
-TRAINING_EVERY_S = 1.0
 
 
 def digit_of(view):
@@ -47,7 +44,7 @@ class Why:
         self.spent = {}  # model id -> Python ms of its robustness curve
         self.dreams = {}  # (weights version, layer, index, knock-outs) -> (pixels, activation)
         self.wants_drawn = None
-        self.later_at, self.later_asked = float("-inf"), None  # when the panel was last drawn, and for what
+        self.follower = pacing.Follower()  # while training, new weights redraw the panel only now and then
         self.after_values = AfterValues(self.later, then="task")
         self.state = self.view = None
         listen(document, "change", self.on_change)  # (the robustness curve starts after the first view: later)
@@ -117,11 +114,9 @@ class Why:
         state, view = self.state, self.view
         if state is None or view is None:
             return
-        now, asked = time.perf_counter(), (self.key(state, view)[1:], state.why, state.target, state.attack,
-                                           state.applied)
-        if asked == self.later_asked and now - self.later_at < TRAINING_EVERY_S and self.page.is_training():
+        asked = (self.key(state, view)[1:], state.why, state.target, state.attack, state.applied)
+        if not self.follower.due(asked, time.perf_counter(), self.page.is_training()):
             return
-        self.later_at, self.later_asked = now, asked
         self.draw_map(state, view)
         self.draw_attack(state)
         self.draw_wants(state, view)
