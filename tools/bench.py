@@ -295,9 +295,11 @@ class CountingServer:
                 super().send_header(keyword, value)
 
             def end_headers(self):
-                super().end_headers()
+                # recorded before the headers go out: once they are sent, the client may make its next request,
+                # whose thread would record it first
                 if hasattr(self, "_bench"):
                     traffic.record(self.path.split("?")[0], *self._bench)
+                super().end_headers()
 
         self.httpd.RequestHandlerClass = functools.partial(Counting, *handler.args, **handler.keywords)
         self.url = serve.url_of(self.httpd)
