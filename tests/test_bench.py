@@ -185,6 +185,28 @@ def test_a_rate_at_or_over_its_limit_passes():
     assert bench.verdict(target, summary(**{"drawing.updates_per_s": 19.9})) == "FAIL: 19.9 /s"
 
 
+def test_the_throttled_cpython_trainer_runs_a_quarter_of_each_period():
+    import signal
+
+    import bench_train_page
+
+    class Child:  # a process that ends after its third period
+        def __init__(self):
+            self.log, self.periods = [], 0
+
+        def poll(self):
+            return 0 if self.periods == 3 else None
+
+        def send_signal(self, sig):
+            self.log.append(sig)
+            self.periods += sig == signal.SIGCONT
+
+    child, slept = Child(), []
+    bench_train_page.duty_cycle(child, 4, period=0.02, sleep=slept.append)
+    assert child.log == [signal.SIGSTOP, signal.SIGCONT] * 3  # stopped and let go on, never left stopped
+    assert slept == pytest.approx([0.005, 0.015] * 3)  # runs 1/4 of each period: a CPU four times slower
+
+
 def test_reference_page_uses_the_sites_vendored_runtime(tmp_path):
     folder = bench.reference_site(SITE, tmp_path)
     html = (folder / "index.html").read_text()

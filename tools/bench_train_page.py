@@ -2,12 +2,15 @@
 
 Part of ``make bench`` (tools/bench.py calls :func:`measure`); runs alone too:
 
-    .venv/bin/python tools/bench_train_page.py [--seconds 8] [--tries 10] [--epochs 3] [--params conv=8x3p,16x3p&hidden=32]
+    .venv/bin/python tools/bench_train_page.py [--seconds 8] [--tries 10] [--epochs 3] [--cpu-throttle 4]
+        [--params conv=8x3p,16x3p&hidden=32]
 
 In one page of the built site at ``#mode=train`` (the default settings, or those ``--params`` adds to
 the address, such as a convolutional network's):
 - throughput: digits trained per wall-clock second while training, in the page,
   and the same trainer (pyscript_app/core/train.py) in CPython numpy in this process, and their ratio;
+  with ``--cpu-throttle N`` the CPython trainer runs in a child process stopped for all but 1/N of the
+  time (SIGSTOP and SIGCONT: :func:`duty_cycle`), so that both run on a CPU N times slower;
 - latency while training, each over ``tries`` tries at random moments: a click on a
   neuron until its card is in the page, and a click on Pause until training has stopped;
 - the live views' refresh rate (#train-progress data-refreshes per second while training), the
@@ -74,9 +77,18 @@ def percentile(values, q):
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
-def cpython_rate(seconds: float, params: str = "") -> float:
-    """Digits per second of the trainer (the default settings, or ``params`` as in the address) in this
-    process (CPython numpy)."""
+# A throttled CPython trainer runs in a child process that is stopped (SIGSTOP) for all but 1/rate of every
+# period and let go on (SIGCONT) for the rest, as DevTools' CPU throttling suspends the page's main thread:
+# the page at 4x is compared with the same trainer on a CPU four times slower, not with a full-speed one.
+THROTTLE_PERIOD_S = 0.02
+
+
+def cpython_rate(seconds: float, params: str = "", cpu_throttle: float = 1) -> float:
+    """Digits per second of the trainer (the default settings, or ``params`` as in the address) in CPython
+    numpy: in this process, or with ``cpu_throttle`` > 1 in a child process suspended for all but
+    1/``cpu_throttle`` of the time (:data:`THROTTLE_PERIOD_S`)."""
+    if cpu_throttle != 1:
+        return throttled_cpython_rate(seconds, params, cpu_throttle)
     import numpy as np
 
     from pyscript_app.core import train
@@ -90,6 +102,36 @@ def cpython_rate(seconds: float, params: str = "") -> float:
     seen, t0 = t.seen, time.perf_counter()
     t.run_until(t0 + seconds)
     return (t.seen - seen) / (time.perf_counter() - t0)
+
+
+def throttled_cpython_rate(seconds: float, params: str, rate: float) -> float:
+    import subprocess
+
+    child = subprocess.Popen([sys.executable, __file__, "--cpython-only", "--seconds", str(seconds), "--params", params],
+                             stdout=subprocess.PIPE, text=True)
+    duty_cycle(child, rate)
+    out, _ = child.communicate()
+    if child.returncode != 0:
+        raise RuntimeError(f"the throttled CPython trainer failed (exit {child.returncode})")
+    return float(out.split()[-1])
+
+
+def duty_cycle(child, rate: float, period: float = THROTTLE_PERIOD_S, sleep=time.sleep) -> None:
+    """Until ``child`` (a Popen) ends: let it run for period/rate, stop it for the rest of the period."""
+    import signal
+
+    running = period / rate
+    try:
+        while child.poll() is None:
+            sleep(running)
+            child.send_signal(signal.SIGSTOP)
+            sleep(period - running)
+            child.send_signal(signal.SIGCONT)
+    except ProcessLookupError:  # it ended between the poll and a signal
+        pass
+    finally:
+        if child.poll() is None:
+            child.send_signal(signal.SIGCONT)
 
 
 def measure(playwright, url: str, seconds: float = 8.0, tries: int = 10, epochs: int = 0, cpu_throttle: float = 1,
@@ -146,17 +188,20 @@ def measure(playwright, url: str, seconds: float = 8.0, tries: int = 10, epochs:
     finally:
         b.close()
     result["params"] = params
-    result["cpython_digits_per_s"] = cpython_rate(3.0, params)
+    result["cpython_digits_per_s"] = cpython_rate(3.0, params, cpu_throttle)
+    result["cpu_throttle"] = cpu_throttle
     result["ratio_page_to_cpython"] = result["page_digits_per_s"] / result["cpython_digits_per_s"]
     return result
 
 
 def report(r: dict) -> str:
+    throttle = r.get("cpu_throttle", 1)
+    throttled = f" on a CPU {throttle:g} times slower" if throttle != 1 else ""
     lines = [
         f"Training in the page ({r.get('params') or 'default settings'}, Train mode):",
         f"  throughput        {r['page_digits_per_s']:,.0f} digits/s in the page "
         f"(goal >= {'2,000' if 'conv=' in (r.get('params') or '') else '10,000'}); "
-        f"CPython numpy {r['cpython_digits_per_s']:,.0f} digits/s; page/CPython {r['ratio_page_to_cpython']:.2f} "
+        f"CPython numpy{throttled} {r['cpython_digits_per_s']:,.0f} digits/s; page/CPython {r['ratio_page_to_cpython']:.2f} "
         "(goal >= 0.8)",
         f"  live views        {r['refreshes_per_s']:.1f} refreshes/s (goal >= 4), one every "
         f"{r.get('refresh_interval_ms', float('nan')):.0f} ms; share of the time "
@@ -182,8 +227,14 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=0, help="also train this many epochs and report the test accuracy")
     p.add_argument("--params", default="", help="training settings added to the address, such as "
                    "conv=8x3p,16x3p&hidden=32 (default: none, the default settings)")
+    p.add_argument("--cpu-throttle", type=float, default=1,
+                   help="slow the page's CPU this many times (DevTools), and the CPython trainer compared with it")
     p.add_argument("--site", type=Path, default=ROOT / "site")
+    p.add_argument("--cpython-only", action="store_true", help=argparse.SUPPRESS)  # the throttled trainer's child
     args = p.parse_args(argv)
+    if args.cpython_only:
+        print(cpython_rate(args.seconds, args.params))
+        return 0
     import serve
     from playwright.sync_api import sync_playwright
 
@@ -191,7 +242,8 @@ def main(argv=None) -> int:
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:
         with sync_playwright() as pw:
-            r = measure(pw, serve.url_of(httpd), args.seconds, args.tries, args.epochs, params=args.params)
+            r = measure(pw, serve.url_of(httpd), args.seconds, args.tries, args.epochs, args.cpu_throttle,
+                        params=args.params)
     finally:
         httpd.shutdown()
     print(report(r))
