@@ -224,3 +224,10 @@ def test_a_follower_redraws_anything_new_and_the_same_thing_only_now_and_then_wh
     assert f.due("digit 4", s / 2 + 0.01, training=True)  # another digit: at once
     assert not f.due("digit 4", s, training=True)
     assert f.due("digit 4", 1.5 * s + 0.02, training=True)  # the interval is over
+
+
+@pytest.mark.parametrize("evaluation_s", [0.05, 0.25, 1.0, 4.0])
+def test_evaluations_within_an_epoch_take_their_share_of_the_time(evaluation_s):
+    gap = pacing.training_between_evaluations(evaluation_s)
+    assert evaluation_s / (evaluation_s + gap) == pytest.approx(pacing.EVAL_SHARE)
+    assert pacing.training_between_evaluations(2 * evaluation_s) == pytest.approx(2 * gap)  # a dearer one, longer

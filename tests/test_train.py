@@ -343,6 +343,20 @@ def test_evaluation_in_slices_measures_the_weights_it_started_with(digits, tests
     assert trainer.evaluate(testset.images[6000:], testset.labels[6000:]) != expected  # the weights did move
 
 
+def test_evaluation_slices_may_differ_in_size(digits, testset):
+    images, labels = digits
+    trainer = train.Trainer(train.Settings(), images[:3000], labels[:3000])
+    trainer.run(10)
+    expected = trainer.evaluate(testset.images[:1000], testset.labels[:1000])
+    evaluation = trainer.start_evaluation(testset.images[:1000], testset.labels[:1000])
+    positions = []
+    for count in (1, 99, 400, 0, 10_000):  # as many as the page's sizer says (at least one)
+        evaluation.advance(count)
+        positions.append(evaluation.position)
+    assert positions == [1, 100, 500, 501, 1000] and evaluation.done
+    assert evaluation.accuracy == expected
+
+
 def test_run_until_stops_at_the_deadline():
     rng = np.random.default_rng(0)
     trainer = train.Trainer(train.Settings(hidden=(8,)), rng.integers(0, 256, (200, 4, 4), dtype=np.uint8),

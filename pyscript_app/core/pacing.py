@@ -42,6 +42,15 @@ SHARE_WINDOW_S = 3.0  # ShareMeter: the share over about the last this many seco
 TRAINING_FOLLOW_S = 1.0
 
 
+EVAL_SHARE = 0.08  # Train mode's test-set evaluations within an epoch take at most this fraction of the time
+
+
+def training_between_evaluations(evaluation_s: float, share: float = EVAL_SHARE) -> float:
+    """Seconds of training after an evaluation that took ``evaluation_s`` before the next one within an
+    epoch, so that evaluations take at most ``share`` of the time: e / (e + gap) = share."""
+    return max(0.0, evaluation_s) * (1.0 - share) / share
+
+
 class Pacer:
     """The two intervals (refresh, gallery) in seconds, from what refreshes and gallery drawings cost."""
 

@@ -806,10 +806,10 @@ class Evaluation:
     def accuracy(self) -> float | None:
         return self.correct / self.count if self.done else None
 
-    def advance(self) -> bool:
-        """Classify the next slice; True once every digit is done."""
+    def advance(self, count: int | None = None) -> bool:
+        """Classify the next ``count`` digits (default: ``chunk``); True once every digit is done."""
         if not self.done:
-            end = min(self.position + self.chunk, self.count)
+            end = min(self.position + max(1, int(self.chunk if count is None else count)), self.count)
             acts = layer_kinds.forward_all(self._layers, self._normalize(self._images[self.position : end]),
                                            exact=True, keep=False, sparse_input=True)
             self.correct += int((acts[-1].argmax(axis=1) == self._labels[self.position : end]).sum())

@@ -3,8 +3,10 @@
 A slice is a message the page posts to itself on a MessageChannel (so no wait
 for the display's next tick and no timer clamping). While training, a slice
 either redraws the live views, when they are due (train_live.py says when), or
-advances a test-set evaluation by one chunk, then trains with what is left of
-SLICE_S. Between two slices the browser handles clicks, keys and drawing (on
+advances a test-set evaluation by one chunk (as many digits as fit SLICE_S on
+this machine), then trains with what is left of SLICE_S. An evaluation comes
+after every epoch and, within one, at most EVALS_PER_EPOCH times and only once
+training has had the time that keeps evaluations at pacing.EVAL_SHARE of it. Between two slices the browser handles clicks, keys and drawing (on
 the network being trained) and paints: a click waits for one of the two, never
 for both in one task.
 """
@@ -14,12 +16,13 @@ import time
 import js
 from pyodide.ffi import create_proxy
 
+from pyscript_app.core import pacing
 from pyscript_app.views import train_view
 
 SLICE_S = 0.013  # Python time per slice: input and painting wait at most this long
-EVAL_CHUNK = 500  # test digits classified per slice while an evaluation runs
+EVAL_CHUNK = 500  # test digits classified in the first slice of an evaluation (then as many as fit SLICE_S)
 EVAL_CHUNK_CNN = 100  # ... for a network with conv layers (about 15 ms in the browser)
-EVALS_PER_EPOCH = 4  # test accuracy is measured this often within an epoch, and after every epoch
+EVALS_PER_EPOCH = 4  # test accuracy is measured at most this often within an epoch, and after every epoch
 # ... with conv layers: classifying the 10,000 test digits costs about as much as training 3,000
 EVALS_PER_EPOCH_CNN = 2
 
@@ -51,6 +54,10 @@ class SliceLoop:
         self.evaluation = None
         self.eval_due = False
         self.next_eval_step = self.eval_every()
+        self.eval_spent = 0.0  # the Python time of the evaluation under way
+        self.train_before_eval = 0.0  # seconds of training still to go before an evaluation within an epoch
+        conv = self.trainer is not None and self.trainer.settings.conv
+        self.eval_sizer = pacing.StepSizer(first=EVAL_CHUNK_CNN if conv else EVAL_CHUNK, budget=SLICE_S)
         self.test_accuracy = self.test_steps = None
 
     def eval_every(self):
@@ -103,22 +110,29 @@ class SliceLoop:
                 return
         if self.evaluation is None and self.eval_due:
             self.eval_due = False
-            chunk = EVAL_CHUNK_CNN if t.settings.conv else EVAL_CHUNK
-            self.evaluation = t.start_evaluation(self.testset.images, self.testset.labels, chunk)
+            self.evaluation = t.start_evaluation(self.testset.images, self.testset.labels)
+            self.eval_spent = 0.0
         t1 = time.perf_counter()
-        if self.evaluation is not None and self.evaluation.advance():
-            self.test_accuracy, self.test_steps = self.evaluation.accuracy, self.evaluation.steps
-            self.evaluation = None
-            self.measured()
-            if not self.running:
-                self.refresh()  # (while training, the next refresh shows it)
+        if self.evaluation is not None:
+            before = self.evaluation.position
+            finished = self.evaluation.advance(self.eval_sizer.items)
+            self.eval_sizer.measured(self.evaluation.position - before, time.perf_counter() - t1)
+            self.eval_spent += time.perf_counter() - t1
+            if finished:
+                self.test_accuracy, self.test_steps = self.evaluation.accuracy, self.evaluation.steps
+                self.evaluation = None
+                self.train_before_eval = pacing.training_between_evaluations(self.eval_spent)
+                self.measured()
+                if not self.running:
+                    self.refresh()  # (while training, the next refresh shows it)
         t2 = time.perf_counter()
         self.timing["eval"] = t2 - t1
         if self.running:
             epoch = t.epoch
             t.run_until(start + SLICE_S)
             self.timing["train"] = time.perf_counter() - t2
-            if t.epoch != epoch or t.steps >= self.next_eval_step:
+            self.train_before_eval -= self.timing["train"]
+            if t.epoch != epoch or t.steps >= self.next_eval_step and self.train_before_eval <= 0:
                 self.eval_due = True
                 self.next_eval_step = t.steps + self.eval_every()
             if t.stopped:
