@@ -62,12 +62,16 @@ def rerender(container, markup):
             again.focus()
 
 
+WAIT = object()  # yielded by a step of idle work that has nothing to do now (see in_idle_time)
+
+
 def in_idle_time(steps, then=None):
     """Advance the generator ``steps`` in the page's idle periods, then call ``then``.
 
     Each idle callback runs one step, then more while the next one (expected to cost what the
     last one did) fits the idle deadline's time left and pacing.IDLE_TASK_S (see
-    pacing.may_start_step), so that a callback stays a short task.
+    pacing.may_start_step), so that a callback stays a short task. A step that yields WAIT did
+    no work: the callback ends there, and the next idle callback asks again.
     """
     expected = 0.0  # the last step's cost, seconds
 
@@ -80,9 +84,13 @@ def in_idle_time(steps, then=None):
             if not pacing.may_start_step(now - began, expected, remaining):
                 schedule()
                 return
-            if next(steps, StopIteration) is StopIteration:
+            got = next(steps, StopIteration)
+            if got is StopIteration:
                 if then is not None:
                     then()
+                return
+            if got is WAIT:
+                schedule()
                 return
             expected = time.perf_counter() - now
 

@@ -33,6 +33,10 @@ class Train:
         """Is ``network`` the one being trained, and is it training now?"""
         return self.loop.running and self.live.shows(network)
 
+    def running(self):
+        """Is it training right now?"""
+        return self.loop.running
+
     def follow(self, state_):
         """Show or hide the panel for ``state_`` (the page's address); in train mode fetch the digits once."""
         if self.form.follow(state_):

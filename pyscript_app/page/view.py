@@ -107,6 +107,10 @@ class Page:
         """Is the network shown being trained right now (Train mode running on it)?"""
         return self.train.is_training(self.network)
 
+    def training_now(self):
+        """Is Train mode training right now (whichever network is shown)?"""
+        return self.train.running()
+
     def explorer_open(self):
         return self.explorer.is_open()
 

@@ -14,7 +14,7 @@ from pyscript import document, window
 from pyscript_app.core import explain, pacing, why
 from pyscript_app.core.view import View
 from pyscript_app.views import why as why_view
-from pyscript_app.page.dom import AfterValues, el, in_idle_time, listen, rerender
+from pyscript_app.page.dom import WAIT, AfterValues, el, in_idle_time, listen, rerender
 
 # the first step of idle work (then sized by time, see pacing.StepSizer)
 FIRST_DREAM_STEPS = 2  # gradient steps of a dream
@@ -233,6 +233,9 @@ class Why:
             gen = why.robustness_steps(network, page.testset, sizer=pacing.StepSizer(first=FIRST_ROBUSTNESS_DIGITS))
             spent, drawn = 0.0, float("-inf")
             while True:
+                if page.training_now():  # another model's curve waits: training has the time
+                    yield WAIT
+                    continue
                 if network.version != version:  # (trained meanwhile: the curve would be of weights gone)
                     self.curves.pop(model_id, None)
                     self.measured_version.pop(model_id, None)
