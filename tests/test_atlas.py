@@ -155,6 +155,30 @@ def test_alignment_keeps_orientation():
     assert np.abs(same_xy - moved).max() < 1e-12
 
 
+def test_a_map_states_a_separability_given_instead_of_measuring_it():
+    """A live map between two measured ones states the figure it is given and skips the vote; its places are
+    the same PCA map as one that measures."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(600, 5)) * np.array([4, 2, 1, 1, 1])
+    labels = rng.integers(0, 3, 600)
+    predicted = labels.copy()
+
+    def run(**kw):
+        steps = []
+        gen = atlas.map_steps("h", x, labels, predicted, **kw)
+        while True:
+            try:
+                steps.append(next(gen)[0])
+            except StopIteration as stop:
+                return stop.value, set(steps)
+
+    measured, measured_steps = run()
+    given, given_steps = run(separability=0.25)
+    assert "separability" in measured_steps and "separability" not in given_steps
+    assert measured.separability == atlas.knn_accuracy(x, labels) and given.separability == 0.25
+    assert np.array_equal(given.xy, measured.xy)
+
+
 def test_class_summaries():
     xy = np.array([[0.0, 0.0], [2.0, 0.0], [10.0, 10.0], [10.0, 12.0]])
     s = atlas.class_summaries(xy, [0, 0, 1, 1], [0, 1, 1, 1], ["0", "1", "2"])

@@ -194,3 +194,4 @@ def test_train_mode_map_is_live_on_a_fixed_subset(w, acts):
     mean, axes = page_pca(page)
     assert np.all(np.isfinite(mean)) and np.allclose(np.linalg.norm(axes, axis=1), 1.0)
     assert "live" in page.inner_text("#atlas-status")
+    assert 0.0 <= float(page.get_attribute("#atlas-separability", "data-value")) <= 1.0  # measured, or the last one

@@ -322,23 +322,29 @@ def tagged(what: str, steps, out: dict):
         yield what, fraction
 
 
-def map_steps(layer: str, acts, labels, predicted, previous=None, given: tuple | None = None, transform=None):
+MEASURE = object()  # map_steps' ``separability``: measure it
+
+
+def map_steps(layer: str, acts, labels, predicted, previous=None, given: tuple | None = None, transform=None,
+              separability=MEASURE):
     """A :class:`LayerMap` of ``acts`` in steps: yields (what is being done, fraction), returns the map.
 
     ``previous``: the places of the same digits on the map before (the new one is aligned to them).
     ``given``: (Pca, separability) known already (the input layer's, from the build); then ``acts`` are
-    projected through ``transform`` (the pixels normalised block by block) and nothing else is computed."""
+    projected through ``transform`` (the pixels normalised block by block) and nothing else is computed.
+    ``separability``: a figure to state instead of measuring it (a live map's, measured on weights shortly
+    before); by default it is measured."""
     got = {}
     n = len(acts)
     if given is None:
         yield from tagged("principal axes", pca_steps(acts), got)
-        pca_, separability = got["principal axes"], None
+        pca_ = got["principal axes"]
     else:
         pca_, separability = given
     xy = np.empty((n, 2))
     yield from tagged("placing the digits", project_steps(pca_, acts, xy, transform), got)
     pca_, xy = align(pca_, xy, previous)
-    if given is None:
+    if separability is MEASURE:
         yield from tagged("separability", knn_steps(acts, labels), got)
         separability = got["separability"]
     return LayerMap(layer, pca_, xy, np.asarray(labels).astype(np.intp), np.asarray(predicted).astype(np.intp),

@@ -5,10 +5,16 @@ Browser-side: core/atlas.py computes (in idle-time steps, progress in
 page tells the atlas of every view it draws (``update``, as the other
 features), so the current digit's dot (#atlas-current) follows clicks,
 strokes and knock-outs at once. In Train mode the map is live: the first
-atlas.LIVE_DIGITS test digits through the network being trained, refreshed
-when Train mode says its views were refreshed (``live``) and at most as often
-as keeps the atlas's share of the time under a tenth, each new map turned to
-match the one before (atlas.align).
+atlas.LIVE_DIGITS test digits through the network being trained, computed a
+little at each of Train mode's refreshes of its views (``live``: LIVE_SHARE of
+the time since the refresh before), a new one as soon as one is done (at most
+every LIVE_MIN_S), each new map turned to match the one before (atlas.align).
+Its separability is measured on every LIVE_SEPARABILITY_MAPS-th map (the vote
+costs about half as much as the rest of a map); the maps in between state the
+last one.
+Its work counts in the views' cost, so Train mode's pacing keeps the views
+with it to their share of the time: the atlas takes its time from the
+view's refreshes, not from training.
 
 The input layer's map is the same for every network but for its scale: the
 pixels' PCA and separability are computed at build time (tools/build_site.py
@@ -41,11 +47,12 @@ from pyscript_app.page.dom import el, fetch_bytes, in_idle_time, listen
 from pyscript_app.views import atlas as atlas_view
 from pyscript_app.views import render
 
-LIVE_MIN_S = 0.3  # the live map is refreshed at most this often...
-LIVE_SHARE = 0.1  # ...and so that its work takes at most this share of the time
+LIVE_MIN_S = 0.3  # a new live map starts at most this often
+LIVE_SHARE = 0.08  # the live map's work at each of Train mode's refreshes: this share of the time since the last
+LIVE_BUDGET_MAX_S = 0.02  # ... at most this long (a refresh is a task: a click waits for it)
+LIVE_SEPARABILITY_MAPS = 4  # a live map's separability is measured on every this many maps (the first included)
 KEY_STEP = 12  # canvas pixels an arrow key moves the keyboard box
 BLOCK = 64  # digits per step of the live map's forward pass
-LIVE_BUDGET_S = 0.006  # the live map's work at each of Train mode's refreshes (about a tenth of one)
 
 
 def position(network, layer_name):
@@ -76,7 +83,8 @@ class Atlas:
         self.loading_input = False
         self.live_prev = None  # the last live map's places (for the alignment)
         self.live_at = 0.0
-        self.live_cost = 0.0
+        self.live_tick = None  # when Train mode's last refresh asked the live map to advance
+        self.live_separability = (0, None)  # (live maps since it was measured, the figure) of the last live map
         self.live_refreshes = 0  # live maps shown (#atlas data-live-refreshes)
         self.live_job = self.live_done = None  # the live map being computed (a step generator), what to do after
         self.box = [atlas_view.SIZE / 2, atlas_view.SIZE / 2, 80.0]  # keyboard box: centre x, y and side
@@ -167,6 +175,7 @@ class Atlas:
         """A new model: its layers in the picker; the maps of the one before forgotten."""
         self.maps.clear()
         self.map, self.highlight, self.live_prev, self.live_job = None, None, None, None
+        self.live_separability = (0, None)
         el("atlas-layer").innerHTML = atlas_view.layer_options(self.page.network, self.current_layer())
         if self.open:
             self.refresh()
@@ -359,22 +368,26 @@ class Atlas:
 
     # --- Train mode: the live map
     def live(self, force=False):
-        """Train mode's views were refreshed: advance the live map being computed by LIVE_BUDGET_S, or start
-        one when one is due. While training runs the page has no idle time, so the map advances here, a
-        little at every refresh; while it is paused, in idle time too."""
+        """Train mode's views were refreshed: advance the live map being computed by LIVE_SHARE of the time
+        since the refresh before, or start one when one is due. While training runs the page has no idle
+        time, so the map advances here, a little at every refresh; while it is paused, in idle time too."""
+        now = time.perf_counter()
+        budget = LIVE_BUDGET_MAX_S if self.live_tick is None else min(LIVE_BUDGET_MAX_S, LIVE_SHARE * (now - self.live_tick))
+        self.live_tick = now
         if self.live_job is not None:
-            self.advance_live(LIVE_BUDGET_S)
+            self.advance_live(budget)
             return
         if not self.open or self.running is not None or not self.training():
             return
-        now = time.perf_counter()
-        if not force and now - self.live_at < max(LIVE_MIN_S, self.live_cost / LIVE_SHARE):
+        if not force and now - self.live_at < LIVE_MIN_S:
             return
         network, layer = self.page.network, self.current_layer()
         if layer == "input":
             return
         self.live_at = now
         spent, result = {}, {}
+        since, figure = self.live_separability
+        separability = atlas.MEASURE if force or since % LIVE_SEPARABILITY_MAPS == 0 else figure
 
         def steps():
             testset = self.page.testset
@@ -389,10 +402,13 @@ class Atlas:
                 predicted[start : start + BLOCK] = out[-1].argmax(axis=1)
                 yield "the digits through the network", (start + BLOCK) / n
             labels = np.asarray(testset.labels[:n])
-            result["map"] = yield from atlas.map_steps(layer, x, labels, predicted, previous=self.live_prev)
+            result["map"] = yield from atlas.map_steps(layer, x, labels, predicted, previous=self.live_prev,
+                                                       separability=separability)
 
         def done():
-            self.live_cost = spent["all"]
+            if "map" in result:
+                fresh = separability is atlas.MEASURE
+                self.live_separability = (1 if fresh else since + 1, result["map"].separability)
             if "map" in result and self.open and self.training() and self.current_layer() == layer:
                 self.live_prev = result["map"].xy
                 result["map"].extra["spent"] = spent
@@ -408,7 +424,7 @@ class Atlas:
                 yield
 
         in_idle_time(idle())
-        self.advance_live(LIVE_BUDGET_S)
+        self.advance_live(budget)
 
     def advance_live(self, budget):
         """Run steps of the live map for about ``budget`` seconds (at least one); False once it is done."""
@@ -443,7 +459,9 @@ class Atlas:
         el("atlas-layer").value = layer_map.layer
         labels = self.page.network.class_labels
         el("atlas-summary").innerHTML = atlas_view.summary_html(layer_map, labels)
-        what = f"{len(layer_map.xy):,} test digits" + (" (live, as the network trains)" if live else "")
+        what = f"{len(layer_map.xy):,} test digits" + (
+            f" (live, as the network trains; its separability measured on every {LIVE_SEPARABILITY_MAPS}th map)"
+            if live else "")
         el("atlas-status").innerHTML = f"{what} · " + atlas_view.separability_html(layer_map)
         self.draw()
         self.place_current()
