@@ -1016,10 +1016,12 @@ def main(argv=None) -> int:
             if args.train_seconds > 0:  # Train mode (tools/bench_train_page.py): once, after the rounds
                 import bench_train_page
 
-                training = bench_train_page.measure(pw, servers[0][0].url, args.train_seconds, epochs=args.train_epochs)
+                training = bench_train_page.measure(pw, servers[0][0].url, args.train_seconds, epochs=args.train_epochs,
+                                                    atlas_seconds=args.train_seconds)
                 if slow_rounds:
                     training_slow = attempt([], f"Train mode at {args.cpu_throttle:g}x", functools.partial(
-                        bench_train_page.measure, pw, servers[0][0].url, args.train_seconds, cpu_throttle=args.cpu_throttle))
+                        bench_train_page.measure, pw, servers[0][0].url, args.train_seconds, cpu_throttle=args.cpu_throttle,
+                        atlas_seconds=args.train_seconds))
             atlas = None
             if args.atlas_clicks > 0:  # the atlas (tools/bench_atlas.py): once, after the rounds
                 import bench_atlas

@@ -2,7 +2,7 @@
 
 Part of ``make bench`` (tools/bench.py calls :func:`measure`); runs alone too:
 
-    .venv/bin/python tools/bench_train_page.py [--seconds 8] [--tries 10] [--epochs 3] [--cpu-throttle 4]
+    .venv/bin/python tools/bench_train_page.py [--seconds 8] [--tries 10] [--epochs 3] [--cpu-throttle 4] [--atlas 8]
         [--params conv=8x3p,16x3p&hidden=32]
 
 In one page of the built site at ``#mode=train`` (the default settings, or those ``--params`` adds to
@@ -16,6 +16,9 @@ the address, such as a convolutional network's):
 - the live views' refresh rate (#train-progress data-refreshes per second while training), the
   interval the page chose for them and the share of the time they took (data-refresh-interval-ms,
   data-views-share: at most 0.2 by design, whatever the machine);
+- with ``--atlas SECONDS``: then, in the same page, training with the atlas open (its map of the network
+  being trained is live): digits per second and their ratio to the speed without it (the goal is 0.9 or
+  more), live maps and view refreshes per second;
 - with ``--epochs N``: the test accuracy (all test digits) after N epochs in the page.
 """
 
@@ -134,8 +137,11 @@ def duty_cycle(child, rate: float, period: float = THROTTLE_PERIOD_S, sleep=time
             child.send_signal(signal.SIGCONT)
 
 
+ATLAS_LIVE = "+(document.getElementById('atlas').dataset.liveRefreshes || 0)"
+
+
 def measure(playwright, url: str, seconds: float = 8.0, tries: int = 10, epochs: int = 0, cpu_throttle: float = 1,
-            params: str = "") -> dict:
+            params: str = "", atlas_seconds: float = 0) -> dict:
     import browser as chromium
 
     b = chromium.launch(playwright)
@@ -158,6 +164,19 @@ def measure(playwright, url: str, seconds: float = 8.0, tries: int = 10, epochs:
         rate = (int(p1["seen"]) - int(p0["seen"])) / (t1 - t0)
         refreshes = (int(p1["refreshes"]) - int(p0["refreshes"])) / (t1 - t0)
         print(f"bench: training in the page: {rate:,.0f} digits/s", file=sys.stderr, flush=True)
+        with_atlas = None
+        if atlas_seconds:  # then the atlas opened (its default layer, live), the same page training on
+            page.click("#atlas-toggle")
+            page.wait_for_timeout(1500)
+            a0, m0, ta = page.evaluate(PROGRESS), page.evaluate(ATLAS_LIVE), time.perf_counter()
+            page.wait_for_timeout(atlas_seconds * 1000)
+            a1, m1, tb = page.evaluate(PROGRESS), page.evaluate(ATLAS_LIVE), time.perf_counter()
+            page.click("#atlas-toggle")
+            atlas_rate = (int(a1["seen"]) - int(a0["seen"])) / (tb - ta)
+            with_atlas = {"page_digits_per_s": atlas_rate, "ratio_to_without": atlas_rate / rate,
+                          "refreshes_per_s": (int(a1["refreshes"]) - int(a0["refreshes"])) / (tb - ta),
+                          "live_maps_per_s": (m1 - m0) / (tb - ta)}
+            print(f"bench: with the atlas: {atlas_rate:,.0f} digits/s", file=sys.stderr, flush=True)
         card = page.evaluate(LATENCY_JS, ["card", tries])
         pause = page.evaluate(LATENCY_JS, ["pause", tries])
         print("bench: latencies measured", file=sys.stderr, flush=True)
@@ -168,6 +187,7 @@ def measure(playwright, url: str, seconds: float = 8.0, tries: int = 10, epochs:
             "views_share": float(p1.get("viewsShare") or "nan"),
             "refresh_interval_ms": float(p1.get("refreshIntervalMs") or "nan"),
             "frame_ms": {k: float(p1.get(k) or 0) for k in ("trainMs", "evalMs", "refreshMs", "galleryMs")},
+            "with_atlas": with_atlas,
             "card_ms": card, "card_p95_ms": percentile(card, 95),
             "pause_ms": pause, "pause_p95_ms": percentile(pause, 95),
             "errors": errors,
@@ -212,6 +232,11 @@ def report(r: dict) -> str:
         f"over {len(r['pause_ms'])} (goal p95 < 50)",
         "  last slice        " + ", ".join(f"{k} {v:.1f} ms" for k, v in r["frame_ms"].items()),
     ]
+    a = r.get("with_atlas")
+    if a:
+        lines.append(f"  atlas open        {a['page_digits_per_s']:,.0f} digits/s, {a['ratio_to_without']:.2f} of the speed "
+                     f"without it (goal >= 0.9); {a['live_maps_per_s']:.2f} live maps/s; "
+                     f"{a['refreshes_per_s']:.1f} refreshes/s of the views")
     if "test_accuracy" in r:
         lines.append(f"  accuracy          {r['test_accuracy']:.2%} on the test digits after {r['epochs']} epochs "
                      f"({r['steps']:,} batches, {r['epochs_seconds']:.0f} s) (goal >= 95 % within 3)")
@@ -227,6 +252,8 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=0, help="also train this many epochs and report the test accuracy")
     p.add_argument("--params", default="", help="training settings added to the address, such as "
                    "conv=8x3p,16x3p&hidden=32 (default: none, the default settings)")
+    p.add_argument("--atlas", type=float, default=0, metavar="SECONDS",
+                   help="then train this long with the atlas open (its live map), the same page: the speed ratio")
     p.add_argument("--cpu-throttle", type=float, default=1,
                    help="slow the page's CPU this many times (DevTools), and the CPython trainer compared with it")
     p.add_argument("--site", type=Path, default=ROOT / "site")
@@ -243,7 +270,7 @@ def main(argv=None) -> int:
     try:
         with sync_playwright() as pw:
             r = measure(pw, serve.url_of(httpd), args.seconds, args.tries, args.epochs, args.cpu_throttle,
-                        params=args.params)
+                        params=args.params, atlas_seconds=args.atlas)
     finally:
         httpd.shutdown()
     print(report(r))
