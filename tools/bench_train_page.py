@@ -16,9 +16,9 @@ the address, such as a convolutional network's):
 - the live views' refresh rate (#train-progress data-refreshes per second while training), the
   interval the page chose for them and the share of the time they took (data-refresh-interval-ms,
   data-views-share: at most 0.2 by design, whatever the machine);
-- with ``--atlas SECONDS``: then, in the same page, training with the atlas open (its map of the network
-  being trained is live): digits per second and their ratio to the speed without it (the goal is 0.9 or
-  more), live maps and view refreshes per second;
+- with ``--atlas SECONDS``: first, in a page of its own, the same stretch of training with the atlas open
+  (its map of the network being trained is live): digits per second and their ratio to the speed without
+  it (the goal is 0.9 or more), live maps and view refreshes per second;
 - with ``--epochs N``: the test accuracy (all test digits) after N epochs in the page.
 """
 
@@ -137,7 +137,32 @@ def duty_cycle(child, rate: float, period: float = THROTTLE_PERIOD_S, sleep=time
             child.send_signal(signal.SIGCONT)
 
 
-ATLAS_LIVE = "+(document.getElementById('atlas').dataset.liveRefreshes || 0)"
+ATLAS_LIVE = "+(document.getElementById('atlas')?.dataset.liveRefreshes || 0)"
+
+
+def training_window(context, url: str, seconds: float, cpu_throttle: float, params: str, atlas: bool, errors: list):
+    """A new page at ``#mode=train`` (the atlas opened first if ``atlas``), Start, then ``seconds`` of training
+    measured from 1.5 s after: (the page, #train-progress's data at the window's end, digits/s, view
+    refreshes/s, live atlas maps/s)."""
+    import browser as chromium
+
+    page = context.new_page()
+    if cpu_throttle != 1:  # a slow machine's profile (tools/bench.py --cpu-throttle)
+        chromium.throttle_cpu(page, cpu_throttle)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url + "#mode=train" + (f"&{params}" if params else ""))
+    page.wait_for_function("['ready', 'error'].includes(document.getElementById('train-data')?.dataset.state)",
+                           timeout=READY_MS)
+    if atlas:  # its default layer: the map of the network being trained is live
+        page.click("#atlas-toggle")
+    page.click("#train-start")
+    page.wait_for_timeout(1500)  # past the first slices
+    p0, m0, t0 = page.evaluate(PROGRESS), page.evaluate(ATLAS_LIVE), time.perf_counter()
+    page.wait_for_timeout(seconds * 1000)
+    p1, m1, t1 = page.evaluate(PROGRESS), page.evaluate(ATLAS_LIVE), time.perf_counter()
+    per_s = lambda a, b: (b - a) / (t1 - t0)  # noqa: E731
+    return (page, p1, per_s(int(p0["seen"]), int(p1["seen"])), per_s(int(p0["refreshes"]), int(p1["refreshes"])),
+            per_s(m0, m1))
 
 
 def measure(playwright, url: str, seconds: float = 8.0, tries: int = 10, epochs: int = 0, cpu_throttle: float = 1,
@@ -148,35 +173,19 @@ def measure(playwright, url: str, seconds: float = 8.0, tries: int = 10, epochs:
     try:
         context = b.new_context(viewport={"width": 1400, "height": 1000})
         context.add_init_script("localStorage.setItem('nnv-tour-dismissed', 'true')")
-        page = context.new_page()
-        if cpu_throttle != 1:  # a slow machine's profile (tools/bench.py --cpu-throttle)
-            chromium.throttle_cpu(page, cpu_throttle)
         errors = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(url + "#mode=train" + (f"&{params}" if params else ""))
-        page.wait_for_function("['ready', 'error'].includes(document.getElementById('train-data')?.dataset.state)",
-                               timeout=READY_MS)
-        page.click("#train-start")
-        page.wait_for_timeout(1500)  # past the first slices
-        p0, t0 = page.evaluate(PROGRESS), time.perf_counter()
-        page.wait_for_timeout(seconds * 1000)
-        p1, t1 = page.evaluate(PROGRESS), time.perf_counter()
-        rate = (int(p1["seen"]) - int(p0["seen"])) / (t1 - t0)
-        refreshes = (int(p1["refreshes"]) - int(p0["refreshes"])) / (t1 - t0)
-        print(f"bench: training in the page: {rate:,.0f} digits/s", file=sys.stderr, flush=True)
         with_atlas = None
-        if atlas_seconds:  # then the atlas opened (its default layer, live), the same page training on
-            page.click("#atlas-toggle")
-            page.wait_for_timeout(1500)
-            a0, m0, ta = page.evaluate(PROGRESS), page.evaluate(ATLAS_LIVE), time.perf_counter()
-            page.wait_for_timeout(atlas_seconds * 1000)
-            a1, m1, tb = page.evaluate(PROGRESS), page.evaluate(ATLAS_LIVE), time.perf_counter()
-            page.click("#atlas-toggle")
-            atlas_rate = (int(a1["seen"]) - int(a0["seen"])) / (tb - ta)
-            with_atlas = {"page_digits_per_s": atlas_rate, "ratio_to_without": atlas_rate / rate,
-                          "refreshes_per_s": (int(a1["refreshes"]) - int(a0["refreshes"])) / (tb - ta),
-                          "live_maps_per_s": (m1 - m0) / (tb - ta)}
-            print(f"bench: with the atlas: {atlas_rate:,.0f} digits/s", file=sys.stderr, flush=True)
+        if atlas_seconds:  # the same from a new start with the atlas open: the same stretch of training (an
+            # evaluation of the test set comes at the same point of it), before the page measured below
+            apage, _, atlas_rate, atlas_refreshes, maps = training_window(context, url, atlas_seconds, cpu_throttle,
+                                                                        params, True, errors)
+            apage.close()
+            with_atlas = {"page_digits_per_s": atlas_rate, "refreshes_per_s": atlas_refreshes, "live_maps_per_s": maps}
+            print(f"bench: training with the atlas open: {atlas_rate:,.0f} digits/s", file=sys.stderr, flush=True)
+        page, p1, rate, refreshes, _ = training_window(context, url, seconds, cpu_throttle, params, False, errors)
+        print(f"bench: training in the page: {rate:,.0f} digits/s", file=sys.stderr, flush=True)
+        if with_atlas:
+            with_atlas["ratio_to_without"] = with_atlas["page_digits_per_s"] / rate
         card = page.evaluate(LATENCY_JS, ["card", tries])
         pause = page.evaluate(LATENCY_JS, ["pause", tries])
         print("bench: latencies measured", file=sys.stderr, flush=True)
@@ -253,7 +262,7 @@ def main(argv=None) -> int:
     p.add_argument("--params", default="", help="training settings added to the address, such as "
                    "conv=8x3p,16x3p&hidden=32 (default: none, the default settings)")
     p.add_argument("--atlas", type=float, default=0, metavar="SECONDS",
-                   help="then train this long with the atlas open (its live map), the same page: the speed ratio")
+                   help="also train this long with the atlas open (its live map), in a page of its own: the speed ratio")
     p.add_argument("--cpu-throttle", type=float, default=1,
                    help="slow the page's CPU this many times (DevTools), and the CPython trainer compared with it")
     p.add_argument("--site", type=Path, default=ROOT / "site")
