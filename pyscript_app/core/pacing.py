@@ -13,6 +13,8 @@ time, that is their share: more refreshes than that would show little more
 and take the time from training (a CNN's refresh costs 20 ms or more). When
 the refreshes alone can come at least :data:`MIN_PER_S` times a second within
 the share, the gallery gives way first. :class:`ShareMeter` says what share of the last few seconds the views took.
+Train mode's test-set evaluations within an epoch wait for the training time that keeps them at
+:data:`EVAL_SHARE` of it (:func:`training_between_evaluations`).
 
 Idle work (the first layer's pass over the test set, robustness curves,
 dreams) runs in steps between the page's other work; a step's size in items

@@ -372,8 +372,8 @@ class Atlas:
         since the refresh before, or start one when one is due. While training runs the page has no idle
         time, so the map advances here, a little at every refresh; while it is paused, in idle time too."""
         now = time.perf_counter()
-        budget = LIVE_BUDGET_MAX_S if self.live_tick is None else min(LIVE_BUDGET_MAX_S, LIVE_SHARE * (now - self.live_tick))
-        self.live_tick = now
+        since_last = float("inf") if self.live_tick is None else now - self.live_tick
+        budget, self.live_tick = min(LIVE_BUDGET_MAX_S, LIVE_SHARE * since_last), now
         if self.live_job is not None:
             self.advance_live(budget)
             return
@@ -406,10 +406,10 @@ class Atlas:
                                                        separability=separability)
 
         def done():
-            if "map" in result:
-                fresh = separability is atlas.MEASURE
-                self.live_separability = (1 if fresh else since + 1, result["map"].separability)
-            if "map" in result and self.open and self.training() and self.current_layer() == layer:
+            if "map" not in result:
+                return
+            self.live_separability = (1 if separability is atlas.MEASURE else since + 1, result["map"].separability)
+            if self.open and self.training() and self.current_layer() == layer:
                 self.live_prev = result["map"].xy
                 result["map"].extra["spent"] = spent
                 self.live_refreshes += 1

@@ -6,8 +6,9 @@ either redraws the live views, when they are due (train_live.py says when), or
 advances a test-set evaluation by one chunk (as many digits as fit SLICE_S on
 this machine), then trains with what is left of SLICE_S. An evaluation comes
 after every epoch and, within one, at most EVALS_PER_EPOCH times and only once
-training has had the time that keeps evaluations at pacing.EVAL_SHARE of it. Between two slices the browser handles clicks, keys and drawing (on
-the network being trained) and paints: a click waits for one of the two, never
+training has had the time that keeps evaluations at pacing.EVAL_SHARE of it.
+Between two slices the browser handles clicks, keys and drawing (on the
+network being trained) and paints: a click waits for one of the two, never
 for both in one task.
 """
 
@@ -116,8 +117,9 @@ class SliceLoop:
         if self.evaluation is not None:
             before = self.evaluation.position
             finished = self.evaluation.advance(self.eval_sizer.items)
-            self.eval_sizer.measured(self.evaluation.position - before, time.perf_counter() - t1)
-            self.eval_spent += time.perf_counter() - t1
+            took = time.perf_counter() - t1
+            self.eval_sizer.measured(self.evaluation.position - before, took)
+            self.eval_spent += took
             if finished:
                 self.test_accuracy, self.test_steps = self.evaluation.accuracy, self.evaluation.steps
                 self.evaluation = None
