@@ -138,9 +138,12 @@ def test_a_failed_step_is_one_line_and_the_rest_goes_on(capsys):
 
 def test_long_tasks_are_counted_in_their_window():
     tasks = [[100.0, 60.0], [300.0, 51.0], [1000.0, 120.0], [2000.0, 80.0]]  # [start, duration], page time
-    assert bench.long_tasks_within(tasks, 150.0, 1050.0) == [60.0, 51.0, 120.0]  # one still running at the start
-    assert bench.long_tasks_within(tasks, 1200.0, 1900.0) == []
-    assert bench.long_tasks_within([], 0.0, 1e9) == []
+    assert bench.long_tasks_within(tasks, [(150.0, 1050.0)]) == [60.0, 51.0, 120.0]  # one still running at the start
+    assert bench.long_tasks_within(tasks, [(1200.0, 1900.0)]) == []
+    assert bench.long_tasks_within([], [(0.0, 1e9)]) == []
+    # windows of idle work between responses (a response's own tasks fall between them); a task in two, once
+    assert bench.long_tasks_within(tasks, [(0.0, 120.0), (320.0, 1000.0), (1000.0, 1500.0)]) == [60.0, 51.0, 120.0]
+    assert bench.long_tasks_within(tasks, [(500.0, 500.0), (3000.0, 3100.0)]) == []  # (an empty window: none)
 
 
 def test_idle_work_windows_summarise_to_count_and_longest():
