@@ -288,6 +288,38 @@ def test_the_robustness_curve_at_zero_is_the_test_accuracy_and_equals_tensorflow
     assert curve[0] == pytest.approx(float((network.predict(network.normalize(subset.images)) == y).mean()))
 
 
+def test_the_robustness_curve_so_far_is_the_accuracy_over_the_digits_done(export, keras_model):
+    """While it is measured, the curve shown is the accuracy over the digits done so far: a spread sample."""
+    import tensorflow as tf
+
+    network, testset = export
+    n, eps = 400, (0.0, 0.1)
+    subset = nw.TestSet(testset.images[:n], testset.labels[:n])
+    u = subset.images.reshape(n, -1).astype(np.float64) / 255.0
+    y = subset.labels.astype(np.intp)
+    xt = tf.constant(u)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        f = tf.reduce_sum(tf.gather(tf.math.log(keras_model(xt)), y, axis=1, batch_dims=1))
+    g = tape.gradient(f, xt).numpy()
+    right = np.stack([keras_model(np.clip(u - e * np.sign(g), 0, 1)).numpy().argmax(1) == y for e in eps], axis=1)
+    order = why.spread_order(n)
+    assert sorted(order) == list(range(n)) and not np.array_equal(order, np.arange(n))  # every digit, shuffled
+    steps, seen = why.robustness_steps(network, subset, eps, chunk=96), []
+    while True:
+        try:
+            done, total, so_far = next(steps)
+        except StopIteration as stop:
+            final = stop.value
+            break
+        seen.append(done)
+        expected = right[order[:done]].sum(axis=0)
+        # a pixel whose gradient is 0 up to rounding may get another sign: allow one digit
+        assert np.abs(np.asarray(so_far) * done - expected).max() <= 1 + 1e-9, (done, so_far, expected / done)
+    assert seen == [96, 192, 288, 384, 400] and total == n
+    assert np.array_equal(final, so_far)  # the last curve so far is the curve
+
+
 def test_a_dream_excites_its_unit_at_least_as_much_as_any_test_digit(export, ref):
     network, testset = export
     x = testset.images.reshape(len(testset.images), -1).astype(np.float64) / 255.0

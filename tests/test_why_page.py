@@ -18,9 +18,21 @@ from conftest import SITE, read_default_model, watch
 from pyscript_app.core import why
 
 
+# Records every curve so far the robustness panel shows while it measures: [digits done, accuracies].
+SO_FAR_JS = """
+window.__soFar = [];
+new MutationObserver(() => {
+  const r = document.querySelector('#robustness[data-so-far-digits]');
+  const last = window.__soFar[window.__soFar.length - 1];
+  if (r && (!last || last[0] !== r.dataset.soFarDigits)) window.__soFar.push([r.dataset.soFarDigits, r.dataset.soFarAccuracy]);
+}).observe(document, { subtree: true, childList: true, attributes: true });
+"""
+
+
 @pytest.fixture(scope="module")
 def why_page(browser, site_server):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.add_init_script(SO_FAR_JS)
     w = watch(context, site_server.url)
     assert w.goto("#sample=12") == "ready", w.page.inner_text("#status")
     yield w
@@ -132,13 +144,25 @@ def test_a_dream_is_what_the_reference_pass_says(why_page, model):
 
 
 def test_the_robustness_curve_starts_at_the_test_accuracy(why_page, model):
-    network, testset, _ = model
+    network, testset, ref = model
     page = why_page.page
     page.wait_for_selector("#robustness[data-accuracy]", timeout=180_000)
     accuracy = floats(page, "#robustness", "accuracy")
     clean = float((network.predict(network.normalize(testset.images)) == testset.labels).mean())
     assert accuracy[0] == pytest.approx(clean, abs=1e-9)
     assert accuracy[-1] < accuracy[0]
+    # while it was measured, the dashed curve so far: its accuracy at epsilon 0 is that of the digits done
+    # (the first ones of the spread order), by the tests' own forward pass
+    so_far = page.evaluate("window.__soFar")
+    assert so_far, "no curve so far was shown while the curve was measured"
+    assert page.query_selector("#robustness .so-far") is None and not page.get_attribute("#robustness", "data-so-far-digits")
+    order = why.spread_order(len(testset.labels))
+    read = reference.forward(ref, testset.images.reshape(len(testset.labels), -1) / 255.0)[-1].argmax(axis=1)
+    done = [int(d) for d, _ in so_far]
+    assert done == sorted(set(done)) and why.ROBUSTNESS_SO_FAR_DIGITS <= done[0] and done[-1] < len(testset.labels)
+    for d, values in so_far:
+        taken = order[: int(d)]
+        assert float(values.split(",")[0]) == pytest.approx(float((read[taken] == testset.labels[taken]).mean()), abs=1e-9)
 
 
 def test_a_bad_class_or_method_in_the_address_is_dropped_with_a_note(why_page):

@@ -581,6 +581,8 @@ def attack(network, pixels_u: np.ndarray, target: int, knocked_out=None) -> Atta
 # robustness: accuracy against epsilon, one signed-gradient step per digit (untargeted)
 
 ROBUSTNESS_EPSILONS = (0.0, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3)
+ROBUSTNESS_ORDER_SEED = 0  # the fixed shuffle of spread_order
+ROBUSTNESS_SO_FAR_DIGITS = 250  # the curve so far is shown from this many digits on (fewer: too rough an estimate)
 # Digits a step: the browser's numpy has no BLAS, and a step in idle time should stay well under 50 ms.
 ROBUSTNESS_CHUNK = 25 if sys.platform == "emscripten" else 500
 # Changed digits a forward pass (the epsilons' of a chunk go together): larger products, while a conv
@@ -593,10 +595,14 @@ def robustness_steps(network, testset, epsilons=ROBUSTNESS_EPSILONS, knocked_out
     """Accuracy after a one-step attack (fast gradient sign) at each epsilon, computed a chunk at a time.
 
     A generator: each step handles ``chunk`` test digits (or as many as ``sizer``, a
-    :class:`pacing.StepSizer`, says fit its time budget) and yields (digits done, total); the
-    last value it returns (``StopIteration.value``) is the accuracies, one per epsilon. The
-    attack lowers the true class's log-probability: u' = clip(u - eps * sign(d log p_true / du)).
+    :class:`pacing.StepSizer`, says fit its time budget) and yields (digits done, total, the
+    accuracies over the digits done so far); the last value it returns (``StopIteration.value``)
+    is the accuracies over all of them, one per epsilon. The digits are taken in
+    :func:`spread_order`, so that those done so far are a sample of the whole set and the curve so
+    far an estimate of the whole one. The attack lowers the true class's log-probability:
+    u' = clip(u - eps * sign(d log p_true / du)).
     """
+    order = spread_order(len(testset))
     images = np.asarray(testset.images).reshape(len(testset), -1)
     labels = np.asarray(testset.labels).astype(np.intp)
     eps = np.asarray(epsilons, dtype=np.float64)
@@ -606,8 +612,9 @@ def robustness_steps(network, testset, epsilons=ROBUSTNESS_EPSILONS, knocked_out
     sizer = sizer or pacing.FixedSteps(chunk)
     while start < n:
         size, t0 = sizer.items, sizer.clock()
-        u = images[start : start + size].astype(np.float64) / 255.0
-        y = labels[start : start + size]
+        taken = order[start : start + size]
+        u = images[taken].astype(np.float64) / 255.0
+        y = labels[taken]
         x = to_input(network, u)
         g = network.input_gradient(x, y, knocked_out=knocked_out)  # each digit's own true class, one backward pass
         clean = _log_softmax(network.output_layer.net_input)  # the forward pass input_gradient ran: epsilon 0
@@ -622,8 +629,14 @@ def robustness_steps(network, testset, epsilons=ROBUSTNESS_EPSILONS, knocked_out
         correct[~moved] += int((clean.argmax(axis=1) == y).sum())
         sizer.measured(len(y), sizer.clock() - t0)
         start = min(start + size, n)
-        yield start, n
+        yield start, n, correct / start
     return correct / max(n, 1)
+
+
+def spread_order(n: int) -> np.ndarray:
+    """The order the robustness curve takes the test digits in: a fixed shuffle, the same every time, so
+    that any first part of it is a sample of the whole set (MNIST's test set has its easier half first)."""
+    return np.random.default_rng(ROBUSTNESS_ORDER_SEED).permutation(n)
 
 
 def robustness_curve(network, testset, epsilons=ROBUSTNESS_EPSILONS, knocked_out=None) -> np.ndarray:

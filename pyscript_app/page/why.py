@@ -244,14 +244,17 @@ class Why:
                     return
                 t0 = time.perf_counter()
                 try:
-                    done, total = next(gen)
+                    done, total, accuracy = next(gen)
                 except StopIteration as stop:
                     self.curves[model_id] = stop.value
                     break
                 finally:
                     spent += time.perf_counter() - t0
                 if page.network is network and time.perf_counter() - drawn >= PROGRESS_EVERY_S:
-                    self.draw_curves(f"Measuring: {done:,} / {total:,} test digits")
+                    estimate = done >= why.ROBUSTNESS_SO_FAR_DIGITS
+                    self.draw_curves(f"Measuring: {done:,} / {total:,} test digits"
+                                     + (" (the dashed line: the digits so far)" if estimate else ""),
+                                     (network.title, accuracy, done, total) if estimate else None)
                     drawn = time.perf_counter()
                 yield
             self.spent[model_id] = spent * 1000
@@ -259,7 +262,7 @@ class Why:
 
         in_idle_time(steps())
 
-    def draw_curves(self, progress=""):
+    def draw_curves(self, progress="", so_far=None):
         curves = {self.titles[m]: acc for m, acc in self.curves.items()}
         rerender(el("robustness-slot"), why_view.robustness_panel(curves, progress, self.page.model_id, self.curves,
-                                                                  self.spent.get(self.page.model_id)))
+                                                                  self.spent.get(self.page.model_id), so_far))

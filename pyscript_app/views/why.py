@@ -177,8 +177,10 @@ def attack_panel(network, result: why.Attack | None, applied: bool, note: str = 
     )
 
 
-def robustness_svg(curves: dict, epsilons=why.ROBUSTNESS_EPSILONS, width: int = 300, height: int = 150) -> str:
-    """Test accuracy against epsilon, one line per model: ``curves`` maps a title to accuracies (or None)."""
+def robustness_svg(curves: dict, epsilons=why.ROBUSTNESS_EPSILONS, width: int = 300, height: int = 150,
+                   so_far: tuple | None = None) -> str:
+    """Test accuracy against epsilon, one line per model: ``curves`` maps a title to accuracies (or None).
+    ``so_far`` (title, accuracies, digits done, total): a curve being measured, drawn dashed in its colour."""
     left, bottom, top, right = 34, 22, 8, 8
     eps = np.asarray(epsilons, dtype=np.float64)
     top_eps = float(eps.max()) or 1.0
@@ -192,12 +194,17 @@ def robustness_svg(curves: dict, epsilons=why.ROBUSTNESS_EPSILONS, width: int = 
     palette = ("#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9")
     lines, keys = [], []
     for n, (title, acc) in enumerate(curves.items()):
+        measuring = so_far is not None and acc is None and title == so_far[0]
+        if measuring:
+            acc = so_far[1]
         if acc is None:
             continue
         colour = palette[n % len(palette)]
         points = " ".join(f"{x(e):.1f},{y(float(a)):.1f}" for e, a in zip(eps, acc))
-        lines.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{points}"/>')
-        keys.append(f'<li><span class="swatch" style="background:{colour}"></span>{html.escape(title)}: '
+        dashes = ' stroke-dasharray="5 4" class="so-far"' if measuring else ""
+        lines.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2"{dashes} points="{points}"/>')
+        which = f" so far ({so_far[2]:,} of {so_far[3]:,} digits)" if measuring else ""
+        keys.append(f'<li><span class="swatch" style="background:{colour}"></span>{html.escape(title)}{which}: '
                     f'{render.percent(float(acc[0]))} &rarr; {render.percent(float(acc[-1]))} at {top_eps:g}</li>')
     axes = (f'<line x1="{left}" y1="{y(0)}" x2="{width - right}" y2="{y(0)}" stroke="#888"/>'
             f'<line x1="{left}" y1="{y(0)}" x2="{left}" y2="{y(1)}" stroke="#888"/>'
@@ -207,16 +214,21 @@ def robustness_svg(curves: dict, epsilons=why.ROBUSTNESS_EPSILONS, width: int = 
             f'{axes}{"".join(lines)}</svg><ul class="robust-key">{"".join(keys)}</ul>')
 
 
-def robustness_panel(curves: dict, progress: str, model_id: str, by_model: dict, compute_ms: float | None = None) -> str:
-    """The curves; ``#robustness`` carries the shown model's own (data-model, -epsilons, -accuracy, -compute-ms)."""
+def robustness_panel(curves: dict, progress: str, model_id: str, by_model: dict, compute_ms: float | None = None,
+                     so_far: tuple | None = None) -> str:
+    """The curves; ``#robustness`` carries the shown model's own (data-model, -epsilons, -accuracy, -compute-ms)
+    once measured; while it is measured, ``so_far`` (title, accuracies, digits done, total) is its curve over
+    the digits done (dashed; data-so-far-digits, data-so-far-accuracy)."""
     mine = by_model.get(model_id)
     data = "" if mine is None else (f' data-model="{html.escape(model_id)}" data-epsilons="{_floats(why.ROBUSTNESS_EPSILONS)}" '
                                      f'data-accuracy="{_floats(mine)}"'
                                      + ("" if compute_ms is None else f' data-compute-ms="{compute_ms:.1f}"'))
+    if mine is None and so_far is not None:
+        data = f' data-so-far-digits="{so_far[2]}" data-so-far-accuracy="{_floats(so_far[1])}"'
     return (
         f'<div class="robust" id="robustness"{data}><h3>How robust is it?</h3>'
         f'<p class="note" id="robustness-progress" role="status">{html.escape(progress)}</p>'
-        + robustness_svg(curves) +
+        + robustness_svg(curves, so_far=so_far) +
         '<p class="note">Test accuracy when every test digit gets one step of the change that hurts its true class most '
         '(each pixel moved by epsilon, black to white kept). Every network looked at is drawn, to compare.</p></div>'
     )
