@@ -128,3 +128,28 @@ def test_a_compiled_app_archive_is_not_compiled_again(tmp_path):
     assert pycompile_runtime.compile_app(bundle, VENDOR, tmp_path / "cache", build_site.APP_HOME, node="/nonexistent/node",
                                          log=None) is False
     assert bundle.read_bytes() == before
+
+
+def test_the_app_ships_without_docstrings_and_loses_nothing_by_it():
+    """The app's modules are compiled at -OO (pycompile_runtime.APP_OPTIMIZE): their docstrings stay out of
+    the download. That changes nothing they do only while none reads a docstring or asserts."""
+    import ast
+
+    import build_site
+
+    for path in (ROOT / "pyscript_app").rglob("*.py"):
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            assert not isinstance(node, ast.Assert), f"{path.name}:{node.lineno}: an assert (-OO drops it)"
+            name = node.attr if isinstance(node, ast.Attribute) else node.id if isinstance(node, ast.Name) else None
+            assert name not in ("__doc__", "__debug__", "getdoc"), f"{path.name}:{node.lineno}: reads {name}"
+    with zipfile.ZipFile(SITE / build_site.APP_BUNDLE) as bundle:
+        assert bundle.comment.decode() == pycompile_runtime.APP_MARK
+        checked = 0
+        for path in (ROOT / "pyscript_app").rglob("*.py"):
+            doc = ast.get_docstring(ast.parse(path.read_text()), clean=False)
+            name = path.relative_to(ROOT).as_posix() + "c"
+            if doc and len(doc) > 40 and name in bundle.namelist():
+                assert doc.encode() not in bundle.read(name), name  # (marshal keeps a string's bytes as they are)
+                checked += 1
+        assert checked > 20

@@ -35,7 +35,9 @@ bytecode:
 The app's own archive (site/app/pyscript_app.zip) is compiled the same way
 (:func:`compile_app`): about 12,000 lines, which took a quarter of a second to
 compile at every start on a fast machine (a second at a 4x slower CPU). Its
-tracebacks still name the module and line. Its ``main.py`` stays a source: the
+modules are compiled at ``-OO`` (:data:`APP_OPTIMIZE`): none of them reads a
+docstring or has an assert, and without their docstrings the archive is a
+quarter smaller. Its tracebacks still name the module and line. Its ``main.py`` stays a source: the
 page runs it from its own file (a ``<script src>``), with top-level ``await``,
 which only a script allows.
 """
@@ -56,8 +58,18 @@ from pyscript_app.core.export_format import sha256
 
 ROOT = Path(__file__).resolve().parent.parent
 OPTIMIZE = 0  # see the module docstring: 2 (-OO) breaks numpy's import
-MARK = (f"nn-visualizer: .py compiled to .pyc by tools/pycompile_runtime.py (optimize={OPTIMIZE}, no debug ranges), "
-        "unused members left out (tools/trim_runtime.py)")
+# The app's own modules at -OO: without their docstrings (a quarter of the archive). None of its code reads a
+# docstring or has an assert to lose (tests/test_pycompile.py checks both), and nothing else imports them.
+APP_OPTIMIZE = 2
+
+
+def mark_of(optimize: int) -> str:
+    """The comment of an archive compiled at ``optimize``: a compiled archive is never compiled again."""
+    return (f"nn-visualizer: .py compiled to .pyc by tools/pycompile_runtime.py (optimize={optimize}, no debug ranges), "
+            "unused members left out (tools/trim_runtime.py)")
+
+
+MARK, APP_MARK = mark_of(OPTIMIZE), mark_of(APP_OPTIMIZE)
 LOCK_NAME = "pyodide-lock.json"
 NODE_TIMEOUT = 600
 
@@ -111,9 +123,9 @@ class CompileError(Exception):
     """A failure to report as one line."""
 
 
-def is_compiled(path: Path) -> bool:
+def is_compiled(path: Path, mark: str = MARK) -> bool:
     with zipfile.ZipFile(path) as z:
-        return z.comment == MARK.encode()
+        return z.comment == mark.encode()
 
 
 def targets(pyodide_dir: Path) -> list[tuple[Path, str, str]]:
@@ -131,8 +143,8 @@ def members_left_out(path: Path, kind: str) -> list[str]:
         return trim_runtime.left_out(kind, z.namelist())
 
 
-def _run_node(pyodide_dir: Path, jobs: list[list[str]], node: str) -> None:
-    task = json.dumps({"python": COMPILER_PY, "optimize": OPTIMIZE, "mark": MARK, "jobs": jobs})
+def _run_node(pyodide_dir: Path, jobs: list[list[str]], node: str, optimize: int = OPTIMIZE) -> None:
+    task = json.dumps({"python": COMPILER_PY, "optimize": optimize, "mark": mark_of(optimize), "jobs": jobs})
     with tempfile.TemporaryDirectory(prefix="pycompile-") as tmp:
         runner = Path(tmp) / "compile.mjs"
         runner.write_text(COMPILER_JS)
@@ -220,17 +232,17 @@ def compile_app(bundle: Path, pyodide_dir: Path, cache_dir: Path, prefix: str, k
     page unpacks it, for the file names in tracebacks). Cached by the archive's sha256. Returns whether it
     changed; raises CompileError (and leaves the archive as it was) on any failure."""
     bundle, cache_dir = Path(bundle), Path(cache_dir)
-    if is_compiled(bundle):
+    if is_compiled(bundle, APP_MARK):
         return False
     keep = sorted(keep)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    cached = cache_dir / f"app-{file_sha256(bundle)}-{sha256(json.dumps([prefix, keep]).encode())[:16]}-o{OPTIMIZE}.zip"
+    cached = cache_dir / f"app-{file_sha256(bundle)}-{sha256(json.dumps([prefix, keep]).encode())[:16]}-o{APP_OPTIMIZE}.zip"
     if not cached.exists():
         if log:
             log(f"pycompile: compiling {bundle.name} to bytecode (Node + the vendored Pyodide)")
-        _run_node(Path(pyodide_dir), [[str(bundle), str(cached) + ".part", prefix, [], keep]], node)
+        _run_node(Path(pyodide_dir), [[str(bundle), str(cached) + ".part", prefix, [], keep]], node, APP_OPTIMIZE)
         part = Path(str(cached) + ".part")
-        if not is_compiled(part):
+        if not is_compiled(part, APP_MARK):
             raise CompileError(f"{part.name} came out unmarked: the compiler did not run to the end")
         part.replace(cached)
     _replace(bundle, cached.read_bytes())
