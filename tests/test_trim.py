@@ -191,5 +191,6 @@ def test_a_visit_using_every_feature_requests_nothing_missing(full_visit):
     assert {"vendor/pyscript/core.js", "vendor/pyodide/python_stdlib.zip", f"vendor/pyodide/{NUMPY_WHEEL}"} <= vendor
     assert all((SITE / p).is_file() for p in vendor)
     # the service worker fetched the offline copy: only files of the build, all present
-    by_worker = {path.split("?")[0] for path, from_worker in requests if from_worker}
+    # (the page itself by the address it was loaded as, the folder's: "" here)
+    by_worker = {path.split("?")[0] or "index.html" for path, from_worker in requests if from_worker}
     assert by_worker and by_worker <= set(precache.site_files(SITE)) | {precache.SERVICE_WORKER}

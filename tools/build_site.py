@@ -131,7 +131,7 @@ def render_index(site: Path) -> str:
     for marker, content in (
         ("{{VIEW}}", render.network_view(network, view)),
         ("{{MODEL}}", html.escape(default)),
-        ("{{ICON}}", icon_data_url(site)),  # in the page: one request fewer
+        ("{{ICON}}", icon_data_url()),
         ("{{MODEL_PICKER}}", render.model_picker([(m, manifests[m], False) for m in index["models"]], default)),
         ("{{MODEL_CARD}}", render.model_card(default, network.manifest)),
         ("{{LEGEND}}", render.legend(network)),
@@ -290,9 +290,13 @@ def early_fetches(site: Path, model_id: str, manifest: dict) -> list[str]:
             f"data/{nw.testset_file(data)}"]
 
 
-def icon_data_url(site: Path) -> str:
-    """site/icon.svg as a data: address (the page's policy allows data: images)."""
-    return "data:image/svg+xml;base64," + base64.b64encode((site / "icon.svg").read_bytes()).decode()
+ICON = ROOT / "tools" / "icon.svg"  # the page's icon: in the page itself, not a file of the site
+
+
+def icon_data_url() -> str:
+    """tools/icon.svg as a data: address (the page's policy allows data: images): no request for it, and
+    no file of its own for the offline copy to store."""
+    return "data:image/svg+xml;base64," + base64.b64encode(ICON.read_bytes()).decode()
 
 
 def preload_links(site: Path) -> str:

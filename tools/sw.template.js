@@ -42,10 +42,23 @@ async function fromOlderBuild(url, sri) {
   return null;
 }
 
+// The page itself: a page loaded as its folder's address ("./") is in the HTTP cache under that
+// address, not as index.html, so the worker asks for it by that address then (no second download).
+const INDEX = new URL("index.html", self.registration.scope).href;
+
+async function loadedAsFolder() {
+  const pages = await self.clients.matchAll({ type: "window", includeUncontrolled: true });
+  return pages.some((page) => {
+    const address = new URL(page.url);
+    return address.origin + address.pathname === self.registration.scope;
+  });
+}
+
 // Exactly this build's bytes (integrity). The page has just downloaded most files: take them from
 // the HTTP cache ("force-cache": no second download, no request at all). A cached copy that is not
 // this build's (integrity fails) or not a success is fetched again, revalidated ("no-cache").
 async function download(url, sri) {
+  if (url === INDEX && (await loadedAsFolder())) url = self.registration.scope;
   try {
     const response = await fetch(url, { cache: "force-cache", integrity: sri });
     if (response.ok) return response;
