@@ -269,3 +269,14 @@ def test_a_short_benchmark_run_writes_valid_json(tmp_path):
         assert "input" in m["layers"] and all(t["drawMs"] > 0 for t in m["layers"].values())
         assert all(t["pcaMs"] > 0 for layer, t in m["layers"].items() if layer != "input") and len(m["follow_ms"]) == ATLAS_CLICKS
     assert "The atlas" in run.stdout
+
+
+def test_an_atlas_rate_not_measured_is_said_and_the_other_kept():
+    import bench_atlas
+
+    layers = {"hidden_1": {"pcaMs": 40.0, "mapMs": 90.0, "stepMs": 12.0, "drawMs": 4.0}}
+    at_1x = {"models": {"seed": {"layers": layers, "follow_ms": [0.4, 0.5], "moved_in_click": 1.0}}, "tsne": None}
+    text = bench_atlas.report({"rates": {"1": at_1x}, "errors": [],
+                               "not_measured": ["the atlas at 4x: TimeoutError: Timeout 180000ms exceeded."]})
+    assert "goals at 1x: PCA < 150 ms (worst 40.0)" in text
+    assert text.endswith("  not measured: the atlas at 4x: TimeoutError: Timeout 180000ms exceeded.")

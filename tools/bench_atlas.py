@@ -107,7 +107,7 @@ def measure(playwright, url: str, clicks: int = 20, cpu_throttle: float = 4.0, s
     import browser as chromium
 
     b = chromium.launch(playwright)
-    errors, out = [], {}
+    errors, out, missed = [], {}, []
     try:
         for rate in (1.0, cpu_throttle) if cpu_throttle > 1 else (1.0,):
             context = b.new_context(viewport={"width": 1400, "height": 1000})
@@ -116,13 +116,18 @@ def measure(playwright, url: str, clicks: int = 20, cpu_throttle: float = 4.0, s
             page.on("pageerror", lambda e: errors.append(str(e)))
             if rate > 1:
                 chromium.throttle_cpu(page, rate)
-            page.goto(url + "#mode=atlas")
-            page.wait_for_function("document.body.dataset.ready === 'true'", timeout=READY_MS)
-            out[f"{rate:g}"] = measure_once(page, clicks, site)
-            context.close()
+            try:
+                page.goto(url + "#mode=atlas")
+                page.wait_for_function("document.body.dataset.ready === 'true'", timeout=READY_MS)
+                out[f"{rate:g}"] = measure_once(page, clicks, site)
+            except Exception as exc:  # noqa: BLE001 (a wait that times out: said, and the other rate is kept)
+                missed.append(f"the atlas at {rate:g}x: {type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}")
+                print(f"bench: not measured: {missed[-1]}", flush=True)
+            finally:
+                context.close()
     finally:
         b.close()
-    return {**out.get("1", {}), "rates": out, "errors": errors}
+    return {**out.get("1", {}), "rates": out, "errors": errors, "not_measured": missed}
 
 
 def report(r: dict) -> str:
@@ -151,6 +156,7 @@ def report(r: dict) -> str:
                          f"(worst {max(draws):.1f}); idle step <= {GOAL_STEP_MS:.0f} ms (worst {max(steps):.1f})")
     if r["errors"]:
         lines.append(f"  page errors: {r['errors'][:3]}")
+    lines += [f"  not measured: {what}" for what in r.get("not_measured", [])]
     return "\n".join(lines)
 
 
