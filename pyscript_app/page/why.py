@@ -250,7 +250,8 @@ class Why:
                     break
                 finally:
                     spent += time.perf_counter() - t0
-                if page.network is network and time.perf_counter() - drawn >= PROGRESS_EVERY_S:
+                # (the last step's figures are the curve itself: drawn as such once the steps end)
+                if page.network is network and done < total and time.perf_counter() - drawn >= PROGRESS_EVERY_S:
                     estimate = done >= why.ROBUSTNESS_SO_FAR_DIGITS
                     self.draw_curves(f"Measuring: {done:,} / {total:,} test digits"
                                      + (" (the dashed line: the digits so far)" if estimate else ""),
