@@ -434,10 +434,13 @@ def test_a_new_build_replaces_the_cached_one_and_builds_never_mix(browser, tmp_p
 def test_site_files_leave_out_what_no_page_needs(tmp_path):
     site = tmp_path / "site"
     for rel in ("index.html", "a.js", "a.js.map", "__pycache__/m.cpython-312.pyc", "app/m.py", "app/m.pyc",
-                ".vendor-tmp/x.js", "vendor/.DS_Store", "sw.js", "vendor/sw.js", "notes.txt~"):
+                ".vendor-tmp/x.js", "vendor/.DS_Store", "sw.js", "vendor/sw.js", "notes.txt~",
+                "data/atlas.json", "models/m/atlas.json", "models/m/atlas_tsne.npz", "vendor/atlas.json"):
         (site / rel).parent.mkdir(parents=True, exist_ok=True)
         (site / rel).write_text(rel)
-    assert precache.site_files(site) == ["a.js", "app/m.py", "index.html", "vendor/sw.js"]
+    # the atlas's build records (atlas.json beside its t-SNE maps) are the build's, not the page's
+    assert precache.site_files(site) == ["a.js", "app/m.py", "index.html", "models/m/atlas_tsne.npz",
+                                         "vendor/atlas.json", "vendor/sw.js"]
 
 
 def test_build_version_follows_the_content_and_a_stale_site_is_named(tmp_path):

@@ -5,9 +5,11 @@
 
 The files of the site are every file under site/ except leftovers that no page
 needs: source maps, Python caches, editor and OS droppings, dot-files and
-dot-folders (such as a half-finished ``.vendor-*``), and ``sw.js`` itself. The
-same list is what the service worker caches and what ``tools/make_dist.py``
-puts into the offline bundle.
+dot-folders (such as a half-finished ``.vendor-*``), the build's own records
+beside the atlas's t-SNE maps (each ``atlas.json`` in data/ or a model's
+folder: the build copies them into the page's #atlas-files block, and no page
+reads them), and ``sw.js`` itself. The same list is what the service worker
+caches and what ``tools/make_dist.py`` puts into the offline bundle.
 
 Files fetched on demand (the training digits, about 10 MB, that only the
 Train mode needs, and the files of every model but the default one, which a
@@ -47,6 +49,15 @@ DATA_MANIFEST = "data/manifest.json"
 ON_DEMAND_ENTRIES = ("train",)  # data/manifest.json entries whose file is cached when first fetched
 MODELS_INDEX = "models/index.json"  # every model but its default is cached when first fetched
 
+ATLAS_SIDE = "atlas.json"  # beside the atlas's t-SNE maps: {"tsne": {"file", "sha256"}} (tools/atlas_maps.py)
+
+
+def _atlas_side(rel: Path) -> bool:
+    """data/atlas.json or models/<id>/atlas.json: read by the build only (see the module's notes)."""
+    parts = rel.parts
+    return rel.name == ATLAS_SIDE and (parts == ("data", ATLAS_SIDE) or (len(parts) == 3 and parts[0] == "models"))
+
+
 # Never part of the site, wherever they turn up.
 EXCLUDED_DIRS = {"__pycache__", "node_modules"}
 EXCLUDED_NAMES = {"Thumbs.db", "desktop.ini"}
@@ -59,6 +70,8 @@ class StaleSite(Exception):
 
 def _excluded(rel: Path) -> bool:
     if any(part.startswith(".") or part in EXCLUDED_DIRS for part in rel.parts):
+        return True
+    if _atlas_side(rel):
         return True
     return rel.name in EXCLUDED_NAMES or rel.name.endswith(EXCLUDED_SUFFIXES)
 
@@ -100,10 +113,9 @@ def other_models_files(site: Path) -> set[str]:
         raise StaleSite(f"{path} is not valid JSON ({exc})") from None
     folder = path.parent
     return {f.relative_to(site).as_posix() for model in index.get("models", []) if model != index.get("default")
-            for f in (folder / str(model)).glob("*") if f.is_file()}
+            for f in (folder / str(model)).glob("*") if f.is_file() and not _excluded(f.relative_to(site))}
 
 
-ATLAS_SIDE = "atlas.json"  # beside the atlas's t-SNE maps: {"tsne": {"file", "sha256"}} (tools/atlas_maps.py)
 
 
 def atlas_maps(site: Path) -> dict:
