@@ -7,8 +7,9 @@ features), so the current digit's dot (#atlas-current) follows clicks,
 strokes and knock-outs at once. In Train mode the map is live: the first
 atlas.LIVE_DIGITS test digits through the network being trained, computed a
 little at each of Train mode's refreshes of its views (``live``: LIVE_SHARE of
-the time since the refresh before), a new one as soon as one is done (at most
-every LIVE_MIN_S), each new map turned to match the one before (atlas.align).
+the time since the refresh before, at most LIVE_BUDGET_MAX_S), a new one as
+soon as one is done, in the same refresh when its time is not used up (at
+most every LIVE_MIN_S), each new map turned to match the one before (atlas.align).
 Its separability is measured on every LIVE_SEPARABILITY_MAPS-th map (the vote
 costs about half as much as the rest of a map); the maps in between state the
 last one.
@@ -47,9 +48,9 @@ from pyscript_app.page.dom import el, fetch_bytes, in_idle_time, listen
 from pyscript_app.views import atlas as atlas_view
 from pyscript_app.views import render
 
-LIVE_MIN_S = 0.3  # a new live map starts at most this often
-LIVE_SHARE = 0.08  # the live map's work at each of Train mode's refreshes: this share of the time since the last
-LIVE_BUDGET_MAX_S = 0.02  # ... at most this long (a refresh is a task: a click waits for it)
+LIVE_MIN_S = 0.2  # a new live map starts at most this often
+LIVE_SHARE = 0.15  # the live map's work at each of Train mode's refreshes: this share of the time since the last
+LIVE_BUDGET_MAX_S = 0.03  # ... at most this long (a refresh is a task: a click waits for it)
 LIVE_SEPARABILITY_MAPS = 4  # a live map's separability is measured on every this many maps (the first included)
 KEY_STEP = 12  # canvas pixels an arrow key moves the keyboard box
 BLOCK = 64  # digits per step of the live map's forward pass
@@ -375,8 +376,13 @@ class Atlas:
         since_last = float("inf") if self.live_tick is None else now - self.live_tick
         budget, self.live_tick = min(LIVE_BUDGET_MAX_S, LIVE_SHARE * since_last), now
         if self.live_job is not None:
-            self.advance_live(budget)
-            return
+            if self.advance_live(budget):
+                return
+            # done within this refresh: the next map may start with what is left of its time
+            now = time.perf_counter()
+            budget = budget - (now - self.live_tick)
+            if budget <= 0:
+                return
         if not self.open or self.running is not None or not self.training():
             return
         if not force and now - self.live_at < LIVE_MIN_S:
