@@ -45,7 +45,7 @@ def products(request, monkeypatch):
     the browser runs them where einsum adds in order (a conv layer's transposed too: here its sums agree
     to rounding, tests/test_train_pyodide.py checks the bits there): all are checked."""
     monkeypatch.setattr(layers, "NO_BLAS", request.param != "blas")
-    monkeypatch.setattr(ordered, "EINSUM_IN_ORDER", request.param == "no-blas, einsum in order")
+    monkeypatch.setattr(ordered, "einsum_in_order", lambda: request.param == "no-blas, einsum in order")
     return request.param
 
 

@@ -41,7 +41,7 @@ CASES = [
     ("conv 5x5, momentum", {"conv": ((4, 5, False),), "hidden": (8,), "activation": "tanh", "optimizer": "momentum",
                             "learning_rate": 0.05, "batch_size": 64, "seed": 2}, 2048),
 ]
-result = {"platform": sys.platform, "matmul_in_order": train.MATMUL_IN_ORDER, "cases": {}}
+result = {"platform": sys.platform, "matmul_in_order": train.matmul_in_order(), "cases": {}}
 for name, kwargs, count in CASES:
     trainer = train.Trainer(train.Settings(**kwargs), images[:count], labels[:count])
     trainer.run_epoch()

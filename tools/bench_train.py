@@ -69,7 +69,7 @@ def load():
 
 images, labels, source = load()
 out = {"platform": sys.platform, "numpy": np.__version__, "data": source, "digits": int(len(labels)),
-       "matmul_in_order": train.MATMUL_IN_ORDER, "batches": {}}
+       "matmul_in_order": train.matmul_in_order(), "batches": {}}
 for batch in BATCHES:
     trainer = train.Trainer(train.Settings(batch_size=batch), images, labels)
     trainer.run(5)  # warm-up

@@ -50,7 +50,7 @@ def _product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``a @ b`` for 2-D float64 arrays: numpy's matrix product (BLAS in CPython); without BLAS, einsum
     along the result's rows (ordered.rows_product) when they have at least EINSUM_COLUMNS values. BLAS adds
     each sum's terms in an order of its own; the browser's numpy adds them first to last either way
-    (ordered.MATMUL_IN_ORDER, EINSUM_IN_ORDER), so there this is also the ``exact`` passes' product."""
+    (ordered.matmul_in_order, einsum_in_order), so there this is also the ``exact`` passes' product."""
     if not NO_BLAS or b.shape[1] < EINSUM_COLUMNS:
         return a @ b
     return ordered.rows_product(a, b)
@@ -302,7 +302,7 @@ def _in_order(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     terms are summed by ``np.add.accumulate``, which adds each term to the
     sum of those before it.
     """
-    if ordered.MATMUL_IN_ORDER:  # (b's columns contiguous when there are several: the loop reads them faster)
+    if ordered.matmul_in_order():  # (b's columns contiguous when there are several: the loop reads them faster)
         return np.matmul(a, np.asfortranarray(b) if b.shape[1] > 1 and a.shape[0] > 1 else b)
     p, q = a.shape[0], b.shape[1]
     out = np.zeros((p, q))
@@ -344,7 +344,7 @@ class Conv2D(Layer):
     over the kernel positions (row, column). The browser's numpy runs the
     products on the im2col matrix transposed (a long row per kernel position
     and channel), with einsum along those rows; it adds in that same order
-    there (ordered.EINSUM_IN_ORDER), so its exact passes take that way too.
+    there (ordered.einsum_in_order), so its exact passes take that way too.
     """
 
     kind: ClassVar[str] = "conv2d"
@@ -446,7 +446,7 @@ class Conv2D(Layer):
         x = self._padded(np.asarray(x, dtype=np.float64).reshape(-1, *self.input_shape))
         n = x.shape[0]
         oh, ow, units = self.output_shape
-        transposed = NO_BLAS and (not exact or ordered.EINSUM_IN_ORDER)
+        transposed = NO_BLAS and (not exact or ordered.einsum_in_order())
         if transposed:  # the product transposed, (filters, patches): plain loops run along the patches
             cols = self._columns_t(x)
         else:
@@ -556,7 +556,7 @@ class Conv2D(Layer):
         values = live[which, flat // live.shape[0]]
         patches = cols[which]
         # a filter's sum, a patch at a time: einsum along the patch where it adds in order (the browser's)
-        add_up = ordered.rows_product if ordered.EINSUM_IN_ORDER and terms >= EINSUM_COLUMNS else _in_order
+        add_up = ordered.rows_product if ordered.einsum_in_order() and terms >= EINSUM_COLUMNS else _in_order
         g_w = np.zeros((terms, self.units))
         for f in range(self.units):
             start = ends[f - 1] if f else 0

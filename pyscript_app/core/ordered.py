@@ -9,6 +9,7 @@ there the same loop runs as numpy slices.
 
 from __future__ import annotations
 
+import functools
 import sys
 
 import numpy as np
@@ -40,9 +41,12 @@ def _matmul_is_left_to_right() -> bool:
                 and np.array_equal(_matmul_in_order(a[:, :7].T, b[:9]), _dot_slices(a[:, :7].T, b[:9])))
 
 
-# The browser's numpy (no BLAS) multiplies matrices with the plain three-loop
-# product, which is exactly _dot_slices's order; checked once here, not assumed.
-MATMUL_IN_ORDER = sys.platform == "emscripten" and _matmul_is_left_to_right()
+@functools.cache
+def matmul_in_order() -> bool:
+    """The browser's numpy (no BLAS) multiplies matrices with the plain three-loop product, which is exactly
+    _dot_slices's order: checked once, not assumed, at the first exact product that asks (not at import: the
+    page's start needs no exact product, and the check with its numpy.random costs a tenth of a second there)."""
+    return sys.platform == "emscripten" and _matmul_is_left_to_right()
 
 
 #: einsum re-reads the right-hand matrix once per result row: when that matrix has this many rows or more,
@@ -80,9 +84,11 @@ def _rows_product_is_left_to_right() -> bool:
     return True
 
 
-# ... and so does rows_product (checked the same way): the passes of a conv layer, whose results
-# have rows of thousands of values, run on it there, exact or not
-EINSUM_IN_ORDER = MATMUL_IN_ORDER and _rows_product_is_left_to_right()
+@functools.cache
+def einsum_in_order() -> bool:
+    """... and so does rows_product (checked the same way, at the first exact pass that asks): the passes of a
+    conv layer, whose results have rows of thousands of values, run on it there, exact or not."""
+    return matmul_in_order() and _rows_product_is_left_to_right()
 
 
 def dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -91,7 +97,7 @@ def dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     The result does not depend on the numpy build: the browser's matrix
     product already adds in that order; elsewhere it is done by slices.
     """
-    if MATMUL_IN_ORDER:
+    if matmul_in_order():
         return _matmul_in_order(a, b)
     return _dot_slices(a, b)
 

@@ -36,7 +36,7 @@ from pyscript_app.core import activations as act
 from pyscript_app.core import export_write
 from pyscript_app.core import layers as layer_kinds
 from pyscript_app.core import ordered
-from pyscript_app.core.ordered import MATMUL_IN_ORDER, column_sums, dot  # noqa: F401  (train.dot: the tests, the bench)
+from pyscript_app.core.ordered import column_sums, dot, matmul_in_order  # noqa: F401  (train.dot: the tests, the bench)
 
 # --- the settings a user chooses (and the address carries) -------------------
 

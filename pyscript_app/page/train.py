@@ -62,7 +62,7 @@ class Train:
         self.live.install(self.trainer)
         self.draw_buttons()
         # (for tools/bench.py: is the browser's matrix product the in-order one, or the slower slices?)
-        el("train-progress").dataset.matmulInOrder = "true" if train.MATMUL_IN_ORDER else "false"
+        el("train-progress").dataset.matmulInOrder = "true" if train.matmul_in_order() else "false"
         self.refresh()
 
     def restart(self):

@@ -9,6 +9,7 @@ entry) and what was ignored is said in #url-note.
 """
 
 import asyncio
+import random
 import time
 
 from pyodide.ffi import create_proxy, to_js
@@ -69,12 +70,10 @@ class Page:
         """The page of ``model_id`` (loaded in ``models``) and every feature it holds, each made here from the
         class given (called with this page): the controllers talk to each other only through the page's
         methods below (install_model, redraw, is_training, explorer_open, set_test_accuracy, ...)."""
-        import numpy as np
-
         self.models, self.testset = models, testset
         self.data_manifest = data_manifest  # data/manifest.json (the test digits, the training digits)
         self.model_id, self.network = model_id, models.networks[model_id]
-        self.rng = np.random.default_rng()
+        self.rng = random.Random()  # picks a click's test digit (not numpy.random: its import would slow the start)
         self.shown = None
         self.shown_view = None  # the view #view shows (None in draw mode)
         self.url_pending = None  # a URL (hash) shown but not yet written: see random_sample
@@ -262,7 +261,7 @@ class Page:
         current = self.current_state(write_url=False)
         index = current.sample
         while index == current.sample:
-            index = int(self.rng.integers(len(self.testset)))
+            index = self.rng.randrange(len(self.testset))
         new = current.with_(sample=index, mode=self.test_digit_mode())
         self.show(state_=new)
         # The URL (a new history entry) follows once the clicking pauses. Chromium's same-document
@@ -370,7 +369,7 @@ class Page:
             if self.shown_view is None:
                 break
             current = self.current_state(write_url=False)
-            index = int(self.rng.integers(len(self.testset)))
+            index = self.rng.randrange(len(self.testset))
             network = self.network
             view = render.view_for_sample(network, self.testset, index, current.knocked_out, current.neuron)
             render.view_patch(network, view, maps=False)
