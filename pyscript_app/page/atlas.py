@@ -49,8 +49,8 @@ from pyscript_app.views import atlas as atlas_view
 from pyscript_app.views import render
 
 LIVE_MIN_S = 0.2  # a new live map starts at most this often
-LIVE_SHARE = 0.15  # the live map's work at each of Train mode's refreshes: this share of the time since the last
-LIVE_BUDGET_MAX_S = 0.03  # ... at most this long (a refresh is a task: a click waits for it)
+LIVE_SHARE = 0.12  # the live map's work at each of Train mode's refreshes: this share of the time since the last
+LIVE_BUDGET_MAX_S = 0.025  # ... at most this long (a refresh is a task: a click waits for it)
 LIVE_SEPARABILITY_MAPS = 4  # a live map's separability is measured on every this many maps (the first included)
 KEY_STEP = 12  # canvas pixels an arrow key moves the keyboard box
 BLOCK = 64  # digits per step of the live map's forward pass
