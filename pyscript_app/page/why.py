@@ -252,6 +252,11 @@ class Why:
                     spent += time.perf_counter() - t0
                 # (the last step's figures are the curve itself: drawn as such once the steps end)
                 if page.network is network and done < total and time.perf_counter() - drawn >= PROGRESS_EVERY_S:
+                    # the redraw (the whole panel) starts an idle callback of its own: after steps that filled
+                    # one, it would make that callback a long task
+                    yield WAIT
+                    if page.network is not network:
+                        continue
                     estimate = done >= why.ROBUSTNESS_SO_FAR_DIGITS
                     self.draw_curves(f"Measuring: {done:,} / {total:,} test digits"
                                      + (" (the dashed line: the digits so far)" if estimate else ""),
@@ -259,6 +264,7 @@ class Why:
                     drawn = time.perf_counter()
                 yield
             self.spent[model_id] = spent * 1000
+            yield WAIT  # (the same for the last redraw)
             self.draw_curves()
 
         in_idle_time(steps())
