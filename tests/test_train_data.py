@@ -141,14 +141,17 @@ def test_the_service_worker_lists_the_training_digits_on_demand_only():
         hashlib.sha256(TRAIN.read_bytes()).digest()).decode()
     assert "data/mnist_test.npz" in dict(built["files"])
     # the other on-demand files are the models a visit fetches only when picked, never the default one,
-    # and the atlas's t-SNE maps (fetched when t-SNE is chosen)
+    # and the atlas's t-SNE maps (fetched when t-SNE is chosen); the build's records beside those maps are
+    # no files of the site (no page reads them)
     index = json.loads((SITE / "models" / "index.json").read_text())
-    others = {f"models/{m}/{f.name}" for m in index["models"] if m != index["default"] for f in (SITE / "models" / m).iterdir()}
+    page_files = lambda m: [f for f in (SITE / "models" / m).iterdir() if f.name != precache.ATLAS_SIDE]  # noqa: E731
+    others = {f"models/{m}/{f.name}" for m in index["models"] if m != index["default"] for f in page_files(m)}
     maps = {f"models/{m}/atlas_tsne.npz" for m in index["models"] if (SITE / "models" / m / "atlas_tsne.npz").is_file()}
     maps |= {"data/atlas_tsne_input.npz"} if (SITE / "data" / "atlas_tsne_input.npz").is_file() else set()
     assert set(on_demand) - {"data/mnist_train.npz"} == others | maps
-    default = {f"models/{index['default']}/{f.name}" for f in (SITE / "models" / index["default"]).iterdir()}
+    default = {f"models/{index['default']}/{f.name}" for f in page_files(index["default"])}
     assert default - maps <= set(dict(built["files"]))
+    assert not {path for path in dict(built["files"]) | on_demand if path.endswith(precache.ATLAS_SIDE)}
 
 
 def fake_site(tmp_path):

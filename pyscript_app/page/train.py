@@ -8,7 +8,7 @@ as a model of the page) and train_save.py (Save). This class holds them
 together and answers the page's one question about training (is_training).
 """
 
-from pyscript_app.core import train
+from pyscript_app.core import ordered, train
 from pyscript_app.page import train_save
 from pyscript_app.page.dom import el
 from pyscript_app.page.train_data import TrainingDigits
@@ -63,6 +63,7 @@ class Train:
         self.draw_buttons()
         # (for tools/bench.py: is the browser's matrix product the in-order one, or the slower slices?)
         el("train-progress").dataset.matmulInOrder = "true" if train.matmul_in_order() else "false"
+        ordered.einsum_in_order()  # (its one check runs here, as the mode opens, not in a training slice)
         self.refresh()
 
     def restart(self):
