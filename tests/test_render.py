@@ -262,6 +262,23 @@ def test_the_maps_patch_is_the_part_of_the_view_patch_that_draws_the_maps(networ
     assert [op for op in whole if not op[0].endswith("> .fmaps")] == values
 
 
+def test_no_style_rule_names_an_attribute_that_a_new_view_rewrites(network, testset):
+    """The attributes that differ between two views' patches (a neuron's value, its label, its colour) are
+    named by no selector of site/style.css: a rule such as `.neuron[data-activation]:hover` makes Chromium
+    recompute the style of every neuron whose value a click changes (docs/benchmarks.md)."""
+    def rows(index):
+        ops = json.loads(render.view_patch(network, render.view_for_sample(network, testset, index), maps=False))
+        return [row for _, what in ops if isinstance(what, list) for row in what]
+
+    changed = {name for a, b in zip(rows(0), rows(1), strict=True)
+               for name in a[2].keys() | b[2].keys() if a[2].get(name) != b[2].get(name)}
+    assert {"data-activation", "aria-label"} <= changed
+    css = re.sub(r"/\*.*?\*/", "", (SITE / "style.css").read_text(), flags=re.S)
+    named = set(re.findall(r"\[\s*([\w-]+)", css))
+    assert named, "the stylesheet's attribute selectors were not found"
+    assert not named & changed, f"style.css selects on {sorted(named & changed)}, which every new view rewrites"
+
+
 def test_markup_escapes_attribute_values_and_text():
     tree = ("button", {"aria-label": 'a "b" & <c>'}, (("span", {}, "<1 & 2>"),))
     assert render.markup(tree) == '<button aria-label="a &quot;b&quot; &amp; &lt;c&gt;"><span>&lt;1 &amp; 2&gt;</span></button>'
