@@ -12,15 +12,17 @@ if (location.protocol === "file:") {
     "your browser (README.txt says more). From the source code: `make serve`.";
 }
 
-// One call from Python updates the view in place (pyscript_app/render.py's view_patch says
-// what to write; main.py calls this). Every call from Python into the page costs (Pyodide's
+// One call from Python updates the view in place (pyscript_app/views/render.py's view_patch says
+// what to write; page/view.py calls this). Every call from Python into the page costs (Pyodide's
 // proxies): a few hundred setAttribute calls one by one are slower than re-parsing the whole
 // view, so they are made here, in one go. Generic on purpose: what is drawn is Python's.
 //
 // json, a string or its UTF-8 bytes (Pyodide hands a Python str over one character at a time,
-// bytes in one copy): [[selector, html] or [selector, rows], ...]. An html string replaces the
+// bytes in one copy): [[selector, html] or [selector, rows(, kept)], ...]. An html string replaces the
 // one element the selector matches (outerHTML). rows are every element the selector matches, in
-// document order: [tag, number of child elements, {attribute: value} (all of them), text or null].
+// document order: [tag, number of child elements, {attribute: value}, text or null]. The attributes
+// are all an element has, but those named in kept, which its elements keep as they are (neither
+// written nor removed: render.py's PLACE_ATTRS, alike in every view of that shape).
 // Nothing is written unless every element is there with that tag and child count; then it
 // returns false, and the caller renders the whole view instead.
 globalThis.nnvApplyPatch = (root, json) => {
@@ -30,14 +32,14 @@ globalThis.nnvApplyPatch = (root, json) => {
     : found[k].length === what.length
       && what.every(([tag, children], i) => found[k][i].localName === tag && found[k][i].childElementCount === children)));
   if (!fits) return false;
-  ops.forEach(([, what], k) => {
+  ops.forEach(([, what, kept = []], k) => {
     if (typeof what === "string") {
       found[k][0].outerHTML = what;
       return;
     }
     what.forEach(([, , attrs, text], i) => {
       const node = found[k][i];
-      for (const name of node.getAttributeNames()) if (!Object.hasOwn(attrs, name)) node.removeAttribute(name);
+      for (const name of node.getAttributeNames()) if (!Object.hasOwn(attrs, name) && !kept.includes(name)) node.removeAttribute(name);
       for (const name in attrs) if (node.getAttribute(name) !== attrs[name]) node.setAttribute(name, attrs[name]);
       if (text === null) return;
       const only = node.firstChild;

@@ -213,11 +213,14 @@ def test_prerendered_first_view_is_what_the_live_code_renders(seed_export):
 
 def test_view_patch_describes_every_neuron_element_of_the_whole_render(network, testset):
     """The in-place update writes, for each layer, exactly the elements (tags, child counts, all
-    attributes, text) that network_view draws inside the layer's grid or bars, in document order;
-    a map layer's `.fmaps` container first gets the attributes (its sprite) it has in the whole render."""
+    attributes, text) that network_view draws inside the layer's grid or bars, in document order,
+    but for the attributes its place sets, which it keeps (alike in every view: checked here against
+    another digit's render); a map layer's `.fmaps` container first gets the attributes (its sprite)
+    it has in the whole render."""
     first = network.layers[0]
     view = render.view_for_sample(network, testset, 77, knocked_out={first.name: [min(5, first.units - 1)]}, selected=("output", 3))
     whole = render.network_view(network, view)
+    other = Elements(render.network_view(network, render.view_for_sample(network, testset, 3))).neurons()
     caption, image, verdict, *ops = json.loads(render.view_patch(network, view))
     # the input panel's changing parts, as the whole render has them (its notes are left as they are)
     doc = Elements(whole)
@@ -237,14 +240,34 @@ def test_view_patch_describes_every_neuron_element_of_the_whole_render(network, 
             assert [(tag, attrs) for tag, _, attrs, _ in rows] == Elements(opening).items
             assert [children for _, children, _, _ in rows] == [layer.units] and rows[0][3] is None
         layers.append(ops.pop(0))
-        selector, rows = layers[-1]
+        selector, rows, kept = layers[-1]
         assert selector == f"#layer-{layer.name} > .{container} *"
+        assert kept == ["type", "data-layer", "data-index", "tabindex"]
         inner = re.search(rf'id="layer-{layer.name}".*?<div class="{container}[^"]*"[^>]*>(.*?)</div></section>', whole).group(1)
-        assert [(tag, attrs) for tag, _, attrs, _ in rows] == Elements(inner).items
+        items = Elements(inner).items
+        assert [(tag, attrs) for tag, _, attrs, _ in rows] == [(tag, without(attrs, kept)) for tag, attrs in items]
         assert "".join(text or "" for *_, text in rows) == re.sub(r"<[^>]+>", "", inner)
     assert ops == []
-    neurons = [attrs for _, rows in layers for _, _, attrs, _ in rows if "neuron" in attrs.get("class", "").split()]
-    assert neurons == Elements(whole).neurons()  # every attribute, data-activation and aria-label included
+    neurons = [attrs for _, rows, _ in layers for _, _, attrs, _ in rows if "neuron" in attrs.get("class", "").split()]
+    drawn = Elements(whole).neurons()
+    # every other attribute, data-activation and aria-label included
+    assert neurons == [without(attrs, kept) for attrs in drawn]
+    # the kept ones are the same in another view: only the place sets them
+    assert [only(attrs, kept) for attrs in drawn] == [only(attrs, kept) for attrs in other]
+    assert all(attrs["data-index"] == str(i) and attrs["type"] == "button"
+               for layer in drawn_names(network) for i, attrs in enumerate(a for a in drawn if a["data-layer"] == layer))
+
+
+def without(attrs: dict, names) -> dict:
+    return {k: v for k, v in attrs.items() if k not in names}
+
+
+def only(attrs: dict, names) -> dict:
+    return {k: v for k, v in attrs.items() if k in names}
+
+
+def drawn_names(network) -> list[str]:
+    return [layer.name for layer in network.layers if layer.kind != "flatten"]
 
 
 def test_the_maps_patch_is_the_part_of_the_view_patch_that_draws_the_maps(network, testset):
@@ -268,7 +291,7 @@ def test_no_style_rule_names_an_attribute_that_a_new_view_rewrites(network, test
     recompute the style of every neuron whose value a click changes (docs/benchmarks.md)."""
     def rows(index):
         ops = json.loads(render.view_patch(network, render.view_for_sample(network, testset, index), maps=False))
-        return [row for _, what in ops if isinstance(what, list) for row in what]
+        return [row for op in ops if isinstance(op[1], list) for row in op[1]]
 
     changed = {name for a, b in zip(rows(0), rows(1), strict=True)
                for name in a[2].keys() | b[2].keys() if a[2].get(name) != b[2].get(name)}

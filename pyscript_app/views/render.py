@@ -411,16 +411,22 @@ def network_view(network: Network, view: View) -> str:
     return "".join(parts)
 
 
+# A neuron's attributes that its place alone sets (its layer, named in the patch's selector, and its index
+# there): every view of the same shape has them alike, so a view patch leaves them as they are and does not
+# send them (a quarter of a relu click's patch).
+PLACE_ATTRS = ("type", "data-layer", "data-index", "tabindex")
+
+
 def view_patch(network: Network, view: View, maps: bool = True) -> str:
     """The same view as :func:`network_view`, as an update of a view already on the page.
 
     JSON for the page's ``nnvApplyPatch`` (site/patch.js), one call instead of a few hundred
     (each call from Python into the page costs): the input panel's changing parts are written, and every
-    element of each layer's neurons gets the attributes and text of its tree above (and a map
-    layer's `.fmaps` container its new sprite, unless ``maps`` is false: then
-    :func:`maps_patch` writes them), so nothing of the previous view stays. It applies only
-    to a view of the same shape (the page checks every element's tag and child count first,
-    and otherwise re-renders).
+    element of each layer's neurons gets the attributes and text of its tree above, but for
+    :data:`PLACE_ATTRS`, which it keeps (and a map layer's `.fmaps` container its new sprite,
+    unless ``maps`` is false: then :func:`maps_patch` writes them), so nothing of the previous
+    view stays. It applies only to a view of the same shape (the page checks every element's
+    tag and child count first, and otherwise re-renders).
     """
     ops = input_patch(network, view)
     for i, layer in drawn_layers(network):
@@ -428,7 +434,11 @@ def view_patch(network: Network, view: View, maps: bool = True) -> str:
         container, trees = neurons(network, layer, acts, view)
         if maps and is_image(layer):
             ops.append(_maps_op(network, layer, acts))
-        ops.append([f"#layer-{layer.name} > .{container} *", flatten(trees)])
+        rows = flatten(trees)
+        for _, _, attrs, _ in rows:  # (dicts made for this patch alone)
+            for name in PLACE_ATTRS:
+                attrs.pop(name, None)
+        ops.append([f"#layer-{layer.name} > .{container} *", rows, PLACE_ATTRS])
     return json.dumps(ops, separators=(",", ":"), check_circular=False)  # trees, no cycles: a little quicker
 
 
