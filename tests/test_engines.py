@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -388,14 +389,21 @@ def test_a_load_leaves_a_clean_console(request, site_server, engine):
         page = context.new_page()
         if engine == "chromium":
             context.new_cdp_session(page).send("Emulation.setCPUThrottlingRate", {"rate": 6})
-        messages = []
+        messages, infos = [], []
         page.on("console", lambda m: m.type in ("warning", "error") and messages.append(f"{m.type}: {m.text}"))
+        page.on("console", lambda m: m.type == "info" and infos.append(m.text))
         page.on("pageerror", lambda e: messages.append(f"pageerror: {e}"))
         page.goto(site_server.url)
         page.wait_for_function("document.getElementById('status').dataset.state !== 'loading'", timeout=120_000)
         assert page.get_attribute("#status", "data-state") == "ready"
         page.wait_for_timeout(4000)  # the browser's unused-preload warnings come about 3 s after the load event
         assert messages == []
+        # The start-up's objects (the modules, numpy, the page) are set aside from the garbage collector's
+        # scans, so that a full collection does not walk them all again in the middle of a stroke.
+        ready = [m for m in infos if m.startswith("nn-visualizer: Python side ready")]
+        assert len(ready) == 1, infos
+        frozen = re.search(r"; ([\d,]+) objects of the start-up left out of the garbage collector's scans$", ready[0])
+        assert frozen and int(frozen[1].replace(",", "")) > 10_000, ready[0]
     finally:
         context.close()
         if engine != "chromium":
