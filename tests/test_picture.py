@@ -272,6 +272,33 @@ def test_layout_fits_every_screen(browser, site_server, model, viewport):
             assert shapes and set(shapes) == {f"{shape[1]},{shape[2]}"}, caption
 
 
+# Whatever in an open neuron card sticks out of the card sideways, or is cut off in its box.
+CARD_LAYOUT = """() => {
+  const card = document.getElementById('neuron-card').getBoundingClientRect();
+  const out = [...document.querySelectorAll('#neuron-card *')].filter((n) => {
+    const r = n.getBoundingClientRect();
+    return r.width && r.height && !n.closest('details:not([open]) > .term-body') && (r.right > card.right + 1 || r.left < card.left - 1);
+  }).map((n) => n.tagName + '.' + n.className + ':' + n.textContent.slice(0, 20));
+  const cut = [...document.querySelectorAll('#neuron-card dd')].filter((d) => d.scrollWidth > d.clientWidth + 1).map((d) => d.textContent);
+  return out.slice(0, 8).concat(cut);
+}"""
+
+
+def test_every_kind_of_neuron_card_fits_its_column(browser, site_server):
+    """The first neuron of every layer of every shipped model, its card opened on a laptop's screen: its
+    facts (activation, net input, bias) and everything else stay inside the card."""
+    with page_at(browser, site_server, None, (1400, 900), 4) as w:
+        for model in SHIPPED:
+            w.page.evaluate("m => { location.hash = `model=${m}&sample=4`; }", model)
+            w.page.wait_for_function("m => document.getElementById('model-picker').value === m && document.querySelector('#view .neuron')", arg=model)
+            firsts = w.page.evaluate("[...document.querySelectorAll('#view .layer')].map((l) => l.querySelector('.neuron')).filter(Boolean).map((n) => [n.dataset.layer, n.dataset.index])")
+            assert len(firsts) >= 2, model
+            for layer, index in firsts:
+                w.page.evaluate("h => { location.hash = h; }", f"model={model}&sample=4&neuron={layer}:{index}")
+                w.page.wait_for_selector(f'#neuron-card[data-layer="{layer}"][data-index="{index}"] dd')
+                assert w.page.evaluate(CARD_LAYOUT) == [], (model, layer)
+
+
 @pytest.mark.parametrize("viewport", [(1400, 900), (390, 844)])
 def test_train_mode_fits_the_screen_too(browser, site_server, viewport):
     with page_at(browser, site_server, None, viewport, 4) as w:
