@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import reference
-from conftest import SITE
+from conftest import SHIPPED, SITE
 from pyscript_app.core import network as nw
 from pyscript_app.core import why
 
@@ -231,6 +231,39 @@ def test_attributions_of_a_blank_digit_are_finite(export):
         att = why.attribute(network, np.zeros(network.input_size), method)
         assert np.isfinite(att.values).all() and np.isfinite(att.total), method
 
+
+
+def tick_value(text: str) -> float:
+    """A legend's end as the page writes it (+0.12, \u22124.6\u00d710\u207b\u2074) as a float."""
+    digits = str.maketrans("\u207b\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079", "-0123456789")
+    text = text.replace("\u2212", "-")
+    mantissa, _, exponent = text.partition("\u00d710")
+    return float(mantissa) * 10.0 ** int(exponent.translate(digits) or 0)
+
+
+def test_a_sure_answer_says_why_its_map_is_faint_and_its_scale_is_never_zero(export, ref):
+    """Gradient x input of a log-probability near 0 is tiny everywhere: the map's key reads its true size (not
+    0.00 to 0.00), and a sentence says why, when the network is 99 % sure or more (by the tests' own forward
+    pass), and only then."""
+    import re
+
+    from pyscript_app.views import why as why_view
+
+    network, testset = export
+    probs = outputs(ref, testset.images[:300].reshape(300, -1).astype(np.float64) / 255.0)[-1].max(axis=1)
+    seen = set()
+    for i in [int(np.argmax(probs)), int(np.argmin(probs))]:
+        att = why.attribute(network, pixels(testset, i), "gradxinput")
+        figure = why_view.attribution_figure(network, att, i)
+        low, high = re.search(r'<span class="ticks"><span>(.*?)</span><span>0</span><span>(.*?)</span>', figure).groups()
+        limit = np.abs(att.values).max()
+        assert tick_value(high) == pytest.approx(limit, rel=0.05, abs=0.005), (i, high, limit)
+        assert tick_value(low) == -tick_value(high)
+        sure = probs[i] >= 0.99
+        assert ('id="attribution-sure"' in figure) == sure, (i, probs[i])
+        seen.add(sure)
+    if network.manifest["id"] in SHIPPED:  # (trained: the random test exports are never that sure)
+        assert seen == {True, False}
 
 @pytest.mark.parametrize("i", [3, 1234])
 def test_an_attack_reaches_its_target_within_its_epsilon(export, ref, i):

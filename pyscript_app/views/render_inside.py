@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 
 import numpy as np
 
@@ -76,13 +77,26 @@ def signed(value: float, digits: int = 2) -> str:
     return ("+" if value > 0 else "\u2212") + text
 
 
+SUPERSCRIPT = str.maketrans("-0123456789", "\u207b\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079")
+
+
+def signed_or_tiny(value: float, digits: int = 2) -> str:
+    """:func:`signed`, but a value too small to show there in two significant digits (+2.3×10⁻⁶), never
+    a 0.00 that is not 0."""
+    if value == 0 or not math.isfinite(value) or float(f"{abs(value):.{digits}f}") != 0:
+        return signed(value, digits)
+    mantissa, exponent = f"{abs(value):.1e}".split("e")
+    return ("+" if value > 0 else "\u2212") + f"{mantissa}\u00d710" + str(int(exponent)).translate(SUPERSCRIPT)
+
+
 def diverging_legend(limit: float, what: str) -> str:
     """A small key: the gradient with its ends and 0 marked."""
-    label = f"{what}: blue negative down to {signed(-limit)}, white 0, red positive up to {signed(limit)}"
+    low, high = signed_or_tiny(-limit), signed_or_tiny(limit)
+    label = f"{what}: blue negative down to {low}, white 0, red positive up to {high}"
     return (
         f'<div class="dlegend" role="img" aria-label="{html.escape(label)}">'
         f'<span class="ramp" style="background:{diverging_gradient()}"></span>'
-        f'<span class="ticks"><span>{signed(-limit)}</span><span>0</span><span>{signed(limit)}</span></span></div>'
+        f'<span class="ticks"><span>{low}</span><span>0</span><span>{high}</span></span></div>'
     )
 
 

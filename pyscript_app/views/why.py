@@ -33,6 +33,11 @@ METHOD_NOTES = {
 }
 
 
+# From this probability on, gradient x input of the class's log-probability is small wherever the pixels are:
+# d log p / d logit is 1 - p for the class itself, so 1 % or less of the logit's own gradient.
+SURE_LOG_P = math.log(0.99)
+
+
 def _floats(values) -> str:
     return ",".join(repr(float(v)) for v in np.asarray(values, dtype=np.float64).reshape(-1))
 
@@ -55,7 +60,12 @@ def attribution_figure(network, att: why.Attribution, sample: int | None = None)
     sentence = ""
     if not np.any(values):
         sentence = '<p class="note" id="attribution-flat">Every pixel gets 0 here: nothing in this digit moves the answer (a blank input, or units that are all off or saturated).</p>'
-    total = f"sum of the map {render_inside.signed(att.total, 3)}"
+    elif att.method == "gradxinput" and b is None and att.value > SURE_LOG_P:
+        sentence = (f'<p class="note" id="attribution-sure">The network is sure of {html.escape(labels[a])} '
+                    f'({render.percent(math.exp(att.value))}): its log-probability is already close to its top, 0, and '
+                    'no pixel moves it much, so every share here is tiny (the gradient saturates). Integrated '
+                    'gradients follows the digit from black and shows which pixels brought the answer here.</p>')
+    total = f"sum of the map {render_inside.signed_or_tiny(att.total, 3)}"
     if att.method == "ig":
         how = (f"exact over {att.steps} pieces of the path" if getattr(att, "exact", False)
                else f"{att.steps} gradients along the path")
