@@ -112,6 +112,34 @@ def test_clicking_a_dot_loads_its_digit_and_the_dot_follows(w, acts):
     assert page.get_attribute("#input-image", "data-sample-index") == str(picked)
 
 
+
+TIP_SHOWN = "(() => { const t = document.getElementById('atlas-tip'); return getComputedStyle(t).display !== 'none' && t.getBoundingClientRect().width > 0 && t.textContent; })()"
+
+
+def test_hovering_a_dot_shows_its_digit_and_nothing_else_stays_on_the_map(w, acts):
+    """No empty tip box on the map before a dot is hovered or after the mouse leaves it; over a dot, the
+    tip names that dot's digit."""
+    page = w.page
+    out, labels, names = acts
+    ready(page, names[-2])
+    mean, axes = page_pca(page)
+    xy = (out[names[-2]] - mean) @ axes.T
+    lo, hi = xy.min(axis=0), xy.max(axis=0)
+    scale = SIZE * (1 - 2 * MARGIN) / (hi - lo).max()
+    canvas = (xy - (lo + hi) / 2) * scale * [1, -1] + SIZE / 2
+    page.locator("#atlas-canvas").scroll_into_view_if_needed()
+    page.mouse.move(0, 0)
+    assert not page.evaluate(TIP_SHOWN)
+    assert page.evaluate("[...document.querySelectorAll('[hidden]')].filter((e) => getComputedStyle(e).display !== 'none').map((e) => e.id)") == []
+    box = page.locator("#atlas-canvas").bounding_box()
+    target = 4321
+    page.mouse.move(box["x"] + canvas[target, 0] * box["width"] / SIZE, box["y"] + canvas[target, 1] * box["height"] / SIZE)
+    picked = int(np.argmin(np.sum((canvas - canvas[target]) ** 2, axis=1)))
+    page.wait_for_function(TIP_SHOWN)
+    assert page.inner_text("#atlas-tip").strip() == f"test digit {picked}, a {labels[picked]}"
+    page.mouse.move(0, 0)
+    page.wait_for_function(f"!{TIP_SHOWN}")
+
 def test_layer_picker_and_step_button(w, acts):
     page = w.page
     out, labels, names = acts
