@@ -32,6 +32,9 @@ def test_steps_point_at_parts_of_the_page(first_visit):
         assert shown_step(page) == i
         assert page.inner_text("#tour-title") == step.title
         assert page.locator(step.target).first.evaluate("n => n.classList.contains('tour-target')")
+        # in sight: what the step points at is scrolled into the window
+        assert page.locator(step.target).first.evaluate(
+            "n => { const r = n.getBoundingClientRect(); return r.bottom > 0 && r.top < innerHeight; }"), step.title
         if i == 0:  # what step 1 invites: another digit redraws the view, and the highlight stays
             before = page.get_attribute("#input-image", "data-sample-index")
             page.click("#random-sample")

@@ -4,6 +4,7 @@ from pyodide.ffi import create_proxy
 from pyscript import document, window
 
 from pyscript_app.page import view
+from pyscript_app.page.dom import js_object
 from pyscript_app.views import tour
 
 HIGHLIGHT = "tour-target"
@@ -48,6 +49,9 @@ class Tour:
         self.unmark()
         self.target = tour.STEPS[index].target
         self.mark()
+        target = document.querySelector(self.target)
+        if target is not None and target.getClientRects().length:  # what the step points at, in sight
+            target.scrollIntoView(js_object(block="nearest"))
 
     def mark(self):
         """Highlight what the step shown points at (again, after a view update replaced it)."""

@@ -27,9 +27,14 @@ STEPS = (
     Step("The answer", "The output layer gives a probability for each class. The longest bar is the network's "
          "answer; the input panel says whether it is right.", "#view .layer.output"),
     Step("Look inside a neuron", "Click any neuron (or Tab to it and press Enter) to see its weights, its bias, "
-         "what each input sends in, and the test digits that excite it most.", "#view .layer .grid"),
-    Step("Try it yourself", "Draw your own digit and watch the layers follow your pen, knock neurons out, or open "
-         "the error explorer to see which digits the network confuses.", "#draw-toggle"),
+         "what each input sends in, the test digits that excite it most, and an image made to excite it.",
+         "#view .layer .grid"),
+    Step("Why this answer?", "The map shows which pixels pushed the network towards its answer (red) or away "
+         "(blue). Fool it asks for the smallest change that makes it read another digit; the curves show how "
+         "quickly each network gives way.", "#why"),
+    Step("Try it yourself", "Draw your own digit and watch the layers follow your pen, train a network of your "
+         "own, open the atlas to see where all 10,000 test digits land in each layer, or the error explorer to "
+         "see which digits the network confuses.", "#draw-toggle"),
 )
 
 STORAGE_KEY = "nnv-tour-dismissed"
