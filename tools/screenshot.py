@@ -2,7 +2,8 @@
 """Take the README's screenshots from the real page (what `make screenshot` runs).
 
 Serves site/ locally, opens it in headless Chromium, waits until Python is
-ready, shows a test digit and writes docs/screenshot.png (laptop),
+ready, shows a test digit in the convolutional network with a change that
+fools it (the why panel below the view) and writes docs/screenshot.png (laptop),
 docs/screenshot-phone.png (phone) and docs/screenshot-draw.png (a digit drawn
 on the pad with mouse events).
 """
@@ -20,6 +21,7 @@ import serve
 ROOT = Path(__file__).resolve().parent.parent
 
 SHOTS = (("screenshot.png", {"width": 1400, "height": 900}, False), ("screenshot-phone.png", {"width": 390, "height": 844}, True))
+VIEW = "#model=cnn&sample=8&attack=3"  # the convolutional network, and why panel's "Make it a 3" done
 TOUR_SEEN = "localStorage.setItem('nnv-tour-dismissed', 'true')"  # a returning visitor: no tour over the page
 
 
@@ -47,8 +49,7 @@ def draw_shot(b, base: str, path: Path) -> None:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--sample", type=int, default=8, help="test digit to show (default %(default)s)")
-    p.add_argument("--hash", default="", help="URL hash to open instead of #sample=N (e.g. '#sample=8&neuron=hidden_1:3')")
+    p.add_argument("--hash", default=VIEW, help="the address to open (default %(default)s; e.g. '#sample=8&neuron=hidden_1:3')")
     p.add_argument("--out", type=Path, default=ROOT / "docs", help="folder for the PNGs (default: docs/)")
     p.add_argument("--site", type=Path, default=ROOT / "site", help="the built site to serve (default: site/)")
     p.add_argument("--no-draw", action="store_true", help="skip the draw-mode screenshot")
@@ -58,7 +59,7 @@ def main(argv=None) -> int:
 
     httpd = serve.make_server(args.site, port=0)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    url = serve.url_of(httpd) + (args.hash or f"#sample={args.sample}")
+    url = serve.url_of(httpd) + args.hash
     args.out.mkdir(parents=True, exist_ok=True)
     try:
         with sync_playwright() as pw:
@@ -75,6 +76,11 @@ def main(argv=None) -> int:
                     return 1
                 page.wait_for_selector("#connections line")
                 page.wait_for_selector("#weight-gallery", timeout=30_000)  # drawn in idle time after start-up
+                if "attack=" in args.hash:
+                    page.wait_for_selector("#attack-result", timeout=30_000)
+                if not mobile and "model=" in args.hash:  # the model's robustness curve, done (idle time: up to a minute)
+                    model = args.hash.split("model=")[1].split("&")[0]
+                    page.wait_for_selector(f'#robustness[data-model="{model}"]', timeout=180_000)
                 if mobile:  # a phone's screen: the network, where a reader scrolls to it
                     page.evaluate("document.getElementById('view').scrollIntoView()")
                 page.wait_for_timeout(300)
