@@ -109,7 +109,7 @@ async def start():
 
 async def main():
     t0 = time.perf_counter()
-    # The modules, numpy and the page's objects live as long as the page (about 30,000 of them). While they
+    # The modules, numpy and the page's objects live as long as the page (30,000 to 50,000 of them). While they
     # are made, the garbage collector would scan them again and again for nothing (12 to 22 ms of the
     # start-up, 50 to 85 ms on a slow laptop); once they are made, they are set aside from its scans, or
     # every full collection would walk them all (45 to 90 ms on a slow laptop: one long frame in the middle
