@@ -24,6 +24,7 @@ from engines import EngineStopped, PlaywrightPage, RecordingProxy, SeleniumPage
 from pyscript_app.core import why
 from pyscript_app.core.preprocess import preprocess
 import reference
+from test_picture import CARD_LAYOUT
 from test_render_inside import plain, plain_confusion, plain_pass  # noqa: F401 (plain is a fixture)
 import browser as engines_here  # tools/browser.py
 
@@ -220,6 +221,8 @@ def test_a_neuron_card_opens_with_the_exported_weights(ep, plain):
     np.testing.assert_array_equal(np.array(weights).astype(np.float32), plain["W"][0][:, 4])
     z, a = plain_pass(plain, plain["images"][3])[0]
     assert float(ep.attribute("#card-activation", "data-value")) == pytest.approx(a[4], abs=1e-6)
+    # laid out in this engine's fonts: nothing sticks out of the card, no number split over two lines
+    assert ep.run(f"return ({CARD_LAYOUT})();") == []
     ep.click("#card-close")
     ep.wait("return !document.getElementById('neuron-card');")
 

@@ -280,13 +280,27 @@ CARD_LAYOUT = """() => {
     return r.width && r.height && !n.closest('details:not([open]) > .term-body') && (r.right > card.right + 1 || r.left < card.left - 1);
   }).map((n) => n.tagName + '.' + n.className + ':' + n.textContent.slice(0, 20));
   const cut = [...document.querySelectorAll('#neuron-card dd')].filter((d) => d.scrollWidth > d.clientWidth + 1).map((d) => d.textContent);
-  return out.slice(0, 8).concat(cut);
+  // a number split over two lines: a word of a fact whose text boxes lie on more than one line
+  const split = [];
+  for (const d of document.querySelectorAll('#neuron-card dd')) {
+    const text = d.firstChild;
+    if (!text || text.nodeType !== Node.TEXT_NODE) continue;
+    for (const m of text.data.matchAll(/\\S+/g)) {
+      const range = document.createRange();
+      range.setStart(text, m.index);
+      range.setEnd(text, m.index + m[0].length);
+      const tops = new Set([...range.getClientRects()].filter((r) => r.width > 0).map((r) => Math.round(r.top)));
+      if (tops.size > 1) split.push('split: ' + m[0]);
+    }
+  }
+  return out.slice(0, 8).concat(cut, split);
 }"""
 
 
 def test_every_kind_of_neuron_card_fits_its_column(browser, site_server):
     """The first neuron of every layer of every shipped model, its card opened on a laptop's screen: its
-    facts (activation, net input, bias) and everything else stay inside the card."""
+    facts (activation, net input, bias) and everything else stay inside the card, and no number is split
+    over two lines."""
     with page_at(browser, site_server, None, (1400, 900), 4) as w:
         for model in SHIPPED:
             w.page.evaluate("m => { location.hash = `model=${m}&sample=4`; }", model)
