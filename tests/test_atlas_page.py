@@ -62,6 +62,16 @@ def current(page):
     return np.array([float(page.get_attribute("#atlas-current", f"data-{c}")) for c in "xy"])
 
 
+def map_places(page, x):
+    """Each digit's place: in the atlas's coordinates (its activations x projected on #atlas's PCA), and on
+    the canvas, in its pixels (the map's y is up, the canvas's down)."""
+    mean, axes = page_pca(page)
+    xy = (x - mean) @ axes.T
+    lo, hi = xy.min(axis=0), xy.max(axis=0)
+    scale = SIZE * (1 - 2 * MARGIN) / (hi - lo).max()
+    return xy, (xy - (lo + hi) / 2) * scale * [1, -1] + SIZE / 2
+
+
 def check_pca(page, x):
     """#atlas's mean and axes are x's PCA (numpy SVD) within 1e-6, each axis up to its sign."""
     mean, axes = page_pca(page)
@@ -96,11 +106,7 @@ def test_address_opens_the_atlas_and_its_map_is_the_pca(w, acts):
 def test_clicking_a_dot_loads_its_digit_and_the_dot_follows(w, acts):
     page = w.page
     out, labels, names = acts
-    mean, axes = page_pca(page)
-    xy = (out[names[-2]] - mean) @ axes.T
-    lo, hi = xy.min(axis=0), xy.max(axis=0)
-    scale = SIZE * (1 - 2 * MARGIN) / (hi - lo).max()
-    canvas = (xy - (lo + hi) / 2) * scale * [1, -1] + SIZE / 2  # the map's y is up, the canvas's down
+    xy, canvas = map_places(page, out[names[-2]])
     target = 1234
     page.locator("#atlas-canvas").scroll_into_view_if_needed()
     box = page.locator("#atlas-canvas").bounding_box()
@@ -112,7 +118,6 @@ def test_clicking_a_dot_loads_its_digit_and_the_dot_follows(w, acts):
     assert page.get_attribute("#input-image", "data-sample-index") == str(picked)
 
 
-
 TIP_SHOWN = "(() => { const t = document.getElementById('atlas-tip'); return getComputedStyle(t).display !== 'none' && t.getBoundingClientRect().width > 0 && t.textContent; })()"
 
 
@@ -122,11 +127,7 @@ def test_hovering_a_dot_shows_its_digit_and_nothing_else_stays_on_the_map(w, act
     page = w.page
     out, labels, names = acts
     ready(page, names[-2])
-    mean, axes = page_pca(page)
-    xy = (out[names[-2]] - mean) @ axes.T
-    lo, hi = xy.min(axis=0), xy.max(axis=0)
-    scale = SIZE * (1 - 2 * MARGIN) / (hi - lo).max()
-    canvas = (xy - (lo + hi) / 2) * scale * [1, -1] + SIZE / 2
+    _, canvas = map_places(page, out[names[-2]])
     page.locator("#atlas-canvas").scroll_into_view_if_needed()
     page.mouse.move(0, 0)
     assert not page.evaluate(TIP_SHOWN)
@@ -139,6 +140,7 @@ def test_hovering_a_dot_shows_its_digit_and_nothing_else_stays_on_the_map(w, act
     assert page.inner_text("#atlas-tip").strip() == f"test digit {picked}, a {labels[picked]}"
     page.mouse.move(0, 0)
     page.wait_for_function(f"!{TIP_SHOWN}")
+
 
 def test_layer_picker_and_step_button(w, acts):
     page = w.page

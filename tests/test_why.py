@@ -8,6 +8,7 @@ and the random test exports (conftest's model_dir) run through the same checks.
 from __future__ import annotations
 
 import os
+import re
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ import reference
 from conftest import SHIPPED, SITE
 from pyscript_app.core import network as nw
 from pyscript_app.core import why
+from pyscript_app.views import why as why_view
 
 DIGITS = (0, 7, 21, 1234, 4321)
 
@@ -232,7 +234,6 @@ def test_attributions_of_a_blank_digit_are_finite(export):
         assert np.isfinite(att.values).all() and np.isfinite(att.total), method
 
 
-
 def tick_value(text: str) -> float:
     """A legend's end as the page writes it (+0.12, \u22124.6\u00d710\u207b\u2074) as a float."""
     digits = str.maketrans("\u207b\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079", "-0123456789")
@@ -245,9 +246,6 @@ def test_a_sure_answer_says_why_its_map_is_faint_and_its_scale_is_never_zero(exp
     """Gradient x input of a log-probability near 0 is tiny everywhere: the map's key reads its true size (not
     0.00 to 0.00), and a sentence says why, when the network is 99 % sure or more (by the tests' own forward
     pass), and only then."""
-    import re
-
-    from pyscript_app.views import why as why_view
 
     network, testset = export
     probs = outputs(ref, testset.images[:300].reshape(300, -1).astype(np.float64) / 255.0)[-1].max(axis=1)
@@ -264,6 +262,7 @@ def test_a_sure_answer_says_why_its_map_is_faint_and_its_scale_is_never_zero(exp
         seen.add(sure)
     if network.manifest["id"] in SHIPPED:  # (trained: the random test exports are never that sure)
         assert seen == {True, False}
+
 
 @pytest.mark.parametrize("i", [3, 1234])
 def test_an_attack_reaches_its_target_within_its_epsilon(export, ref, i):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
+import urllib.parse
 from pathlib import Path
 
 import browser
@@ -60,6 +61,7 @@ def main(argv=None) -> int:
     httpd = serve.make_server(args.site, port=0)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     url = serve.url_of(httpd) + args.hash
+    address = urllib.parse.parse_qs(args.hash.lstrip("#"))
     args.out.mkdir(parents=True, exist_ok=True)
     try:
         with sync_playwright() as pw:
@@ -76,11 +78,10 @@ def main(argv=None) -> int:
                     return 1
                 page.wait_for_selector("#connections line")
                 page.wait_for_selector("#weight-gallery", timeout=30_000)  # drawn in idle time after start-up
-                if "attack=" in args.hash:
+                if "attack" in address:
                     page.wait_for_selector("#attack-result", timeout=30_000)
-                if not mobile and "model=" in args.hash:  # the model's robustness curve, done (idle time: up to a minute)
-                    model = args.hash.split("model=")[1].split("&")[0]
-                    page.wait_for_selector(f'#robustness[data-model="{model}"]', timeout=180_000)
+                if not mobile and "model" in address:  # the model's robustness curve, done (idle time: up to a minute)
+                    page.wait_for_selector(f'#robustness[data-model="{address["model"][0]}"]', timeout=180_000)
                 if mobile:  # a phone's screen: the network, where a reader scrolls to it
                     page.evaluate("document.getElementById('view').scrollIntoView()")
                 page.wait_for_timeout(300)

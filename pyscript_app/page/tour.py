@@ -48,18 +48,18 @@ class Tour:
         self.box.innerHTML = tour.step_html(index)
         self.unmark()
         self.target = tour.STEPS[index].target
-        self.mark()
-        target = document.querySelector(self.target)
+        target = self.mark()
         if target is not None and target.getClientRects().length:  # what the step points at, in sight
             target.scrollIntoView(js_object(block="nearest"))
 
     def mark(self):
-        """Highlight what the step shown points at (again, after a view update replaced it)."""
+        """Highlight what the step shown points at (again, after a view update replaced it); returns it."""
         if self.target is None:
-            return
+            return None
         target = document.querySelector(self.target)
         if target is not None:
             target.classList.add(HIGHLIGHT)
+        return target
 
     def unmark(self):
         for old in document.querySelectorAll("." + HIGHLIGHT):
