@@ -297,10 +297,23 @@ CARD_LAYOUT = """() => {
 }"""
 
 
+# The view's panels that are not wholly in sight (the view scrolls sideways, or a panel is past the screen's edge).
+IN_SIGHT = """() => {
+  const view = document.getElementById('view'), W = document.documentElement.clientWidth;
+  const out = view.scrollWidth > view.clientWidth + 1 ? [`view ${view.scrollWidth} > ${view.clientWidth}`] : [];
+  for (const p of view.querySelectorAll(':scope > .panel')) {
+    const r = p.getBoundingClientRect();
+    if (r.left < -1 || r.right > Math.min(W, view.getBoundingClientRect().right) + 1) out.push(`${p.id} ${r.left}..${r.right}`);
+  }
+  return out;
+}"""
+
+
 def test_every_kind_of_neuron_card_fits_its_column(browser, site_server):
     """The first neuron of every layer of every shipped model, its card opened on a laptop's screen: its
     facts (activation, net input, bias) and everything else stay inside the card, and no number is split
-    over two lines."""
+    over two lines. Beside the card the whole network stays in sight, its output layer (where a knock-out
+    shows) included: the view does not scroll sideways."""
     with page_at(browser, site_server, None, (1400, 900), 4) as w:
         for model in SHIPPED:
             w.page.evaluate("m => { location.hash = `model=${m}&sample=4`; }", model)
@@ -311,6 +324,7 @@ def test_every_kind_of_neuron_card_fits_its_column(browser, site_server):
                 w.page.evaluate("h => { location.hash = h; }", f"model={model}&sample=4&neuron={layer}:{index}")
                 w.page.wait_for_selector(f'#neuron-card[data-layer="{layer}"][data-index="{index}"] dd')
                 assert w.page.evaluate(CARD_LAYOUT) == [], (model, layer)
+                assert w.page.evaluate(IN_SIGHT) == [], (model, layer)
 
 
 @pytest.mark.parametrize("viewport", [(1400, 900), (390, 844)])
@@ -323,6 +337,14 @@ def test_train_mode_fits_the_screen_too(browser, site_server, viewport):
         assert found["scroll"] <= found["width"], f"the page scrolls sideways: {found}"
         assert found["outside"] == [], found["outside"]
         assert found["overlaps"] == [], found["overlaps"]
+        # a CNN of two conv layers, after one step: its maps too fit beside the settings
+        w.page.evaluate("location.hash = '#mode=train&sample=4&conv=8x3p,16x3p&hidden=32'")
+        w.page.wait_for_function("() => document.getElementById('train-progress').dataset.steps === '0'")
+        w.page.click("#train-step:not([disabled])")
+        w.page.wait_for_selector("#view #layer-conv_2 .fmaps .neuron")
+        found = w.page.evaluate(LAYOUT)
+        assert found["scroll"] <= found["width"] and found["outside"] == [] and found["overlaps"] == [], found
+        assert w.page.evaluate(IN_SIGHT) == []
 
 
 @pytest.mark.parametrize("model", SHIPPED)
