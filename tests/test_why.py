@@ -352,18 +352,32 @@ def test_the_robustness_curve_so_far_is_the_accuracy_over_the_digits_done(export
     assert np.array_equal(final, so_far)  # the last curve so far is the curve
 
 
+def test_a_dense_networks_dream_keeps_to_the_pixels_where_test_digits_have_ink(export):
+    network, testset = export
+    flat = testset.images.reshape(len(testset.images), -1)
+    where = why.dream_pixels(network, testset.images)
+    if network.layers[0].kind != "dense":
+        assert where is None  # a conv layer's kernels are the same at every place
+        return
+    assert np.array_equal(where, np.count_nonzero(flat, axis=0) >= 0.01 * len(flat))
+    assert why.dream_pixels(network, np.zeros_like(testset.images)) is None  # no ink anywhere: every pixel
+
+
 def test_a_dream_excites_its_unit_at_least_as_much_as_any_test_digit(export, ref):
     network, testset = export
     x = testset.images.reshape(len(testset.images), -1).astype(np.float64) / 255.0
     # a dense unit's net input; a conv or pooling channel's peak (its map's largest value)
     pre = reference.forward_chain(ref, x, pre=True, peaks=True)
+    where = why.dream_pixels(network, testset.images)  # as the page's card does
     missed = []
     for pos, layer in enumerate(network.layers[:-1]):
         if layer.kind == "flatten":  # not a unit of its own: its values are the maps before it
             continue
         for unit in range(0, layer.units, max(1, layer.units // 8)):
-            u = why.dream(network, layer.name, unit)
+            u = why.dream(network, layer.name, unit, where=where)
             assert ((u >= 0) & (u <= 1)).all() and np.isfinite(u).all()
+            if where is not None:
+                assert (u[~where] == 0).all()  # black where no test digit has ink
             k = 1 if len(layer.output_shape) == 3 else 0
             z = reference.forward_chain(ref, u[None], pre=True, peaks=True)[pos][k][0, unit]
             best = pre[pos][k][:, unit].max()

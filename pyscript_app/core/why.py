@@ -144,12 +144,19 @@ def objective_value(network, x: np.ndarray, objective: tuple, knocked_out=None) 
         logp = log_probabilities(network, x, knocked_out)
         return logp[:, a] - (logp[:, b] if b is not None else 0.0)
     _, layer_name, index = objective
+    return unit_objectives(network, x, layer_name, [index], knocked_out)[:, 0]
+
+
+def unit_objectives(network, x: np.ndarray, layer_name: str, indices=None, knocked_out=None) -> np.ndarray:
+    """The objectives (:func:`unit_objective`) of a hidden layer's units ``indices`` (all if None) at
+    inputs ``x``, from one forward pass: (n, len(indices)) float64."""
     layer = network.layer(layer_name)
+    indices = list(range(layer.units) if indices is None else indices)
     if len(layer.output_shape) == 3:  # a channel's peak, as :func:`gradient` takes it
         x = np.atleast_2d(x)
         outs = network.forward(x, knocked_out=knocked_out, keep=True, upto=_peak_source(network, layer)[0].name)
-        return _channel_map(network, outs, layer, index).reshape(x.shape[0], -1).max(axis=1)
-    return net_inputs(network, x, layer_name, knocked_out)[:, index]
+        return np.stack([_channel_map(network, outs, layer, i).reshape(x.shape[0], -1).max(axis=1) for i in indices], axis=1)
+    return net_inputs(network, x, layer_name, knocked_out)[:, indices]
 
 
 def log_probabilities(network, x: np.ndarray, knocked_out=None) -> np.ndarray:
@@ -657,6 +664,21 @@ DREAM_L2 = 0.02  # pulls pixels towards black: a picture of what matters, not no
 DREAM_BLUR_EVERY = 8
 DREAM_POLISH = 24  # last steps without blur or jitter
 DREAM_YIELD_EVERY = 8  # gradient steps between two yields of dream_steps (without a sizer)
+INK_SHARE = 0.01  # a pixel a dream may use: one where at least this share of the test digits has ink
+
+
+def dream_pixels(network, images: np.ndarray, share: float = INK_SHARE) -> np.ndarray | None:
+    """The pixels a dream may use (a flat bool mask), or None for every pixel: where at least ``share``
+    of ``images`` (the test digits) have ink, if the network's first layer is dense. Outside them that
+    layer's weights are still near their random start (no digit lit those pixels while it trained): a
+    dream that may use them excites its unit through noise that no digit has, and its picture is that
+    noise. Kept black there, a dream looks like ink on black, as a digit does. A conv layer's kernels are
+    the same at every place, so a CNN's dream may use every pixel."""
+    flat = np.asarray(images).reshape(len(images), -1)
+    if network.layers[0].kind != "dense" or not len(flat):
+        return None
+    mask = (flat > 0).mean(axis=0) >= share
+    return mask if mask.any() else None
 
 
 def _blur(image: np.ndarray) -> np.ndarray:
@@ -667,12 +689,13 @@ def _blur(image: np.ndarray) -> np.ndarray:
 
 
 def dream_steps(network, layer_name: str, index: int, knocked_out=None, steps: int = DREAM_STEPS, seed: int = 0,
-                sizer=None):
+                sizer=None, where: np.ndarray | None = None):
     """Gradient ascent on the input for one unit, a few steps per call (a generator).
 
     Starts grey (0.5), keeps pixels in [0, 1]; normalised-gradient steps with an L2 pull to
     black, a blur every few steps and a random one-pixel jitter, then plain steps to polish
     (a channel's dream last snaps its pixels to their bounds where that raises its peak: :func:`_snap`).
+    ``where`` (a flat bool mask, :func:`dream_pixels`) are the pixels it may use; the others stay black.
     Yields (steps done, steps) every DREAM_YIELD_EVERY gradient steps, or as many as ``sizer``
     (a :class:`pacing.StepSizer`) says fit its time budget; returns (``StopIteration.value``)
     the image u (input_size,), the same however the steps are grouped.
@@ -680,7 +703,8 @@ def dream_steps(network, layer_name: str, index: int, knocked_out=None, steps: i
     rows, cols = network.image_shape
     objective = unit_objective(network, layer_name, index)
     rng = np.random.default_rng(seed)
-    u = np.full(rows * cols, 0.5)
+    keep = np.ones(rows * cols) if where is None else np.asarray(where, dtype=np.float64).reshape(-1)
+    u = 0.5 * keep
     a, _ = input_scale(network)
     sizer = sizer or pacing.FixedSteps(DREAM_YIELD_EVERY)
     batch, since, t0 = sizer.items, 0, sizer.clock()
@@ -694,32 +718,33 @@ def dream_steps(network, layer_name: str, index: int, knocked_out=None, steps: i
             g = g - DREAM_L2 * u
         size = float(np.sqrt(np.mean(g * g)))
         if size > 0 and math.isfinite(size):
-            u = np.clip(u + DREAM_RATE * g / size, 0.0, 1.0)
+            u = np.clip(u + DREAM_RATE * g / size, 0.0, 1.0) * keep
         if not polish and (i + 1) % DREAM_BLUR_EVERY == 0:
-            u = _blur(u.reshape(rows, cols)).reshape(-1)
+            u = _blur(u.reshape(rows, cols)).reshape(-1) * keep
         since += 1
         if since >= batch or i + 1 == steps:
             sizer.measured(since, sizer.clock() - t0)
             yield i + 1, steps
             since, batch, t0 = 0, sizer.items, sizer.clock()
     if len(network.layer(layer_name).output_shape) == 3:
-        u = _snap(network, u, objective, knocked_out)
+        u = _snap(network, u, objective, knocked_out, keep)
     return u
 
 
-def _snap(network, u: np.ndarray, objective: tuple, knocked_out=None) -> np.ndarray:
+def _snap(network, u: np.ndarray, objective: tuple, knocked_out=None, keep=1.0) -> np.ndarray:
     """A channel's dream, last: every pixel its peak's gradient moves set to the bound it moves towards
-    (1 or 0), kept if the peak rises. A first-layer conv channel is linear in its kernel's pixels up to
-    its activation, so this gives it its largest possible peak, which the steps above (one step size
-    for all pixels) only approach where a kernel weight is near 0."""
+    (1 or 0; pixels outside ``keep`` stay black), kept if the peak rises. A first-layer conv channel is
+    linear in its kernel's pixels up to its activation, so this gives it its largest possible peak, which
+    the steps above (one step size for all pixels) only approach where a kernel weight is near 0."""
     x = to_input(network, u)[None]
     value, g = gradient(network, x, objective, knocked_out)
-    snapped = np.where(g[0] > 0, 1.0, np.where(g[0] < 0, 0.0, u))
+    snapped = np.where(g[0] > 0, 1.0, np.where(g[0] < 0, 0.0, u)) * keep
     return snapped if objective_value(network, to_input(network, snapped)[None], objective, knocked_out)[0] > value[0] else u
 
 
-def dream(network, layer_name: str, index: int, knocked_out=None, steps: int = DREAM_STEPS) -> np.ndarray:
-    gen = dream_steps(network, layer_name, index, knocked_out, steps)
+def dream(network, layer_name: str, index: int, knocked_out=None, steps: int = DREAM_STEPS,
+          where: np.ndarray | None = None) -> np.ndarray:
+    gen = dream_steps(network, layer_name, index, knocked_out, steps, where=where)
     while True:
         try:
             next(gen)

@@ -42,8 +42,9 @@ class Why:
         self.measured_version = {}  # model id -> the weights' version its curve is (being) measured for
         self.titles = {}
         self.spent = {}  # model id -> Python ms of its robustness curve
-        self.dreams = {}  # (weights version, layer, index, knock-outs) -> (pixels, activation)
+        self.dreams = {}  # (weights version, layer, index, knock-outs) -> (pixels, activation, kept to the ink?)
         self.wants_drawn = None
+        self.ink = (None, None, None)  # (test set, first layer's kind, the pixels a dream may use)
         self.follower = pacing.Follower()  # while training, new weights redraw the panel only now and then
         self.after_values = AfterValues(self.later, then="task")
         self.state = self.view = None
@@ -182,13 +183,17 @@ class Why:
             part = why_view.dream_pending(0, why.DREAM_STEPS)
             in_idle_time(self.dream_steps(network, key, layer, index, state.knocked_out, profile))
         else:
-            part = why_view.dream_html(network, layer, index, dream[0], dream[1], profile.best, profile.best_index)
+            part = why_view.dream_html(network, layer, index, *dream, profile.best, profile.best_index)
         slot.innerHTML = why_view.wants_section(network, page.testset, part, profile, view.sample_index)
 
     def dream_steps(self, network, key, layer, index, knocked_out, profile):
         """The dream of ``network``'s unit, a few gradient steps per idle period; given up when the page moved
         on to another model or card before it was done (its layer or knock-outs may not exist there)."""
-        steps = why.dream_steps(network, layer, index, knocked_out, sizer=pacing.StepSizer(first=FIRST_DREAM_STEPS))
+        testset, kind = self.page.testset, network.layers[0].kind
+        if self.ink[0] is not testset or self.ink[1] != kind:
+            self.ink = (testset, kind, why.dream_pixels(network, testset.images))
+        steps = why.dream_steps(network, layer, index, knocked_out, sizer=pacing.StepSizer(first=FIRST_DREAM_STEPS),
+                                where=self.ink[2])
         spent = 0.0
         while True:
             if self.page.network is not network or self.wants_drawn != key:
@@ -208,10 +213,10 @@ class Why:
                 slot.innerHTML = why_view.dream_pending(done, total)
             yield
         activation = why.unit_activation(network, u, layer, index, knocked_out)
-        self.dreams[key] = (u, activation)
+        self.dreams[key] = (u, activation, self.ink[2] is not None)
         slot = el("dream-slot")
         if slot is not None and self.wants_drawn == key:
-            slot.innerHTML = why_view.dream_html(network, layer, index, u, activation, profile.best, profile.best_index)
+            slot.innerHTML = why_view.dream_html(network, layer, index, *self.dreams[key], profile.best, profile.best_index)
             el("neuron-dream").dataset.computeMs = f"{spent * 1000:.1f}"
 
     # --- the robustness curve, per model, in idle time

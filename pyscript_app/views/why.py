@@ -253,8 +253,10 @@ def wants_later(why_later: str = "Shown when training is paused: the weights cha
     return f'<h3>What it wants</h3><p class="note" id="card-wants-later">{html.escape(why_later)}</p>'
 
 
-def dream_html(network, layer_name: str, index: int, u, activation: float, best: float, best_index: int | None) -> str:
-    """The card's "what it wants": the image that excites the unit most, its activation against the best test digit."""
+def dream_html(network, layer_name: str, index: int, u, activation: float, kept_to_ink: bool, best: float,
+               best_index: int | None) -> str:
+    """The card's "what it wants": the image that excites the unit most, its activation against the best test
+    digit, and whether it was kept black where (almost) no test digit has ink (:func:`why.dream_pixels`)."""
     shape = tuple(network.image_shape)
     layer = network.layer(layer_name)
     shown = render.percent(activation) if layer.is_output else f"{activation:.4f}"
@@ -264,7 +266,9 @@ def dream_html(network, layer_name: str, index: int, u, activation: float, best:
         f'<figure id="neuron-dream" data-pixels="{_floats(u)}" data-activation="{repr(float(activation))}" data-best="{repr(float(best))}">'
         + grey_image(u, shape, "", f"the image that excites {render_inside.unit_name(network, layer_name, index)} most")
         + f'<figcaption>What it wants: {shown}, {compare} the best test digit'
-        + (f' (#{best_index}, {best_text})' if best_index is not None else f' ({best_text})') + '</figcaption></figure>'
+        + (f' (#{best_index}, {best_text})' if best_index is not None else f' ({best_text})')
+        + (f'. Black where fewer than {why.INK_SHARE:.0%} of the test digits have ink.' if kept_to_ink else '')
+        + '</figcaption></figure>'
     )
 
 
