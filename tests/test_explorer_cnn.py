@@ -71,3 +71,34 @@ def test_a_cnn_explorer_shows_progress_then_the_reference_matrix(browser, site_s
     assert int(steps["steps"]) > 1  # in idle-time steps, not in one go
     assert w.errors == [] and w.outside == []
     context.close()
+
+
+# Every "(N so far)" a CNN card's sentence shows while its pass over the test set runs, in order.
+COUNTS_JS = """
+() => {
+  window.__soFar = [];
+  const read = () => {
+    const note = document.getElementById('card-top-later');
+    const m = note && note.textContent.match(/\\(([\\d,]+) so far\\)/);
+    if (m) window.__soFar.push(+m[1].replace(/,/g, ''));
+  };
+  new MutationObserver(read).observe(document.getElementById('card-slot'), { subtree: true, childList: true, characterData: true });
+}
+"""
+
+
+def test_a_cnn_card_counts_its_pass_over_the_test_set_then_lists_its_top_digits(browser, site_server):
+    """A channel's card, opened while its knock-out's pass has not run: its sentence counts the digits
+    done as the pass goes on (not a number frozen at the opening), then the nine top digits replace it."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    w = watch(context, site_server.url, model=MODEL)
+    assert w.goto(f"#sample=3&ko={KNOCKED[0]}:{KNOCKED[1]}") == "ready", w.page.inner_text("#status")
+    page = w.page
+    page.evaluate(COUNTS_JS)
+    page.click('#view .neuron[data-layer="conv_1"][data-index="0"]')
+    page.wait_for_selector('#neuron-card[data-layer="conv_1"] #card-top', timeout=240_000)
+    counts = page.evaluate("window.__soFar")
+    assert len(set(counts)) >= 3 and counts == sorted(counts) and counts[-1] < 10_000, counts
+    assert len(page.get_attribute("#card-top", "data-samples").split(",")) == 9
+    assert w.errors == [] and w.outside == []
+    context.close()

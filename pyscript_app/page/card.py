@@ -15,6 +15,11 @@ from pyscript_app.page.dom import el, in_idle_time, js_object, listen, rerender
 MAP_KEYS = {"ArrowUp": (-1, 0), "ArrowDown": (1, 0), "ArrowLeft": (0, -1), "ArrowRight": (0, 1)}
 
 
+def finding(done: int, total: int) -> str:
+    """In a CNN's card, in place of the test digits that excite it most while its pass over the test set runs."""
+    return f"Finding them: the {total:,} test digits are going through the network in idle time ({done:,} so far)."
+
+
 class Card:
     def __init__(self, page):
         self.page = page
@@ -52,6 +57,9 @@ class Card:
                 for _ in cache.first_layer_blocks(knocked_out):
                     if self.waiting != key or page.network is not network:
                         return
+                    note = el("card-top-later")
+                    if note is not None and not page.is_training():
+                        note.textContent = finding(*cache.pass_progress(knocked_out))
                     yield
 
             def done():
@@ -61,9 +69,7 @@ class Card:
                         page.redraw()  # the card (and its "what it wants") with the pass done
 
             in_idle_time(steps(), then=done)
-        done, total = cache.pass_progress(knocked_out)
-        return (f"Finding them: the {total:,} test digits are going through the network in idle time "
-                f"({done:,} so far).")
+        return finding(*cache.pass_progress(knocked_out))
 
     def focus_next(self):
         self.focus_card = True
