@@ -347,6 +347,17 @@ def test_train_mode_fits_the_screen_too(browser, site_server, viewport):
         assert w.page.evaluate(IN_SIGHT) == []
 
 
+@pytest.mark.parametrize("viewport", [(1400, 900), (390, 844)])
+def test_the_atlas_fits_the_screen_in_line_with_the_panels_above(browser, site_server, viewport):
+    with page_at(browser, site_server, None, viewport, 4) as w:
+        w.page.evaluate("location.hash = '#mode=atlas&sample=4'")
+        w.page.wait_for_selector("#atlas[data-state='ready']", timeout=90_000)
+        found = w.page.evaluate(LAYOUT)
+        assert found["scroll"] <= found["width"] and found["outside"] == [] and found["overlaps"] == [], found
+        lefts = w.page.evaluate("['why', 'atlas'].map((id) => document.getElementById(id).getBoundingClientRect().left)")
+        assert abs(lefts[0] - lefts[1]) <= 1, lefts
+
+
 @pytest.mark.parametrize("model", SHIPPED)
 def test_every_neuron_is_a_finger_wide_on_a_phone(browser, site_server, model):
     with page_at(browser, site_server, model, (390, 844), 4) as w:
