@@ -9,6 +9,7 @@ never through the page's code.
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -141,6 +142,14 @@ def test_a_dream_is_what_the_reference_pass_says(why_page, model):
     assert float(page.get_attribute("#neuron-dream", "data-activation")) == pytest.approx(expected, abs=1e-5)
     best = reference.forward(ref, testset.images.reshape(len(testset.images), -1) / 255.0)[0][:, 3].max()
     assert float(page.get_attribute("#neuron-dream", "data-activation")) >= best - 1e-6
+    # the caption compares net inputs (what the ascent raised; a saturated activation may read 1.0000 for both)
+    z = reference.forward(ref, u[None], pre=True)[0][0][0, 3]
+    best_z = reference.forward(ref, testset.images.reshape(len(testset.images), -1) / 255.0, pre=True)[0][0][:, 3].max()
+    assert float(page.get_attribute("#neuron-dream", "data-objective")) == pytest.approx(z, abs=1e-5)
+    caption = page.inner_text("#neuron-dream figcaption")
+    shown = [float(v) for v in re.findall(r"net input ([+-]\d+\.\d+)", caption)]
+    assert shown == pytest.approx([z, best_z], abs=6e-4), caption
+    assert ("more than" if z > best_z + 1e-6 else "as much as") in caption
     least = [int(s) for s in page.get_attribute("#card-least", "data-samples").split(",")]
     acts = reference.forward(ref, testset.images.reshape(len(testset.images), -1) / 255.0)[0][:, 3]
     assert acts[least].max() <= np.sort(acts)[8] + 1e-6  # the nine weakest

@@ -752,6 +752,22 @@ def dream(network, layer_name: str, index: int, knocked_out=None, steps: int = D
             return stop.value
 
 
+@dataclass
+class Dream:
+    """A unit's dream (:func:`dream_steps`) and what it does to the unit."""
+
+    pixels: np.ndarray  # (input_size,) in [0, 1]
+    activation: float  # the unit's activation on it, as the page shows it (:func:`unit_activation`)
+    objective: float  # what the ascent raised (:func:`unit_objective`): a hidden unit's net input, a class's log p
+    kept_to_ink: bool  # black where (almost) no test digit has ink (:func:`dream_pixels`)
+
+
+def dream_result(network, u: np.ndarray, layer_name: str, index: int, knocked_out=None, kept_to_ink=False) -> Dream:
+    objective = unit_objective(network, layer_name, index)
+    value = objective_value(network, to_input(network, u)[None], objective, knocked_out)[0]
+    return Dream(u, unit_activation(network, u, layer_name, index, knocked_out), float(value), kept_to_ink)
+
+
 def unit_activation(network, u: np.ndarray, layer_name: str, index: int, knocked_out=None) -> float:
     """A unit's activation (an output class: its probability; a conv or pooling channel: its map's peak) for
     the digit ``u``, as the page shows it."""

@@ -42,7 +42,7 @@ class Why:
         self.measured_version = {}  # model id -> the weights' version its curve is (being) measured for
         self.titles = {}
         self.spent = {}  # model id -> Python ms of its robustness curve
-        self.dreams = {}  # (weights version, layer, index, knock-outs) -> (pixels, activation, kept to the ink?)
+        self.dreams = {}  # (weights version, layer, index, knock-outs) -> why.Dream
         self.wants_drawn = None
         self.ink = (None, None, None)  # (test set, first layer's kind, the pixels a dream may use)
         self.follower = pacing.Follower()  # while training, new weights redraw the panel only now and then
@@ -178,15 +178,19 @@ class Why:
             return
         values = explain.unit_values(network, page.testset, layer, index, state.knocked_out, by="activation")
         profile = why.unit_profile(values, page.testset.labels, len(network.class_labels))
+        rival = None  # a dense hidden unit's: the best test digit by net input (what the dream raised), and which
+        if network.layer(layer).kind == "dense" and not network.layer(layer).is_output:
+            net = explain.unit_values(network, page.testset, layer, index, state.knocked_out)
+            rival = (float(net.max()), int(net.argmax())) if net.size else None
         dream = self.dreams.get(key)
         if dream is None:
             part = why_view.dream_pending(0, why.DREAM_STEPS)
-            in_idle_time(self.dream_steps(network, key, layer, index, state.knocked_out, profile))
+            in_idle_time(self.dream_steps(network, key, layer, index, state.knocked_out, profile, rival))
         else:
-            part = why_view.dream_html(network, layer, index, *dream, profile.best, profile.best_index)
+            part = why_view.dream_html(network, layer, index, dream, profile, rival)
         slot.innerHTML = why_view.wants_section(network, page.testset, part, profile, view.sample_index)
 
-    def dream_steps(self, network, key, layer, index, knocked_out, profile):
+    def dream_steps(self, network, key, layer, index, knocked_out, profile, rival):
         """The dream of ``network``'s unit, a few gradient steps per idle period; given up when the page moved
         on to another model or card before it was done (its layer or knock-outs may not exist there)."""
         testset, kind = self.page.testset, network.layers[0].kind
@@ -212,11 +216,10 @@ class Why:
             if slot is not None:
                 slot.innerHTML = why_view.dream_pending(done, total)
             yield
-        activation = why.unit_activation(network, u, layer, index, knocked_out)
-        self.dreams[key] = (u, activation, self.ink[2] is not None)
+        self.dreams[key] = why.dream_result(network, u, layer, index, knocked_out, kept_to_ink=self.ink[2] is not None)
         slot = el("dream-slot")
         if slot is not None and self.wants_drawn == key:
-            slot.innerHTML = why_view.dream_html(network, layer, index, *self.dreams[key], profile.best, profile.best_index)
+            slot.innerHTML = why_view.dream_html(network, layer, index, self.dreams[key], profile, rival)
             el("neuron-dream").dataset.computeMs = f"{spent * 1000:.1f}"
 
     # --- the robustness curve, per model, in idle time

@@ -253,21 +253,31 @@ def wants_later(why_later: str = "Shown when training is paused: the weights cha
     return f'<h3>What it wants</h3><p class="note" id="card-wants-later">{html.escape(why_later)}</p>'
 
 
-def dream_html(network, layer_name: str, index: int, u, activation: float, kept_to_ink: bool, best: float,
-               best_index: int | None) -> str:
-    """The card's "what it wants": the image that excites the unit most, its activation against the best test
-    digit, and whether it was kept black where (almost) no test digit has ink (:func:`why.dream_pixels`)."""
+def dream_html(network, layer_name: str, index: int, dream: why.Dream, profile: why.UnitProfile,
+               rival: tuple[float, int] | None = None) -> str:
+    """The card's "what it wants": the image that excites the unit most, against the best test digit.
+
+    ``rival`` (a dense hidden unit's): the highest net input over the test digits, and that digit. The
+    comparison is then of net inputs, what the dream raised: where tanh or a sigmoid is flat both
+    activations may read 1.0000 while one net input is well above the other."""
     shape = tuple(network.image_shape)
     layer = network.layer(layer_name)
-    shown = render.percent(activation) if layer.is_output else f"{activation:.4f}"
-    best_text = render.percent(best) if layer.is_output else f"{best:.4f}"
-    compare = "more than" if activation > best else ("as much as" if activation == best else "less than")
+    shown = render.percent(dream.activation) if layer.is_output else f"{dream.activation:.4f}"
+    best_text = render.percent(profile.best) if layer.is_output else f"{profile.best:.4f}"
+    if rival is not None:
+        ours, best, best_index = dream.objective, rival[0], rival[1]
+        shown += f" (net input {ours:+.3f})"
+        best_text += f", net input {best:+.3f}"
+    else:
+        ours, best, best_index = dream.activation, profile.best, profile.best_index
+    compare = "more than" if ours > best else ("as much as" if ours == best else "less than")
     return (
-        f'<figure id="neuron-dream" data-pixels="{_floats(u)}" data-activation="{repr(float(activation))}" data-best="{repr(float(best))}">'
-        + grey_image(u, shape, "", f"the image that excites {render_inside.unit_name(network, layer_name, index)} most")
+        f'<figure id="neuron-dream" data-pixels="{_floats(dream.pixels)}" data-activation="{repr(float(dream.activation))}" '
+        f'data-objective="{repr(float(dream.objective))}" data-best="{repr(float(profile.best))}">'
+        + grey_image(dream.pixels, shape, "", f"the image that excites {render_inside.unit_name(network, layer_name, index)} most")
         + f'<figcaption>What it wants: {shown}, {compare} the best test digit'
         + (f' (#{best_index}, {best_text})' if best_index is not None else f' ({best_text})')
-        + (f'. Black where fewer than {why.INK_SHARE:.0%} of the test digits have ink.' if kept_to_ink else '')
+        + (f'. Black where fewer than {why.INK_SHARE:.0%} of the test digits have ink.' if dream.kept_to_ink else '')
         + '</figcaption></figure>'
     )
 
