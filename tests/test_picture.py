@@ -309,12 +309,13 @@ IN_SIGHT = """() => {
 }"""
 
 
-def test_every_kind_of_neuron_card_fits_its_column(browser, site_server):
+@pytest.mark.parametrize("viewport", [(1400, 900), (1366, 768)])
+def test_every_kind_of_neuron_card_fits_its_column(browser, site_server, viewport):
     """The first neuron of every layer of every shipped model, its card opened on a laptop's screen: its
     facts (activation, net input, bias) and everything else stay inside the card, and no number is split
     over two lines. Beside the card the whole network stays in sight, its output layer (where a knock-out
     shows) included: the view does not scroll sideways."""
-    with page_at(browser, site_server, None, (1400, 900), 4) as w:
+    with page_at(browser, site_server, None, viewport, 4) as w:
         for model in SHIPPED:
             w.page.evaluate("m => { location.hash = `model=${m}&sample=4`; }", model)
             w.page.wait_for_function("m => document.getElementById('model-picker').value === m && document.querySelector('#view .neuron')", arg=model)
