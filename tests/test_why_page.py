@@ -148,7 +148,11 @@ def test_a_dream_is_what_the_reference_pass_says(why_page, model):
     assert float(page.get_attribute("#neuron-dream", "data-objective")) == pytest.approx(z, abs=1e-5)
     caption = page.inner_text("#neuron-dream figcaption")
     shown = [float(v) for v in re.findall(r"net input ([+-]\d+\.\d+)", caption)]
-    assert shown == pytest.approx([z, best_z], abs=6e-4), caption
+    activation = float(page.get_attribute("#neuron-dream", "data-activation"))
+    if f"{activation:.4f}" == f"{best:.4f}":  # the same to the eye: the net inputs tell them apart
+        assert shown == pytest.approx([z, best_z], abs=6e-4), caption
+    else:
+        assert shown == [], caption
     assert ("more than" if z > best_z + 1e-6 else "as much as") in caption
     least = [int(s) for s in page.get_attribute("#card-least", "data-samples").split(",")]
     acts = reference.forward(ref, testset.images.reshape(len(testset.images), -1) / 255.0)[0][:, 3]

@@ -674,10 +674,20 @@ def dream_pixels(network, images: np.ndarray, share: float = INK_SHARE) -> np.nd
     dream that may use them excites its unit through noise that no digit has, and its picture is that
     noise. Kept black there, a dream looks like ink on black, as a digit does. A conv layer's kernels are
     the same at every place, so a CNN's dream may use every pixel."""
+    return pacing.run(dream_pixels_steps(network, images, share))
+
+
+def dream_pixels_steps(network, images: np.ndarray, share: float = INK_SHARE, rows: int = 2500):
+    """:func:`dream_pixels` a block of ``rows`` images a step (a generator; its value is the mask): the
+    whole test set at once is a task of about 10 ms in the page's numpy at full speed, 40 at 4x."""
     flat = np.asarray(images).reshape(len(images), -1)
     if network.layers[0].kind != "dense" or not len(flat):
         return None
-    mask = (flat > 0).mean(axis=0) >= share
+    inked = np.zeros(flat.shape[1], dtype=np.int64)
+    for start in range(0, len(flat), rows):
+        inked += np.count_nonzero(flat[start : start + rows], axis=0)
+        yield
+    mask = inked >= share * len(flat)
     return mask if mask.any() else None
 
 

@@ -195,7 +195,10 @@ class Why:
         on to another model or card before it was done (its layer or knock-outs may not exist there)."""
         testset, kind = self.page.testset, network.layers[0].kind
         if self.ink[0] is not testset or self.ink[1] != kind:
-            self.ink = (testset, kind, why.dream_pixels(network, testset.images))
+            where = yield from why.dream_pixels_steps(network, testset.images)
+            if self.page.network is not network or self.wants_drawn != key:
+                return
+            self.ink = (testset, kind, where)
         steps = why.dream_steps(network, layer, index, knocked_out, sizer=pacing.StepSizer(first=FIRST_DREAM_STEPS),
                                 where=self.ink[2])
         spent = 0.0

@@ -258,16 +258,18 @@ def dream_html(network, layer_name: str, index: int, dream: why.Dream, profile: 
     """The card's "what it wants": the image that excites the unit most, against the best test digit.
 
     ``rival`` (a dense hidden unit's): the highest net input over the test digits, and that digit. The
-    comparison is then of net inputs, what the dream raised: where tanh or a sigmoid is flat both
-    activations may read 1.0000 while one net input is well above the other."""
+    comparison is then of net inputs, what the dream raised, and they are shown when both activations
+    read the same: where tanh or a sigmoid is flat both may read 1.0000 while one net input is well
+    above the other."""
     shape = tuple(network.image_shape)
     layer = network.layer(layer_name)
     shown = render.percent(dream.activation) if layer.is_output else f"{dream.activation:.4f}"
     best_text = render.percent(profile.best) if layer.is_output else f"{profile.best:.4f}"
     if rival is not None:
         ours, best, best_index = dream.objective, rival[0], rival[1]
-        shown += f" (net input {ours:+.3f})"
-        best_text += f", net input {best:+.3f}"
+        if shown == best_text:  # (otherwise the activations' order is the net inputs')
+            shown += f" (net input {ours:+.3f})"
+            best_text += f", net input {best:+.3f}"
     else:
         ours, best, best_index = dream.activation, profile.best, profile.best_index
     compare = "more than" if ours > best else ("as much as" if ours == best else "less than")
