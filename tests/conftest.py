@@ -168,11 +168,75 @@ def playwright_instance():
         yield p
 
 
+CRASHED = "Target crashed"  # Playwright's word for a page whose renderer process died
+
+
+class SharedChromium:
+    """This worker's Chromium, as the tests' ``browser``: it opens contexts like a Playwright Browser.
+
+    A test whose page crashed runs once more (pyproject.toml). Once a crash is reported (see
+    pytest_runtest_makereport), the next context opens in a newly launched Chromium, so that a
+    browser left in a bad state cannot fail the rerun too; the pages already open stay where they
+    are, and every Chromium launched is closed at the end."""
+
+    def __init__(self, playwright):
+        self.playwright = playwright
+        self.launched = [chromium.launch(playwright)]
+        self.relaunch = False
+
+    def new_context(self, **kwargs):
+        if self.relaunch:
+            self.launched.append(chromium.launch(self.playwright))
+            self.relaunch = False
+        return self.launched[-1].new_context(**kwargs)
+
+    def close(self):
+        for b in self.launched:
+            b.close()
+
+
+SHARED_CHROMIUM: list[SharedChromium] = []
+
+
 @pytest.fixture(scope="session")
 def browser(playwright_instance):
-    b = chromium.launch(playwright_instance)
+    b = SharedChromium(playwright_instance)
+    SHARED_CHROMIUM.append(b)
     yield b
+    SHARED_CHROMIUM.remove(b)
     b.close()
+
+
+def machine_now() -> str:
+    """What a crash report needs to tell a browser's fault from the machine's: memory and processes."""
+    info = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines() if ":" in line)
+    procs = [p for p in Path("/proc").iterdir() if p.name.isdigit()]
+
+    def named(p):
+        try:
+            return (p / "comm").read_text().strip()
+        except OSError:
+            return ""
+
+    names = [named(p) for p in procs]
+    shm = shutil.disk_usage("/dev/shm") if os.path.isdir("/dev/shm") else None
+    return (f"MemAvailable {info.get('MemAvailable', '?').strip()}, MemTotal {info.get('MemTotal', '?').strip()}; "
+            f"/dev/shm {shm.free >> 20 if shm else '?'} MB free of {shm.total >> 20 if shm else '?'}; "
+            f"{len(procs)} processes, {sum('chrom' in n for n in names)} Chromium, "
+            f"{sum('firefox' in n.lower() or 'Web Content' in n for n in names)} Firefox, "
+            f"{sum('WebKit' in n for n in names)} WebKit")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """After a report of a crashed page: the machine's state in the report, and new Chromium contexts
+    in a new browser (SharedChromium)."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and CRASHED in report.longreprtext:
+        report.sections.append(("Chromium crash", machine_now()))
+        for b in SHARED_CHROMIUM:
+            b.relaunch = True
 
 
 @dataclass
@@ -184,6 +248,8 @@ class Watched:
     outside: list = field(default_factory=list)
     errors: list = field(default_factory=list)  # uncaught exceptions and console errors
     model: str | None = None  # the model every goto() asks for (None: the site's default)
+    crashed: bool = False  # its renderer process died (Playwright's "crash" event)
+    reload: object = None  # for a shared page: loads a new one like it (conftest.app)
 
     def goto(self, path: str = "", wait_ready: bool = True):
         """Open the page (with ``#model=`` of ``self.model`` first in the hash); unless told not to,
@@ -256,6 +322,7 @@ def watch(context, base: str, intercept: bool = True, model: str | None = None, 
         context.on("request", lambda r: inside(r.url) or w.outside.append(r.url))
     page.on("pageerror", lambda e: w.errors.append(f"pageerror: {e}"))
     page.on("console", lambda m: m.type == "error" and w.errors.append(f"console: {m.text}"))
+    page.on("crash", lambda _: setattr(w, "crashed", True))
     return w
 
 
@@ -288,13 +355,32 @@ def site_server(test_site):
 
 @pytest.fixture(scope="session")
 def app(browser, site_server, model_id):
-    """One loaded page of one model (see model_dir) shared by many tests (a cold load costs seconds)."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    w = watch(context, site_server.url, model=model_id)
-    state = w.goto("")
-    assert state == "ready", w.page.inner_text("#status")
+    """One loaded page of one model (see model_dir) shared by many tests (a cold load costs seconds).
+    If its page crashes, the test's rerun finds it loaded again (reopen_a_crashed_app)."""
+    def load() -> Watched:
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        w = watch(context, site_server.url, model=model_id)
+        state = w.goto("")
+        assert state == "ready", w.page.inner_text("#status")
+        return w
+
+    w = load()
+    w.reload = load
     yield w
-    context.close()
+    w.page.context.close()
+
+
+@pytest.fixture(autouse=True)
+def reopen_a_crashed_app(request):
+    """Before a test of a shared page whose renderer crashed in an earlier test: the page is loaded
+    again in a new context, so that one crash fails one test (which runs once more), not every one after it."""
+    if "app" in request.fixturenames:
+        w = request.getfixturevalue("app")
+        if isinstance(w, Watched) and w.crashed and w.reload:
+            w.page.context.close()
+            fresh = w.reload()
+            w.page, w.outside, w.errors, w.crashed = fresh.page, fresh.outside, fresh.errors, False
+            w.page.on("crash", lambda _: setattr(w, "crashed", True))
 
 
 def site_copy(tmp_path: Path) -> Path:

@@ -115,11 +115,15 @@ class PlaywrightPage(Page):
     """A Playwright page (Chromium or Firefox) in its own context; outside requests aborted and recorded."""
 
     def __init__(self, browser, engine: str, base: str):
-        self.engine, self.base = engine, base
-        self.context = browser.new_context(viewport={"width": 1280, "height": 900})
+        self.engine, self.base, self.browser = engine, base, browser
+        self._outside, self._errors = [], []
+        self._open()
+
+    def _open(self):
+        self.crashed = False
+        self.context = self.browser.new_context(viewport={"width": 1280, "height": 900})
         self.context.add_init_script(TOUR_SEEN)  # a returning visitor: no tour over the page
         self.page = self.context.new_page()
-        self._outside, self._errors = [], []
 
         def route(r):
             if self.is_local(r.request.url):
@@ -131,6 +135,19 @@ class PlaywrightPage(Page):
         self.context.route("**/*", route)
         self.page.on("pageerror", lambda e: self._errors.append(f"pageerror: {e}"))
         self.page.on("console", lambda m: m.type == "error" and self._errors.append(f"console: {m.text}"))
+        self.page.on("crash", lambda _: setattr(self, "crashed", True))
+
+    def answers(self) -> bool:
+        """Whether the page's renderer is alive (a crashed one answers nothing, ever)."""
+        return not self.crashed
+
+    def recover(self, url):
+        """A crashed page stays crashed: a new context and page (in a new Chromium, see
+        conftest.SharedChromium) load ``url``."""
+        if self.crashed:
+            self.context.close()
+            self._open()
+        return super().recover(url)
 
     def run(self, body, *args):
         return self.page.evaluate(f"(args) => (function () {{ {body}\n}}).apply(null, args)", list(args))

@@ -18,7 +18,7 @@ import re
 import numpy as np
 import pytest
 
-from conftest import DEFAULT_MODEL, PAD_PIXELS_JS, SITE, Server, pad_rgba, read_default_model, site_copy
+from conftest import CRASHED, DEFAULT_MODEL, PAD_PIXELS_JS, SITE, Server, pad_rgba, read_default_model, site_copy
 from drawn_digits import TEMPLATES
 from engines import EngineStopped, PlaywrightPage, RecordingProxy, SeleniumPage
 from pyscript_app.core import why
@@ -32,9 +32,9 @@ import browser as engines_here  # tools/browser.py
 ENGINES = engines_here.engines()
 
 # A test whose page stopped answering the driver (EngineStopped: seen in WebKitGTK, whose web process
-# can crash under the driver) runs once more, on a page loaded again (see reload_a_page_that_stopped);
-# the rerun shows in the summary, and a second stop fails the test.
-pytestmark = pytest.mark.flaky(reruns=1, only_rerun=[EngineStopped.__name__])
+# can crash under the driver) or whose Chromium or Firefox page crashed runs once more, on a page loaded
+# again (see reload_a_page_that_stopped); the rerun shows in the summary, and a second stop fails the test.
+pytestmark = pytest.mark.flaky(reruns=1, only_rerun=[EngineStopped.__name__, CRASHED])
 
 
 @pytest.fixture(scope="module")

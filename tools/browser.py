@@ -19,6 +19,10 @@ CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
+# Chromium keeps its shared memory in /dev/shm. A container's default of 64 MB runs out under a few
+# Pyodide pages and their renderers crash; where /dev/shm is that small, Chromium uses /tmp instead.
+if not os.path.isdir("/dev/shm") or shutil.disk_usage("/dev/shm").total < 2 << 30:
+    CHROMIUM_FLAGS.append("--disable-dev-shm-usage")
 
 ENGINES = ("chromium", "firefox", "webkit")
 FIREFOX_PATHS = ("/usr/bin/firefox-esr", "/usr/bin/firefox")
