@@ -14,7 +14,8 @@ import re
 import numpy as np
 import pytest
 
-from conftest import SHIPPED, watch
+from conftest import SHIPPED, SITE, watch
+from pyscript_app.core import network as nw
 from pyscript_app.core import flow
 from test_gallery import decode_png
 
@@ -326,6 +327,21 @@ def test_every_kind_of_neuron_card_fits_its_column(browser, site_server, viewpor
                 w.page.wait_for_selector(f'#neuron-card[data-layer="{layer}"][data-index="{index}"] dd')
                 assert w.page.evaluate(CARD_LAYOUT) == [], (model, layer)
                 assert w.page.evaluate(IN_SIGHT) == [], (model, layer)
+
+
+def test_the_lines_follow_the_panels_when_the_side_column_opens_or_closes(browser, site_server):
+    """The error explorer opened on a laptop's screen narrows the view (the side column takes room) and
+    moves the panels: the lines are drawn again on the neurons where they now are, and no line left where
+    they were keeps the view wider than its column. The same when it closes."""
+    with page_at(browser, site_server, "deep", (1400, 900), 4) as w:
+        shape = list(nw.read_model_dir(SITE / "models" / "deep").image_shape)
+        for inside in ("true", "false"):
+            w.page.click("#errors-toggle")
+            w.page.wait_for_function("v => document.querySelector('main').dataset.inside === v", arg=inside)
+            w.page.wait_for_selector("#connections line")
+            assert w.page.evaluate(IN_SIGHT) == [], inside
+            ends = w.page.evaluate(ENDS, shape)
+            assert ends and off_their_neurons(ends) == [], (inside, off_their_neurons(ends)[:3])
 
 
 @pytest.mark.parametrize("viewport", [(1400, 900), (390, 844)])

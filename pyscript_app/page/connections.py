@@ -35,6 +35,7 @@ class Connections:
         self.after_values = AfterValues(self.follow)
         self.follower = pacing.Follower()  # while training, new weights redraw the lines only now and then
         self.layout_key, self.neurons = None, {}  # see measure()
+        self.moved = False  # the panels moved since the lines were drawn (layout_moved)
         view = el("view")
         view.classList.add("with-connections")
         for kind, handler in (("pointerover", self.on_hover), ("pointerout", self.on_unhover),
@@ -79,12 +80,23 @@ class Connections:
         el("links-per-neuron-value").textContent = str(self.per_neuron)
         self.draw()
 
+    def layout_moved(self):
+        """The side column opened or closed and the panels moved: the lines drawn end where the neurons
+        were, and keep the view as wide as it was. They go at once and come back in the frame after."""
+        old = el("connections")
+        if old is not None:
+            old.remove()
+        self.moved = True
+        if self.on:
+            self.after_values.request()
+
     def follow(self):
         """The lines of the view just drawn (in the frame after its values)."""
         view, network = self.view, self.page.network
         asked = None if view is None else (view.sample_index, hash(np.asarray(view.pixels).tobytes()), view.selected,
                                            explain.knockout_key(network, view.knocked_out))
-        if self.follower.due(asked, time.perf_counter(), self.page.is_training() and el("connections") is not None):
+        moved, self.moved = self.moved, False
+        if self.follower.due(asked, time.perf_counter(), self.page.is_training() and el("connections") is not None) or moved:
             self.draw()
 
     def draw(self, *_):

@@ -116,8 +116,11 @@ class Page:
     def inside_changed(self):
         """Called when the neuron card opens or closes or the error explorer is shown or hidden: the side
         column (#inside) takes room only while it shows one of them (main[data-inside], site/style.css)."""
-        shows = self.card.is_open() or self.explorer.is_open()
-        document.querySelector("main").dataset.inside = "true" if shows else "false"
+        shows = "true" if self.card.is_open() or self.explorer.is_open() else "false"
+        main = document.querySelector("main")
+        if main.dataset.inside != shows:
+            main.dataset.inside = shows
+            self.connections.layout_moved()
 
     def focus_card_next(self):
         """Move the focus into the neuron card when it is next drawn (a neuron was clicked)."""
