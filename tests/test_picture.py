@@ -310,16 +310,17 @@ IN_SIGHT = """() => {
 }"""
 
 
-@pytest.mark.parametrize("viewport", [(1400, 900), (1366, 768)])
+@pytest.mark.parametrize("viewport", [(1400, 900), (1366, 768), (1280, 800)])
 def test_every_kind_of_neuron_card_fits_its_column(browser, site_server, viewport):
     """The first neuron of every layer of every shipped model, its card opened on a laptop's screen: its
     facts (activation, net input, bias) and everything else stay inside the card, and no number is split
     over two lines. Beside the card the whole network stays in sight, its output layer (where a knock-out
-    shows) included: the view does not scroll sideways."""
+    shows) included: the view does not scroll sideways. Nor does it without a card."""
     with page_at(browser, site_server, None, viewport, 4) as w:
         for model in SHIPPED:
             w.page.evaluate("m => { location.hash = `model=${m}&sample=4`; }", model)
             w.page.wait_for_function("m => document.getElementById('model-picker').value === m && document.querySelector('#view .neuron')", arg=model)
+            assert w.page.evaluate(IN_SIGHT) == [], model
             firsts = w.page.evaluate("[...document.querySelectorAll('#view .layer')].map((l) => l.querySelector('.neuron')).filter(Boolean).map((n) => [n.dataset.layer, n.dataset.index])")
             assert len(firsts) >= 2, model
             for layer, index in firsts:
@@ -327,6 +328,35 @@ def test_every_kind_of_neuron_card_fits_its_column(browser, site_server, viewpor
                 w.page.wait_for_selector(f'#neuron-card[data-layer="{layer}"][data-index="{index}"] dd')
                 assert w.page.evaluate(CARD_LAYOUT) == [], (model, layer)
                 assert w.page.evaluate(IN_SIGHT) == [], (model, layer)
+
+
+def test_the_view_narrows_only_where_its_panels_would_not_fit(browser, site_server):
+    """The cnn's seven panels fit a wide screen as they are; on a laptop of 1,280 px, and narrower still
+    with a neuron card beside them, their margins, gutters and pictures narrow a step at a time
+    (#view[data-fit]) rather than the view scrolling sideways, and the lines join the neurons where they
+    now are. Back on the wide screen the view is as it was."""
+    with page_at(browser, site_server, "cnn", (1920, 1000), 4) as w:
+        shape = list(nw.read_model_dir(SITE / "models" / "cnn").image_shape)
+        fit = "() => document.getElementById('view').dataset.fit || ''"
+        assert w.page.evaluate(fit) == "" and w.page.evaluate(IN_SIGHT) == []
+        w.page.set_viewport_size({"width": 1280, "height": 800})
+        w.page.wait_for_function(f"() => ({fit})() !== ''")
+        assert w.page.evaluate(IN_SIGHT) == []
+        plain = w.page.evaluate(fit)
+        w.page.evaluate("location.hash = 'model=cnn&sample=4&neuron=hidden_1:3'")
+        w.page.wait_for_selector("#neuron-card dd")
+        w.page.wait_for_function("() => document.querySelector('main').dataset.inside === 'true'")
+        assert w.page.evaluate(IN_SIGHT) == []
+        assert FIT_STEPS.index(w.page.evaluate(fit)) >= FIT_STEPS.index(plain)
+        w.page.wait_for_selector("#connections line")
+        ends = w.page.evaluate(ENDS, shape)
+        assert ends and off_their_neurons(ends) == [], off_their_neurons(ends)[:3]
+        w.page.set_viewport_size({"width": 1920, "height": 1000})
+        w.page.wait_for_function(f"() => ({fit})() === ''")
+        assert w.page.evaluate(IN_SIGHT) == []
+
+
+FIT_STEPS = ["", "narrow", "small"]
 
 
 def test_the_lines_follow_the_panels_when_the_side_column_opens_or_closes(browser, site_server):

@@ -18,7 +18,7 @@ from pyscript import document, window
 from pyscript_app.core import explain, flow, state, train
 
 from pyscript_app.views import render
-from pyscript_app.page.dom import el, in_idle_time
+from pyscript_app.page.dom import el, in_idle_time, listen
 from pyscript_app.page.maps import feature_maps
 
 NOTE_SECONDS = 12  # how long a note about the address stays (it can be dismissed sooner)
@@ -28,6 +28,7 @@ GLIDE_S = 0.3  # a new view glides to its colours (site/style.css) when the one 
 #: called after every drawing of #view (in place or whole), which replaces elements of the view:
 #: what marks one of them (the tour's highlight) marks it again here
 after_drawing = []
+drawn_whole = 0  # how many times #view was rendered whole (its panels may have changed: fit_view measures again)
 
 
 def draw_view(network, view, whole=False):
@@ -40,6 +41,8 @@ def draw_view(network, view, whole=False):
         if has_maps:
             feature_maps().later(network, view)
     else:
+        global drawn_whole
+        drawn_whole += 1
         feature_maps().drawn()
         box.classList.toggle("has-maps", has_maps)  # (site/style.css: a CNN's panels sit closer)
         focused = document.activeElement
@@ -51,6 +54,31 @@ def draw_view(network, view, whole=False):
                 again.focus()
     for mark in after_drawing:
         mark()
+
+
+def overflows(box):
+    """Do the panels of #view reach past its right edge (a row of panels too wide for the view)?"""
+    panels = box.querySelectorAll(":scope > .panel")
+    if not panels.length:
+        return False
+    right = panels[panels.length - 1].getBoundingClientRect().right - box.getBoundingClientRect().left - box.clientLeft
+    return right + box.scrollLeft > box.clientWidth + 1
+
+
+FIT_LEVELS = ("", "narrow", "small")  # #view[data-fit]: as it is; narrower margins and gutters; smaller pictures too
+
+
+def fit_view():
+    """The first of FIT_LEVELS at which the row of panels fits the view's width as it is (#view[data-fit],
+    site/style.css), measured, so that it holds for a network of any shape on any screen; the view scrolls
+    sideways only where the last one does not fit either. True when the level changed."""
+    box = el("view")
+    was = box.getAttribute("data-fit") or ""
+    for level in FIT_LEVELS:
+        box.dataset.fit = level
+        if not overflows(box):
+            break
+    return level != was
 
 
 def updated(t0):
@@ -100,6 +128,8 @@ class Page:
         self.pad = pad(self)
         self.train = train(self)
         self.open_your_own = open_your_own(self)
+        self.fitted = None  # what the view's width was last fitted to (fit)
+        listen(window, "resize", lambda *_: self.fit())
 
     # --- what one feature asks of another
     def is_training(self):
@@ -120,7 +150,18 @@ class Page:
         main = document.querySelector("main")
         if main.dataset.inside != shows:
             main.dataset.inside = shows
+            self.fit()
             self.connections.layout_moved()
+
+    def fit(self):
+        """Fit the view's panels to its width (fit_view) when what sets that width or the panels changed:
+        the screen's width, the side column, the mode (Train mode's settings take room), a view drawn whole.
+        The lines are drawn again when the panels moved."""
+        key = (window.innerWidth, document.querySelector("main").dataset.inside, document.body.dataset.mode, drawn_whole)
+        if key != self.fitted:
+            self.fitted = key
+            if fit_view():
+                self.connections.layout_moved()
 
     def focus_card_next(self):
         """Move the focus into the neuron card when it is next drawn (a neuron was clicked)."""
@@ -205,6 +246,10 @@ class Page:
 
     # --- drawing
     def show(self, *_, state_=None, whole=False):
+        self.draw(state_, whole)
+        self.fit()
+
+    def draw(self, state_=None, whole=False):
         t0 = time.perf_counter()
         if state_ is None:
             self.write_url()
