@@ -356,7 +356,7 @@ def test_the_view_narrows_only_where_its_panels_would_not_fit(browser, site_serv
         assert w.page.evaluate(IN_SIGHT) == []
 
 
-FIT_STEPS = ["", "narrow", "small"]
+FIT_STEPS = ["", "narrow", "smaller", "small"]
 
 
 def test_the_lines_follow_the_panels_when_the_side_column_opens_or_closes(browser, site_server):
@@ -384,6 +384,9 @@ def test_train_mode_fits_the_screen_too(browser, site_server, viewport):
         assert found["scroll"] <= found["width"], f"the page scrolls sideways: {found}"
         assert found["outside"] == [], found["outside"]
         assert found["overlaps"] == [], found["overlaps"]
+        # the settings took room: the lines are drawn again where the neurons now are, the view not left wider
+        w.page.wait_for_selector("#connections line")
+        assert w.page.evaluate(IN_SIGHT) == []
         # a CNN of two conv layers, after one step: its maps too fit beside the settings
         w.page.evaluate("location.hash = '#mode=train&sample=4&conv=8x3p,16x3p&hidden=32'")
         w.page.wait_for_function("() => document.getElementById('train-progress').dataset.steps === '0'")

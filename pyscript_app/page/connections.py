@@ -81,8 +81,9 @@ class Connections:
         self.draw()
 
     def layout_moved(self):
-        """The side column opened or closed and the panels moved: the lines drawn end where the neurons
-        were, and keep the view as wide as it was. They go at once and come back in the frame after."""
+        """The panels moved (the view's width changed: the side column, Train mode's settings, the screen; or
+        they were fitted to it again): the lines drawn end where the neurons were, and keep the view as wide
+        as it was. They go at once and come back in the frame after."""
         old = el("connections")
         if old is not None:
             old.remove()

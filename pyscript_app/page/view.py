@@ -65,20 +65,18 @@ def overflows(box):
     return right + box.scrollLeft > box.clientWidth + 1
 
 
-FIT_LEVELS = ("", "narrow", "small")  # #view[data-fit]: as it is; narrower margins and gutters; smaller pictures too
+FIT_LEVELS = ("", "narrow", "smaller", "small")  # #view[data-fit], site/style.css: as it is, then narrower and smaller
 
 
 def fit_view():
     """The first of FIT_LEVELS at which the row of panels fits the view's width as it is (#view[data-fit],
     site/style.css), measured, so that it holds for a network of any shape on any screen; the view scrolls
-    sideways only where the last one does not fit either. True when the level changed."""
+    sideways only where the last one does not fit either."""
     box = el("view")
-    was = box.getAttribute("data-fit") or ""
     for level in FIT_LEVELS:
         box.dataset.fit = level
         if not overflows(box):
-            break
-    return level != was
+            return
 
 
 def updated(t0):
@@ -151,17 +149,16 @@ class Page:
         if main.dataset.inside != shows:
             main.dataset.inside = shows
             self.fit()
-            self.connections.layout_moved()
 
     def fit(self):
-        """Fit the view's panels to its width (fit_view) when what sets that width or the panels changed:
-        the screen's width, the side column, the mode (Train mode's settings take room), a view drawn whole.
-        The lines are drawn again when the panels moved."""
+        """When what sets the view's width or its panels changed (the screen's width, the side column, the
+        mode: Train mode's settings take room, a view drawn whole), fit the panels to the width (fit_view)
+        and draw the lines again on the neurons where they now are."""
         key = (window.innerWidth, document.querySelector("main").dataset.inside, document.body.dataset.mode, drawn_whole)
         if key != self.fitted:
             self.fitted = key
-            if fit_view():
-                self.connections.layout_moved()
+            fit_view()
+            self.connections.layout_moved()
 
     def focus_card_next(self):
         """Move the focus into the neuron card when it is next drawn (a neuron was clicked)."""
