@@ -330,6 +330,9 @@ def test_every_kind_of_neuron_card_fits_its_column(browser, site_server, viewpor
                 assert w.page.evaluate(IN_SIGHT) == [], (model, layer)
 
 
+FIT_STEPS = ["", "narrow", "smaller", "small"]  # #view[data-fit], from roomy to tightest
+
+
 def test_the_view_narrows_only_where_its_panels_would_not_fit(browser, site_server):
     """The cnn's seven panels fit a wide screen as they are; on a laptop of 1,280 px, and narrower still
     with a neuron card beside them, their margins, gutters and pictures narrow a step at a time
@@ -355,8 +358,6 @@ def test_the_view_narrows_only_where_its_panels_would_not_fit(browser, site_serv
         w.page.wait_for_function(f"() => ({fit})() === ''")
         assert w.page.evaluate(IN_SIGHT) == []
 
-
-FIT_STEPS = ["", "narrow", "smaller", "small"]
 
 
 def test_the_lines_follow_the_panels_when_the_side_column_opens_or_closes(browser, site_server):

@@ -154,7 +154,8 @@ class Page:
         """When what sets the view's width or its panels changed (the screen's width, the side column, the
         mode: Train mode's settings take room, a view drawn whole), fit the panels to the width (fit_view)
         and draw the lines again on the neurons where they now are."""
-        key = (window.innerWidth, document.querySelector("main").dataset.inside, document.body.dataset.mode, drawn_whole)
+        key = (window.innerWidth, document.querySelector("main").dataset.inside,
+               document.body.getAttribute("data-mode"), drawn_whole)  # (no mode yet before the first view)
         if key != self.fitted:
             self.fitted = key
             fit_view()
