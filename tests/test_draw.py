@@ -18,6 +18,7 @@ from conftest import PAD_PIXELS_JS, SHIPPED, on_the_shipped_cnn, pad_rgba, watch
 from drawn_digits import TEMPLATES
 from pyscript_app.core.preprocess import preprocess
 from test_page import check_matches_cpython, shown
+from test_picture import IN_SIGHT
 
 
 @pytest.fixture(scope="module")
@@ -116,8 +117,8 @@ def test_empty_pad_asks_for_a_digit(pad):
     assert is_empty(page)
     assert "Draw a digit" in page.inner_text("#verdict")
     assert page.evaluate("getComputedStyle(document.getElementById('draw-pad')).touchAction") == "none"
-    size = page.locator("#draw-pad").bounding_box()
-    assert size["width"] >= 280 and size["height"] >= 280
+    size = page.locator("#draw-pad").bounding_box()  # (narrowed from 280 px where the network's panels need the room)
+    assert size["width"] >= 220 and size["height"] == size["width"]
 
 
 @pytest.mark.parametrize("digit", [0, 1, 2, 3, 4, 7])
@@ -214,6 +215,20 @@ def test_the_why_map_follows_when_the_stroke_pauses_or_ends(pad, network):
     page.wait_for_function("document.querySelector('main').dataset.stroke === 'still'")
     check_map()
     page.evaluate("delete window.nnvSettleMs")
+
+
+def test_the_whole_network_is_in_sight_beside_the_pad(pad):
+    """On a laptop's 1,280 px, beside the pad, every panel of the network is in sight, its output layer
+    included, whether the pad is empty (the layers waiting) or holds a digit: the view does not scroll
+    sideways (where the panels need it, the pad narrows: main[data-pad])."""
+    page = pad.page
+    clear(page)
+    assert is_empty(page)
+    assert page.evaluate(IN_SIGHT) == []
+    draw(page, TEMPLATES[3][0])
+    page.wait_for_selector("#view .neuron")
+    assert page.evaluate(IN_SIGHT) == []
+    assert page.locator("#layer-output").bounding_box()["x"] > page.locator("#draw-panel").bounding_box()["x"]  # beside it
 
 
 def test_clear_button_and_shortcuts_empty_the_pad(pad):

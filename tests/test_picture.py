@@ -354,9 +354,20 @@ def test_the_view_narrows_only_where_its_panels_would_not_fit(browser, site_serv
         w.page.wait_for_selector("#connections line")
         ends = w.page.evaluate(ENDS, shape)
         assert ends and off_their_neurons(ends) == [], off_their_neurons(ends)[:3]
-        w.page.set_viewport_size({"width": 1920, "height": 1000})
-        w.page.wait_for_function(f"() => ({fit})() === ''")
+        # narrower still, the card goes below the view rather than the view scrolling sideways
+        w.page.set_viewport_size({"width": 1180, "height": 800})
+        w.page.wait_for_function("() => document.querySelector('main').getAttribute('data-side') === 'below'")
         assert w.page.evaluate(IN_SIGHT) == []
+        view, card = (w.page.locator(s).bounding_box() for s in ("#view", "#neuron-card"))
+        assert card["y"] >= view["y"] + view["height"], (view, card)
+        w.page.wait_for_selector("#connections line")
+        ends = w.page.evaluate(ENDS, shape)
+        assert ends and off_their_neurons(ends) == [], off_their_neurons(ends)[:3]
+        w.page.set_viewport_size({"width": 1920, "height": 1000})
+        w.page.wait_for_function(f"() => ({fit})() === '' && !document.querySelector('main').hasAttribute('data-side')")
+        assert w.page.evaluate(IN_SIGHT) == []
+        view, card = (w.page.locator(s).bounding_box() for s in ("#view", "#neuron-card"))
+        assert card["x"] >= view["x"] + view["width"], (view, card)  # beside it again
 
 
 
@@ -395,6 +406,12 @@ def test_train_mode_fits_the_screen_too(browser, site_server, viewport):
         w.page.wait_for_selector("#view #layer-conv_2 .fmaps .neuron")
         found = w.page.evaluate(LAYOUT)
         assert found["scroll"] <= found["width"] and found["outside"] == [] and found["overlaps"] == [], found
+        assert w.page.evaluate(IN_SIGHT) == []
+        # and the deep model with a neuron card too (beside the view where the panels fit, else below it)
+        w.page.evaluate("location.hash = '#model=deep&mode=train&sample=4&neuron=hidden_1:3'")
+        w.page.wait_for_selector("#neuron-card[data-layer='hidden_1'] dd")
+        w.page.wait_for_selector("#view #layer-hidden_3 .neuron")
+        w.page.wait_for_function("() => document.querySelector('main').dataset.inside === 'true'")
         assert w.page.evaluate(IN_SIGHT) == []
 
 

@@ -20,7 +20,7 @@ from pyscript import document
 
 from pyscript_app.views import render, render_draw
 from pyscript_app.page.dom import el
-from pyscript_app.page.view import draw_view, updated
+from pyscript_app.page.view import draw_view, draw_whole, updated
 from pyscript_app.core.preprocess import preprocess
 
 
@@ -176,9 +176,10 @@ class Pad:
         network = page.network
         view = None if pre is None else render.view_for_drawing(network, pre.centred, state.knocked_out, state.neuron)
         if view is None:
-            el("view").innerHTML = render_draw.empty_drawing_view(network)
+            draw_whole(network, render_draw.empty_drawing_view(network))
         else:
             draw_view(network, view)
+        page.fit()  # (after a view drawn whole: the first stroke, a cleared pad)
         el("pad-reading").innerHTML = render_draw.pad_reading(network, view)
         el("inspector").innerHTML = render_draw.inspector(pad, pre, network.normalization)
         el("draw-panel").dataset.empty = "true" if pre is None else "false"

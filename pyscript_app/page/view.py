@@ -36,22 +36,30 @@ def draw_view(network, view, whole=False):
     into the page, site/patch.js; a CNN's feature-map pictures follow a frame later, page/maps.py),
     else (or with ``whole``) by rendering it whole, keeping a neuron's focus."""
     box, apply_patch = el("view"), getattr(window, "nnvApplyPatch", None)
-    has_maps = any(render.is_image(layer) for layer in network.layers)
-    if not whole and apply_patch is not None and apply_patch(box, to_js(render.view_patch(network, view, maps=False).encode())):
-        if has_maps:
-            feature_maps().later(network, view)
-    else:
-        global drawn_whole
-        drawn_whole += 1
-        feature_maps().drawn()
-        box.classList.toggle("has-maps", has_maps)  # (site/style.css: a CNN's panels sit closer)
-        focused = document.activeElement
-        refocus = (focused.dataset.layer, focused.dataset.index) if focused and focused.classList.contains("neuron") else None
-        box.innerHTML = render.network_view(network, view)
-        if refocus:
-            again = box.querySelector(f'.neuron[data-layer="{refocus[0]}"][data-index="{refocus[1]}"]')
-            if again:
-                again.focus()
+    if whole or apply_patch is None or not apply_patch(box, to_js(render.view_patch(network, view, maps=False).encode())):
+        draw_whole(network, render.network_view(network, view))
+        return
+    if any(render.is_image(layer) for layer in network.layers):
+        feature_maps().later(network, view)
+    for mark in after_drawing:
+        mark()
+
+
+def draw_whole(network, markup):
+    """Render #view whole from ``markup`` (a view of ``network``, or the waiting view of an empty pad),
+    keeping a neuron's focus; the page's fit measures it again (Page.fit)."""
+    global drawn_whole
+    drawn_whole += 1
+    box = el("view")
+    feature_maps().drawn()
+    box.classList.toggle("has-maps", any(render.is_image(layer) for layer in network.layers))  # (site/style.css: a CNN's panels sit closer)
+    focused = document.activeElement
+    refocus = (focused.dataset.layer, focused.dataset.index) if focused and focused.classList.contains("neuron") else None
+    box.innerHTML = markup
+    if refocus:
+        again = box.querySelector(f'.neuron[data-layer="{refocus[0]}"][data-index="{refocus[1]}"]')
+        if again:
+            again.focus()
     for mark in after_drawing:
         mark()
 
@@ -69,14 +77,33 @@ FIT_LEVELS = ("", "narrow", "smaller", "small")  # #view[data-fit], site/style.c
 
 
 def fit_view():
-    """The first of FIT_LEVELS at which the row of panels fits the view's width as it is (#view[data-fit],
-    site/style.css), measured, so that it holds for a network of any shape on any screen; the view scrolls
-    sideways only where the last one does not fit either."""
-    box = el("view")
+    """Fit the row of panels to the view's width, measured, so that it holds for a network of any shape on
+    any screen: the first of FIT_LEVELS at which it fits (#view[data-fit], site/style.css). Where even the
+    last does not, the room beside the view is taken back, a step at a time, each followed by the levels
+    again: the side column (a neuron card, the error explorer) goes below the view (main[data-side]), then
+    in draw mode the pad narrows (main[data-pad]). The view scrolls sideways only where none of it is
+    enough."""
+    box, main = el("view"), document.querySelector("main")
+    main.removeAttribute("data-side")
+    main.removeAttribute("data-pad")
+    if fits_at_a_level(box):
+        return
+    if main.getAttribute("data-inside") == "true":
+        main.setAttribute("data-side", "below")
+        if fits_at_a_level(box):
+            return
+    if document.body.getAttribute("data-mode") == "draw":
+        main.setAttribute("data-pad", "narrow")
+        fits_at_a_level(box)
+
+
+def fits_at_a_level(box):
+    """Set #view[data-fit] to the first of FIT_LEVELS at which its panels fit (True), else to the last (False)."""
     for level in FIT_LEVELS:
         box.dataset.fit = level
         if not overflows(box):
-            return
+            return True
+    return False
 
 
 def updated(t0):

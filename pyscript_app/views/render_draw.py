@@ -120,13 +120,15 @@ def empty_drawing_view(network: Network) -> str:
         elif render.is_image(layer):
             h, w, c = layer.output_shape
             rows, cols, px = render.map_grid(h, w, c)
-            body = f'<div class="fmaps idle" style="--rows:{rows};--cols:{cols};--px:{px}px">{"<span></span>" * c}</div>'
+            body = f'<div class="fmaps idle">{"<span></span>" * c}</div>'
             sub = f"{c} channels &middot; {h}&times;{w} &middot; waiting"
         else:
             body = f'<div {render.grid_attrs(layer).replace(chr(34) + "grid", chr(34) + "grid idle", 1)}>{"<span></span>" * layer.units}</div>'
             sub = f"{layer.units} neurons &middot; {html.escape(layer.activation)} &middot; waiting"
+        # a map layer's panel is sized as when it shows its maps (site/style.css .panel.maps), so the view fits alike
+        maps = f' maps" style="--rows:{rows};--cols:{cols};--px:{px}px' if render.is_image(layer) else ""
         parts.append(
-            f'<section class="panel layer idle" id="layer-{layer.name}" aria-labelledby="title-{layer.name}">'
+            f'<section class="panel layer idle{maps}" id="layer-{layer.name}" aria-labelledby="title-{layer.name}">'
             f'<h2 id="title-{layer.name}">{html.escape(layer.title)}</h2><p class="sub">{sub}</p>{body}</section>'
         )
     return "".join(parts)
