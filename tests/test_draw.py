@@ -246,6 +246,9 @@ def test_clear_button_and_shortcuts_empty_the_pad(pad):
             page.keyboard.press(how)
         settle(page)
         assert is_empty(page), how
+        # nothing drawn, nothing to explain: the why panel waits for a digit rather than showing the last one's map
+        page.wait_for_selector("#why-waiting")
+        assert page.locator("#attribution").count() == 0 and page.locator("#attack-result").count() == 0, how
 
 
 def test_touch_stroke_draws(pad, network):

@@ -177,6 +177,7 @@ class Pad:
         view = None if pre is None else render.view_for_drawing(network, pre.centred, state.knocked_out, state.neuron)
         if view is None:
             draw_whole(network, render_draw.empty_drawing_view(network))
+            page.nothing_drawn(state)
         else:
             draw_view(network, view)
         page.fit()  # (after a view drawn whole: the first stroke, a cleared pad)

@@ -326,6 +326,10 @@ class Page:
             if not (moving and feature in self.still_only):
                 feature.update(state_, view)
 
+    def nothing_drawn(self, state_):
+        """The pad is empty: what explains a digit waits for one (the view shows its layers waiting)."""
+        self.why.nothing_shown(state_)
+
     def test_digit_mode(self):
         """The mode a test digit is shown in: with the atlas when it is open."""
         return "atlas" if self.atlas is not None and self.atlas.open else "sample"

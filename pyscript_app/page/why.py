@@ -63,6 +63,14 @@ class Why:
             self.original = view
         self.after_values.request()
 
+    def nothing_shown(self, state):
+        """No digit is shown (the pad is empty): the map waits for one, and the attack's result of the digit
+        before goes (its buttons stay)."""
+        self.state = self.view = self.original = None
+        self.drawn = None
+        rerender(el("why-map"), why_view.why_waiting())
+        self.draw_attack(state)
+
     def applied_view(self, state, view):
         """The view of the attack's changed digit when the address says it is applied, else ``view``."""
         self.original = view

@@ -130,6 +130,12 @@ def why_panel(network, att: why.Attribution, target_given: bool, probs=None, sam
     )
 
 
+def why_waiting() -> str:
+    """The attribution part of the panel while no digit is shown (an empty pad): nothing to explain yet."""
+    return ('<div class="why-map"><p class="note" id="why-waiting">Nothing drawn yet. Draw a digit on the pad: this map '
+            'then shows which of its pixels push the network towards its answer, and which away.</p></div>')
+
+
 def grey_image(u, shape, element_id: str, alt: str, attrs: str = "") -> str:
     pixels = np.clip(np.rint(np.asarray(u, dtype=np.float64).reshape(shape) * 255), 0, 255).astype(np.uint8)
     return render.digit_image(pixels, element_id, alt, attrs, cls="digit small")
