@@ -157,6 +157,31 @@ def test_a_dream_is_what_the_reference_pass_says(why_page, model):
     least = [int(s) for s in page.get_attribute("#card-least", "data-samples").split(",")]
     acts = reference.forward(ref, testset.images.reshape(len(testset.images), -1) / 255.0)[0][:, 3]
     assert acts[least].max() <= np.sort(acts)[8] + 1e-6  # the nine weakest
+    assert_readable_svg_text(page, "#card-class-means")  # the classes under its bars
+
+
+def contrast(a: str, b: str) -> float:
+    """WCAG's contrast ratio of two CSS rgb() colours."""
+    def luminance(colour):
+        r, g, b = (int(v) / 255 for v in colour[colour.index("(") + 1:colour.index(")")].split(",")[:3])
+        lin = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in (r, g, b)]
+        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+    hi, lo = sorted((luminance(a), luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+# Each SVG text in an element, [its fill, the first background behind it that is not transparent].
+SVG_TEXT_ON = """(sel) => [...document.querySelectorAll(`${sel} text`)].map((t) => {
+  let e = t;
+  while (e && ['transparent', 'rgba(0, 0, 0, 0)'].includes(getComputedStyle(e).backgroundColor)) e = e.parentElement;
+  return [getComputedStyle(t).fill, e ? getComputedStyle(e).backgroundColor : 'rgb(255, 255, 255)'];
+})"""
+
+
+def assert_readable_svg_text(page, selector):
+    """Every SVG text in ``selector`` reads at WCAG's 4.5:1 on what is behind it (an SVG text is black unless styled)."""
+    found = page.evaluate(SVG_TEXT_ON, selector)
+    assert found and all(contrast(fill, behind) >= 4.5 for fill, behind in found), found
 
 
 def test_the_robustness_curve_starts_at_the_test_accuracy(why_page, model):
@@ -167,6 +192,7 @@ def test_the_robustness_curve_starts_at_the_test_accuracy(why_page, model):
     clean = float((network.predict(network.normalize(testset.images)) == testset.labels).mean())
     assert accuracy[0] == pytest.approx(clean, abs=1e-9)
     assert accuracy[-1] < accuracy[0]
+    assert_readable_svg_text(page, "#robustness")  # its axes' numbers
     # while it was measured, the dashed curve so far: its accuracy at epsilon 0 is that of the digits done
     # (the first ones of the spread order), by the tests' own forward pass
     so_far = page.evaluate("window.__soFar")
