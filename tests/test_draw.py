@@ -308,6 +308,13 @@ def test_a_neuron_card_explains_the_drawn_digit(pad, network):
     draw(page, [[(0.15, 0.5), (0.85, 0.5)]])  # a bar across: the open card follows the drawing
     now = page.get_attribute(neuron, "data-activation")
     assert now != shown_value and page.get_attribute("#card-activation", "data-value") == now
+    # the pad cleared, the card stays open on its neuron but shows no values of a digit that is gone
+    clear(page)
+    page.wait_for_selector(f'#neuron-card[data-layer="{layer.name}"][data-index="{unit}"] #card-waiting')
+    assert page.locator("#card-activation").count() == 0
+    draw(page, TEMPLATES[0][0])  # and a new digit fills it again
+    page.wait_for_selector(f'#neuron-card[data-layer="{layer.name}"][data-index="{unit}"] #card-activation')
+    assert page.get_attribute("#card-activation", "data-value") == page.get_attribute(neuron, "data-activation")
     page.keyboard.press("Escape")
     page.wait_for_selector("#neuron-card", state="detached")
 

@@ -75,6 +75,7 @@ class Card:
         self.focus_card = True
 
     def update(self, state, view):
+        """Draw the card the state names for ``view`` (None: no digit is shown, the card waits for one)."""
         self.draw_card(state, view)
         self.draw_knockouts(state)
 
@@ -92,8 +93,11 @@ class Card:
                     focus_neuron(closed)
             return
         page = self.page
-        top = not page.is_training() and self.top_digits_ready(state.knocked_out)
-        rerender(slot, render_inside.neuron_card(page.network, page.testset, view, *neuron, top_digits=top))
+        if view is None:  # no digit shown (an empty pad)
+            rerender(slot, render_inside.waiting_card(page.network, *neuron))
+        else:
+            top = not page.is_training() and self.top_digits_ready(state.knocked_out)
+            rerender(slot, render_inside.neuron_card(page.network, page.testset, view, *neuron, top_digits=top))
         opened = self.card_key != neuron
         self.card_key = neuron
         if opened:

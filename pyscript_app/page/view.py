@@ -328,6 +328,7 @@ class Page:
 
     def nothing_drawn(self, state_):
         """The pad is empty: what explains a digit waits for one (the view shows its layers waiting)."""
+        self.card.update(state_, None)
         self.why.nothing_shown(state_)
 
     def test_digit_mode(self):

@@ -343,6 +343,37 @@ def knockout_button(layer_name: str, index: int, knocked: bool, unit: str) -> st
     )
 
 
+def card_head(network: Network, layer_name: str, index: int) -> str:
+    """A card's head: the unit's layer and name (in full for a screen reader), and the button that closes it."""
+    layer = network.layers[_position(network, layer_name)]
+    if not channels.is_drawn(layer):  # a flatten layer's value
+        return ('<div class="card-head">'
+                f'<h2 id="card-title"><span class="kicker">{html.escape(layer.title)}</span>Value {index}</h2>'
+                + close_button("the card") + '</div>')
+    if channels.is_image(layer):
+        name, card = f"Channel {index}", "the channel card"
+    else:
+        name, card = (f"Digit {html.escape(layer.labels[index])}" if layer.is_output else f"Neuron {index}"), "the neuron card"
+    return ('<div class="card-head">'
+            f'<h2 id="card-title" aria-label="{html.escape(unit_name(network, layer_name, index))}">'
+            f'<span class="kicker">{html.escape(layer.title)}</span>{name}</h2>' + close_button(card) + '</div>')
+
+
+def close_button(card: str) -> str:
+    return ('<button type="button" class="icon" id="card-close" data-action="close-card" data-focus-key="card-close" '
+            f'aria-label="Close {card} (Escape)" title="Close (Escape)">&times;</button>')
+
+
+def waiting_card(network: Network, layer_name: str, index: int) -> str:
+    """The card of a unit while no digit is shown (an empty pad): which unit it is, and that it waits for one."""
+    return (
+        f'<section id="neuron-card" class="panel card" data-layer="{layer_name}" data-index="{index}" data-waiting="true" '
+        f'tabindex="-1" role="region" aria-labelledby="card-title">{card_head(network, layer_name, index)}'
+        '<p class="stands" id="card-waiting">Nothing drawn yet. Draw a digit on the pad: this card then shows what '
+        'this unit makes of it.</p></section>'
+    )
+
+
 def neuron_card(network: Network, testset, view: render.View, layer_name: str, index: int,
                 top_digits: bool = True) -> str:
     """The card of one neuron for what the view shows (its input, its knock-outs).
@@ -378,12 +409,7 @@ def neuron_card(network: Network, testset, view: render.View, layer_name: str, i
     parts = [
         f'<section id="neuron-card" class="panel card" data-layer="{layer_name}" data-index="{index}" '
         f'tabindex="-1" role="region" aria-labelledby="card-title">',
-        '<div class="card-head">'
-        f'<h2 id="card-title" aria-label="{html.escape(unit_name(network, layer_name, index))}">'
-        f'<span class="kicker">{html.escape(layer.title)}</span>'
-        f'{f"Digit {html.escape(layer.labels[index])}" if layer.is_output else f"Neuron {index}"}</h2>'
-        '<button type="button" class="icon" id="card-close" data-action="close-card" data-focus-key="card-close" '
-        'aria-label="Close the neuron card (Escape)" title="Close (Escape)">&times;</button></div>',
+        card_head(network, layer_name, index),
     ]
     if layer.is_output:
         parts.append(f'<p class="stands">This neuron stands for the digit <b>{html.escape(layer.labels[index])}</b>.</p>')
@@ -567,11 +593,7 @@ def channel_card(network: Network, testset, view: render.View, layer_name: str, 
         f'<section id="neuron-card" class="panel card channel-card" data-layer="{layer_name}" data-index="{index}" '
         f'data-kind="{layer.kind}" data-shape="{h},{w}" data-map="{",".join(render.fmt(v) for v in fmap.reshape(-1).tolist())}" '
         f'tabindex="-1" role="region" aria-labelledby="card-title">',
-        '<div class="card-head">'
-        f'<h2 id="card-title" aria-label="{html.escape(unit_name(network, layer_name, index))}">'
-        f'<span class="kicker">{html.escape(layer.title)}</span>Channel {index}</h2>'
-        '<button type="button" class="icon" id="card-close" data-action="close-card" data-focus-key="card-close" '
-        'aria-label="Close the channel card (Escape)" title="Close (Escape)">&times;</button></div>',
+        card_head(network, layer_name, index),
         f'<p class="stands">One feature map of {h}&times;{w} values. {what} {glossary.note(layer.kind)}</p>',
         f'<dl class="facts">{"".join(facts)}</dl>',
     ]
@@ -620,10 +642,7 @@ def flatten_card(network: Network, view: render.View, layer_name: str, index: in
     return (
         f'<section id="neuron-card" class="panel card" data-layer="{layer_name}" data-index="{index}" '
         f'data-kind="{layer.kind}" tabindex="-1" role="region" aria-labelledby="card-title">'
-        '<div class="card-head">'
-        f'<h2 id="card-title"><span class="kicker">{html.escape(layer.title)}</span>Value {index}</h2>'
-        '<button type="button" class="icon" id="card-close" data-action="close-card" data-focus-key="card-close" '
-        'aria-label="Close the card (Escape)" title="Close (Escape)">&times;</button></div>'
+        + card_head(network, layer_name, index) +
         f'<dl class="facts">{_fact("value", value, "card-activation")}</dl>'
         f'<p class="stands">A flatten layer only lays the image before it out as one row of values; '
         f'it is not drawn. {where}</p></section>'
