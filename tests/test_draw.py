@@ -249,6 +249,7 @@ def test_clear_button_and_shortcuts_empty_the_pad(pad):
         # nothing drawn, nothing to explain: the why panel waits for a digit rather than showing the last one's map
         page.wait_for_selector("#why-waiting")
         assert page.locator("#attribution").count() == 0 and page.locator("#attack-result").count() == 0, how
+        assert "draw a digit first" in page.text_content("#attack-slot"), how
 
 
 def test_touch_stroke_draws(pad, network):

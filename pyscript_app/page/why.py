@@ -158,7 +158,8 @@ class Why:
             key = (*self.key(state, original), state.attack, state.applied)
             self.toggle_attack(True)
         if key != self.attack_drawn:
-            note = "" if original is None or original.sample_index is not None else "Apply shows a changed test digit; for a drawing, the result is shown here."
+            note = ("Nothing drawn yet: draw a digit first." if original is None
+                    else "" if original.sample_index is not None else "Apply shows a changed test digit; for a drawing, the result is shown here.")
             rerender(el("attack-slot"), why_view.attack_panel(network, result, state.applied, note,
                                                               can_apply=original is not None and original.sample_index is not None))
             self.attack_drawn = key
