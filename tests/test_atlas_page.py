@@ -196,6 +196,10 @@ def test_the_dot_follows_strokes_in_draw_mode_and_the_toggle_closes(w, acts):
                                                "ns => ns.map(n => +n.dataset.activation)"))
     np.testing.assert_allclose(current(page), (shown - mean) @ axes.T, atol=1e-5)
     assert not np.allclose(current(page), before)
+    page.click("#clear-pad")  # no digit, no dot; the next drawing has one again
+    page.wait_for_selector("#atlas-current", state="hidden")
+    draw(page, [[(0.5, 0.2), (0.5, 0.8)]])
+    page.wait_for_selector("#atlas-current", state="visible")
     page.click("#atlas-toggle")
     assert page.is_hidden("#atlas")
     page.click("#draw-toggle")  # back to test digits: the atlas stays closed, the address says so

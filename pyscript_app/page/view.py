@@ -327,8 +327,10 @@ class Page:
                 feature.update(state_, view)
 
     def nothing_drawn(self, state_):
-        """The pad is empty: what explains a digit waits for one (the view shows its layers waiting)."""
-        self.card.update(state_, None)
+        """The pad is empty: what explains a digit waits for one (the view shows its layers waiting), and the
+        atlas's dot of the current digit goes."""
+        for feature in (self.card, self.atlas):
+            feature.update(state_, None)
         self.why.nothing_shown(state_)
 
     def test_digit_mode(self):
