@@ -178,9 +178,9 @@ class Pad:
         if view is None:
             draw_whole(network, render_draw.empty_drawing_view(network))
             page.nothing_drawn(state)
-        else:
-            draw_view(network, view)
-        page.fit()  # (after a view drawn whole: the first stroke, a cleared pad)
+            page.fit()
+        elif draw_view(network, view):  # (drawn whole: the first stroke)
+            page.fit()
         el("pad-reading").innerHTML = render_draw.pad_reading(network, view)
         el("inspector").innerHTML = render_draw.inspector(pad, pre, network.normalization)
         el("draw-panel").dataset.empty = "true" if pre is None else "false"

@@ -34,15 +34,17 @@ drawn_whole = 0  # how many times #view was rendered whole (its panels may have 
 def draw_view(network, view, whole=False):
     """Show ``view`` in #view: in place when #view shows a view of the same shape (one call
     into the page, site/patch.js; a CNN's feature-map pictures follow a frame later, page/maps.py),
-    else (or with ``whole``) by rendering it whole, keeping a neuron's focus."""
+    else (or with ``whole``) by rendering it whole, keeping a neuron's focus. True when it was rendered whole
+    (its panels may have changed: Page.fit measures them again)."""
     box, apply_patch = el("view"), getattr(window, "nnvApplyPatch", None)
     if whole or apply_patch is None or not apply_patch(box, to_js(render.view_patch(network, view, maps=False).encode())):
         draw_whole(network, render.network_view(network, view))
-        return
+        return True
     if any(render.is_image(layer) for layer in network.layers):
         feature_maps().later(network, view)
     for mark in after_drawing:
         mark()
+    return False
 
 
 def draw_whole(network, markup):
