@@ -178,8 +178,7 @@ class Pad:
         if view is None:
             draw_whole(network, render_draw.empty_drawing_view(network))
             page.nothing_drawn(state)
-            page.fit()
-        elif draw_view(network, view):  # (drawn whole: the first stroke)
+        if view is None or draw_view(network, view):  # drawn whole (a cleared pad, the first stroke): fit it again
             page.fit()
         el("pad-reading").innerHTML = render_draw.pad_reading(network, view)
         el("inspector").innerHTML = render_draw.inspector(pad, pre, network.normalization)

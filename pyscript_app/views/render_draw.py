@@ -110,6 +110,7 @@ def empty_drawing_view(network: Network) -> str:
         '<span id="true-label" data-digit=""></span></p></section>'
     ]
     for _, layer in render.drawn_layers(network):
+        panel = 'class="panel layer idle"'
         if layer.is_output:
             cells = "".join(
                 f'<span class="idle-row"><span class="digit-label">{html.escape(label)}</span><span class="bar"></span>'
@@ -122,13 +123,13 @@ def empty_drawing_view(network: Network) -> str:
             rows, cols, px = render.map_grid(h, w, c)
             body = f'<div class="fmaps idle">{"<span></span>" * c}</div>'
             sub = f"{c} channels &middot; {h}&times;{w} &middot; waiting"
+            # sized as the panel of its maps (site/style.css .panel.maps), so that the view fits alike
+            panel = f'class="panel layer idle maps" style="--rows:{rows};--cols:{cols};--px:{px}px"'
         else:
             body = f'<div {render.grid_attrs(layer).replace(chr(34) + "grid", chr(34) + "grid idle", 1)}>{"<span></span>" * layer.units}</div>'
             sub = f"{layer.units} neurons &middot; {html.escape(layer.activation)} &middot; waiting"
-        # a map layer's panel is sized as when it shows its maps (site/style.css .panel.maps), so the view fits alike
-        maps = f' maps" style="--rows:{rows};--cols:{cols};--px:{px}px' if render.is_image(layer) else ""
         parts.append(
-            f'<section class="panel layer idle{maps}" id="layer-{layer.name}" aria-labelledby="title-{layer.name}">'
+            f'<section {panel} id="layer-{layer.name}" aria-labelledby="title-{layer.name}">'
             f'<h2 id="title-{layer.name}">{html.escape(layer.title)}</h2><p class="sub">{sub}</p>{body}</section>'
         )
     return "".join(parts)
