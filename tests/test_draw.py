@@ -236,6 +236,7 @@ def test_clear_button_and_shortcuts_empty_the_pad(pad):
     for how in ("button", "c", "Delete"):
         draw(page, TEMPLATES[1][0])
         assert not is_empty(page)
+        page.wait_for_selector("#attack-slot [data-action=attack]:not([disabled])", state="attached")
         page.keyboard.press("Control+c")  # copying is not clearing
         settle(page)
         assert not is_empty(page)
@@ -250,6 +251,9 @@ def test_clear_button_and_shortcuts_empty_the_pad(pad):
         page.wait_for_selector("#why-waiting")
         assert page.locator("#attribution").count() == 0 and page.locator("#attack-result").count() == 0, how
         assert "draw a digit first" in page.text_content("#attack-slot"), how
+        # with no digit to change, "Make it a ..." cannot be pressed (it would ask for an attack on nothing)
+        buttons = page.locator("#attack-slot [data-action=attack]")
+        assert buttons.count() > 0 and page.locator("#attack-slot [data-action=attack]:not([disabled])").count() == 0, how
 
 
 def test_touch_stroke_draws(pad, network):

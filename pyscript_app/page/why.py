@@ -151,7 +151,7 @@ class Why:
     def draw_attack(self, state):
         network, original = self.page.network, self.original
         if state.attack is None or original is None:
-            key = (network.version, None)
+            key = (network.version, None, original is None)
             result = None
         else:
             result = self.attack_for(state, original)
@@ -161,7 +161,8 @@ class Why:
             note = ("Nothing drawn yet: draw a digit first." if original is None
                     else "" if original.sample_index is not None else "Apply shows a changed test digit; for a drawing, the result is shown here.")
             rerender(el("attack-slot"), why_view.attack_panel(network, result, state.applied, note,
-                                                              can_apply=original is not None and original.sample_index is not None))
+                                                              can_apply=original is not None and original.sample_index is not None,
+                                                              waiting=original is None))
             self.attack_drawn = key
 
     # --- the card's "what it wants"

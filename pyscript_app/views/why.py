@@ -141,11 +141,13 @@ def grey_image(u, shape, element_id: str, alt: str, attrs: str = "") -> str:
     return render.digit_image(pixels, element_id, alt, attrs, cls="digit small")
 
 
-def attack_buttons(network, current: int | None) -> str:
+def attack_buttons(network, current: int | None, enabled: bool = True) -> str:
+    """One button per class; disabled while there is no digit to change."""
     labels = network.class_labels
     return '<div class="attack-targets" role="group" aria-label="Make it a ...">' + "".join(
         f'<button type="button" class="secondary small" data-action="attack" data-attack-target="{k}"'
-        f'{" aria-current=true" if k == current else ""}>{html.escape(l)}</button>' for k, l in enumerate(labels)) + "</div>"
+        f'{" aria-current=true" if k == current else ""}{"" if enabled else " disabled"}>{html.escape(l)}</button>'
+        for k, l in enumerate(labels)) + "</div>"
 
 
 def attack_result(network, result: why.Attack, applied: bool, can_apply: bool = True) -> str:
@@ -178,13 +180,17 @@ def attack_result(network, result: why.Attack, applied: bool, can_apply: bool = 
     )
 
 
-def attack_panel(network, result: why.Attack | None, applied: bool, note: str = "", can_apply: bool = True) -> str:
-    if result is None:
+def attack_panel(network, result: why.Attack | None, applied: bool, note: str = "", can_apply: bool = True,
+                 waiting: bool = False) -> str:
+    """The attack's buttons, ``note`` and its result; ``waiting``: no digit is shown, the buttons are disabled."""
+    if waiting:
+        body = ""
+    elif result is None:
         body = '<p class="note">Pick a class: the smallest change that makes the network answer it is searched for.</p>'
     else:
         body = attack_result(network, result, applied, can_apply)
     return (
-        f'{attack_buttons(network, None if result is None else result.target)}'
+        f'{attack_buttons(network, None if result is None else result.target, not waiting)}'
         + (f'<p class="note">{html.escape(note)}</p>' if note else "") + body +
         '<details class="note-details"><summary aria-label="How the change is found">?</summary><p>'
         f'Gradient steps push the target class\'s log-probability up, {why.ATTACK_STEPS} at most, with every pixel kept within '
