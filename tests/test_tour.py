@@ -8,9 +8,19 @@ from conftest import watch
 from pyscript_app.views import tour
 
 
+WIDTH, HEIGHT = 1280, 800  # a laptop's window: the panel cannot stay in one corner and keep clear of every step
+
+# the area of the tour's panel over what its step talks about (the nodes a selector matches), within the window
+COVERED = """selector => { const b = document.getElementById('tour').getBoundingClientRect(); let area = 0;
+  for (const n of document.querySelectorAll(selector)) { const r = n.getBoundingClientRect();
+    area += Math.max(0, Math.min(b.right, r.right, innerWidth) - Math.max(b.left, r.left, 0))
+          * Math.max(0, Math.min(b.bottom, r.bottom, innerHeight) - Math.max(b.top, r.top, 0)); }
+  return area; }"""
+
+
 @pytest.fixture()
 def first_visit(browser, site_server):
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    context = browser.new_context(viewport={"width": WIDTH, "height": HEIGHT})
     w = watch(context, site_server.url, first_visit=True)
     assert w.goto("") == "ready", w.page.inner_text("#status")
     yield w
@@ -43,7 +53,11 @@ def test_steps_point_at_parts_of_the_page(first_visit):
             page.wait_for_selector("#view[data-warm='done']")  # the idle warm-up redraws the view too
             assert page.locator(step.target).first.evaluate("n => n.classList.contains('tour-target')")
         box = page.locator("#tour").bounding_box()
-        assert box["x"] >= 0 and box["x"] + box["width"] <= 1400
+        assert box["x"] >= 0 and box["x"] + box["width"] <= WIDTH
+        if i != 1:  # (step 2 talks about every layer: the panel covers some wherever it goes)
+            # the panel does not cover what the step talks about: the answer's bar and the verdict, the grid of
+            # neurons to click, the why panel's map, Fool it and the curves (in whichever corner keeps clear)
+            assert page.evaluate(COVERED, step.keep_clear or step.target) == 0, (step.title, page.get_attribute("#tour", "data-corner"))
         page.click('#tour [data-tour="next"]' if i < len(tour.STEPS) - 1 else '#tour [data-tour="done"]')
     assert page.is_hidden("#tour")
     assert page.evaluate("document.querySelectorAll('.tour-target').length") == 0
@@ -66,3 +80,14 @@ def test_dismissed_once_it_never_shows_again_and_reopens(first_visit):
     page.click('#tour [data-tour="skip"]')
     assert page.is_hidden("#tour")
     assert page.evaluate("document.activeElement.id") == "tour-open"  # focus back where it was
+
+
+def test_the_panel_takes_the_corner_that_covers_least():
+    window, panel = (1000, 800), (300, 200)
+    assert tour.corner_clear_of([], panel, window) == "bottom-right"
+    # something in the bottom right: the panel goes left; something along the bottom: it goes up
+    assert tour.corner_clear_of([(800, 700, 900, 750)], panel, window) == "bottom-left"
+    assert tour.corner_clear_of([(0, 600, 1000, 700)], panel, window) == "top-right"
+    assert tour.corner_clear_of([(0, 600, 1000, 700), (900, 0, 1000, 100)], panel, window) == "top-left"
+    # everything covered somewhere: the least of it
+    assert tour.corner_clear_of([(0, 0, 1000, 800), (0, 0, 500, 800)], panel, window) == "bottom-right"

@@ -16,9 +16,11 @@ class Tour:
         self.index = 0
         self.opener = None
         self.target = None  # the selector of what the step shown points at (None: the tour is closed)
-        self.proxies = [create_proxy(self.on_click), create_proxy(self.on_key), create_proxy(self.open)]
+        self.proxies = [create_proxy(self.on_click), create_proxy(self.on_key), create_proxy(self.open),
+                        create_proxy(self.place)]
         self.box.addEventListener("click", self.proxies[0])
         self.box.addEventListener("keydown", self.proxies[1])
+        window.addEventListener("resize", self.proxies[3])
         button = document.getElementById("tour-open")
         button.addEventListener("click", self.proxies[2])
         button.disabled = False
@@ -38,8 +40,8 @@ class Tour:
 
     def open(self, *_):
         self.opener = document.activeElement
+        self.box.hidden = False  # (shown before its first step, to be measured where it goes)
         self.show(0)
-        self.box.hidden = False
         self.box.focus()
 
     def show(self, index):
@@ -51,6 +53,17 @@ class Tour:
         target = self.mark()
         if target is not None and target.getClientRects().length:  # what the step points at, in sight
             target.scrollIntoView(js_object(block="nearest"))
+        self.place()
+
+    def place(self, *_):
+        """Put the panel in the corner of the window where it covers least of what the step talks about."""
+        if self.target is None:
+            return
+        step = tour.STEPS[self.index]
+        rects = [(r.left, r.top, r.right, r.bottom) for r in (
+            node.getBoundingClientRect() for node in document.querySelectorAll(step.keep_clear or step.target))]
+        self.box.dataset.corner = tour.corner_clear_of(
+            rects, (self.box.offsetWidth, self.box.offsetHeight), (window.innerWidth, window.innerHeight))
 
     def mark(self):
         """Highlight what the step shown points at (again, after a view update replaced it); returns it."""
