@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import PAD_PIXELS_JS, SHIPPED, on_the_shipped_cnn, pad_rgba, watch
+from conftest import PAD_PIXELS_JS, SHIPPED, SHIPPED_CNNS, on_the_shipped_cnn, pad_rgba, watch
 from drawn_digits import TEMPLATES
 from pyscript_app.core.preprocess import preprocess
 from test_page import check_matches_cpython, shown
@@ -345,6 +345,46 @@ def test_switching_between_drawing_and_test_digits(pad, network, testset):
     page.go_back()  # history: draw mode again
     page.wait_for_selector("#model-input")
     assert page.is_visible("#draw-pad")
+
+
+# The robustness curve's progress: how many test digits it has measured (None: not measuring).
+MEASURED_JS = """() => { const m = /Measuring: ([\\d,]+) \\//.exec(document.getElementById('robustness-slot').textContent);
+  return m ? Number(m[1].replace(/,/g, '')) : null; }"""
+
+
+def test_idle_work_waits_while_a_stroke_is_drawn(browser, site_server):
+    """Idle work (here the robustness curve, measured in idle callbacks) does not run while a stroke is drawn:
+    the stroke has every frame. It goes on once the stroke ends."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    # the slowest curve to measure: the steps below take a few seconds of it
+    w = watch(context, site_server.url, model=(SHIPPED_CNNS or SHIPPED)[-1])
+    page = w.page
+    assert w.goto("") == "ready", page.inner_text("#status")
+    page.wait_for_function(f"({MEASURED_JS})() > 0", timeout=60_000)  # (it starts once a digit is shown)
+    page.click("#draw-toggle")
+    page.wait_for_selector("#draw-pad", state="visible")
+    before = page.evaluate(MEASURED_JS)
+    page.wait_for_timeout(1000)
+    going = page.evaluate(MEASURED_JS)
+    assert going is not None and going > before  # without a stroke, it goes on
+    box = page.locator("#draw-pad").bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.3)
+    page.mouse.down()
+    readings, t0 = [], time.perf_counter()
+    i = 0
+    while time.perf_counter() - t0 < 2.5:
+        i += 1
+        phase = (i % 20) / 20
+        page.mouse.move(box["x"] + box["width"] * (0.3 + 0.4 * phase), box["y"] + box["height"] * (0.3 + 0.4 * ((i // 20) % 2)),
+                        steps=2)
+        if time.perf_counter() - t0 > 0.5:  # (a step under way as the stroke began may end and be shown)
+            readings.append(page.evaluate(MEASURED_JS))
+    page.mouse.up()
+    assert len(readings) > 5 and len(set(readings)) == 1, readings  # held while the stroke was drawn
+    page.wait_for_function(f"(n) => {{ const m = ({MEASURED_JS})(); return m === null || m > n; }}", arg=readings[-1],
+                           timeout=10_000)  # and on again once it ended
+    assert w.errors == [] and w.outside == []
+    context.close()
 
 
 def test_no_outside_requests_and_no_errors(pad):

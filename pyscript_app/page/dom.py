@@ -63,6 +63,15 @@ def rerender(container, markup):
 
 
 WAIT = object()  # yielded by a step of idle work that has nothing to do now (see in_idle_time)
+_idle_held_until = 0.0  # perf_counter time before which idle work does not run (hold_idle_work)
+
+
+def hold_idle_work(seconds):
+    """Keep idle work from running for the next ``seconds``: a stroke being drawn has every frame. On a slow
+    machine the browser is never idle while a stroke is drawn, and idle callbacks run on their timeout, each
+    a step of up to pacing.IDLE_TASK_S between the stroke's frames."""
+    global _idle_held_until
+    _idle_held_until = max(_idle_held_until, time.perf_counter() + seconds)
 
 
 def in_idle_time(steps, then=None):
@@ -78,6 +87,9 @@ def in_idle_time(steps, then=None):
     def step(deadline=None, *_):
         nonlocal expected
         began = time.perf_counter()
+        if began < _idle_held_until:  # asked again once the hold is over
+            window.setTimeout(schedule_proxy, (_idle_held_until - began) * 1000)
+            return
         while True:
             now = time.perf_counter()
             remaining = deadline.timeRemaining() / 1000 if hasattr(deadline, "timeRemaining") else None
@@ -96,11 +108,13 @@ def in_idle_time(steps, then=None):
 
     proxy = create_proxy(step)
 
-    def schedule():
+    def schedule(*_):
         if hasattr(window, "requestIdleCallback"):
             window.requestIdleCallback(proxy, js_object(timeout=1000))
         else:
             window.setTimeout(proxy, 20)
+
+    schedule_proxy = create_proxy(schedule)
 
     schedule()
 

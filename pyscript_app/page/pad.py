@@ -19,7 +19,7 @@ from pyodide.ffi import create_proxy, to_js
 from pyscript import document
 
 from pyscript_app.views import render, render_draw
-from pyscript_app.page.dom import el
+from pyscript_app.page.dom import el, hold_idle_work
 from pyscript_app.page.view import draw_view, draw_whole, updated
 from pyscript_app.core.preprocess import preprocess
 
@@ -35,6 +35,7 @@ class Pad:
     BRUSH = 1 / 12  # brush diameter, as a fraction of the pad's side
     SETTLE_MS = 150  # a stroke held still this long counts as paused: the features that follow a still view catch up
     CLEAR_KEYS = ("c", "C", "Delete")
+    IDLE_HOLD_S = 0.5  # idle work waits this long after a frame of a stroke (dom.hold_idle_work)
 
     def __init__(self, page):
         self.page = page
@@ -186,6 +187,8 @@ class Pad:
         updated(t0)
         if view is not None:  # the neuron card etc. follow the drawing too
             moving = self.last is not None
+            if moving:
+                hold_idle_work(self.IDLE_HOLD_S)
             page.tell(state, view, moving=moving)
             self.unsettled = (state, view) if moving else None
             if moving:
