@@ -24,7 +24,8 @@ STEPS = (
     Step("A digit goes in", "This is one handwritten digit from the test set, as the grey pixels the network "
          "reads. Get random prediction shows another one.", "#input-panel"),
     Step("Layer by layer", "Each square is a neuron of a hidden layer; its colour is how strongly it fires for "
-         "this digit (the legend gives the scale). Lines show the strongest connections between layers.",
+         "this digit (the legend gives the scale). A convolutional layer shows one picture per channel instead: "
+         "its feature map, where the channel fires on the digit. Lines show the strongest connections between layers.",
          "#view .layer"),
     Step("The answer", "The output layer gives a probability for each class. The longest bar is the network's "
          "answer; the input panel says whether it is right.", "#view .layer.output",
