@@ -289,9 +289,28 @@ def test_a_diverging_rate_stops_with_the_trainers_message_and_reset_works(app):
     assert message.startswith("Training stopped at step") and "try a smaller one, such as 1" in message, message
     assert progress(page)["stopped"] == "true" and progress(page)["running"] == "false"
     assert page.is_disabled("#train-start") and page.is_disabled("#train-save")
+    assert page.evaluate("document.activeElement.id") == "train-reset"  # the focus went where there is a way on
     page.click("#train-reset")
     wait_steps(page, 0)
     assert page.is_hidden("#train-message") and page.is_enabled("#train-start")
+    assert app.errors == []
+
+
+def test_train_and_pause_from_the_keyboard_keep_the_focus(app):
+    """Train disables itself as it starts training, Pause as it pauses: the focus moves to the other one, not
+    to the page's body (where the next Tab would start again at the top of the page)."""
+    page = app.page
+    page.evaluate("h => { location.hash = h; }", address(SMALL))
+    page.wait_for_function("() => document.getElementById('train-progress').dataset.steps === '0'")
+    page.wait_for_selector("#train-start:not([disabled])")
+    page.focus("#train-start")
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => document.getElementById('train-progress').dataset.running === 'true'")
+    assert page.evaluate("document.activeElement.id") == "train-pause"
+    page.keyboard.press("Enter")
+    wait_idle(page)
+    page.wait_for_selector("#train-start:not([disabled])")
+    assert page.evaluate("document.activeElement.id") == "train-start"
     assert app.errors == []
 
 

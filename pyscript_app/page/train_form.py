@@ -3,13 +3,16 @@ address key), the buttons and the message line. The settings live in the address
 them there (page.go) and the panel takes them back from it (follow)."""
 
 import js
-from pyscript import window
+from pyscript import document, window
 
 from pyscript_app.core import state, train
 from pyscript_app.views import train_view
 from pyscript_app.page.dom import el, listen
 
 BUTTONS = ("train-start", "train-pause", "train-step", "train-reset", "train-save")
+# where the keyboard's focus goes when the button that has it is disabled by what it did (Train starts
+# training and is disabled, Pause pauses it and is disabled): the button that undoes it, else the first enabled
+NEXT_FOCUS = {"train-start": "train-pause", "train-pause": "train-start"}
 
 
 class TrainForm:
@@ -121,12 +124,19 @@ class TrainForm:
         """The buttons for a trainer that is ``ready`` (made), ``running``, ``stopped`` (diverged)."""
         if not self.built:
             return
+        focused = document.activeElement
+        focused = str(focused.id) if focused is not None and str(focused.id) in BUTTONS else None
         el("train-start").disabled = not ready or running or stopped
         el("train-pause").disabled = not running
         el("train-step").disabled = not ready or stopped
         el("train-reset").disabled = not ready
         el("train-save").disabled = not ready or stopped
         el("train-panel").dataset.running = "true" if running else "false"
+        if focused is not None and el(focused).disabled:  # (the browser would leave the focus on the page's body)
+            for ident in (NEXT_FOCUS.get(focused), *BUTTONS):
+                if ident is not None and not el(ident).disabled:
+                    el(ident).focus()
+                    break
 
     def say(self, message):
         box = el("train-message")
