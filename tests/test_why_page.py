@@ -127,6 +127,45 @@ def test_an_attack_fools_the_reference_pass_and_apply_shows_it(why_page, model):
     assert "applied=1" not in page.evaluate("location.hash")
 
 
+# what has the keyboard's focus: its data-focus-key, else its id, else its tag
+FOCUSED = "(() => { const a = document.activeElement; return a.dataset.focusKey || a.id || a.tagName; })()"
+
+
+def press(page, selector):
+    page.focus(selector)
+    page.keyboard.press("Enter")
+
+
+def test_the_panels_buttons_keep_the_keyboards_focus(why_page, model):
+    """A button of the why panel pressed from the keyboard redraws the panel: the focus stays on it, or on what
+    takes its place (Apply's Undo; a contrast's "versus" choice), not on the page's body, where the next Tab
+    would start again at the top of the page."""
+    network, testset, _ = model
+    page = why_page.page
+    go(why_page, "#sample=12")
+    wait_map(why_page, "gradxinput", str(int(testset.labels[12])), 12)
+    press(page, '[data-action="why-method"][data-method="ig"]')
+    page.wait_for_selector('#attribution[data-method="ig"]')
+    assert page.evaluate(FOCUSED) == "why-method-ig"
+    a, b = page.get_attribute(".why-not button", "data-a"), page.get_attribute(".why-not button", "data-b")
+    press(page, ".why-not button")
+    page.wait_for_selector(f'#attribution[data-class="{a}-{b}"]')
+    assert page.evaluate(FOCUSED) == "why-versus" and page.eval_on_selector("#why-versus", "s => s.value") == b
+    if page.get_attribute("#attack-toggle", "aria-expanded") != "true":
+        press(page, "#attack-toggle")
+    target = (int(testset.labels[12]) + 3) % 10
+    press(page, f'[data-attack-target="{target}"]')
+    page.wait_for_selector(f'#attack-result[data-target="{target}"] #attack-apply')
+    assert page.evaluate(FOCUSED) == f"attack-{target}"
+    press(page, "#attack-apply")
+    page.wait_for_selector("#attack-undo")
+    assert page.evaluate("document.activeElement.id") == "attack-undo"
+    press(page, "#attack-undo")
+    page.wait_for_selector("#attack-apply")
+    assert page.evaluate("document.activeElement.id") == "attack-apply"
+    go(why_page, "#sample=12")
+
+
 def test_a_dream_is_what_the_reference_pass_says(why_page, model):
     network, testset, ref = model
     page = why_page.page

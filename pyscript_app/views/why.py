@@ -87,7 +87,7 @@ def attribution_figure(network, att: why.Attribution, sample: int | None = None)
 def method_buttons(current: str) -> str:
     return '<div class="why-methods" role="group" aria-label="Attribution method">' + "".join(
         f'<button type="button" class="secondary small" data-action="why-method" data-method="{m}" '
-        f'aria-pressed="{"true" if m == current else "false"}">{why.METHOD_TITLES[m]}</button>'
+        f'data-focus-key="why-method-{m}" aria-pressed="{"true" if m == current else "false"}">{why.METHOD_TITLES[m]}</button>'
         for m in why.METHODS) + "</div>"
 
 
@@ -99,8 +99,8 @@ def class_picker(network, target) -> str:
         f'<option value="{k}"{" selected" if k == b else ""}>{html.escape(l)}</option>' for k, l in enumerate(labels))
     return (
         '<span class="why-class"><label for="why-class">class</label> '
-        f'<select id="why-class" data-action="why-class">{options}</select> '
-        f'<label for="why-versus">versus</label> <select id="why-versus" data-action="why-versus">{versus}</select></span>'
+        f'<select id="why-class" data-action="why-class" data-focus-key="why-class">{options}</select> '
+        f'<label for="why-versus">versus</label> <select id="why-versus" data-action="why-versus" data-focus-key="why-versus">{versus}</select></span>'
     )
 
 
@@ -113,7 +113,7 @@ def contrast_buttons(network, att: why.Attribution, probs) -> str:
     others = [int(k) for k in np.argsort(-np.asarray(probs), kind="stable") if int(k) != a][:3]
     return ('<div class="why-not" role="group" aria-label="Why this class and not another">'
             f'<span class="note">Why {html.escape(labels[a])} and not</span>' + "".join(
-                f'<button type="button" class="secondary small" data-action="why-not" data-a="{a}" data-b="{k}">{html.escape(labels[k])}</button>'
+                f'<button type="button" class="secondary small" data-action="why-not" data-a="{a}" data-b="{k}" data-focus-key="why-versus">{html.escape(labels[k])}</button>'
                 for k in others) + "</div>")
 
 
@@ -145,7 +145,7 @@ def attack_buttons(network, current: int | None, enabled: bool = True) -> str:
     """One button per class; disabled while there is no digit to change."""
     labels = network.class_labels
     return '<div class="attack-targets" role="group" aria-label="Make it a ...">' + "".join(
-        f'<button type="button" class="secondary small" data-action="attack" data-attack-target="{k}"'
+        f'<button type="button" class="secondary small" data-action="attack" data-attack-target="{k}" data-focus-key="attack-{k}"'
         f'{" aria-current=true" if k == current else ""}{"" if enabled else " disabled"}>{html.escape(l)}</button>'
         for k, l in enumerate(labels)) + "</div>"
 
@@ -161,8 +161,8 @@ def attack_result(network, result: why.Attack, applied: bool, can_apply: bool = 
     limit = _limit(change)
     rgb = render_inside.diverging_rgb(change.reshape(shape), limit)
     apply = (
-        '<button type="button" class="secondary" data-action="attack-undo" id="attack-undo">Undo</button>' if applied else
-        '<button type="button" class="primary small" data-action="attack-apply" id="attack-apply">Apply: show it in the network</button>'
+        '<button type="button" class="secondary" data-action="attack-undo" id="attack-undo" data-focus-key="attack-apply">Undo</button>' if applied else
+        '<button type="button" class="primary small" data-action="attack-apply" id="attack-apply" data-focus-key="attack-apply">Apply: show it in the network</button>'
     ) if can_apply else ""
     return (
         f'<div id="attack-result" class="attack-result" data-target="{result.target}" data-found="true" '
