@@ -97,6 +97,13 @@ def test_card_by_keyboard_follows_the_sample(inside, plain):
     (z, a), *_ = plain_pass(plain, plain["images"][top[2]])
     assert float(page.get_attribute("#card-activation", "data-value")) == pytest.approx(a[11], abs=1e-6)
     assert float(page.get_attribute("#card-net-input", "data-value")) == pytest.approx(z[11], abs=1e-5)
+    # from the keyboard, one of the digits that excite it least (drawn a task after the card): the focus waits
+    # for them to be drawn again, and stays on the digit pressed
+    least = page.get_attribute("#card-least", "data-samples").split(",")[0]
+    page.focus(f'#card-least .thumb[data-sample="{least}"]')
+    page.keyboard.press("Enter")
+    page.wait_for_selector(f'#card-least .thumb[data-sample="{least}"][aria-current="true"]')
+    assert page.evaluate("document.activeElement.dataset.focusKey") == f"thumb-{least}"
     # the close button closes it too, and focus returns to the neuron
     page.click("#card-close")
     page.wait_for_selector("#neuron-card", state="detached")

@@ -51,15 +51,28 @@ def js_object(**options):
     return js.JSON.parse(json.dumps(options))
 
 
+LOST_FOCUS_S = 2.0  # how long a focus key a redraw took away waits for a later redraw that brings it back
+_lost_focus = None  # (data-focus-key, perf_counter time) of the focused element a redraw removed with no successor
+
+
 def rerender(container, markup):
-    """Replace a container's content, keeping focus on the element with the same data-focus-key."""
+    """Replace a container's content, keeping focus on the element with the same data-focus-key. Where the
+    new content has none (a part drawn later, such as a card's test digits), the key waits LOST_FOCUS_S for
+    the redraw that brings it, while the focus is still nowhere (on the page's body)."""
+    global _lost_focus
     active = document.activeElement
     key = active.getAttribute("data-focus-key") if active is not None and container.contains(active) else None
     container.innerHTML = markup
+    lost = key is None and _lost_focus is not None and time.perf_counter() - _lost_focus[1] < LOST_FOCUS_S
+    if lost and (active is None or str(active.tagName) == "BODY"):
+        key = _lost_focus[0]
     if key:
         again = container.querySelector(f'[data-focus-key="{key}"]')
         if again is not None:
             again.focus()
+            _lost_focus = None
+        elif not lost:
+            _lost_focus = (key, time.perf_counter())
 
 
 WAIT = object()  # yielded by a step of idle work that has nothing to do now (see in_idle_time)

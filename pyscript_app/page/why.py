@@ -198,7 +198,7 @@ class Why:
             in_idle_time(self.dream_steps(network, key, layer, index, state.knocked_out, profile, rival))
         else:
             part = why_view.dream_html(network, layer, index, dream, profile, rival)
-        slot.innerHTML = why_view.wants_section(network, page.testset, part, profile, view.sample_index)
+        rerender(slot, why_view.wants_section(network, page.testset, part, profile, view.sample_index))
 
     def dream_steps(self, network, key, layer, index, knocked_out, profile, rival):
         """The dream of ``network``'s unit, a few gradient steps per idle period; given up when the page moved
