@@ -63,15 +63,16 @@ def rerender(container, markup):
     active = document.activeElement
     key = active.getAttribute("data-focus-key") if active is not None and container.contains(active) else None
     container.innerHTML = markup
-    lost = key is None and _lost_focus is not None and time.perf_counter() - _lost_focus[1] < LOST_FOCUS_S
-    if lost and (active is None or str(active.tagName) == "BODY"):
+    waiting = (key is None and _lost_focus is not None and (active is None or str(active.tagName) == "BODY")
+               and time.perf_counter() - _lost_focus[1] < LOST_FOCUS_S)
+    if waiting:
         key = _lost_focus[0]
     if key:
         again = container.querySelector(f'[data-focus-key="{key}"]')
         if again is not None:
             again.focus()
             _lost_focus = None
-        elif not lost:
+        elif not waiting:  # (a key already waiting keeps its first time)
             _lost_focus = (key, time.perf_counter())
 
 

@@ -124,8 +124,8 @@ class TrainForm:
         """The buttons for a trainer that is ``ready`` (made), ``running``, ``stopped`` (diverged)."""
         if not self.built:
             return
-        focused = document.activeElement
-        focused = str(focused.id) if focused is not None and str(focused.id) in BUTTONS else None
+        active = document.activeElement
+        focused = str(active.id) if active is not None and str(active.id) in BUTTONS else None
         el("train-start").disabled = not ready or running or stopped
         el("train-pause").disabled = not running
         el("train-step").disabled = not ready or stopped
