@@ -139,7 +139,7 @@ class Page:
         self.note_timer = None
         self.switching = None  # the id of the model being fetched
         self.prepared = {}  # network version -> Python ms of its first layer's pass over the test set (None: running)
-        self.gliding, self.last_view_at = False, 0.0  # #view.glide, and when a view was last drawn
+        self.gliding, self.last_view_at = False, 0.0  # #view.glide, and when the last view was done
         # The features. Those in self.features are told of every view drawn (.update(state, view)) and
         # of a new model (.reset()); the pad and Train mode follow the address (.follow(state)).
         self.card, self.connections, self.explorer = card(self), connections(self), explorer(self)
@@ -306,14 +306,15 @@ class Page:
         self.shown_view = view
         updated(t0)
         self.tell(state_, view)
+        self.last_view_at = time.perf_counter()  # (a slow machine's long view does not end a quick run)
 
     def glide_unless_quick(self, now):
-        """#view.glide (colours and bars glide to a new view) unless the view before came less than
-        GLIDE_S ago, or the view is a refresh of the network being trained (a glide repaints every
-        frame it runs: at a few refreshes a second, a quarter of a slow machine's time taken from
-        training). The class changes once at the start and end of a quick run, not at every view."""
+        """#view.glide (colours and bars glide to a new view) unless the view before was done less than
+        GLIDE_S before ``now`` (when this one was asked for), or the view is a refresh of the network being
+        trained (a glide repaints every frame it runs: at a few refreshes a second, a quarter of a slow
+        machine's time taken from training). The class changes once at the start and end of a quick run,
+        not at every view."""
         glide = now - self.last_view_at >= GLIDE_S and not self.is_training()
-        self.last_view_at = now
         if glide != self.gliding:
             self.gliding = glide
             el("view").classList.toggle("glide", glide)
